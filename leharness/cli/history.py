@@ -1,0 +1,72 @@
+"""Commands over the stored history: `lh sessions`, `lh sql`, `lh fork`."""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+import click
+
+from .errors import UserError, user_errors
+from .output import output_options, print_rows
+
+
+@click.command("sessions")
+@click.option("-n", "--limit", type=int, default=None, help="Show at most this many.")
+@output_options
+@user_errors
+def sessions_command(limit: int | None, as_json: bool, as_csv: bool) -> None:
+    """List sessions, newest first."""
+    from leharness import projections, store
+
+    with closing(store.open_store()) as conn:
+        rows = projections.list_sessions(conn, limit)
+    columns = ("id", "title", "created_at", "event_count", "status")
+    print_rows(
+        columns,
+        ([getattr(row, c) for c in columns] for row in rows),
+        as_json=as_json,
+        as_csv=as_csv,
+    )
+
+
+@click.command("sql")
+@click.argument("query")
+@output_options
+@user_errors
+def sql_command(query: str, as_json: bool, as_csv: bool) -> None:
+    """Run a read-only SQL QUERY against sessions.db.
+
+    Example: lh sql "select type, count(*) from events group by type"
+    """
+    import sqlite3
+
+    from leharness import store
+
+    store.open_store().close()  # create and migrate the file on first use
+    conn = store.connect_readonly(store.db_path())
+    try:
+        cursor = conn.execute(query)
+        columns = [d[0] for d in cursor.description or ()]
+        rows = [tuple(row) for row in cursor.fetchall()]
+    except sqlite3.OperationalError as error:
+        if "readonly" in str(error):
+            raise UserError("lh sql is read-only: history is not edited by a query") from None
+        raise UserError(f"SQL error: {error}") from None
+    except sqlite3.DatabaseError as error:
+        raise UserError(f"SQL error: {error}") from None
+    finally:
+        conn.close()
+    print_rows(columns, rows, as_json=as_json, as_csv=as_csv)
+
+
+@click.command("fork")
+@click.argument("session")
+@click.option("--at", "at", type=int, default=None, help="Copy events 1..AT (default: all).")
+@user_errors
+def fork_command(session: str, at: int | None) -> None:
+    """Branch SESSION into a new session; print the new session's id."""
+    from leharness import projections, store
+
+    with closing(store.open_store()) as conn:
+        source = projections.resolve_session_id(conn, session)
+        click.echo(store.fork(conn, source, at))

@@ -1,0 +1,114 @@
+"""Typed rows of the projection tables, as the loop and the CLI read them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from leharness.store.events import ToolCall
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class SessionRow(Row):
+    id: str
+    parent_session_id: str | None = None
+    parent_task_id: str | None = None
+    agent_type: str | None = None
+    forked_from: str | None = None
+    forked_at: int | None = None
+    title: str | None = None
+    cwd: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    created_at: str
+    updated_at: str
+    status: str
+    finish_reason: str | None = None
+    event_count: int
+    steps: int
+    prompt_tokens: int
+    completion_tokens: int
+    last_prompt_tokens: int | None = None
+
+
+class Message(Row):
+    session_seq: int
+    role: str
+    kind: str
+    content: str
+    reasoning: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+    ts: str
+    visible: bool = True
+
+    @field_validator("tool_calls", mode="before")
+    @classmethod
+    def _parse_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+
+class ToolCallRow(Row):
+    session_id: str
+    call_id: str
+    model_seq: int
+    position: int
+    name: str
+    arguments: str
+    status: str
+    requested_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    artifact_id: str | None = None
+    task_id: str | None = None
+
+
+class TaskRow(Row):
+    session_id: str
+    task_id: str
+    kind: str
+    status: str
+    call_id: str | None = None
+    command: str | None = None
+    prompt: str | None = None
+    child_session_id: str | None = None
+    pid: int | None = None
+    started_at: str
+    finished_at: str | None = None
+    exit_code: int | None = None
+    summary: str | None = None
+    output: str | None = None
+    cancel_reason: str | None = None
+    artifact_id: str | None = None
+    delivered: bool
+    delivered_seq: int | None = None
+
+
+class ArtifactRow(Row):
+    session_id: str
+    artifact_id: str
+    kind: str
+    path: str
+    bytes: int
+    sha256: str
+    call_id: str | None = None
+    task_id: str | None = None
+    created_at: str
+
+
+class SessionView(Row):
+    """Everything the loop needs for one step, read from projection rows."""
+
+    session: SessionRow
+    messages: list[Message]
+    open_tasks: list[TaskRow]
+    pending_notifications: list[TaskRow]

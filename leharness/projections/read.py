@@ -1,0 +1,129 @@
+"""Read-only queries over the projection tables. Nothing here writes.
+
+Each function reads a bounded set of rows through an index; none folds the
+event log, so a step costs the same at event 100 and at event 100,000.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from leharness.store import StoreError
+
+from .models import ArtifactRow, Message, SessionRow, SessionView, TaskRow, ToolCallRow
+
+_MESSAGE_COLUMNS = (
+    "session_seq, role, kind, content, reasoning, tool_calls, tool_call_id, name, ts, visible"
+)
+
+
+def get_session(conn: sqlite3.Connection, session_id: str) -> SessionRow | None:
+    row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    return SessionRow(**dict(row)) if row else None
+
+
+def list_sessions(conn: sqlite3.Connection, limit: int | None = None) -> list[SessionRow]:
+    """Sessions, newest first."""
+    rows = conn.execute(
+        "SELECT * FROM sessions ORDER BY created_at DESC, id DESC LIMIT ?",
+        (limit if limit is not None else -1,),
+    )
+    return [SessionRow(**dict(row)) for row in rows]
+
+
+def latest_session_id(conn: sqlite3.Connection) -> str | None:
+    """The most recently active top-level session (for `--continue`)."""
+    row = conn.execute(
+        "SELECT id FROM sessions WHERE parent_session_id IS NULL "
+        "ORDER BY updated_at DESC, id DESC LIMIT 1"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def resolve_session_id(conn: sqlite3.Connection, prefix: str) -> str:
+    """A full session id from an id or a unique prefix of one (as git does)."""
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = conn.execute(
+        "SELECT id FROM sessions WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 2", (pattern,)
+    ).fetchall()
+    ids = [row[0] for row in rows]
+    if prefix in ids:
+        return prefix
+    if not prefix or not ids:
+        raise StoreError(f"no session {prefix!r} (`lh sessions` lists them)")
+    if len(ids) > 1:
+        raise StoreError(f"session prefix {prefix!r} matches several sessions: give more of it")
+    return ids[0]
+
+
+def visible_messages(conn: sqlite3.Connection, session_id: str) -> list[Message]:
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages "
+        "WHERE session_id = ? AND visible = 1 ORDER BY session_seq",
+        (session_id,),
+    )
+    return [Message(**dict(row)) for row in rows]
+
+
+def all_messages(conn: sqlite3.Connection, session_id: str) -> list[Message]:
+    """Every message, visible or compacted away (for transcripts)."""
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = ? ORDER BY session_seq",
+        (session_id,),
+    )
+    return [Message(**dict(row)) for row in rows]
+
+
+def tool_calls(conn: sqlite3.Connection, session_id: str) -> list[ToolCallRow]:
+    rows = conn.execute(
+        "SELECT * FROM tool_calls WHERE session_id = ? ORDER BY model_seq, position",
+        (session_id,),
+    )
+    return [ToolCallRow(**dict(row)) for row in rows]
+
+
+def tasks(conn: sqlite3.Connection, session_id: str) -> list[TaskRow]:
+    rows = conn.execute(
+        "SELECT * FROM tasks WHERE session_id = ? ORDER BY started_at, task_id", (session_id,)
+    )
+    return [TaskRow(**dict(row)) for row in rows]
+
+
+def open_tasks(conn: sqlite3.Connection, session_id: str) -> list[TaskRow]:
+    rows = conn.execute(
+        "SELECT * FROM tasks WHERE session_id = ? AND status = 'running' "
+        "ORDER BY started_at, task_id",
+        (session_id,),
+    )
+    return [TaskRow(**dict(row)) for row in rows]
+
+
+def pending_notifications(conn: sqlite3.Connection, session_id: str) -> list[TaskRow]:
+    """Finished tasks whose result the model has not been shown yet."""
+    rows = conn.execute(
+        "SELECT * FROM tasks WHERE session_id = ? AND delivered = 0 AND status != 'running' "
+        "ORDER BY finished_at, task_id",
+        (session_id,),
+    )
+    return [TaskRow(**dict(row)) for row in rows]
+
+
+def artifacts(conn: sqlite3.Connection, session_id: str) -> list[ArtifactRow]:
+    rows = conn.execute(
+        "SELECT * FROM artifacts WHERE session_id = ? ORDER BY created_at, artifact_id",
+        (session_id,),
+    )
+    return [ArtifactRow(**dict(row)) for row in rows]
+
+
+def session_view(conn: sqlite3.Connection, session_id: str) -> SessionView:
+    """The loop's whole read for one step: session row, visible messages, tasks."""
+    session = get_session(conn, session_id)
+    if session is None:
+        raise StoreError(f"no session {session_id!r} (`lh sessions` lists them)")
+    return SessionView(
+        session=session,
+        messages=visible_messages(conn, session_id),
+        open_tasks=open_tasks(conn, session_id),
+        pending_notifications=pending_notifications(conn, session_id),
+    )

@@ -1,0 +1,110 @@
+"""The store: one SQLite file holding every session's append-only event log.
+
+Connections (WAL, busy timeout, foreign keys), migrations, `append()`, fork by
+copying rows, and projection rebuilds. Imports nothing else of leharness.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from .connection import (
+    StoreError,
+    connect,
+    connect_readonly,
+    db_path,
+    home_dir,
+    new_ulid,
+    now_iso,
+    write_transaction,
+)
+from .events import EVENT_TYPES, Event, Payload
+from .log import (
+    EventValidationError,
+    append,
+    create_session,
+    fork,
+    last_seq,
+    read_events,
+    row_to_event,
+    validate_payload,
+)
+from .schema import SCHEMA_VERSION, migrate, projection_tables, rebuild
+
+__all__ = [
+    "EVENT_TYPES",
+    "SCHEMA_VERSION",
+    "Event",
+    "EventValidationError",
+    "Payload",
+    "StoreError",
+    "append",
+    "connect",
+    "connect_readonly",
+    "create_session",
+    "db_path",
+    "fork",
+    "home_dir",
+    "last_seq",
+    "migrate",
+    "new_ulid",
+    "now_iso",
+    "open_events_only",
+    "open_store",
+    "projection_tables",
+    "read_events",
+    "rebuild",
+    "row_to_event",
+    "validate_payload",
+    "write_transaction",
+]
+
+
+def open_store(path: Path | str | None = None) -> sqlite3.Connection:
+    """Open (creating and migrating if needed) the sessions database."""
+    conn = connect(path or db_path())
+    try:
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def open_events_only(path: Path | str | None = None) -> sqlite3.Connection:
+    """The loop's connection: it may write to `events` and nothing else.
+
+    Triggers still write the projections (the authorizer sees them as coming
+    from a trigger); a direct write to any other table, or any DDL, is refused.
+    """
+    conn = open_store(path)
+    conn.set_authorizer(_events_only)
+    return conn
+
+
+_WRITES = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
+_FORBIDDEN = {
+    sqlite3.SQLITE_ALTER_TABLE,
+    sqlite3.SQLITE_ATTACH,
+    sqlite3.SQLITE_DETACH,
+    sqlite3.SQLITE_DROP_TABLE,
+    sqlite3.SQLITE_DROP_TRIGGER,
+    sqlite3.SQLITE_DROP_VIEW,
+    sqlite3.SQLITE_DROP_INDEX,
+    sqlite3.SQLITE_CREATE_TABLE,
+    sqlite3.SQLITE_CREATE_TRIGGER,
+    sqlite3.SQLITE_CREATE_VIEW,
+    sqlite3.SQLITE_CREATE_INDEX,
+}
+
+
+def _events_only(action: int, arg1: str | None, _arg2, _db, source: str | None) -> int:
+    if action in _FORBIDDEN:
+        return sqlite3.SQLITE_DENY
+    # Eponymous virtual tables such as json_each report an UPDATE of
+    # sqlite_master when they are first constructed; user SQL cannot write
+    # sqlite_master anyway (writable_schema is off), so let that through.
+    if action in _WRITES and source is None and arg1 not in ("events", "sqlite_master"):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK

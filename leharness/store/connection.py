@@ -1,0 +1,129 @@
+"""Opening `sessions.db`: where it lives, the pragmas every connection needs,
+write transactions that start with BEGIN IMMEDIATE, and the loop's
+events-only connection.
+
+The rule kept here: every write transaction is `BEGIN IMMEDIATE` on a
+connection opened with `isolation_level=None` (a plain BEGIN produced
+thousands of "database is locked" errors with four writers, see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+MIN_SQLITE_VERSION = (3, 35, 0)  # json_each in triggers, RETURNING, DROP COLUMN
+BUSY_TIMEOUT_MS = 10_000
+DB_FILENAME = "sessions.db"
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used as asked (a user-facing problem)."""
+
+
+def home_dir() -> Path:
+    """`$LEHARNESS_HOME`, else `.leharness/` in the current directory."""
+    override = os.environ.get("LEHARNESS_HOME")
+    return Path(override).expanduser().resolve() if override else Path.cwd() / ".leharness"
+
+
+def db_path(home: Path | None = None) -> Path:
+    return (home or home_dir()) / DB_FILENAME
+
+
+def check_sqlite_version(version: str = sqlite3.sqlite_version) -> None:
+    found = tuple(int(part) for part in version.split("."))
+    if found < MIN_SQLITE_VERSION:
+        wanted = ".".join(map(str, MIN_SQLITE_VERSION))
+        raise StoreError(f"SQLite {version} is too old: leharness needs {wanted} or newer")
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    """A connection with WAL, foreign keys and a busy timeout, in autocommit mode."""
+    check_sqlite_version()
+    path = Path(path)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise StoreError(f"{path.parent} is a file, not a folder: set LEHARNESS_HOME to a folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"{path} is not a usable SQLite database: {error}") from None
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.row_factory = sqlite3.Row
+    # Used by fork's INSERT … SELECT to give every copied event a fresh id.
+    conn.create_function("lh_ulid", 0, new_ulid)
+    return conn
+
+
+def connect_readonly(path: Path | str) -> sqlite3.Connection:
+    """A `mode=ro` connection: queries through it can never change history."""
+    check_sqlite_version()
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"no database at {path}")
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def execute_script(conn: sqlite3.Connection, sql: str) -> None:
+    """Run each statement of `sql` inside the caller's transaction.
+
+    `sqlite3.executescript` would COMMIT first, breaking one-transaction migrations.
+    """
+    statement = ""
+    for line in sql.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+    if statement.strip() and not _only_comments(statement):
+        raise StoreError(f"incomplete SQL statement: {statement.strip()[:80]}")
+
+
+def _only_comments(sql: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in sql.splitlines())
+
+
+def now_iso() -> str:
+    """UTC ISO-8601 with milliseconds, the format of `events.ts`."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_ulid() -> str:
+    """A ULID: 48-bit millisecond time + 80 random bits, Crockford base32.
+
+    Written here rather than imported: python-ulid costs ~55 ms of import time
+    on this machine, paid by every `lh` command.
+    """
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))

@@ -1,0 +1,316 @@
+"""The closed catalogue of event payloads: one pydantic model per event type.
+
+Each model validates what `append()` writes and parses what readers read back.
+The `type` field is the discriminator; it lives in the `events.type` column and
+is not repeated inside the stored `data` JSON. Never change the meaning of a
+field once it has been written: old databases must keep projecting the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ToolCall(BaseModel):
+    """One tool call requested by the model; `arguments` is the raw JSON text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+# -- sessions ---------------------------------------------------------------
+
+
+class SessionCreated(Payload):
+    """A session began: where it runs, with which model, and who spawned it."""
+
+    type: Literal["session.created"] = "session.created"
+    cwd: str = ""
+    provider: str | None = None
+    model: str | None = None
+    parent_session_id: str | None = None
+    parent_task_id: str | None = None
+    agent_type: str | None = None
+
+
+class SessionForked(Payload):
+    """This session was branched from another session's events 1..at_session_seq."""
+
+    type: Literal["session.forked"] = "session.forked"
+    source_session_id: str
+    at_session_seq: int
+
+
+# -- invocations and steps --------------------------------------------------
+
+
+class InvocationReceived(Payload):
+    """A user message arrived from an ingress (CLI prompt, REPL line, API)."""
+
+    type: Literal["invocation.received"] = "invocation.received"
+    text: str
+    kind: str = "message"
+
+
+class InvocationAuto(Payload):
+    """The harness woke an idle session itself, e.g. a background task finished."""
+
+    type: Literal["invocation.auto"] = "invocation.auto"
+    reason: str = "task_completed"
+
+
+class StepStarted(Payload):
+    """One turn of the loop began: a model call and its tool calls follow."""
+
+    type: Literal["step.started"] = "step.started"
+    step: int
+    provider: str | None = None
+    model: str | None = None
+
+
+# -- model calls ------------------------------------------------------------
+
+
+class ModelCompleted(Payload):
+    """The model answered: its text, reasoning, tool calls, usage and retries."""
+
+    type: Literal["model.completed"] = "model.completed"
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = []
+    usage: Usage | None = None
+    model: str | None = None
+    attempts: int = 1
+    duration_ms: int | None = None
+
+
+class ModelFailed(Payload):
+    """The model call failed for good, after `attempts` tries."""
+
+    type: Literal["model.failed"] = "model.failed"
+    error: str
+    kind: str = "error"
+    attempts: int = 1
+
+
+class ModelCancelled(Payload):
+    """The user cancelled a model call; the partial text is kept and replayed."""
+
+    type: Literal["model.cancelled"] = "model.cancelled"
+    text: str = ""
+    reasoning: str = ""
+
+
+# -- tools ------------------------------------------------------------------
+
+
+class ToolStarted(Payload):
+    """A tool call began running."""
+
+    type: Literal["tool.started"] = "tool.started"
+    call_id: str
+    name: str
+
+
+class ToolCompleted(Payload):
+    """A tool call finished; `result` is what the model sees."""
+
+    type: Literal["tool.completed"] = "tool.completed"
+    call_id: str
+    name: str
+    result: str
+    artifact_id: str | None = None
+    duration_ms: int | None = None
+
+
+class ToolFailed(Payload):
+    """A tool call failed (bad arguments, unknown tool, error, interruption)."""
+
+    type: Literal["tool.failed"] = "tool.failed"
+    call_id: str
+    name: str
+    error: str
+    kind: str = "error"
+    duration_ms: int | None = None
+
+
+# -- tasks ------------------------------------------------------------------
+
+
+class TaskStarted(Payload):
+    """A tool call became a background task with a durable handle."""
+
+    type: Literal["task.started"] = "task.started"
+    task_id: str
+    kind: str
+    call_id: str | None = None
+    command: str | None = None
+    prompt: str | None = None
+    child_session_id: str | None = None
+    pid: int | None = None
+    artifact_id: str | None = None
+
+
+class TaskCompleted(Payload):
+    """A background task finished successfully (ts = when it really finished)."""
+
+    type: Literal["task.completed"] = "task.completed"
+    task_id: str
+    summary: str = ""
+    output: str | None = None
+    exit_code: int | None = None
+    artifact_id: str | None = None
+
+
+class TaskFailed(Payload):
+    """A background task failed, e.g. a non-zero exit code."""
+
+    type: Literal["task.failed"] = "task.failed"
+    task_id: str
+    error: str = ""
+    output: str | None = None
+    exit_code: int | None = None
+    artifact_id: str | None = None
+
+
+class TaskCancelled(Payload):
+    """A background task was stopped: by the parent, the user, or a dead process."""
+
+    type: Literal["task.cancelled"] = "task.cancelled"
+    task_id: str
+    reason: str
+    output: str | None = None
+    artifact_id: str | None = None
+
+
+class TaskDelivered(Payload):
+    """Finished tasks were shown to the model as one notification message."""
+
+    type: Literal["task.delivered"] = "task.delivered"
+    task_ids: list[str]
+    text: str
+
+
+# -- artifacts, compaction, skills -----------------------------------------
+
+
+class ArtifactCreated(Payload):
+    """A large output was written to disk; the model sees a preview and the path."""
+
+    type: Literal["artifact.created"] = "artifact.created"
+    artifact_id: str
+    kind: str
+    path: str
+    bytes: int
+    sha256: str
+    call_id: str | None = None
+    task_id: str | None = None
+
+
+class CompactionStarted(Payload):
+    """Context pressure crossed a tier's threshold."""
+
+    type: Literal["compaction.started"] = "compaction.started"
+    tier: str
+    pressure: float | None = None
+    details: dict[str, Any] = {}
+
+
+class CompactionSummary(Payload):
+    """A window of the conversation was summarised by the model."""
+
+    type: Literal["compaction.summary"] = "compaction.summary"
+    from_seq: int
+    to_seq: int
+    summary: str
+    artifact_id: str | None = None
+
+
+class CompactionCompleted(Payload):
+    """A compaction tier was applied to the visible conversation."""
+
+    type: Literal["compaction.completed"] = "compaction.completed"
+    tier: str
+    details: dict[str, Any] = {}
+
+
+class SkillLoaded(Payload):
+    """The model loaded a skill's body."""
+
+    type: Literal["skill.loaded"] = "skill.loaded"
+    name: str
+    path: str
+    content_hash: str
+
+
+class AgentFinished(Payload):
+    """An invocation ended: no_tool_calls, max_steps, model_failed or cancelled."""
+
+    type: Literal["agent.finished"] = "agent.finished"
+    reason: Literal["no_tool_calls", "max_steps", "model_failed", "cancelled"]
+    text: str = ""
+
+
+PAYLOAD_MODELS: tuple[type[Payload], ...] = (
+    SessionCreated,
+    SessionForked,
+    InvocationReceived,
+    InvocationAuto,
+    StepStarted,
+    ModelCompleted,
+    ModelFailed,
+    ModelCancelled,
+    ToolStarted,
+    ToolCompleted,
+    ToolFailed,
+    TaskStarted,
+    TaskCompleted,
+    TaskFailed,
+    TaskCancelled,
+    TaskDelivered,
+    ArtifactCreated,
+    CompactionStarted,
+    CompactionSummary,
+    CompactionCompleted,
+    SkillLoaded,
+    AgentFinished,
+)
+
+EventPayload = Annotated[Union[PAYLOAD_MODELS], Field(discriminator="type")]  # noqa: UP007
+
+PAYLOAD_ADAPTER: TypeAdapter[EventPayload] = TypeAdapter(EventPayload)
+
+#: Every event type name, in catalogue order, with the model that validates it.
+EVENT_TYPES: dict[str, type[Payload]] = {
+    model.model_fields["type"].default: model for model in PAYLOAD_MODELS
+}
+
+
+class Event(BaseModel):
+    """A stored event: the envelope columns plus its validated payload."""
+
+    model_config = ConfigDict(frozen=True)
+    seq: int
+    id: str
+    session_id: str
+    session_seq: int
+    ts: str
+    data: EventPayload
+
+    @property
+    def type(self) -> str:
+        return self.data.type

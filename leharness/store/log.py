@@ -1,0 +1,137 @@
+"""The event log: append, read back, and branch by copying rows.
+
+`append()` is the only way an event enters the database. It validates the
+payload with its pydantic model, computes the next `session_seq` inside a
+BEGIN IMMEDIATE transaction, and lets the triggers update the projections in
+that same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from .connection import StoreError, new_ulid, now_iso, write_transaction
+from .events import EVENT_TYPES, PAYLOAD_ADAPTER, Event, Payload, SessionCreated, SessionForked
+
+
+class EventValidationError(ValueError):
+    """An event payload does not match its type's model (nothing was written)."""
+
+
+def validate_payload(payload: Payload | Mapping[str, Any]) -> Payload:
+    """Turn a dict with a `type` key into its payload model, or raise EventValidationError."""
+    if isinstance(payload, Payload):
+        return payload
+    event_type = payload.get("type")
+    if event_type not in EVENT_TYPES:
+        known = ", ".join(EVENT_TYPES)
+        raise EventValidationError(f"unknown event type {event_type!r}; known types: {known}")
+    try:
+        return PAYLOAD_ADAPTER.validate_python(dict(payload))
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'payload'}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise EventValidationError(f"invalid {event_type} payload: {problems}") from None
+
+
+def encode_data(payload: Payload) -> str:
+    """The JSON stored in `events.data`: the payload without its `type`."""
+    return payload.model_dump_json(exclude={"type"}, exclude_none=True)
+
+
+def append(
+    conn: sqlite3.Connection,
+    session_id: str,
+    payload: Payload | Mapping[str, Any],
+    *,
+    ts: str | None = None,
+) -> Event:
+    """Validate and append one event; return it as stored.
+
+    Opens its own BEGIN IMMEDIATE transaction, or joins the caller's when one
+    is already open (so several appends can commit together).
+    """
+    model = validate_payload(payload)
+    if conn.in_transaction:
+        return _insert(conn, session_id, model, ts or now_iso())
+    with write_transaction(conn):
+        return _insert(conn, session_id, model, ts or now_iso())
+
+
+def _insert(conn: sqlite3.Connection, session_id: str, model: Payload, ts: str) -> Event:
+    (next_seq,) = conn.execute(
+        "SELECT coalesce(max(session_seq), 0) + 1 FROM events WHERE session_id = ?",
+        (session_id,),
+    ).fetchone()
+    event_id = new_ulid()
+    (seq,) = conn.execute(
+        "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
+        "VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+        (event_id, session_id, next_seq, ts, model.type, encode_data(model)),
+    ).fetchone()
+    return Event(
+        seq=seq, id=event_id, session_id=session_id, session_seq=next_seq, ts=ts, data=model
+    )
+
+
+def create_session(conn: sqlite3.Connection, created: SessionCreated | None = None) -> str:
+    """Start a new session with its `session.created` event; return its id."""
+    session_id = new_ulid()
+    append(conn, session_id, created or SessionCreated())
+    return session_id
+
+
+def row_to_event(row: sqlite3.Row | tuple) -> Event:
+    seq, event_id, session_id, session_seq, ts, event_type, data = tuple(row)
+    payload = PAYLOAD_ADAPTER.validate_python({**json.loads(data), "type": event_type})
+    return Event(
+        seq=seq, id=event_id, session_id=session_id, session_seq=session_seq, ts=ts, data=payload
+    )
+
+
+def read_events(
+    conn: sqlite3.Connection, session_id: str, *, after: int = 0, upto: int | None = None
+) -> Iterator[Event]:
+    """A session's events in order, optionally only session_seq in (after, upto]."""
+    rows = conn.execute(
+        "SELECT seq, id, session_id, session_seq, ts, type, data FROM events "
+        "WHERE session_id = ? AND session_seq > ? AND session_seq <= ? ORDER BY session_seq",
+        (session_id, after, upto if upto is not None else 2**62),
+    )
+    for row in rows:
+        yield row_to_event(row)
+
+
+def last_seq(conn: sqlite3.Connection, session_id: str) -> int:
+    (value,) = conn.execute(
+        "SELECT coalesce(max(session_seq), 0) FROM events WHERE session_id = ?", (session_id,)
+    ).fetchone()
+    return value
+
+
+def fork(conn: sqlite3.Connection, session_id: str, at_session_seq: int | None = None) -> str:
+    """Branch a session: copy its events 1..N into a new session, then append
+    `session.forked`. The triggers build the new session's projections."""
+    with write_transaction(conn):
+        end = last_seq(conn, session_id)
+        if end == 0:
+            raise StoreError(f"no session {session_id!r}: `lh sessions` lists them")
+        at = end if at_session_seq is None else at_session_seq
+        if not 1 <= at <= end:
+            raise StoreError(f"--at must be between 1 and {end} for session {session_id}")
+        new_id = new_ulid()
+        conn.execute(
+            "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
+            "SELECT lh_ulid(), ?, session_seq, ts, type, data FROM events "
+            "WHERE session_id = ? AND session_seq <= ? ORDER BY session_seq",
+            (new_id, session_id, at),
+        )
+        append(conn, new_id, SessionForked(source_session_id=session_id, at_session_seq=at))
+    return new_id

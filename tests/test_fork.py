@@ -1,0 +1,62 @@
+"""Branching a session by copying rows: the triggers build the fork's projections."""
+
+from __future__ import annotations
+
+import pytest
+
+from leharness import projections, store
+
+from .util import replay_into_fresh_file, snapshot, tool_round
+
+
+def test_fork_at_n_projects_like_a_replay_of_events_1_to_n(db, tmp_path):
+    source = store.create_session(db)
+    tool_round(db, source, "first")
+    store.append(db, source, {"type": "task.started", "task_id": "t1", "kind": "bash"})
+    store.append(db, source, {"type": "task.completed", "task_id": "t1", "summary": "ok"})
+    tool_round(db, source, "second")
+    total = store.last_seq(db, source)
+
+    for at in (1, 4, 8, 11, total):
+        forked = store.fork(db, source, at)
+        expected_conn = replay_into_fresh_file(db, tmp_path / f"expected-{at}.db", source, at)
+        expected = snapshot(expected_conn, rename={source: "S"})
+        actual = snapshot(db, rename={forked: "S"})
+        for table in ("messages", "tool_calls", "tasks", "artifacts"):
+            rows = [r for r in actual[table] if ("session_id", "S") in r]
+            assert rows == expected[table], table
+        fork_row = projections.get_session(db, forked).model_dump()
+        expected_row = projections.get_session(expected_conn, source).model_dump()
+        assert fork_row.pop("forked_from") == source
+        assert fork_row.pop("forked_at") == at
+        assert fork_row.pop("event_count") == at + 1  # the copies plus session.forked
+        fork_row.pop("updated_at")
+        for key in ("forked_from", "forked_at", "event_count", "updated_at"):
+            expected_row.pop(key)
+        expected_row["id"] = forked
+        assert fork_row == expected_row
+        expected_conn.close()
+
+
+def test_fork_gives_new_event_ids_and_leaves_the_source_untouched(db):
+    source = store.create_session(db)
+    tool_round(db, source)
+    before = [e.model_dump() for e in store.read_events(db, source)]
+    forked = store.fork(db, source, 5)
+    assert [e.model_dump() for e in store.read_events(db, source)] == before
+    copies = list(store.read_events(db, forked))
+    assert [e.type for e in copies][-1] == "session.forked"
+    assert [e.session_seq for e in copies] == list(range(1, 7))
+    assert not {e.id for e in copies} & {e["id"] for e in before}
+
+
+@pytest.mark.parametrize("at", [0, 99])
+def test_fork_outside_the_session_is_a_clear_error(db, at):
+    source = store.create_session(db)
+    with pytest.raises(store.StoreError, match="between 1 and 1"):
+        store.fork(db, source, at)
+
+
+def test_forking_an_unknown_session_is_a_clear_error(db):
+    with pytest.raises(store.StoreError, match="no session"):
+        store.fork(db, "nope", 1)
