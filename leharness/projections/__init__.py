@@ -14,7 +14,9 @@ from .read import (
     resolve_session_id,
     session_view,
     tasks,
+    tool_call_exists,
     tool_calls,
+    unanswered_tool_calls,
     visible_messages,
 )
 
@@ -35,6 +37,8 @@ __all__ = [
     "resolve_session_id",
     "session_view",
     "tasks",
+    "tool_call_exists",
     "tool_calls",
+    "unanswered_tool_calls",
     "visible_messages",
 ]

@@ -82,6 +82,23 @@ def tool_calls(conn: sqlite3.Connection, session_id: str) -> list[ToolCallRow]:
     return [ToolCallRow(**dict(row)) for row in rows]
 
 
+def unanswered_tool_calls(conn: sqlite3.Connection, session_id: str) -> list[ToolCallRow]:
+    """Tool calls with no result yet: the process stopped between request and result."""
+    rows = conn.execute(
+        "SELECT * FROM tool_calls WHERE session_id = ? AND status IN ('requested', 'running') "
+        "ORDER BY model_seq, position",
+        (session_id,),
+    )
+    return [ToolCallRow(**dict(row)) for row in rows]
+
+
+def tool_call_exists(conn: sqlite3.Connection, session_id: str, call_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM tool_calls WHERE session_id = ? AND call_id = ?", (session_id, call_id)
+    ).fetchone()
+    return row is not None
+
+
 def tasks(conn: sqlite3.Connection, session_id: str) -> list[TaskRow]:
     rows = conn.execute(
         "SELECT * FROM tasks WHERE session_id = ? ORDER BY started_at, task_id", (session_id,)

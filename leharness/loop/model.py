@@ -1,0 +1,239 @@
+"""The model adapter: Chat Completions over the `openai` client, streamed.
+
+The only module that imports `openai`. It turns SDK objects into our own
+`Reply` at the boundary, retries what is worth retrying (429 honouring
+Retry-After, 5xx, connection errors, timeouts, a stream cut half-way) and
+raises `ProviderError` for the rest. The API key stays inside the client: it
+is never part of a Reply, an error message or an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+import openai
+
+from leharness.store.events import ToolCall, Usage
+
+from .think import ThinkSplitter
+
+
+class ProviderError(Exception):
+    """The provider could not give an answer (after retries where they make sense)."""
+
+    def __init__(self, message: str, kind: str, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.attempts = attempts
+
+
+@dataclass
+class Reply:
+    text: str
+    reasoning: str
+    tool_calls: list[ToolCall]
+    usage: Usage | None
+    attempts: int = 1
+    duration_ms: int = 0
+
+
+@dataclass
+class StreamSink:
+    """Where streamed output goes while it arrives; keeps the partial text for a cancel."""
+
+    on_text: Callable[[str], None] = lambda _delta: None
+    on_reasoning: Callable[[str], None] = lambda _delta: None
+    on_retry: Callable[[int, str, float], None] = lambda _attempt, _error, _delay: None
+    text: str = ""
+    reasoning: str = ""
+
+    def add(self, text: str, reasoning: str) -> None:
+        if reasoning:
+            self.reasoning += reasoning
+            self.on_reasoning(reasoning)
+        if text:
+            self.text += text
+            self.on_text(text)
+
+    def reset(self) -> None:
+        self.text = self.reasoning = ""
+
+
+class ModelClient(Protocol):
+    provider: str
+    model: str
+
+    async def complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], sink: StreamSink
+    ) -> Reply: ...
+
+
+@dataclass
+class RetryPolicy:
+    retries: int = 3  # attempts = retries + 1
+    base_delay_s: float = 0.5
+    max_delay_s: float = 20.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay_s)
+        return min(self.base_delay_s * 2 ** (attempt - 1), self.max_delay_s)
+
+
+@dataclass
+class OpenAICompatibleModel:
+    """Any Chat Completions server: OpenAI, Ollama, vLLM, LM Studio, DeepSeek…"""
+
+    provider: str
+    model: str
+    base_url: str | None
+    api_key: str = field(repr=False, default="")
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        self._client = openai.AsyncOpenAI(
+            api_key=self.api_key or "not-needed",
+            base_url=self.base_url,
+            max_retries=0,  # we retry ourselves so attempts are counted and recorded
+            timeout=httpx.Timeout(self.timeout_s, connect=10.0),
+        )
+
+    async def complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], sink: StreamSink
+    ) -> Reply:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            sink.reset()
+            try:
+                reply = await self._stream_once(messages, tools, sink)
+            except Exception as error:  # classified below; anything unknown re-raises
+                failure = self._classify(error, attempt)
+                if failure.kind not in _RETRYABLE or attempt > self.retry.retries:
+                    raise failure from None
+                delay = self.retry.delay(attempt, _retry_after(error))
+                sink.on_retry(attempt, str(failure), delay)
+                await asyncio.sleep(delay)
+                continue
+            reply.attempts = attempt
+            reply.duration_ms = int((time.monotonic() - started) * 1000)
+            return reply
+
+    async def _stream_once(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], sink: StreamSink
+    ) -> Reply:
+        extra: dict[str, Any] = {"tools": tools} if tools else {}
+        stream = await self._client.chat.completions.create(
+            model=self.model,
+            messages=messages,
+            stream=True,
+            stream_options={"include_usage": True},
+            **extra,
+        )
+        splitter = ThinkSplitter()
+        calls: dict[int, dict[str, str]] = {}
+        usage: Usage | None = None
+        async for chunk in stream:
+            if chunk.usage is not None:
+                usage = Usage(
+                    prompt_tokens=chunk.usage.prompt_tokens or 0,
+                    completion_tokens=chunk.usage.completion_tokens or 0,
+                )
+            for choice in chunk.choices:
+                delta = choice.delta
+                extra_fields = delta.model_extra or {}
+                native = extra_fields.get("reasoning_content") or extra_fields.get("reasoning")
+                if isinstance(native, str) and native:
+                    sink.add("", native)
+                if delta.content:
+                    sink.add(*splitter.feed(delta.content))
+                for part in delta.tool_calls or ():
+                    call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
+                    call["id"] = call["id"] or (part.id or "")
+                    if part.function is not None:
+                        call["name"] += part.function.name or ""
+                        call["arguments"] += part.function.arguments or ""
+        sink.add(*splitter.flush())
+        tool_calls = [
+            ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"] or "{}")
+            for _, c in sorted(calls.items())
+        ]
+        return Reply(sink.text, sink.reasoning, tool_calls, usage)
+
+    def _classify(self, error: Exception, attempt: int) -> ProviderError:
+        where = f"{self.provider} at {self.base_url or 'https://api.openai.com/v1'}"
+        if isinstance(error, openai.AuthenticationError):
+            hint = "check OPENAI_API_KEY" if self.provider == "openai" else "check the API key"
+            return ProviderError(f"{where} rejected the API key (401): {hint}", "auth", attempt)
+        if isinstance(error, openai.RateLimitError):
+            return ProviderError(f"{where} is rate limiting (429)", "rate_limit", attempt)
+        if isinstance(error, openai.APITimeoutError):
+            return ProviderError(f"{where} timed out", "timeout", attempt)
+        if isinstance(error, openai.APIConnectionError):
+            return ProviderError(f"cannot reach {where}", "unreachable", attempt)
+        if isinstance(error, httpx.TransportError):
+            return ProviderError(f"the stream from {where} broke off: {error}", "stream", attempt)
+        if isinstance(error, openai.APIStatusError):
+            message = _error_message(error)
+            if error.status_code >= 500:
+                return ProviderError(
+                    f"{where} failed ({error.status_code}): {message}", "server", attempt
+                )
+            if _is_context_length(error, message):
+                return ProviderError(
+                    f"the prompt is too long for {self.model}: {message}", "context_length", attempt
+                )
+            if error.status_code == 404:
+                return ProviderError(
+                    f"{where}: model {self.model!r} not found: {message}", "not_found", attempt
+                )
+            return ProviderError(
+                f"{where} refused the request ({error.status_code}): {message}",
+                "bad_request",
+                attempt,
+            )
+        raise error
+
+
+_RETRYABLE = {"rate_limit", "timeout", "unreachable", "stream", "server"}
+
+
+def _retry_after(error: Exception) -> float | None:
+    response = getattr(error, "response", None)
+    if response is None:
+        return None
+    value = response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _error_message(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    try:
+        return json.dumps(body)[:300] if body is not None else error.message
+    except TypeError:
+        return error.message
+
+
+def _is_context_length(error: openai.APIStatusError, message: str) -> bool:
+    code = getattr(error, "code", None)
+    lowered = message.lower()
+    return (
+        code == "context_length_exceeded"
+        or "context length" in lowered
+        or "maximum context" in lowered
+    )

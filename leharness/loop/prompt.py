@@ -1,0 +1,55 @@
+"""Building the Chat Completions request from a session view.
+
+Input is projection rows only (never the event log). Reasoning is kept in the
+database but never sent back: most providers reject it in requests.
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from leharness.projections import Message, SessionView
+
+SYSTEM_PROMPT = """\
+You are lh, a careful coding agent running in a terminal harness.
+Working directory: {cwd}
+Platform: {platform}
+
+Use the tools to inspect and change files and run commands; prefer reading before
+editing. Tool results end with their status. Keep answers short and concrete; when you
+are done, answer without calling a tool."""
+
+
+def system_prompt(view: SessionView) -> str:
+    return SYSTEM_PROMPT.format(cwd=view.session.cwd or ".", platform=platform.system())
+
+
+def to_openai(message: Message) -> dict[str, Any] | None:
+    """One projected message as a Chat Completions message (None: nothing to send)."""
+    if message.role == "assistant":
+        out: dict[str, Any] = {"role": "assistant", "content": message.content or None}
+        if message.tool_calls:
+            out["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in message.tool_calls
+            ]
+        elif not message.content:
+            return None  # e.g. a model call cancelled before any text arrived
+        return out
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    return {"role": "user", "content": message.content}
+
+
+def build_messages(view: SessionView, system: str | None = None) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system or system_prompt(view)}]
+    for message in view.messages:
+        converted = to_openai(message)
+        if converted is not None:
+            messages.append(converted)
+    return messages

@@ -1,0 +1,291 @@
+"""The session loop: read projections, call the model, run tools, append events.
+
+    run_invocation: invocation.received | invocation.auto
+      repeat: step.started -> call_model -> model.completed -> run_tool_calls
+      until: no tool calls | max steps | model failed | cancelled -> agent.finished
+
+The loop reads only projection rows and writes only events (through a
+connection whose authorizer refuses anything else). It never prints: every
+event and streamed delta goes to a Channel, and the CLI renders it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from leharness import projections, store
+from leharness.store import events as ev
+from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
+
+from .model import ModelClient, ProviderError, Reply, StreamSink
+from .prompt import build_messages
+
+FinishReason = Literal["no_tool_calls", "max_steps", "model_failed", "cancelled"]
+
+
+class Channel(Protocol):
+    """Where the loop's output goes: events as they are stored, deltas as they stream."""
+
+    def event(self, event: store.Event) -> None: ...
+    def text(self, delta: str) -> None: ...
+    def reasoning(self, delta: str) -> None: ...
+    def retry(self, attempt: int, message: str, delay_s: float) -> None: ...
+
+
+class NullChannel:
+    def event(self, event: store.Event) -> None:
+        pass
+
+    def text(self, delta: str) -> None:
+        pass
+
+    def reasoning(self, delta: str) -> None:
+        pass
+
+    def retry(self, attempt: int, message: str, delay_s: float) -> None:
+        pass
+
+
+@dataclass
+class Session:
+    """One session as the loop runs it: its connection, model, tools and channel."""
+
+    conn: sqlite3.Connection
+    session_id: str
+    model: ModelClient
+    tools: ToolRegistry
+    cwd: Path
+    channel: Channel = field(default_factory=NullChannel)
+    max_steps: int = 50
+    system: str | None = None
+    home: Path | None = None
+
+    def record(self, payload: store.Payload) -> store.Event:
+        event = store.append(self.conn, self.session_id, payload)
+        self.channel.event(event)
+        return event
+
+
+@dataclass
+class Result:
+    reason: FinishReason
+    text: str = ""
+    error: ProviderError | None = None
+
+
+@dataclass
+class Replied:
+    reply: Reply
+
+
+@dataclass
+class Failed:
+    error: ProviderError
+
+
+@dataclass
+class Cancelled:
+    pass
+
+
+def new_session(
+    conn: sqlite3.Connection, cwd: Path, provider: str | None = None, model: str | None = None
+) -> str:
+    return store.create_session(
+        conn, ev.SessionCreated(cwd=str(cwd), provider=provider, model=model)
+    )
+
+
+async def run_invocation(session: Session, text: str | None) -> Result:
+    """Run the loop for one user message (or, with None, an automatic wake-up)."""
+    session.record(ev.InvocationReceived(text=text) if text is not None else ev.InvocationAuto())
+    settle_unanswered_calls(session)
+    for step in range(1, session.max_steps + 1):
+        view = projections.session_view(session.conn, session.session_id)
+        session.record(
+            ev.StepStarted(step=step, provider=session.model.provider, model=session.model.model)
+        )
+        match await call_model(session, view):
+            case Cancelled():
+                return finish(session, "cancelled")
+            case Failed(error):
+                return finish(session, "model_failed", error=error)
+            case Replied(reply) if not reply.tool_calls:
+                return finish(session, "no_tool_calls", reply.text)
+            case Replied(reply):
+                if not await run_tool_calls(session, reply.tool_calls):
+                    return finish(session, "cancelled")
+    return finish(session, "max_steps")
+
+
+def settle_unanswered_calls(session: Session) -> None:
+    """Give every tool call left without a result (crash, kill) its one result."""
+    for call in projections.unanswered_tool_calls(session.conn, session.session_id):
+        session.record(
+            ev.ToolFailed(
+                call_id=call.call_id,
+                name=call.name,
+                error="interrupted: lh stopped before this call finished; "
+                "it may or may not have taken effect",
+                kind="interrupted",
+            )
+        )
+
+
+async def call_model(
+    session: Session, view: projections.SessionView
+) -> Replied | Failed | Cancelled:
+    channel = session.channel
+    sink = StreamSink(on_text=channel.text, on_reasoning=channel.reasoning, on_retry=channel.retry)
+    messages = build_messages(view, session.system)
+    try:
+        await asyncio.sleep(0)  # a cancel that is already pending lands before any request
+        reply = await session.model.complete(messages, session.tools.specs(), sink)
+    except ProviderError as error:
+        session.record(ev.ModelFailed(error=str(error), kind=error.kind, attempts=error.attempts))
+        return Failed(error)
+    except asyncio.CancelledError:
+        _uncancel()
+        session.record(ev.ModelCancelled(text=sink.text, reasoning=sink.reasoning))
+        return Cancelled()
+    reply.tool_calls = unique_call_ids(session, reply.tool_calls)
+    session.record(
+        ev.ModelCompleted(
+            text=reply.text,
+            reasoning=reply.reasoning,
+            tool_calls=reply.tool_calls,
+            usage=reply.usage,
+            model=session.model.model,
+            attempts=reply.attempts,
+            duration_ms=reply.duration_ms,
+        )
+    )
+    return Replied(reply)
+
+
+def unique_call_ids(session: Session, calls: list[ev.ToolCall]) -> list[ev.ToolCall]:
+    """Missing or reused call ids get fresh ones so each call pairs with one result."""
+    seen: set[str] = set()
+    result = []
+    for call in calls:
+        taken = call.id in seen or projections.tool_call_exists(
+            session.conn, session.session_id, call.id
+        )
+        if not call.id or taken:
+            call = call.model_copy(update={"id": f"call_{store.new_ulid().lower()}"})
+        seen.add(call.id)
+        result.append(call)
+    return result
+
+
+async def run_tool_calls(session: Session, calls: list[ev.ToolCall]) -> bool:
+    """Run the calls in order (consecutive read-only calls together); False if cancelled."""
+    index = 0
+    while index < len(calls):
+        try:
+            batch = _next_batch(session.tools, calls, index)
+        except ToolError as error:  # unknown tool or bad arguments: the model hears why
+            _record_failure(session, calls[index], str(error), error.kind)
+            index += 1
+            continue
+        if not await _run_batch(session, batch):
+            for call in calls[index + len(batch) :]:
+                _record_failure(session, call, "not run: the user cancelled", "interrupted")
+            return False
+        index += len(batch)
+    return True
+
+
+Planned = tuple[ev.ToolCall, Tool, Any]
+
+
+def _next_batch(tools: ToolRegistry, calls: list[ev.ToolCall], start: int) -> list[Planned]:
+    """The call at `start`, plus the valid read-only calls right after it if it is read-only."""
+    tool, args = tools.parse(calls[start].name, calls[start].arguments)
+    batch: list[Planned] = [(calls[start], tool, args)]
+    while tool.read_only and start + len(batch) < len(calls):
+        call = calls[start + len(batch)]
+        try:
+            tool, args = tools.parse(call.name, call.arguments)
+        except ToolError:
+            break
+        if not tool.read_only:
+            break
+        batch.append((call, tool, args))
+    return batch
+
+
+async def _run_batch(session: Session, batch: list[Planned]) -> bool:
+    """Start every call of the batch, run them together, record results in call order."""
+    for call, _tool, _args in batch:
+        session.record(ev.ToolStarted(call_id=call.id, name=call.name))
+    jobs = [
+        asyncio.ensure_future(_run_one(session, tool, args, call)) for call, tool, args in batch
+    ]
+    try:
+        outcomes = await asyncio.gather(*jobs)
+    except asyncio.CancelledError:
+        _uncancel()
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)  # let tools clean up
+        for call, _tool, _args in batch:
+            _record_failure(session, call, "interrupted by the user", "interrupted")
+        return False
+    for (call, _tool, _args), (ok, output, kind, duration_ms) in zip(batch, outcomes, strict=True):
+        if ok:
+            session.record(
+                ev.ToolCompleted(
+                    call_id=call.id, name=call.name, result=output, duration_ms=duration_ms
+                )
+            )
+        else:
+            _record_failure(session, call, output, kind, duration_ms)
+    return True
+
+
+async def _run_one(
+    session: Session, tool: Tool, args: Any, call: ev.ToolCall
+) -> tuple[bool, str, str, int]:
+    """(ok, output or error, failure kind, duration ms). Only cancellation propagates."""
+    ctx = ToolContext(
+        cwd=session.cwd, session_id=session.session_id, home=session.home, call_id=call.id
+    )
+    started = time.monotonic()
+    try:
+        output = await tool.run(args, ctx)
+        ok, kind = True, ""
+    except ToolError as error:
+        output, ok, kind = str(error), False, error.kind
+    except Exception as error:  # a bug in a tool must not kill the session: the model hears it
+        output, ok, kind = f"{type(error).__name__}: {error}", False, "exception"
+    return ok, output, kind, int((time.monotonic() - started) * 1000)
+
+
+def _record_failure(
+    session: Session, call: ev.ToolCall, error: str, kind: str, duration_ms: int | None = None
+) -> None:
+    session.record(
+        ev.ToolFailed(
+            call_id=call.id, name=call.name, error=error, kind=kind, duration_ms=duration_ms
+        )
+    )
+
+
+def finish(
+    session: Session, reason: FinishReason, text: str = "", error: ProviderError | None = None
+) -> Result:
+    session.record(ev.AgentFinished(reason=reason, text=text))
+    return Result(reason, text, error)
+
+
+def _uncancel() -> None:
+    """We handled the cancel (recorded it); let the task go on to record the rest."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
