@@ -7,21 +7,39 @@ that need them so that `lh --help` stays fast.
 from __future__ import annotations
 
 import click
+from click_default_group import DefaultGroup
 
 from leharness import __version__
 
-from .history import fork_command, sessions_command, sql_command
+from .demo import demo_command
+from .history import fork_command, sessions_command, show_command, sql_command
+from .run import run_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=DefaultGroup,
+    default="run",
+    default_if_no_args=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, "--version", prog_name="lh")
 def cli() -> None:
     """leharness: an agent harness whose whole history is one SQLite database.
+
+    \b
+    lh "summarize this repo"     run one prompt and exit
+    lh                           interactive session
+    lh --session ID [PROMPT]     resume a session (-c: the latest)
+    lh demo                      a recorded session, offline, no key
+    lh run --help                every option of a run
 
     Sessions live in .leharness/sessions.db (or $LEHARNESS_HOME/sessions.db).
     """
 
 
+cli.add_command(run_command)
+cli.add_command(demo_command)
+cli.add_command(show_command)
 cli.add_command(sessions_command)
 cli.add_command(sql_command)
 cli.add_command(fork_command)

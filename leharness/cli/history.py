@@ -70,3 +70,27 @@ def fork_command(session: str, at: int | None) -> None:
     with closing(store.open_store()) as conn:
         source = projections.resolve_session_id(conn, session)
         click.echo(store.fork(conn, source, at))
+
+
+@click.command("show")
+@click.argument("session")
+@click.option("--json", "as_json", is_flag=True, help="Output the messages as JSON.")
+@click.option("--full", is_flag=True, help="Show tool results in full.")
+@user_errors
+def show_command(session: str, as_json: bool, full: bool) -> None:
+    """Show the transcript of SESSION (id or prefix) from the projections."""
+    import json
+
+    from leharness import projections, store
+
+    with closing(store.open_store()) as conn:
+        session_id = projections.resolve_session_id(conn, session)
+        row = projections.get_session(conn, session_id)
+        messages = projections.all_messages(conn, session_id)
+    if as_json:
+        payload = {"session": row.model_dump(), "messages": [m.model_dump() for m in messages]}
+        click.echo(json.dumps(payload, indent=2))
+        return
+    from .transcript import format_transcript
+
+    click.echo(format_transcript(row, messages, full=full))

@@ -67,6 +67,7 @@ class ToolRegistry:
 
     def __init__(self, tools: Iterable[Tool]) -> None:
         self._tools = {tool.name: tool for tool in tools}
+        self._specs: list[dict[str, Any]] | None = None  # built once: schemas cost ~1.5 ms
 
     def __contains__(self, name: str) -> bool:
         return name in self._tools
@@ -75,7 +76,9 @@ class ToolRegistry:
         return list(self._tools)
 
     def specs(self) -> list[dict[str, Any]]:
-        return [tool.spec() for tool in self._tools.values()]
+        if self._specs is None:
+            self._specs = [tool.spec() for tool in self._tools.values()]
+        return self._specs
 
     def only(self, names: Iterable[str]) -> ToolRegistry:
         wanted = set(names)

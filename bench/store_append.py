@@ -1,0 +1,105 @@
+"""Append rate: `store.append()` with every projection trigger, one commit per
+event (WAL, synchronous=NORMAL), against inserting the same rows into a bare
+table without triggers under the same settings, in the same run."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from leharness import store
+from leharness.store.log import encode_data
+
+from . import Figure
+
+
+def turn(i: int) -> list[dict]:
+    call = f"call_{i}"
+    return [
+        {"type": "invocation.received", "text": f"prompt {i}"},
+        {"type": "step.started", "step": 1, "model": "m"},
+        {
+            "type": "model.completed",
+            "tool_calls": [{"id": call, "name": "bash", "arguments": '{"command": "ls"}'}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 10},
+        },
+        {"type": "tool.started", "call_id": call, "name": "bash"},
+        {"type": "tool.completed", "call_id": call, "name": "bash", "result": "a\nb\n[exit: 0]"},
+        {"type": "step.started", "step": 2, "model": "m"},
+        {"type": "model.completed", "text": "done " * 20},
+        {"type": "agent.finished", "reason": "no_tool_calls"},
+    ]
+
+
+def with_triggers(folder: Path, payloads: list[dict]) -> float:
+    conn = store.open_store(folder / "triggers.db")
+    session_id = store.create_session(conn)
+    started = time.perf_counter()
+    for payload in payloads:
+        store.append(conn, session_id, payload)
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return len(payloads) / elapsed
+
+
+def bare(folder: Path, payloads: list[dict]) -> float:
+    conn = store.connect(folder / "bare.db")
+    conn.execute(
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT, session_id TEXT, "
+        "session_seq INTEGER, ts TEXT, type TEXT, data TEXT)"
+    )
+    rows = [
+        (
+            store.new_ulid(),
+            "S",
+            n,
+            store.now_iso(),
+            p["type"],
+            encode_data(store.validate_payload(p)),
+        )
+        for n, p in enumerate(payloads, 1)
+    ]
+    started = time.perf_counter()
+    for row in rows:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO events (id, session_id, session_seq, ts, type, data) VALUES (?,?,?,?,?,?)",
+            row,
+        )
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return len(payloads) / elapsed
+
+
+def run(quick: bool) -> list[Figure]:
+    turns = 250 if quick else 1000
+    payloads = [p for i in range(turns) for p in turn(i)]
+    repeat = 5
+    rates, bare_rates, ratios = [], [], []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as folder:
+            rate = with_triggers(Path(folder), payloads)
+            plain = bare(Path(folder), payloads)
+        rates.append(rate)
+        bare_rates.append(plain)
+        ratios.append(rate / plain)
+    return [
+        Figure(
+            "append with triggers",
+            "events/s",
+            rates,
+            ">= 5,000",
+            min(rates) >= 5000,
+            f"{len(payloads)} events per run, validated by pydantic, 5 projections",
+        ),
+        Figure("bare insert, no triggers", "events/s", bare_rates),
+        Figure(
+            "ratio with / without triggers",
+            "×",
+            ratios,
+            ">= 0.5",
+            sorted(ratios)[len(ratios) // 2] >= 0.5,
+        ),
+    ]

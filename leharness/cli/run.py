@@ -1,0 +1,85 @@
+"""`lh [PROMPT]`: run one prompt and exit, or start the interactive session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import UserError, user_errors
+
+EXIT_CODES = {"no_tool_calls": 0, "max_steps": 1, "model_failed": 1, "cancelled": 130}
+# Provider failures the user must fix (key, address, model name): exit code 2.
+USER_FIXABLE = {"auth", "unreachable", "not_found"}
+
+
+@click.command("run", hidden=True)
+@click.argument("prompt", nargs=-1)
+@click.option("--session", "session_ref", metavar="ID", help="Resume this session (id or prefix).")
+@click.option("-c", "--continue", "continue_", is_flag=True, help="Resume the latest session.")
+@click.option("--provider", help="openai or ollama  [env LEHARNESS_PROVIDER]")
+@click.option("--model", help="Model name  [env LEHARNESS_MODEL]")
+@click.option("--base-url", help="OpenAI-compatible server URL  [env OPENAI_BASE_URL]")
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=50,
+    envvar="LEHARNESS_MAX_STEPS",
+    show_default=True,
+    help="Stop after this many model calls per prompt  [env LEHARNESS_MAX_STEPS]",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print every event as a JSON line.")
+@user_errors
+def run_command(
+    prompt: tuple[str, ...],
+    session_ref: str | None,
+    continue_: bool,
+    provider: str | None,
+    model: str | None,
+    base_url: str | None,
+    max_steps: int,
+    as_json: bool,
+) -> None:
+    """Run PROMPT and exit, or start an interactive session when no PROMPT is given."""
+    text = " ".join(prompt).strip()
+    if not text and not sys.stdin.isatty():
+        text = sys.stdin.read().strip()
+        if not text:
+            raise UserError("no prompt given and standard input is empty")
+    options = dict(provider=provider, model=model, base_url=base_url, max_steps=max_steps)
+    if not text:
+        from .repl import run_repl
+
+        run_repl(session_ref=session_ref, continue_=continue_, **options)
+        return
+    from .session import open_session
+
+    session = open_session(session_ref, continue_, as_json=as_json, **options)
+    result = session.run(text)
+    if not as_json:
+        click.echo(
+            f"session {session.session_id} · resume: lh --session {session.session_id}", err=True
+        )
+    if result.reason == "model_failed" and result.error is not None:
+        if result.error.kind in USER_FIXABLE:
+            raise UserError(_fix_hint(result.error.kind, str(result.error), session.provider))
+        raise click.exceptions.Exit(EXIT_CODES["model_failed"])
+    if result.reason == "max_steps" and not as_json:
+        click.echo(f"stopped after {max_steps} steps (--max-steps)", err=True)
+    raise click.exceptions.Exit(EXIT_CODES[result.reason])
+
+
+def _fix_hint(kind: str, message: str, provider: str) -> str:
+    if kind == "unreachable" and provider == "ollama":
+        return f"{message}: start Ollama (`ollama serve`) or set LEHARNESS_OLLAMA_BASE_URL"
+    if kind == "unreachable":
+        return f"{message}: check the network or --base-url / OPENAI_BASE_URL"
+    if kind == "not_found":
+        return f"{message}: choose another with --model or LEHARNESS_MODEL"
+    return message
+
+
+def working_directory() -> Path:
+    return Path(os.getcwd())

@@ -1,0 +1,93 @@
+"""Opening the session a command runs: provider, model client, tools, channel."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from leharness import projections, store
+from leharness.loop import runner
+from leharness.loop.model import ModelClient, OpenAICompatibleModel, RetryPolicy
+from leharness.loop.providers import ProviderConfigError, resolve_provider
+from leharness.tools import default_registry
+
+from .errors import UserError
+from .render import JsonChannel, TerminalChannel
+
+
+@dataclass
+class ActiveSession:
+    loop: runner.Session
+
+    @property
+    def session_id(self) -> str:
+        return self.loop.session_id
+
+    @property
+    def provider(self) -> str:
+        return self.loop.model.provider
+
+    def run(self, text: str | None) -> runner.Result:
+        return asyncio.run(runner.run_invocation(self.loop, text))
+
+
+def model_client(provider: str | None, model: str | None, base_url: str | None) -> ModelClient:
+    try:
+        config = resolve_provider(provider, model, base_url)
+    except ProviderConfigError as error:
+        raise UserError(str(error)) from None
+    retry = RetryPolicy(
+        retries=int(os.environ.get("LEHARNESS_RETRIES", "3")),
+        base_delay_s=float(os.environ.get("LEHARNESS_RETRY_BASE_S", "0.5")),
+    )
+    timeout = float(os.environ.get("LEHARNESS_TIMEOUT_S", "300"))
+    return OpenAICompatibleModel(
+        config.provider, config.model, config.base_url, config.api_key, retry, timeout
+    )
+
+
+def pick_session_id(
+    conn, session_ref: str | None, continue_: bool, cwd: Path, client: ModelClient
+) -> str:
+    if session_ref:
+        return projections.resolve_session_id(conn, session_ref)
+    if continue_:
+        latest = projections.latest_session_id(conn)
+        if latest is None:
+            raise UserError('no session to continue yet: run `lh "your prompt"` first')
+        return latest
+    return runner.new_session(conn, cwd, client.provider, client.model)
+
+
+def open_session(
+    session_ref: str | None,
+    continue_: bool,
+    *,
+    provider: str | None,
+    model: str | None,
+    base_url: str | None,
+    max_steps: int,
+    as_json: bool = False,
+    channel: runner.Channel | None = None,
+    client: ModelClient | None = None,
+) -> ActiveSession:
+    client = client or model_client(provider, model, base_url)
+    cwd = Path.cwd()
+    conn = store.open_events_only()
+    session_id = pick_session_id(conn, session_ref, continue_, cwd, client)
+    channel = channel or (JsonChannel() if as_json else TerminalChannel())
+    if store.last_seq(conn, session_id) == 1:  # just created: show its session.created too
+        channel.event(next(store.read_events(conn, session_id)))
+    loop_session = runner.Session(
+        conn=conn,
+        session_id=session_id,
+        model=client,
+        tools=default_registry(),
+        cwd=cwd,
+        channel=channel,
+        max_steps=max_steps,
+        home=store.home_dir(),
+    )
+    return ActiveSession(loop_session)

@@ -1,0 +1,334 @@
+"""A scripted OpenAI-compatible Chat Completions server on 127.0.0.1.
+
+Tests, benchmarks and users' own tests drive `lh` through the real `openai`
+client against it. Each request takes the next scripted step (or asks a
+responder function), answers it streamed (SSE with tool-call deltas) or not,
+and is recorded so tests can assert on the exact messages sent. When the
+script runs out it answers 500 and sets `exhausted`, so a test fails loudly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text answer; `reasoning` is sent inside <think> tags before it."""
+
+    text: str
+    reasoning: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    arguments: dict[str, Any] | str = field(default_factory=dict)  # str: sent as is
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolCalls:
+    """A reply asking for one or more tool calls, optionally with text."""
+
+    calls: tuple[Call, ...]
+    text: str = ""
+    prompt_tokens: int | None = None
+
+    def __init__(self, *calls: Call, text: str = "", prompt_tokens: int | None = None) -> None:
+        object.__setattr__(self, "calls", tuple(calls))
+        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "prompt_tokens", prompt_tokens)
+
+
+@dataclass(frozen=True)
+class HttpError:
+    """An HTTP error in OpenAI's error shape, e.g. 429 with Retry-After."""
+
+    status: int
+    message: str = "scripted error"
+    headers: dict[str, str] = field(default_factory=dict)
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class Slow:
+    """Wrap a step: wait `delay_s` between stream chunks."""
+
+    step: Text | ToolCalls
+    delay_s: float = 0.05
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Wrap a step: send `after_chunks` stream chunks, then drop the connection."""
+
+    step: Text | ToolCalls
+    after_chunks: int = 2
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Accept the request and answer nothing for `seconds`."""
+
+    seconds: float = 30.0
+
+
+Step = Text | ToolCalls | HttpError | Slow | Cut | Hang
+Responder = Callable[[dict[str, Any]], Step]
+
+
+@dataclass
+class Recorded:
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self.body.get("messages", [])
+
+
+class ScriptedServer:
+    """`with ScriptedServer([Text("hi")]) as server: ... server.base_url ...`"""
+
+    def __init__(self, steps: Iterable[Step] = (), responder: Responder | None = None) -> None:
+        self._steps: deque[Step] = deque(steps)
+        self._responder = responder
+        self._lock = threading.Lock()
+        self.requests: list[Recorded] = []
+        self.exhausted = False
+        self._httpd: ThreadingHTTPServer | None = None
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def start(self) -> ScriptedServer:
+        handler = type("Handler", (_Handler,), {"server_ref": self})
+        self._httpd = _QuietServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        assert self._httpd is not None, "start the server first"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    # -- script -------------------------------------------------------------
+
+    def push(self, *steps: Step) -> None:
+        with self._lock:
+            self._steps.extend(steps)
+
+    @property
+    def remaining(self) -> int:
+        return len(self._steps)
+
+    def next_step(self, body: dict[str, Any], headers: dict[str, str]) -> Step | None:
+        with self._lock:
+            self.requests.append(Recorded(body, headers))
+            if self._responder is not None:
+                return self._responder(body)
+            if self._steps:
+                return self._steps.popleft()
+            self.exhausted = True
+            return None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients hanging up (cut streams, closed keep-alives) are expected here
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms ACK stall
+    server_ref: ScriptedServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            self._json(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+        else:
+            self._json(404, _error("not found", "not_found"))
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._json(404, _error(f"no route {self.path}", "not_found"))
+            return
+        step = self.server_ref.next_step(body, {k.lower(): v for k, v in self.headers.items()})
+        if step is None:
+            self._json(500, _error("scripted server: the script is exhausted", "exhausted"))
+            return
+        self._answer(step, body)
+
+    def _answer(self, step: Step, body: dict[str, Any]) -> None:
+        delay, cut_after = 0.0, None
+        if isinstance(step, Hang):
+            time.sleep(step.seconds)
+            self.close_connection = True
+            return
+        if isinstance(step, HttpError):
+            self._json(step.status, _error(step.message, step.code), step.headers)
+            return
+        if isinstance(step, Slow):
+            step, delay = step.step, step.delay_s
+        if isinstance(step, Cut):
+            step, cut_after = step.step, step.after_chunks
+        if body.get("stream"):
+            self._stream(step, body, delay, cut_after)
+        else:
+            self._json(200, _completion(step, body))
+
+    def _stream(
+        self, step: Text | ToolCalls, body: dict[str, Any], delay: float, cut: int | None
+    ) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunks = list(_chunks(step))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            chunks.append({"choices": [], "usage": _usage(step, body)})
+        for index, chunk in enumerate(chunks):
+            if cut is not None and index >= cut:
+                self.close_connection = True  # no terminating chunk: the body is incomplete
+                self.wfile.flush()
+                return
+            if delay:
+                time.sleep(delay)
+            payload = {
+                "id": "chatcmpl-scripted",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": body.get("model", "scripted"),
+                **chunk,
+            }
+            self._write_chunk(f"data: {json.dumps(payload)}\n\n".encode())
+        self._write_chunk(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _json(
+        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _error(message: str, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "scripted_error", "code": code}}
+
+
+def _content(step: Text | ToolCalls) -> str:
+    if isinstance(step, Text) and step.reasoning:
+        return f"<think>{step.reasoning}</think>{step.text}"
+    return step.text
+
+
+def _arguments(call: Call) -> str:
+    return call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
+
+
+def _call_ids(step: ToolCalls) -> list[str]:
+    return [call.id or f"call_{i + 1}" for i, call in enumerate(step.calls)]
+
+
+def _pieces(text: str, size: int = 8) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _chunks(step: Text | ToolCalls) -> Iterable[dict[str, Any]]:
+    """Stream chunks: content in pieces, then each call's name and argument pieces."""
+    yield {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
+    for piece in _pieces(_content(step)):
+        yield {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+    if isinstance(step, ToolCalls):
+        for index, (call, call_id) in enumerate(zip(step.calls, _call_ids(step), strict=True)):
+            first = {
+                "index": index,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+            yield {
+                "choices": [{"index": 0, "delta": {"tool_calls": [first]}, "finish_reason": None}]
+            }
+            for piece in _pieces(_arguments(call)):
+                part = {"index": index, "function": {"arguments": piece}}
+                yield {
+                    "choices": [
+                        {"index": 0, "delta": {"tool_calls": [part]}, "finish_reason": None}
+                    ]
+                }
+    finish = "tool_calls" if isinstance(step, ToolCalls) else "stop"
+    yield {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
+
+
+def _usage(step: Text | ToolCalls, body: dict[str, Any]) -> dict[str, int]:
+    prompt = step.prompt_tokens
+    if prompt is None:  # about four characters a token, as providers roughly count
+        prompt = len(json.dumps(body.get("messages", []))) // 4
+    completion = getattr(step, "completion_tokens", None) or max(1, len(_content(step)) // 4)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _completion(step: Text | ToolCalls, body: dict[str, Any]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": _content(step) or None}
+    if isinstance(step, ToolCalls):
+        message["tool_calls"] = [
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": _arguments(call)},
+            }
+            for call, call_id in zip(step.calls, _call_ids(step), strict=True)
+        ]
+    finish = "tool_calls" if isinstance(step, ToolCalls) else "stop"
+    return {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body.get("model", "scripted"),
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": _usage(step, body),
+    }

@@ -1,0 +1,54 @@
+"""The interactive session, driven through prompt_toolkit's pipe input."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from rich.console import Console
+
+from leharness import projections
+from leharness.cli.repl import Repl, RichChannel, repl_loop
+from leharness.cli.session import model_client, open_session
+from leharness.testing import Call, ScriptedServer, Text, ToolCalls
+
+
+def drive(lines: list[str], server: ScriptedServer, monkeypatch) -> tuple[Repl, str]:
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    console = Console(file=io.StringIO(), width=100, force_terminal=False)
+    options = dict(provider=None, model=None, base_url=None, max_steps=10)
+    active = open_session(
+        None, False, channel=RichChannel(console), client=model_client(None, None, None), **options
+    )
+    repl = Repl(active, console, options)
+    with create_pipe_input() as pipe:
+        pipe.send_text("".join(line + "\n" for line in lines))
+        session = PromptSession(input=pipe, output=DummyOutput())
+        asyncio.run(repl_loop(repl, session))
+    return repl, console.file.getvalue()
+
+
+def test_prompts_tools_and_slash_commands(monkeypatch):
+    with ScriptedServer(
+        [ToolCalls(Call("bash", {"command": "echo from-repl"})), Text("**done**"), Text("second")]
+    ) as server:
+        repl, screen = drive(["first", "/help", "/sessions", "again", "/exit"], server, monkeypatch)
+    assert "⏺ bash: echo from-repl" in screen
+    assert "done" in screen and "**done**" not in screen  # rendered as markdown
+    assert "/new" in screen  # the help text
+    conn = repl.active.loop.conn
+    messages = projections.visible_messages(conn, repl.active.session_id)
+    assert [m.content for m in messages if m.role == "user"] == ["first", "again"]
+    assert repl.active.session_id in screen  # listed by /sessions
+
+
+def test_new_starts_another_session(monkeypatch):
+    with ScriptedServer([Text("one"), Text("two")]) as server:
+        repl, _screen = drive(["a", "/new", "b", "/exit"], server, monkeypatch)
+    rows = projections.list_sessions(repl.active.loop.conn)
+    assert len(rows) == 2
+    assert [r.title for r in rows] == ["b", "a"]
