@@ -28,9 +28,10 @@ def build(path: Path, events: int, sessions: int) -> float:
         rows = [(store.new_ulid(), session_id, 1, store.now_iso(), "session.created", created)]
         seq = 1
         while seq < per_session:
+            turn_call = f"call_{seq}"  # one id per turn, so each call pairs with its result
             for event_type, data in template:
                 seq += 1
-                data = data.replace("call_0", f"call_{seq}")
+                data = data.replace("call_0", turn_call)
                 rows.append((store.new_ulid(), session_id, seq, store.now_iso(), event_type, data))
         with store.write_transaction(conn):
             conn.executemany(

@@ -60,3 +60,23 @@ def test_fork_outside_the_session_is_a_clear_error(db, at):
 def test_forking_an_unknown_session_is_a_clear_error(db):
     with pytest.raises(store.StoreError, match="no session"):
         store.fork(db, "nope", 1)
+
+
+def test_a_compaction_that_hides_old_messages_is_projected_in_forks_too(db):
+    from leharness import projections
+
+    source = store.create_session(db)
+    tool_round(db, source, "one")
+    tool_round(db, source, "two")
+    before = store.last_seq(db, source)
+    store.append(
+        db,
+        source,
+        {"type": "compaction.completed", "tier": "T6", "details": {"hide_through_seq": 9}},
+    )
+    visible = projections.visible_messages(db, source)
+    assert [m.content for m in visible if m.role == "user"] == ["two"]
+    assert len(projections.all_messages(db, source)) == 8
+    early, late = store.fork(db, source, before), store.fork(db, source)
+    assert len(projections.visible_messages(db, early)) == 8
+    assert len(projections.visible_messages(db, late)) == 4

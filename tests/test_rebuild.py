@@ -38,7 +38,7 @@ class SessionModel:
 
 def next_payload(data: st.DataObject, s: SessionModel) -> dict:
     choices = ["prompt", "auto", "step", "model", "failed", "cancelled", "artifact", "finish"]
-    choices += ["task_start"]
+    choices += ["task_start", "compact"]
     if s.pending_calls:
         choices += ["tool_start", "tool_done", "tool_fail"]
     if s.running_tasks:
@@ -82,6 +82,9 @@ def next_payload(data: st.DataObject, s: SessionModel) -> dict:
             st.sampled_from(["no_tool_calls", "max_steps", "model_failed", "cancelled"])
         )
         return {"type": "agent.finished", "reason": reason}
+    if kind == "compact":
+        hide = data.draw(st.integers(0, 80))
+        return {"type": "compaction.completed", "tier": "T6", "details": {"hide_through_seq": hide}}
     if kind == "task_start":
         task_id = s.fresh("task")
         s.running_tasks.append(task_id)

@@ -1,7 +1,10 @@
 """Read-only queries over the projection tables. Nothing here writes.
 
 Each function reads a bounded set of rows through an index; none folds the
-event log, so a step costs the same at event 100 and at event 100,000.
+event log, so a step costs the same at event 100 and at event 100,000. The
+per-step queries name their partial index (INDEXED BY): without statistics
+the planner scans the session's whole primary-key range instead, which made a
+step at 100,000 events 40 times slower than at 100.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def resolve_session_id(conn: sqlite3.Connection, prefix: str) -> str:
 
 def visible_messages(conn: sqlite3.Connection, session_id: str) -> list[Message]:
     rows = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages "
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages INDEXED BY messages_visible "
         "WHERE session_id = ? AND visible = 1 ORDER BY session_seq",
         (session_id,),
     )
@@ -85,7 +88,8 @@ def tool_calls(conn: sqlite3.Connection, session_id: str) -> list[ToolCallRow]:
 def unanswered_tool_calls(conn: sqlite3.Connection, session_id: str) -> list[ToolCallRow]:
     """Tool calls with no result yet: the process stopped between request and result."""
     rows = conn.execute(
-        "SELECT * FROM tool_calls WHERE session_id = ? AND status IN ('requested', 'running') "
+        "SELECT * FROM tool_calls INDEXED BY tool_calls_open "
+        "WHERE session_id = ? AND status IN ('requested', 'running') "
         "ORDER BY model_seq, position",
         (session_id,),
     )
@@ -108,7 +112,7 @@ def tasks(conn: sqlite3.Connection, session_id: str) -> list[TaskRow]:
 
 def open_tasks(conn: sqlite3.Connection, session_id: str) -> list[TaskRow]:
     rows = conn.execute(
-        "SELECT * FROM tasks WHERE session_id = ? AND status = 'running' "
+        "SELECT * FROM tasks INDEXED BY tasks_running WHERE session_id = ? AND status = 'running' "
         "ORDER BY started_at, task_id",
         (session_id,),
     )
@@ -118,7 +122,8 @@ def open_tasks(conn: sqlite3.Connection, session_id: str) -> list[TaskRow]:
 def pending_notifications(conn: sqlite3.Connection, session_id: str) -> list[TaskRow]:
     """Finished tasks whose result the model has not been shown yet."""
     rows = conn.execute(
-        "SELECT * FROM tasks WHERE session_id = ? AND delivered = 0 AND status != 'running' "
+        "SELECT * FROM tasks INDEXED BY tasks_pending "
+        "WHERE session_id = ? AND delivered = 0 AND status != 'running' "
         "ORDER BY finished_at, task_id",
         (session_id,),
     )

@@ -29,6 +29,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events table with append-only and contiguous-sequence guards", "0001_events.sql"),
     Migration(2, "projections: sessions, messages, tool_calls, tasks, artifacts", None, True),
+    Migration(3, "messages: compaction.completed can hide the oldest messages", None, True),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -64,3 +64,14 @@ BEGIN
     VALUES (NEW.session_id, NEW.session_seq, 'user', 'notification',
             json_extract(NEW.data, '$.text'), NEW.ts);
 END;
+
+-- A compaction that drops the oldest messages (details.hide_through_seq) hides
+-- them from the prompt; the rows and their events stay.
+CREATE TRIGGER proj_messages_hide AFTER INSERT ON events
+WHEN NEW.type = 'compaction.completed'
+     AND json_extract(NEW.data, '$.details.hide_through_seq') IS NOT NULL
+BEGIN
+    UPDATE messages SET visible = 0
+    WHERE session_id = NEW.session_id AND visible = 1
+      AND session_seq <= json_extract(NEW.data, '$.details.hide_through_seq');
+END;

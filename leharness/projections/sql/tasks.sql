@@ -24,6 +24,7 @@ CREATE TABLE tasks (
 ) WITHOUT ROWID;
 
 CREATE INDEX tasks_pending ON tasks (session_id) WHERE delivered = 0;
+CREATE INDEX tasks_running ON tasks (session_id) WHERE status = 'running';
 
 CREATE TRIGGER proj_tasks_started AFTER INSERT ON events
 WHEN NEW.type = 'task.started'

@@ -1,0 +1,38 @@
+"""Invariant 7: the loop's per-step reads go through indexes, never a scan of
+the session's history (checked on the query plans, not with timings)."""
+
+from __future__ import annotations
+
+from leharness import store
+
+from .util import tool_round
+
+
+def plan(conn, sql: str, *params) -> str:
+    return " ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+
+def test_per_step_reads_use_their_partial_indexes(db):
+    session_id = store.create_session(db)
+    tool_round(db, session_id)
+    from leharness.projections import read
+
+    sources = {
+        "messages_visible": read.visible_messages,
+        "tool_calls_open": read.unanswered_tool_calls,
+        "tasks_running": read.open_tasks,
+        "tasks_pending": read.pending_notifications,
+    }
+    traced: list[str] = []
+    db.set_trace_callback(traced.append)
+    for function in sources.values():
+        function(db, session_id)
+    db.set_trace_callback(None)
+    for index, statement in zip(sources, traced, strict=True):
+        sql = statement.replace(f"'{session_id}'", "?")
+        assert f"INDEX {index}" in plan(db, sql, session_id), (index, plan(db, sql, session_id))
+
+
+def test_next_sequence_number_is_an_index_lookup(db):
+    detail = plan(db, "SELECT max(session_seq) FROM events WHERE session_id = ?", "s")
+    assert "USING COVERING INDEX" in detail
