@@ -1,1 +1,19 @@
-"""placeholder"""
+"""Tools: the registry and the built-in tools, listed explicitly.
+
+Tools may import the store and projections, never the loop or the CLI, and
+never print: they return strings or raise ToolError.
+"""
+
+from .base import Tool, ToolContext, ToolError, ToolRegistry
+from .bash import BASH
+from .files import EDIT_FILE, READ_FILE, WRITE_FILE
+from .search import GREP, LIST_FILES
+
+CORE_TOOLS: tuple[Tool, ...] = (BASH, READ_FILE, WRITE_FILE, EDIT_FILE, LIST_FILES, GREP)
+
+__all__ = ["CORE_TOOLS", "Tool", "ToolContext", "ToolError", "ToolRegistry", "default_registry"]
+
+
+def default_registry() -> ToolRegistry:
+    """The core tools, as a new registry."""
+    return ToolRegistry(CORE_TOOLS)

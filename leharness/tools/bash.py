@@ -1,0 +1,228 @@
+"""The `bash` tool: run one shell command in the session's folder and return its output.
+
+The command runs in its own process group with stdin from /dev/null; on a
+timeout or a cancellation (Ctrl-C) the whole group is killed, never just the
+shell. Memory stays bounded whatever the command prints: `OutputSink` keeps
+the head and the tail and counts what fell between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from leharness.tools.base import Tool, ToolContext, ToolError
+
+MAX_TIMEOUT_S = 600
+KEPT_BYTES = 1024 * 1024  # output kept in memory: half head, half tail
+KILL_GRACE_S = 2.0  # between SIGTERM and SIGKILL
+DRAIN_GRACE_S = 1.0  # how long to wait for background processes to close the output
+
+
+class BashArgs(BaseModel):
+    """Run a shell command with /bin/bash in the session's working directory.
+
+    stdout and stderr are merged; stdin is empty (nothing can be typed in). The
+    result is the output followed by a line `[exit: N]`; a non-zero exit is a
+    normal result. On timeout the command and all its child processes are
+    killed. Very large output keeps its beginning and end. A process started in
+    the background (`cmd &`) should redirect its output to a file: output
+    written after the command itself exits is not captured.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str = Field(min_length=1, description="The command line, run with `bash -c`.")
+    timeout_s: int = Field(
+        120,
+        ge=1,
+        description=f"Seconds before the command is killed (at most {MAX_TIMEOUT_S}; "
+        "larger values are capped).",
+    )
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _cap_timeout(cls, value: int) -> int:
+        return min(value, MAX_TIMEOUT_S)
+
+
+class OutputSink:
+    """Where a command's output goes: keeps the head and the tail, counts the rest.
+
+    A later sink can also stream every byte to an artifact file on disk; the
+    bash tool only calls `write` and `text`.
+    """
+
+    def __init__(self, kept_bytes: int = KEPT_BYTES) -> None:
+        self._head_cap = kept_bytes // 2
+        self._tail_cap = kept_bytes - self._head_cap
+        self._head = bytearray()
+        self._tail = bytearray()
+        self.total = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self._head_cap - len(self._head)
+        if room > 0:
+            self._head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self._tail += chunk
+            if len(self._tail) > 2 * self._tail_cap:  # trim in batches, not on every chunk
+                del self._tail[: -self._tail_cap]
+
+    def text(self) -> str:
+        tail = bytes(self._tail[-self._tail_cap :]) if self._tail_cap else b""
+        dropped = self.total - len(self._head) - len(tail)
+        if not dropped:
+            return (bytes(self._head) + tail).decode("utf-8", errors="replace")
+        head = bytes(self._head).decode("utf-8", errors="replace")
+        return (
+            f"{head}\n[... {dropped} bytes of output dropped ...]\n"
+            f"{tail.decode('utf-8', errors='replace')}"
+        )
+
+
+class _Collector(asyncio.Protocol):
+    """Feeds the read end of the output pipe into a sink; `closed` is set at EOF."""
+
+    def __init__(self, sink: OutputSink) -> None:
+        self.sink = sink
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.sink.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+async def run_bash(args: BashArgs, ctx: ToolContext) -> str:
+    cwd = Path(ctx.cwd)
+    if not cwd.is_dir():
+        raise ToolError(f"working directory {cwd} does not exist", "bad_cwd")
+    sink = OutputSink()
+    read_fd, write_fd = os.pipe()
+    transport, collector = await _open_reader(read_fd, sink)
+    try:
+        proc = await _spawn(args.command, cwd, write_fd)
+        try:
+            timed_out = await _wait(proc, args.timeout_s)
+            lingering = not await _drained(collector)
+        except asyncio.CancelledError:
+            await kill_group(proc)
+            raise
+    finally:
+        transport.close()
+    return _format(sink.text(), proc.returncode, args.timeout_s, timed_out, lingering)
+
+
+async def _open_reader(read_fd: int, sink: OutputSink) -> tuple[asyncio.BaseTransport, _Collector]:
+    pipe = open(read_fd, "rb", buffering=0)  # noqa: SIM115 - the transport closes it
+    try:
+        return await asyncio.get_running_loop().connect_read_pipe(lambda: _Collector(sink), pipe)
+    except BaseException:
+        pipe.close()
+        raise
+
+
+async def _spawn(command: str, cwd: Path, write_fd: int) -> asyncio.subprocess.Process:
+    try:
+        return await asyncio.create_subprocess_exec(
+            "/bin/bash",
+            "-c",
+            command,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=write_fd,
+            start_new_session=True,
+        )
+    except OSError as error:
+        raise ToolError(f"could not start /bin/bash: {error}", "spawn_failed") from None
+    finally:
+        os.close(write_fd)  # the child has its copy; EOF comes when the last holder exits
+
+
+async def _wait(proc: asyncio.subprocess.Process, timeout_s: int) -> bool:
+    """Wait for the shell to exit; True if it timed out and its group was killed."""
+    try:
+        await asyncio.wait_for(proc.wait(), timeout_s)
+    except TimeoutError:
+        await kill_group(proc)
+        return True
+    return False
+
+
+async def _drained(collector: _Collector) -> bool:
+    """Wait briefly for EOF; False if background processes still hold the pipe open."""
+    try:
+        await asyncio.wait_for(asyncio.shield(collector.closed), DRAIN_GRACE_S)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def kill_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the process group, SIGKILL whatever is left after a grace period."""
+    pgid = proc.pid
+    _signal_group(pgid, signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + KILL_GRACE_S
+    while _group_alive(pgid) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    if _group_alive(pgid):
+        _signal_group(pgid, signal.SIGKILL)
+    await proc.wait()
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group still runs (zombies do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc_root = Path("/proc")
+    if not (proc_root / "self" / "stat").exists():
+        return True  # no /proc: a zombie nobody reaps looks alive, we wait out the grace
+    return any(_stat_is_live_member(entry / "stat", pgid) for entry in proc_root.iterdir())
+
+
+def _stat_is_live_member(stat: Path, pgid: int) -> bool:
+    if not stat.parent.name.isdigit():
+        return False
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[0] != "Z" and int(fields[2]) == pgid  # state, ppid, pgrp
+
+
+def _format(
+    output: str, returncode: int | None, timeout_s: int, timed_out: bool, lingering: bool
+) -> str:
+    lines = [output.removesuffix("\n")] if output else []
+    if lingering:
+        lines.append("[background processes still hold the output open; later output not captured]")
+    if timed_out:
+        lines.append(f"[timed out after {timeout_s} s; process group killed]")
+    code = returncode if returncode is None or returncode >= 0 else 128 - returncode
+    lines.append(f"[exit: {code}]")
+    return "\n".join(lines)
+
+
+BASH = Tool(name="bash", args=BashArgs, run=run_bash)
