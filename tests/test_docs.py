@@ -38,3 +38,10 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
     assert "lh" in run_command and "pytest" in test_command
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_command in ci.splitlines()
+
+
+def test_readme_shows_the_golden_event_sequence():
+    from .util import ONE_TOOL_ROUND_TRIP
+
+    assert "  ".join(ONE_TOOL_ROUND_TRIP[:4]) in README
+    assert "  ".join(ONE_TOOL_ROUND_TRIP[4:]) in README

@@ -13,18 +13,9 @@ import pytest
 from leharness.testing import Call, Cut, HttpError, ScriptedServer, Slow, Text, ToolCalls
 
 from .e2e_helpers import LH, TEST_KEY, event_types, lh_env, query, run_lh
+from .util import ONE_TOOL_ROUND_TRIP
 
-ROUND_TRIP = [
-    "session.created",
-    "invocation.received",
-    "step.started",
-    "model.completed",
-    "tool.started",
-    "tool.completed",
-    "step.started",
-    "model.completed",
-    "agent.finished",
-]
+ROUND_TRIP = ONE_TOOL_ROUND_TRIP
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from leharness.loop.replay import ReplayModel
 from leharness.store.events import ModelCompleted, ToolCall
 
 from .loop_helpers import Record, RecordingChannel, make_session, types
+from .util import ONE_TOOL_ROUND_TRIP
 
 
 def reply(text: str = "", *calls: tuple[str, dict | str]) -> ModelCompleted:
@@ -32,17 +33,7 @@ def test_one_tool_round_trip_event_sequence():
     session = make_session(ReplayModel([reply("", ("echo", {"text": "hi"})), reply("all done")]))
     result = run(session)
     assert result.reason == "no_tool_calls" and result.text == "all done"
-    assert types(session) == [
-        "session.created",
-        "invocation.received",
-        "step.started",
-        "model.completed",
-        "tool.started",
-        "tool.completed",
-        "step.started",
-        "model.completed",
-        "agent.finished",
-    ]
+    assert types(session) == ONE_TOOL_ROUND_TRIP
     roles = [m.role for m in projections.visible_messages(session.conn, session.session_id)]
     assert roles == ["user", "assistant", "tool", "assistant"]
 

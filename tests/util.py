@@ -7,6 +7,20 @@ from pathlib import Path
 
 from leharness import store
 
+#: The golden event sequence of one prompt, one tool call and a final answer
+#: (the README shows the same sequence).
+ONE_TOOL_ROUND_TRIP = [
+    "session.created",
+    "invocation.received",
+    "step.started",
+    "model.completed",
+    "tool.started",
+    "tool.completed",
+    "step.started",
+    "model.completed",
+    "agent.finished",
+]
+
 
 def snapshot(conn: sqlite3.Connection, rename: dict[str, str] | None = None) -> dict:
     """Every projection row, sorted, with session ids optionally renamed."""

@@ -20,15 +20,11 @@ from .errors import user_errors
 @user_errors
 def demo_command(as_json: bool) -> None:
     """Run a recorded session offline (no API key) and show how to inspect it."""
-    import asyncio
-
     from leharness import store
-    from leharness.loop import runner
     from leharness.loop.replay import ReplayModel
     from leharness.store.events import ModelCompleted
-    from leharness.tools import default_registry
 
-    from .render import JsonChannel, TerminalChannel
+    from .session import open_session
 
     recording = json.loads(
         resources.files("leharness").joinpath("cli", "demo_session.json").read_text()
@@ -36,20 +32,21 @@ def demo_command(as_json: bool) -> None:
     workspace = store.home_dir() / "demo"
     workspace.mkdir(parents=True, exist_ok=True)
     model = ReplayModel(ModelCompleted(**reply) for reply in recording["replies"])
-    conn = store.open_events_only()
-    session_id = runner.new_session(conn, workspace, model.provider, model.model)
-    session = runner.Session(
-        conn=conn,
-        session_id=session_id,
-        model=model,
-        tools=default_registry(),
+    active = open_session(
+        None,
+        False,
+        provider=None,
+        model=None,
+        base_url=None,
+        max_steps=50,
+        as_json=as_json,
+        client=model,
         cwd=workspace,
-        channel=JsonChannel() if as_json else TerminalChannel(),
-        home=store.home_dir(),
     )
+    session_id = active.session_id
     if not as_json:
         click.echo(f"› {recording['prompt']}\n", err=True)
-    result = asyncio.run(runner.run_invocation(session, recording["prompt"]))
+    result = active.run(recording["prompt"])
     if as_json:
         return
     db = store.db_path()

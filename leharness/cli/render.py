@@ -11,6 +11,7 @@ import json
 import sys
 from typing import TextIO
 
+from leharness.loop.channel import NullChannel
 from leharness.store import Event
 
 MAX_ARG_CHARS = 80
@@ -84,7 +85,7 @@ class TerminalChannel:
         self.err.flush()
 
 
-class JsonChannel:
+class JsonChannel(NullChannel):
     """`--json`: every stored event as one JSON line on stdout, nothing else."""
 
     def __init__(self, out: TextIO | None = None) -> None:
@@ -102,12 +103,3 @@ class JsonChannel:
         }
         self.out.write(json.dumps(record) + "\n")
         self.out.flush()
-
-    def text(self, delta: str) -> None:
-        pass
-
-    def reasoning(self, delta: str) -> None:
-        pass
-
-    def retry(self, attempt: int, message: str, delay_s: float) -> None:
-        pass

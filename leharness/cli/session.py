@@ -72,9 +72,10 @@ def open_session(
     as_json: bool = False,
     channel: runner.Channel | None = None,
     client: ModelClient | None = None,
+    cwd: Path | None = None,
 ) -> ActiveSession:
     client = client or model_client(provider, model, base_url)
-    cwd = Path.cwd()
+    cwd = cwd or Path.cwd()
     conn = store.open_events_only()
     session_id = pick_session_id(conn, session_ref, continue_, cwd, client)
     channel = channel or (JsonChannel() if as_json else TerminalChannel())

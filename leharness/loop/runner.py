@@ -16,39 +16,17 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from leharness import projections, store
 from leharness.store import events as ev
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
 
+from .channel import Channel, NullChannel
 from .model import ModelClient, ProviderError, Reply, StreamSink
 from .prompt import build_messages
 
 FinishReason = Literal["no_tool_calls", "max_steps", "model_failed", "cancelled"]
-
-
-class Channel(Protocol):
-    """Where the loop's output goes: events as they are stored, deltas as they stream."""
-
-    def event(self, event: store.Event) -> None: ...
-    def text(self, delta: str) -> None: ...
-    def reasoning(self, delta: str) -> None: ...
-    def retry(self, attempt: int, message: str, delay_s: float) -> None: ...
-
-
-class NullChannel:
-    def event(self, event: store.Event) -> None:
-        pass
-
-    def text(self, delta: str) -> None:
-        pass
-
-    def reasoning(self, delta: str) -> None:
-        pass
-
-    def retry(self, attempt: int, message: str, delay_s: float) -> None:
-        pass
 
 
 @dataclass

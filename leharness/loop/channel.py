@@ -1,0 +1,34 @@
+"""Where the loop's output goes. The loop never prints; a channel renders.
+
+Kept apart from the runner so renderers can import it without the model
+adapter (and so without `openai`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from leharness import store
+
+
+class Channel(Protocol):
+    """Where the loop's output goes: events as they are stored, deltas as they stream."""
+
+    def event(self, event: store.Event) -> None: ...
+    def text(self, delta: str) -> None: ...
+    def reasoning(self, delta: str) -> None: ...
+    def retry(self, attempt: int, message: str, delay_s: float) -> None: ...
+
+
+class NullChannel:
+    def event(self, event: store.Event) -> None:
+        pass
+
+    def text(self, delta: str) -> None:
+        pass
+
+    def reasoning(self, delta: str) -> None:
+        pass
+
+    def retry(self, attempt: int, message: str, delay_s: float) -> None:
+        pass
