@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from leharness import projections, store
 from leharness.store import events as ev
+from leharness.tools import artifacts
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
 
 from .channel import Channel, NullChannel
@@ -217,14 +218,43 @@ async def _run_batch(session: Session, batch: list[Planned]) -> bool:
         return False
     for (call, _tool, _args), (ok, output, kind, duration_ms) in zip(batch, outcomes, strict=True):
         if ok:
-            session.record(
-                ev.ToolCompleted(
-                    call_id=call.id, name=call.name, result=output, duration_ms=duration_ms
-                )
-            )
+            _record_result(session, call, output, duration_ms)
         else:
             _record_failure(session, call, output, kind, duration_ms)
     return True
+
+
+def _record_result(session: Session, call: ev.ToolCall, output: str, duration_ms: int) -> None:
+    """tool.completed; an output over 8 KiB goes to an artifact file and the model gets a stub."""
+    data = output.encode("utf-8", "replace")
+    artifact_id = None
+    if len(data) > artifacts.INLINE_LIMIT:
+        try:
+            saved = artifacts.save(session.home or store.home_dir(), session.session_id, data)
+        except OSError as error:
+            message = f"the output ({len(data):,} bytes) could not be saved as an artifact: {error}"
+            _record_failure(session, call, message, "artifact_error", duration_ms)
+            return
+        session.record(
+            ev.ArtifactCreated(
+                artifact_id=saved.artifact_id,
+                kind="tool_output",
+                path=str(saved.path),
+                bytes=saved.bytes,
+                sha256=saved.sha256,
+                call_id=call.id,
+            )
+        )
+        output, artifact_id = artifacts.stub(saved, output), saved.artifact_id
+    session.record(
+        ev.ToolCompleted(
+            call_id=call.id,
+            name=call.name,
+            result=output,
+            artifact_id=artifact_id,
+            duration_ms=duration_ms,
+        )
+    )
 
 
 async def _run_one(

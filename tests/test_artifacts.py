@@ -1,0 +1,82 @@
+"""Outputs over 8 KiB live on disk as artifacts; the model sees a stub and pages with read_file."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+
+from leharness import projections, store
+from leharness.loop import runner
+from leharness.loop.replay import ReplayModel
+from leharness.store.events import ModelCompleted, ToolCall
+from leharness.tools import default_registry
+
+from .loop_helpers import make_session
+
+
+def bash_then_done(command: str) -> ReplayModel:
+    call = ToolCall(id="c0", name="bash", arguments=json.dumps({"command": command}))
+    return ReplayModel([ModelCompleted(tool_calls=[call]), ModelCompleted(text="done")])
+
+
+def run(session: runner.Session) -> None:
+    asyncio.run(runner.run_invocation(session, "go"))
+
+
+def test_a_24_kib_output_becomes_an_artifact_with_a_stub(isolated_home):
+    model = bash_then_done("python3 -c \"print('x' * 24575)\"")
+    session = make_session(model, tools=default_registry())
+    session.home = isolated_home
+    run(session)
+    (artifact,) = projections.artifacts(session.conn, session.session_id)
+    path = Path(artifact.path)
+    assert path.parent == isolated_home / "artifacts" / session.session_id
+    data = path.read_bytes()
+    assert artifact.bytes == len(data) > 24 * 1024
+    assert artifact.sha256 == hashlib.sha256(data).hexdigest()
+    assert data.startswith(b"x" * 100) and data.endswith(b"[exit: 0]")
+    (call,) = projections.tool_calls(session.conn, session.session_id)
+    assert call.artifact_id == artifact.artifact_id
+    tool_message = next(m for m in model.requests[1] if m["role"] == "tool")
+    assert tool_message["content"].startswith("[output too large to show: ")
+    assert str(path) in tool_message["content"] and "read_file" in tool_message["content"]
+    assert len(tool_message["content"]) < 1000
+    # The model pages through it with read_file.
+    page = asyncio.run(
+        default_registry().invoke(
+            "read_file", json.dumps({"path": str(path), "limit": 1}), session_ctx(session)
+        )
+    )
+    assert "lines 1-1 of 2; next offset: 2" in page
+
+
+def session_ctx(session):
+    from leharness.tools import ToolContext
+
+    return ToolContext(cwd=session.cwd)
+
+
+def test_small_outputs_stay_inline(isolated_home):
+    model = bash_then_done("printf '%0100d' 0")
+    session = make_session(model, tools=default_registry())
+    run(session)
+    assert projections.artifacts(session.conn, session.session_id) == []
+    tool_message = next(m for m in model.requests[1] if m["role"] == "tool")
+    assert tool_message["content"] == "0" * 100 + "\n[exit: 0]"
+
+
+def test_an_artifact_that_cannot_be_written_fails_the_call_cleanly(isolated_home):
+    (isolated_home / "artifacts").parent.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "artifacts").write_text("a file where the folder should be")
+    model = bash_then_done("python3 -c \"print('y' * 20000)\"")
+    session = make_session(model, tools=default_registry())
+    session.home = isolated_home
+    run(session)
+    types = [e.type for e in store.read_events(session.conn, session.session_id)]
+    assert "artifact.created" not in types and types.count("tool.failed") == 1
+    failed = next(
+        e for e in store.read_events(session.conn, session.session_id) if e.type == "tool.failed"
+    )
+    assert failed.data.kind == "artifact_error" and "could not be saved" in failed.data.error
