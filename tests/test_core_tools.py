@@ -147,7 +147,18 @@ def test_registry_reports_bad_calls_with_a_kind(ctx):
 
 def test_every_core_tool_has_a_valid_function_spec():
     names = [tool.name for tool in CORE_TOOLS]
-    assert names == ["bash", "read_file", "write_file", "edit_file", "list_files", "grep"]
+    assert names == [
+        "bash",
+        "read_file",
+        "write_file",
+        "edit_file",
+        "list_files",
+        "grep",
+        "wait_task",
+        "read_task",
+        "cancel_task",
+        "list_tasks",
+    ]
     for tool in CORE_TOOLS:
         spec = tool.spec()
         assert spec["type"] == "function"

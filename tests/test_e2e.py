@@ -223,3 +223,19 @@ def test_help_does_not_import_openai_or_datasette():
         [LH.replace("/lh", "/python"), "-c", code], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_one_shot_waits_for_its_background_task_and_lets_the_model_react(server, isolated_home):
+    server.push(
+        ToolCalls(Call("bash", {"command": "sleep 1; echo bg-done", "inline_ms": 0})),
+        Text("Started it in the background."),
+        Text("The background task printed bg-done."),
+    )
+    done = run_lh("run it in the background", env=lh_env(isolated_home, server.base_url))
+    assert done.returncode == 0, done.stderr
+    assert "The background task printed bg-done." in done.stdout
+    notice = server.requests[2].messages[-1]
+    assert notice["role"] == "user" and notice["content"].startswith("[background task task_")
+    assert "bg-done" in notice["content"]
+    types = event_types(isolated_home)
+    assert types.count("task.completed") == 1 and types.count("task.delivered") == 1

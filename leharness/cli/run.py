@@ -30,6 +30,14 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
     show_default=True,
     help="Stop after this many model calls per prompt  [env LEHARNESS_MAX_STEPS]",
 )
+@click.option(
+    "--task-wait",
+    type=click.FloatRange(min=0),
+    default=600,
+    show_default=True,
+    help="Seconds a one-shot run waits for its background tasks before exiting.",
+)
+@click.option("--no-wait", is_flag=True, help="Exit without waiting for background tasks.")
 @click.option("--json", "as_json", is_flag=True, help="Print every event as a JSON line.")
 @user_errors
 def run_command(
@@ -40,6 +48,8 @@ def run_command(
     model: str | None,
     base_url: str | None,
     max_steps: int,
+    task_wait: float,
+    no_wait: bool,
     as_json: bool,
 ) -> None:
     """Run PROMPT and exit, or start an interactive session when no PROMPT is given."""
@@ -57,7 +67,7 @@ def run_command(
     from .session import open_session
 
     session = open_session(session_ref, continue_, as_json=as_json, **options)
-    result = session.run(text)
+    result = session.run(text, task_wait_s=task_wait, wait=not no_wait)
     if not as_json:
         click.echo(
             f"session {session.session_id} · resume: lh --session {session.session_id}", err=True

@@ -29,8 +29,9 @@ class ActiveSession:
     def provider(self) -> str:
         return self.loop.model.provider
 
-    def run(self, text: str | None) -> runner.Result:
-        return asyncio.run(runner.run_invocation(self.loop, text))
+    def run(self, text: str | None, task_wait_s: float = 600.0, wait: bool = True) -> runner.Result:
+        """Run one prompt; wait (bounded) for the background tasks it starts."""
+        return asyncio.run(runner.run_until_settled(self.loop, text, task_wait_s, wait))
 
 
 def model_client(provider: str | None, model: str | None, base_url: str | None) -> ModelClient:

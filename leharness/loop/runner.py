@@ -22,6 +22,7 @@ from leharness import projections, store
 from leharness.store import events as ev
 from leharness.tools import artifacts
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
+from leharness.tools.tasks import TaskRuntime, notification
 
 from .channel import Channel, NullChannel
 from .model import ModelClient, ProviderError, Reply, StreamSink
@@ -43,6 +44,12 @@ class Session:
     max_steps: int = 50
     system: str | None = None
     home: Path | None = None
+    tasks: TaskRuntime = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tasks = TaskRuntime(
+            self.record, self.home or store.home_dir(), self.session_id, self.conn
+        )
 
     def record(self, payload: store.Payload) -> store.Event:
         event = store.append(self.conn, self.session_id, payload)
@@ -85,6 +92,7 @@ async def run_invocation(session: Session, text: str | None) -> Result:
     session.record(ev.InvocationReceived(text=text) if text is not None else ev.InvocationAuto())
     settle_unanswered_calls(session)
     for step in range(1, session.max_steps + 1):
+        deliver_notifications(session)
         view = projections.session_view(session.conn, session.session_id)
         session.record(
             ev.StepStarted(step=step, provider=session.model.provider, model=session.model.model)
@@ -100,6 +108,40 @@ async def run_invocation(session: Session, text: str | None) -> Result:
                 if not await run_tool_calls(session, reply.tool_calls):
                     return finish(session, "cancelled")
     return finish(session, "max_steps")
+
+
+async def run_until_settled(
+    session: Session, text: str | None, task_wait_s: float = 600.0, wait: bool = True
+) -> Result:
+    """One-shot ingress: run the prompt, then wait (bounded) for the background tasks it
+    started and let the model react to them, instead of dropping their results."""
+    result = await run_invocation(session, text)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + task_wait_s
+    while wait and result.reason == "no_tool_calls" and session.tasks.running:
+        await session.tasks.wait_all(max(0.0, deadline - loop.time()))
+        if session.tasks.running:
+            break
+        result = await run_invocation(session, None)
+    await session.tasks.shutdown("process_exited")
+    if wait and result.reason == "no_tool_calls" and has_notifications(session):
+        result = await run_invocation(session, None)
+    return result
+
+
+def has_notifications(session: Session) -> bool:
+    return bool(projections.pending_notifications(session.conn, session.session_id))
+
+
+def deliver_notifications(session: Session) -> None:
+    """Show the model every background task that ended since it last looked, once."""
+    pending = projections.pending_notifications(session.conn, session.session_id)
+    if not pending:
+        return
+    text = "\n\n".join(
+        notification(task.task_id, task.status, task.summary or "", task.output) for task in pending
+    )
+    session.record(ev.TaskDelivered(task_ids=[task.task_id for task in pending], text=text))
 
 
 def settle_unanswered_calls(session: Session) -> None:
@@ -262,7 +304,11 @@ async def _run_one(
 ) -> tuple[bool, str, str, int]:
     """(ok, output or error, failure kind, duration ms). Only cancellation propagates."""
     ctx = ToolContext(
-        cwd=session.cwd, session_id=session.session_id, home=session.home, call_id=call.id
+        cwd=session.cwd,
+        session_id=session.session_id,
+        home=session.home,
+        call_id=call.id,
+        extra={"tasks": session.tasks},
     )
     started = time.monotonic()
     try:

@@ -30,6 +30,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events table with append-only and contiguous-sequence guards", "0001_events.sql"),
     Migration(2, "projections: sessions, messages, tool_calls, tasks, artifacts", None, True),
     Migration(3, "messages: compaction.completed can hide the oldest messages", None, True),
+    Migration(4, "messages: a task.delivered with empty text adds no message", None, True),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

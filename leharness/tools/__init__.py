@@ -8,8 +8,20 @@ from .base import Tool, ToolContext, ToolError, ToolRegistry
 from .bash import BASH
 from .files import EDIT_FILE, READ_FILE, WRITE_FILE
 from .search import GREP, LIST_FILES
+from .task_tools import CANCEL_TASK, LIST_TASKS, READ_TASK, WAIT_TASK
 
-CORE_TOOLS: tuple[Tool, ...] = (BASH, READ_FILE, WRITE_FILE, EDIT_FILE, LIST_FILES, GREP)
+CORE_TOOLS: tuple[Tool, ...] = (
+    BASH,
+    READ_FILE,
+    WRITE_FILE,
+    EDIT_FILE,
+    LIST_FILES,
+    GREP,
+    WAIT_TASK,
+    READ_TASK,
+    CANCEL_TASK,
+    LIST_TASKS,
+)
 
 __all__ = ["CORE_TOOLS", "Tool", "ToolContext", "ToolError", "ToolRegistry", "default_registry"]
 

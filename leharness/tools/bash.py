@@ -14,12 +14,16 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from leharness.store.events import TaskStarted
 from leharness.tools.base import Tool, ToolContext, ToolError
+from leharness.tools.tasks import RunningTask, TaskRuntime
 
 MAX_TIMEOUT_S = 600
+MAX_INLINE_MS = 60_000
 KEPT_BYTES = 1024 * 1024  # output kept in memory: half head, half tail
 KILL_GRACE_S = 2.0  # between SIGTERM and SIGKILL
 DRAIN_GRACE_S = 1.0  # how long to wait for background processes to close the output
@@ -46,6 +50,19 @@ class BashArgs(BaseModel):
         "larger values are capped).",
     )
 
+    inline_ms: int = Field(
+        5000,
+        ge=0,
+        description="Wait this long for the command (at most 60000); if it is still running "
+        "then, it continues as a background task and you get its task_id at once. "
+        "0 starts it in the background immediately.",
+    )
+
+    @field_validator("inline_ms")
+    @classmethod
+    def _cap_inline(cls, value: int) -> int:
+        return min(value, MAX_INLINE_MS)
+
     @field_validator("timeout_s")
     @classmethod
     def _cap_timeout(cls, value: int) -> int:
@@ -65,8 +82,21 @@ class OutputSink:
         self._head = bytearray()
         self._tail = bytearray()
         self.total = 0
+        self._file: BinaryIO | None = None
+
+    def attach(self, path: Path) -> None:
+        """From now on also stream every byte to `path` (a background task's log)."""
+        self._file = open(path, "wb", buffering=0)  # noqa: SIM115 - closed by close_file
+        self._file.write(self.text().encode("utf-8", errors="replace"))
+
+    def close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def write(self, chunk: bytes) -> None:
+        if self._file is not None:
+            self._file.write(chunk)
         self.total += len(chunk)
         room = self._head_cap - len(self._head)
         if room > 0:
@@ -111,17 +141,82 @@ async def run_bash(args: BashArgs, ctx: ToolContext) -> str:
     sink = OutputSink()
     read_fd, write_fd = os.pipe()
     transport, collector = await _open_reader(read_fd, sink)
+    runtime: TaskRuntime | None = ctx.extra.get("tasks")
+    backgrounded = False
     try:
         proc = await _spawn(args.command, cwd, write_fd)
         try:
+            can_background = runtime is not None and args.inline_ms < args.timeout_s * 1000
+            if can_background and not await _finished_within(proc, args.inline_ms / 1000):
+                backgrounded = True
+                return _background(runtime, proc, transport, collector, sink, args, ctx)
             timed_out = await _wait(proc, args.timeout_s)
             lingering = not await _drained(collector)
         except asyncio.CancelledError:
             await kill_group(proc)
             raise
     finally:
-        transport.close()
+        if not backgrounded:
+            transport.close()
     return _format(sink.text(), proc.returncode, args.timeout_s, timed_out, lingering)
+
+
+async def _finished_within(proc: asyncio.subprocess.Process, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(asyncio.shield(proc.wait()), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _background(
+    runtime: TaskRuntime,
+    proc: asyncio.subprocess.Process,
+    transport: asyncio.BaseTransport,
+    collector: _Collector,
+    sink: OutputSink,
+    args: BashArgs,
+    ctx: ToolContext,
+) -> str:
+    """Hand the running command to the task runtime; its output now streams to a log file."""
+    task_id = runtime.new_task_id()
+    log_path = runtime.log_path(task_id)
+    sink.attach(log_path)
+    task = RunningTask(task_id, "bash", log_path=log_path, sink=sink)
+    task.job = asyncio.ensure_future(_follow(runtime, task, proc, transport, collector, args))
+    started = TaskStarted(
+        task_id=task_id, kind="bash", call_id=ctx.call_id, command=args.command, pid=proc.pid
+    )
+    return runtime.start(task, started)
+
+
+async def _follow(
+    runtime: TaskRuntime,
+    task: RunningTask,
+    proc: asyncio.subprocess.Process,
+    transport: asyncio.BaseTransport,
+    collector: _Collector,
+    args: BashArgs,
+) -> None:
+    """Wait for a background command, then record how it ended."""
+    try:
+        timed_out = await _wait(proc, args.timeout_s)
+        lingering = not await _drained(collector)
+    except asyncio.CancelledError:
+        await kill_group(proc)
+        transport.close()
+        task.sink.close_file()
+        runtime.cancelled(task.task_id, task.cancel_reason, task.sink.text(), task.log_path)
+        raise
+    transport.close()
+    task.sink.close_file()
+    output = _format(task.sink.text(), proc.returncode, args.timeout_s, timed_out, lingering)
+    code = (
+        proc.returncode
+        if proc.returncode is not None and proc.returncode >= 0
+        else 128 - (proc.returncode or 0)
+    )
+    runtime.finish_bash(task.task_id, output, code, task.log_path)
 
 
 async def _open_reader(read_fd: int, sink: OutputSink) -> tuple[asyncio.BaseTransport, _Collector]:

@@ -57,8 +57,10 @@ BEGIN
             json_extract(NEW.data, '$.name'), NEW.ts);
 END;
 
+-- A delivery with empty text (the model already saw the result, e.g. through
+-- wait_task) marks the task delivered without adding a message.
 CREATE TRIGGER proj_messages_notification AFTER INSERT ON events
-WHEN NEW.type = 'task.delivered'
+WHEN NEW.type = 'task.delivered' AND json_extract(NEW.data, '$.text') != ''
 BEGIN
     INSERT INTO messages (session_id, session_seq, role, kind, content, ts)
     VALUES (NEW.session_id, NEW.session_seq, 'user', 'notification',
