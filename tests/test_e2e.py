@@ -239,3 +239,65 @@ def test_one_shot_waits_for_its_background_task_and_lets_the_model_react(server,
     assert "bg-done" in notice["content"]
     types = event_types(isolated_home)
     assert types.count("task.completed") == 1 and types.count("task.delivered") == 1
+
+
+def test_a_task_orphaned_by_a_killed_lh_is_recovered_on_resume(server, isolated_home):
+    server.push(
+        ToolCalls(Call("bash", {"command": "echo partial-out; sleep 60", "inline_ms": 0})),
+        Text("Started; waiting for it."),
+        Text("Resumed after the crash."),
+    )
+    env = lh_env(isolated_home, server.base_url)
+    process = subprocess.Popen(
+        [LH, "start a long job"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 30
+    rows: list = []
+    while time.monotonic() < deadline:
+        if (isolated_home / "sessions.db").exists():
+            rows = query(isolated_home, "SELECT task_id, pid FROM tasks")
+            logs = list((isolated_home / "artifacts").glob("*/*.log"))
+            if (
+                rows
+                and logs
+                and b"partial-out" in logs[0].read_bytes()
+                and len(server.requests) >= 2
+            ):
+                break
+        time.sleep(0.05)
+    assert rows, "the background task never started"
+    process.kill()  # SIGKILL: no chance to clean up
+    process.wait(timeout=10)
+    task_id, pid = rows[0]
+    assert _group_alive(pid)  # the orphaned command outlived lh
+    done = run_lh("-c", "what happened?", env=env)
+    assert done.returncode == 0, done.stderr
+    cancelled = query(isolated_home, "SELECT data FROM events WHERE type = 'task.cancelled'")
+    data = json.loads(cancelled[0][0])
+    assert data["task_id"] == task_id and data["reason"] == "process_exited"
+    assert "partial-out" in data["output"]
+    deadline = time.monotonic() + 5
+    while _group_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _group_alive(pid)
+    notice = [m for m in server.requests[-1].messages if m["role"] == "user"]
+    assert any("process_exited" in m["content"] for m in notice)
+
+
+def _group_alive(pgid: int) -> bool:
+    import os
+
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    from pathlib import Path
+
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False

@@ -22,7 +22,7 @@ from leharness import projections, store
 from leharness.store import events as ev
 from leharness.tools import artifacts
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
-from leharness.tools.tasks import TaskRuntime, notification
+from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 
 from .channel import Channel, NullChannel
 from .model import ModelClient, ProviderError, Reply, StreamSink
@@ -91,6 +91,7 @@ async def run_invocation(session: Session, text: str | None) -> Result:
     """Run the loop for one user message (or, with None, an automatic wake-up)."""
     session.record(ev.InvocationReceived(text=text) if text is not None else ev.InvocationAuto())
     settle_unanswered_calls(session)
+    recover_orphaned_tasks(session)
     for step in range(1, session.max_steps + 1):
         deliver_notifications(session)
         view = projections.session_view(session.conn, session.session_id)
@@ -142,6 +143,12 @@ def deliver_notifications(session: Session) -> None:
         notification(task.task_id, task.status, task.summary or "", task.output) for task in pending
     )
     session.record(ev.TaskDelivered(task_ids=[task.task_id for task in pending], text=text))
+
+
+def recover_orphaned_tasks(session: Session) -> None:
+    """Tasks left running by an lh process that died are stopped and recorded as such."""
+    running = projections.open_tasks(session.conn, session.session_id)
+    recover_orphans(session.tasks, [t for t in running if t.task_id not in session.tasks.running])
 
 
 def settle_unanswered_calls(session: Session) -> None:

@@ -82,6 +82,7 @@ class TaskRow(Row):
     prompt: str | None = None
     child_session_id: str | None = None
     pid: int | None = None
+    harness_pid: int | None = None
     started_at: str
     finished_at: str | None = None
     exit_code: int | None = None

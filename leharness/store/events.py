@@ -163,6 +163,7 @@ class TaskStarted(Payload):
     child_session_id: str | None = None
     pid: int | None = None
     artifact_id: str | None = None
+    harness_pid: int | None = None  # the lh process that owns the task
 
 
 class TaskCompleted(Payload):

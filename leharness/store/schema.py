@@ -31,6 +31,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "projections: sessions, messages, tool_calls, tasks, artifacts", None, True),
     Migration(3, "messages: compaction.completed can hide the oldest messages", None, True),
     Migration(4, "messages: a task.delivered with empty text adds no message", None, True),
+    Migration(5, "tasks: the lh process that runs each task (harness_pid)", None, True),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -185,7 +185,12 @@ def _background(
     task = RunningTask(task_id, "bash", log_path=log_path, sink=sink)
     task.job = asyncio.ensure_future(_follow(runtime, task, proc, transport, collector, args))
     started = TaskStarted(
-        task_id=task_id, kind="bash", call_id=ctx.call_id, command=args.command, pid=proc.pid
+        task_id=task_id,
+        kind="bash",
+        call_id=ctx.call_id,
+        command=args.command,
+        pid=proc.pid,
+        harness_pid=os.getpid(),
     )
     return runtime.start(task, started)
 

@@ -11,8 +11,11 @@ the loop and never prints.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import os
+import signal
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -167,6 +170,35 @@ class TaskRuntime:
         """Stop what is still running (lh is exiting); each records task.cancelled."""
         for task_id in list(self.running):
             await self.cancel(task_id, reason)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_orphans(runtime: TaskRuntime, candidates: list[TaskRow]) -> list[str]:
+    """Tasks the projection says are running but whose lh process is gone: kill what is
+    left of their process group and record task.cancelled{process_exited} with the
+    output their log kept."""
+    recovered = []
+    for row in candidates:
+        task_id, owner = row.task_id, row.harness_pid
+        if task_id in runtime.running or (owner and owner != os.getpid() and process_alive(owner)):
+            continue  # ours, or another live lh process's
+        if row.pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(row.pid, signal.SIGKILL)
+        log = runtime.log_path(task_id)
+        output = log.read_bytes()[-TAIL_CHARS:].decode("utf-8", "replace") if log.exists() else ""
+        runtime.cancelled(task_id, "process_exited", output, log if log.exists() else None)
+        recovered.append(task_id)
+    return recovered
 
 
 def notification(task_id: str, status: str, summary: str, output: str | None) -> str:

@@ -11,6 +11,7 @@ CREATE TABLE tasks (
     prompt TEXT,
     child_session_id TEXT,
     pid INTEGER,
+    harness_pid INTEGER,                 -- the lh process that runs it
     started_at TEXT NOT NULL,
     finished_at TEXT,
     exit_code INTEGER,
@@ -30,11 +31,12 @@ CREATE TRIGGER proj_tasks_started AFTER INSERT ON events
 WHEN NEW.type = 'task.started'
 BEGIN
     INSERT INTO tasks (session_id, task_id, kind, call_id, command, prompt, child_session_id,
-                       pid, started_at, artifact_id)
+                       pid, harness_pid, started_at, artifact_id)
     VALUES (NEW.session_id, json_extract(NEW.data, '$.task_id'), json_extract(NEW.data, '$.kind'),
             json_extract(NEW.data, '$.call_id'), json_extract(NEW.data, '$.command'),
             json_extract(NEW.data, '$.prompt'), json_extract(NEW.data, '$.child_session_id'),
-            json_extract(NEW.data, '$.pid'), NEW.ts, json_extract(NEW.data, '$.artifact_id'));
+            json_extract(NEW.data, '$.pid'), json_extract(NEW.data, '$.harness_pid'), NEW.ts,
+            json_extract(NEW.data, '$.artifact_id'));
 END;
 
 CREATE TRIGGER proj_tasks_finished AFTER INSERT ON events
