@@ -41,9 +41,10 @@ def test_sessions_lists_newest_first(db):
         "created_at": rows[1]["created_at"],
         "event_count": 9,
         "status": "idle",
+        "parent_session_id": None,
     }
     csv_out = run("sessions", "--csv").output.splitlines()
-    assert csv_out[0] == "id,title,created_at,event_count,status"
+    assert csv_out[0] == "id,title,created_at,event_count,status,parent_session_id"
 
 
 def test_sql_runs_queries_and_formats_them(db):

@@ -158,6 +158,7 @@ def test_every_core_tool_has_a_valid_function_spec():
         "read_task",
         "cancel_task",
         "list_tasks",
+        "spawn_agent",
     ]
     for tool in CORE_TOOLS:
         spec = tool.spec()

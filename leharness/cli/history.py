@@ -20,13 +20,36 @@ def sessions_command(limit: int | None, as_json: bool, as_csv: bool) -> None:
 
     with closing(store.open_store()) as conn:
         rows = projections.list_sessions(conn, limit)
+    if as_json or as_csv:
+        columns = ("id", "title", "created_at", "event_count", "status", "parent_session_id")
+        values = ([getattr(row, c) for c in columns] for row in rows)
+        print_rows(columns, values, as_json=as_json, as_csv=as_csv)
+        return
     columns = ("id", "title", "created_at", "event_count", "status")
-    print_rows(
-        columns,
-        ([getattr(row, c) for c in columns] for row in rows),
-        as_json=as_json,
-        as_csv=as_csv,
-    )
+    print_rows(columns, _nested(rows, columns), as_json=False, as_csv=False)
+
+
+def _nested(rows: list, columns: tuple[str, ...]) -> list[list]:
+    """Top-level sessions newest first, each followed by its subagents, indented."""
+    children: dict[str, list] = {}
+    for row in rows:
+        if row.parent_session_id:
+            children.setdefault(row.parent_session_id, []).append(row)
+    shown_ids = {row.id for row in rows}
+    out: list[list] = []
+
+    def add(row, depth: int) -> None:
+        values = [getattr(row, c) for c in columns]
+        if depth:
+            values[1] = "  " * (depth - 1) + f"└ [{row.agent_type or 'agent'}] {values[1] or ''}"
+        out.append(values)
+        for child in reversed(children.get(row.id, [])):
+            add(child, depth + 1)
+
+    for row in rows:
+        if not row.parent_session_id or row.parent_session_id not in shown_ids:
+            add(row, 0)
+    return out
 
 
 @click.command("sql")
@@ -87,6 +110,7 @@ def show_command(session: str, as_json: bool, full: bool) -> None:
         session_id = projections.resolve_session_id(conn, session)
         row = projections.get_session(conn, session_id)
         messages = projections.all_messages(conn, session_id)
+        tasks = projections.tasks(conn, session_id)
     if as_json:
         payload = {"session": row.model_dump(), "messages": [m.model_dump() for m in messages]}
         click.echo(json.dumps(payload, indent=2))
@@ -94,3 +118,7 @@ def show_command(session: str, as_json: bool, full: bool) -> None:
     from .transcript import format_transcript
 
     click.echo(format_transcript(row, messages, full=full))
+    for task in tasks:
+        child = task.child_session_id
+        if child:
+            click.echo(f"\nsubagent {child} ({task.status}): lh show {child}")

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from leharness import projections, store
 from leharness.store import events as ev
 from leharness.tools import artifacts
+from leharness.tools.agents import READ_ONLY_TOOLS, Spawn
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
 from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 
@@ -44,6 +45,8 @@ class Session:
     max_steps: int = 50
     system: str | None = None
     home: Path | None = None
+    depth: int = 0  # 0 for a top-level session, 1 for its subagents, …
+    max_depth: int = 1  # sessions at this depth cannot spawn subagents
     tasks: TaskRuntime = field(init=False)
 
     def __post_init__(self) -> None:
@@ -143,6 +146,52 @@ def deliver_notifications(session: Session) -> None:
         notification(task.task_id, task.status, task.summary or "", task.output) for task in pending
     )
     session.record(ev.TaskDelivered(task_ids=[task.task_id for task in pending], text=text))
+
+
+def spawner(session: Session) -> Spawn | None:
+    """The function spawn_agent uses to start a child session of this one (None: too deep)."""
+    if session.depth + 1 > session.max_depth:
+        return None
+
+    def spawn(prompt: str, agent_type: str, task_id: str) -> tuple[str, Any]:
+        child_id = store.create_session(
+            session.conn,
+            ev.SessionCreated(
+                cwd=str(session.cwd),
+                provider=session.model.provider,
+                model=session.model.model,
+                parent_session_id=session.session_id,
+                parent_task_id=task_id,
+                agent_type=agent_type,
+            ),
+        )
+        tools = session.tools
+        if agent_type in ("explore", "plan"):
+            tools = tools.only(READ_ONLY_TOOLS)
+        if session.depth + 2 > session.max_depth:  # the child may not spawn in turn
+            tools = tools.only(name for name in tools.names() if name != "spawn_agent")
+        child = Session(
+            conn=session.conn,
+            session_id=child_id,
+            model=session.model,
+            tools=tools,
+            cwd=session.cwd,
+            max_steps=session.max_steps,
+            home=session.home,
+            depth=session.depth + 1,
+            max_depth=session.max_depth,
+        )
+
+        async def run() -> tuple[str, str]:
+            try:
+                result = await run_invocation(child, prompt)
+            finally:
+                await child.tasks.shutdown("parent")  # the child's own tasks end with it
+            return result.reason, result.text
+
+        return child_id, run
+
+    return spawn
 
 
 def recover_orphaned_tasks(session: Session) -> None:
@@ -315,7 +364,7 @@ async def _run_one(
         session_id=session.session_id,
         home=session.home,
         call_id=call.id,
-        extra={"tasks": session.tasks},
+        extra={"tasks": session.tasks, "spawn": spawner(session)},
     )
     started = time.monotonic()
     try:

@@ -4,6 +4,7 @@ Tools may import the store and projections, never the loop or the CLI, and
 never print: they return strings or raise ToolError.
 """
 
+from .agents import SPAWN_AGENT
 from .base import Tool, ToolContext, ToolError, ToolRegistry
 from .bash import BASH
 from .files import EDIT_FILE, READ_FILE, WRITE_FILE
@@ -21,6 +22,7 @@ CORE_TOOLS: tuple[Tool, ...] = (
     READ_TASK,
     CANCEL_TASK,
     LIST_TASKS,
+    SPAWN_AGENT,
 )
 
 __all__ = ["CORE_TOOLS", "Tool", "ToolContext", "ToolError", "ToolRegistry", "default_registry"]
