@@ -52,3 +52,48 @@ def test_new_starts_another_session(monkeypatch):
     rows = projections.list_sessions(repl.active.loop.conn)
     assert len(rows) == 2
     assert [r.title for r in rows] == ["b", "a"]
+
+
+def test_a_background_completion_wakes_the_idle_session(monkeypatch):
+    from leharness import store
+    from leharness.testing import Call
+
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    steps = [
+        ToolCalls(Call("bash", {"command": "sleep 0.3; echo bg-finished", "inline_ms": 0})),
+        Text("started it"),
+        Text("the task finished"),
+    ]
+    with ScriptedServer(steps) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        console = Console(file=io.StringIO(), width=100)
+        options = dict(provider=None, model=None, base_url=None, max_steps=10)
+        active = open_session(
+            None,
+            False,
+            channel=RichChannel(console),
+            client=model_client(None, None, None),
+            **options,
+        )
+        repl = Repl(active, console, options)
+        conn = active.loop.conn
+
+        async def main():
+            with create_pipe_input() as pipe:
+                pipe.send_text("go\n")
+                session = PromptSession(input=pipe, output=DummyOutput())
+                loop_task = asyncio.ensure_future(repl_loop(repl, session))
+                for _ in range(200):  # until the automatic run has finished
+                    types = [e.type for e in store.read_events(conn, active.session_id)]
+                    if "invocation.auto" in types and types[-1] == "agent.finished":
+                        break
+                    await asyncio.sleep(0.05)
+                pipe.send_text("/exit\n")
+                await asyncio.wait_for(loop_task, 10)
+
+        asyncio.run(main())
+    types = [e.type for e in store.read_events(conn, active.session_id)]
+    assert types.count("invocation.auto") == 1 and types.count("task.delivered") == 1
+    assert "the task finished" in console.file.getvalue()
+    notice = server.requests[2].messages[-1]["content"]
+    assert "bg-finished" in notice

@@ -208,3 +208,34 @@ def test_sessions_lists_children_under_their_parent_and_show_links_them(isolated
     assert f"lh show {task.child_session_id}" in shown
     child_shown = CliRunner().invoke(cli, ["show", task.child_session_id]).output
     assert f"child of {session.session_id}" in child_shown and "a plan" in child_shown
+
+
+def test_read_task_on_a_subagent_shows_its_latest_events(isolated_home):
+    def read_child(messages):
+        task_id = json.loads([m for m in messages if m["role"] == "tool"][-1]["content"])["task_id"]
+        return tool("read_task", "r", task_id=task_id)
+
+    class Slow(RoutingModel):
+        async def complete(self, messages, tools, sink):
+            if messages[1]["content"] == "child: think":
+                await asyncio.sleep(0.3)
+            return await super().complete(messages, tools, sink)
+
+    model = Slow(
+        {
+            "parent task": [
+                tool("spawn_agent", "p", prompt="child: think"),
+                read_child,
+                answer("saw it"),
+                answer("done"),
+            ],
+            "child: think": [answer("thought")],
+        }
+    )
+    session = make_session(model, tools=default_registry())
+    settle(session)
+    result = [
+        e for e in store.read_events(session.conn, session.session_id) if e.type == "tool.completed"
+    ][1]
+    text = result.data.result
+    assert "subagent session" in text and "invocation.received" in text and "child: think" in text

@@ -84,7 +84,7 @@ class Repl:
     console: Console
     options: dict[str, Any]
 
-    async def run_prompt(self, text: str) -> None:
+    async def run_prompt(self, text: str | None) -> None:
         loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(runner.run_invocation(self.active.loop, text))
         loop.add_signal_handler(signal.SIGINT, task.cancel)
@@ -113,15 +113,38 @@ class Repl:
         return True
 
 
+AUTO = "\0auto"  # what the prompt returns when a background task woke the session
+
+
+async def next_line(repl: Repl, prompt_session: Any) -> str:
+    """The user's next line, or AUTO when a background task ends while the prompt is
+    idle and empty (a half-typed line is never thrown away: that waits for Enter)."""
+    runtime = repl.active.loop.tasks
+    prompt = asyncio.ensure_future(prompt_session.prompt_async("› "))
+    while True:
+        runtime.changed.clear()
+        changed = asyncio.ensure_future(runtime.changed.wait())
+        await asyncio.wait({prompt, changed}, return_when=asyncio.FIRST_COMPLETED)
+        if prompt.done():
+            changed.cancel()
+            return prompt.result()
+        if runner.has_notifications(repl.active.loop) and not prompt_session.default_buffer.text:
+            prompt_session.app.exit(result=AUTO)
+
+
 async def repl_loop(repl: Repl, prompt_session: Any) -> None:
     while True:
+        if runner.has_notifications(repl.active.loop):
+            await repl.run_prompt(None)  # invocation.auto: the model reacts to the task
+            continue
         try:
-            line = (await prompt_session.prompt_async("› ")).strip()
+            raw = await next_line(repl, prompt_session)
         except KeyboardInterrupt:
             continue
         except EOFError:
             return
-        if not line:
+        line = raw.strip()
+        if raw == AUTO or not line:  # AUTO: the top of the loop runs it
             continue
         if line.startswith("/"):
             if not repl.command(line):

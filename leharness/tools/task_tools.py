@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from leharness import projections
+from leharness import projections, store
 from leharness.store import events as ev
 
 from .base import Tool, ToolContext, ToolError
 from .tasks import TaskRuntime
 
 READ_CHUNK = 16 * 1024
+CHILD_EVENTS = 12
 
 
 class WaitTaskArgs(BaseModel):
@@ -85,6 +88,8 @@ async def read_task(args: ReadTaskArgs, ctx: ToolContext) -> str:
     row = runtime.row(args.task_id)
     if row is None:
         raise ToolError(f"no task {args.task_id!r} in this session; list_tasks shows them")
+    if row.child_session_id and runtime.conn is not None:
+        return _child_events(runtime, row.task_id, row.status, row.child_session_id)
     path = runtime.log_path(args.task_id)
     if not path.exists():
         return _describe(runtime, args.task_id)
@@ -96,6 +101,18 @@ async def read_task(args: ReadTaskArgs, ctx: ToolContext) -> str:
         f"task {row.task_id}: {row.status}; bytes {args.since_byte}-{end} "
         f"(next since_byte: {end})\n" + data.decode("utf-8", errors="replace")
     )
+
+
+def _child_events(runtime: TaskRuntime, task_id: str, status: str, child_id: str) -> str:
+    """A subagent's latest events, one line each."""
+    assert runtime.conn is not None
+    last = store.last_seq(runtime.conn, child_id)
+    lines = [f"task {task_id} (subagent session {child_id}): {status}; latest events:"]
+    for event in store.read_events(runtime.conn, child_id, after=max(0, last - CHILD_EVENTS)):
+        fields = event.data.model_dump(exclude={"type"}, exclude_none=True, exclude_defaults=True)
+        detail = json.dumps(fields, ensure_ascii=False)
+        lines.append(f"{event.session_seq:>4} {event.type} {detail[:200]}")
+    return "\n".join(lines)
 
 
 async def cancel_task(args: CancelTaskArgs, ctx: ToolContext) -> str:

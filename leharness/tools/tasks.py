@@ -58,6 +58,7 @@ class TaskRuntime:
         self.session_id = session_id
         self.conn = conn  # read-only use: the tasks projection
         self.running: dict[str, RunningTask] = {}
+        self.changed = asyncio.Event()  # set whenever a task of this process ends
 
     def row(self, task_id: str) -> TaskRow | None:
         if self.conn is None:
@@ -85,6 +86,7 @@ class TaskRuntime:
     def _forget(self, task: RunningTask) -> None:
         self.running.pop(task.task_id, None)
         task.done.set()
+        self.changed.set()
 
     def finish_bash(self, task_id: str, output: str, exit_code: int, log_path: Path) -> None:
         """Record how a background command ended, with its output or artifact."""
