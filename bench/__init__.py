@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-BENCHMARKS = ("store_append", "store_open", "loop_step", "cold_start", "oneshot")
+BENCHMARKS = ("store_append", "store_open", "loop_step", "cold_start", "oneshot", "tasks")
 
 
 @dataclass

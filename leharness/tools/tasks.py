@@ -117,8 +117,8 @@ class TaskRuntime:
 
     def _output(self, task_id: str, output: str, log_path: Path) -> tuple[str | None, str]:
         """Small output stays inline; a large one is the log file, recorded as an artifact."""
-        data = log_path.read_bytes() if log_path.exists() else output.encode()
-        if len(data) <= INLINE_LIMIT:
+        size = log_path.stat().st_size if log_path.exists() else len(output.encode())
+        if size <= INLINE_LIMIT:
             return None, output
         artifact_id = new_ulid()
         self.record(
@@ -126,13 +126,13 @@ class TaskRuntime:
                 artifact_id=artifact_id,
                 kind="task_output",
                 path=str(log_path),
-                bytes=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
+                bytes=size,
+                sha256=file_sha256(log_path),
                 task_id=task_id,
             )
         )
         tail = output[-TAIL_CHARS:]
-        return artifact_id, f"[{len(data):,} bytes in {log_path}; last part:]\n{tail}"
+        return artifact_id, f"[{size:,} bytes in {log_path}; last part:]\n{tail}"
 
     async def wait(self, task_id: str, timeout_s: float) -> bool:
         """Wait for one task of this process; True if it has finished."""
@@ -174,6 +174,21 @@ class TaskRuntime:
             await self.cancel(task_id, reason)
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in chunks so a 200 MB log never sits in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_tail(path: Path, size: int) -> str:
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - size))
+        return handle.read().decode("utf-8", "replace")
+
+
 def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -197,7 +212,7 @@ def recover_orphans(runtime: TaskRuntime, candidates: list[TaskRow]) -> list[str
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(row.pid, signal.SIGKILL)
         log = runtime.log_path(task_id)
-        output = log.read_bytes()[-TAIL_CHARS:].decode("utf-8", "replace") if log.exists() else ""
+        output = file_tail(log, TAIL_CHARS) if log.exists() else ""
         runtime.cancelled(task_id, "process_exited", output, log if log.exists() else None)
         recovered.append(task_id)
     return recovered
