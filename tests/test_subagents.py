@@ -239,3 +239,14 @@ def test_read_task_on_a_subagent_shows_its_latest_events(isolated_home):
     ][1]
     text = result.data.result
     assert "subagent session" in text and "invocation.received" in text and "child: think" in text
+
+
+def test_max_depth_zero_turns_subagents_off(isolated_home):
+    model = RoutingModel({"parent task": [tool("spawn_agent", "p", prompt="child"), answer("ok")]})
+    session = make_session(model, tools=default_registry())
+    session.max_depth = 0
+    settle(session)
+    failed = [
+        e for e in store.read_events(session.conn, session.session_id) if e.type == "tool.failed"
+    ]
+    assert "depth limit" in failed[0].data.error

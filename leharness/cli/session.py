@@ -91,5 +91,19 @@ def open_session(
         channel=channel,
         max_steps=max_steps,
         home=store.home_dir(),
+        max_depth=max_subagent_depth(),
     )
     return ActiveSession(loop_session)
+
+
+def max_subagent_depth() -> int:
+    """How deep subagents may nest: 1 (default) lets a session spawn children that
+    cannot spawn in turn; 0 turns subagents off."""
+    value = os.environ.get("LEHARNESS_MAX_DEPTH", "1")
+    try:
+        depth = int(value)
+    except ValueError:
+        raise UserError(f"LEHARNESS_MAX_DEPTH must be a whole number, not {value!r}") from None
+    if depth < 0:
+        raise UserError("LEHARNESS_MAX_DEPTH must be 0 or more")
+    return depth
