@@ -7,12 +7,24 @@ the others' figures; BENCHMARKS.md is rendered from that file.
 
 from __future__ import annotations
 
+import os
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-BENCHMARKS = ("store_append", "store_open", "loop_step", "cold_start", "oneshot", "tasks")
+BENCHMARKS = (
+    "store_append",
+    "store_open",
+    "loop_step",
+    "cold_start",
+    "oneshot",
+    "peer_llm",
+    "tasks",
+)
 
 
 @dataclass
@@ -41,3 +53,31 @@ def timed(fn: Callable[[], object], repeat: int) -> list[float]:
         fn()
         samples.append((time.perf_counter() - started) * 1000)
     return samples
+
+
+GNU_TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
+def measure_process(
+    command: list[str], env: dict[str, str], cwd: str | os.PathLike
+) -> tuple[float, float, int]:
+    """(wall ms, peak RSS MB, exit code) of one process.
+
+    The peak comes from GNU time when it is installed: a child forked straight
+    from this (large) benchmark process inherits its resident-set high-water
+    mark, which then hides the child's own figure.
+    """
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
+        prefix = [GNU_TIME, "-f", "%M", "-o", report.name] if GNU_TIME else []
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [*prefix, *command],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = (time.perf_counter() - started) * 1000
+        peak_kb = int(report.read().split()[-1]) if GNU_TIME else usage.ru_maxrss
+    return wall, peak_kb / 1024, os.waitstatus_to_exitcode(status)

@@ -96,7 +96,7 @@ def measure(size: int, base_url: str, repeat: int) -> tuple[list[float], list[fl
 
         step_ms = asyncio.run(steps())
         naive_ms = []
-        for _ in range(max(3, repeat // 4)):
+        for _ in range(max(5, repeat // 4)):
             started = time.perf_counter()
             naive_fold(conn, session_id)
             naive_ms.append((time.perf_counter() - started) * 1000)

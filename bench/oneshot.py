@@ -5,15 +5,13 @@ of the `lh` process, and the per-turn overhead (T50 - T1) / 49."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from leharness.testing import Call, ScriptedServer, Text, ToolCalls
 
-from . import Figure
+from . import Figure, measure_process
 
 LH = str(Path(sys.executable).with_name("lh"))
 
@@ -41,20 +39,10 @@ def one_run(turns: int) -> tuple[float, float]:
             OPENAI_BASE_URL=server.base_url,
             LEHARNESS_MAX_STEPS=str(turns + 5),
         )
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            [LH, "run the echoes"],
-            env=env,
-            cwd=home,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = (time.perf_counter() - started) * 1000
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
-            raise RuntimeError(f"lh exited {process.returncode}")
-        return wall, usage.ru_maxrss / 1024
+        wall, peak, code = measure_process([LH, "run the echoes"], env, home)
+        if code != 0:
+            raise RuntimeError(f"lh exited {code}")
+        return wall, peak
 
 
 def run(quick: bool) -> list[Figure]:

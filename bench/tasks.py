@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from leharness.testing import Call, ScriptedServer, Text, ToolCalls
 
-from . import Figure
+from . import Figure, measure_process
 
 LH = str(Path(sys.executable).with_name("lh"))
 BIG = "head -c 200000000 /dev/zero | tr '\\0' 'a'"
@@ -30,15 +28,10 @@ def run_lh(responder, prompt: str = "go") -> tuple[float, float, Path]:
         env.update(
             LEHARNESS_HOME=str(home), OPENAI_API_KEY="bench", OPENAI_BASE_URL=server.base_url
         )
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            [LH, prompt], env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = (time.perf_counter() - started) * 1000
-    if os.waitstatus_to_exitcode(status) != 0:
+        wall, peak, code = measure_process([LH, prompt], env, home)
+    if code != 0:
         raise RuntimeError("lh failed")
-    return wall, usage.ru_maxrss / 1024, home
+    return wall, peak, home
 
 
 def one_command(command: str):
