@@ -219,3 +219,25 @@ def test_read_and_list_tasks(isolated_home):
     results = [e.data.result for e in events(session) if e.type == "tool.completed"]
     assert "early" in results[1] and "next since_byte" in results[1]
     assert "bash" in results[2] and "task_" in results[2]
+
+
+def test_ctrl_c_while_a_one_shot_waits_for_tasks_stops_them_cleanly(isolated_home):
+    model = ReplayModel(
+        [calls(("bash", {"command": "sleep 30", "inline_ms": 0})), ModelCompleted(text="waiting")]
+    )
+    session = make_session(model, tools=default_registry())
+
+    async def main():
+        job = asyncio.ensure_future(runner.run_until_settled(session, "go", 60.0, True))
+        while not session.tasks.running:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        job.cancel()
+        return await job
+
+    started = time.monotonic()
+    assert asyncio.run(main()).reason == "cancelled"
+    assert time.monotonic() - started < 10
+    cancelled = next(e for e in events(session) if e.type == "task.cancelled")
+    assert cancelled.data.reason == "cancelled"
+    assert projections.open_tasks(session.conn, session.session_id) == []

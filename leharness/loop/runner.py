@@ -123,7 +123,12 @@ async def run_until_settled(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + task_wait_s
     while wait and result.reason == "no_tool_calls" and session.tasks.running:
-        await session.tasks.wait_all(max(0.0, deadline - loop.time()))
+        try:
+            await session.tasks.wait_all(max(0.0, deadline - loop.time()))
+        except asyncio.CancelledError:  # Ctrl-C while waiting: stop the tasks, keep the log whole
+            _uncancel()
+            await session.tasks.shutdown("cancelled")
+            return Result("cancelled")
         if session.tasks.running:
             break
         result = await run_invocation(session, None)
