@@ -32,6 +32,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "messages: compaction.completed can hide the oldest messages", None, True),
     Migration(4, "messages: a task.delivered with empty text adds no message", None, True),
     Migration(5, "tasks: the lh process that runs each task (harness_pid)", None, True),
+    Migration(
+        6,
+        "views: transcript, session_timeline, tool_failures, task_durations, token_usage",
+        None,
+        True,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

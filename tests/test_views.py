@@ -1,0 +1,72 @@
+"""The SQL views shipped in the database return the expected rows for a session
+with a tool call, a failing tool call, a background task and a subagent."""
+
+from __future__ import annotations
+
+import asyncio
+
+from leharness.loop import runner
+from leharness.loop.model import Reply
+from leharness.store.events import Usage
+from leharness.tools import default_registry
+
+from .loop_helpers import make_session
+from .test_subagents import RoutingModel, answer, tool
+
+
+def test_views_over_a_session_with_tools_tasks_and_a_subagent(isolated_home):
+    usage = Usage(prompt_tokens=100, completion_tokens=7)
+    model = RoutingModel(
+        {
+            "parent task": [
+                tool("bash", "t1", command="echo hi"),
+                tool("read_file", "t2", path="missing.txt"),
+                tool("bash", "t3", command="sleep 0.2; echo later", inline_ms=0),
+                tool("spawn_agent", "t4", prompt="child: summarise", type="explore"),
+                Reply("waiting", "", [], usage),
+                Reply("all done", "", [], usage),
+            ],
+            "child: summarise": [answer("summary")],
+        }
+    )
+    session = make_session(model, tools=default_registry())
+    asyncio.run(runner.run_until_settled(session, "parent task", 30.0, True))
+    conn, sid = session.conn, session.session_id
+
+    transcript = conn.execute(
+        "SELECT role, kind FROM transcript WHERE session_id = ? ORDER BY session_seq", (sid,)
+    ).fetchall()
+    assert [tuple(r) for r in transcript][:3] == [
+        ("user", "prompt"),
+        ("assistant", "answer"),
+        ("tool", "tool_result"),
+    ]
+    assert ("tool", "tool_error") in [tuple(r) for r in transcript]
+
+    timeline = conn.execute(
+        "SELECT kind, label, status, duration_ms FROM session_timeline WHERE session_id = ? "
+        "ORDER BY started_at",
+        (sid,),
+    ).fetchall()
+    kinds = [r["kind"] for r in timeline]
+    assert kinds.count("model") >= 6 and kinds.count("tool") == 4
+    assert kinds.count("task") == 1 and kinds.count("subagent") == 1
+    assert all(r["duration_ms"] is not None and r["duration_ms"] >= 0 for r in timeline)
+    task_row = next(r for r in timeline if r["kind"] == "task")
+    assert task_row["status"] == "completed" and task_row["duration_ms"] >= 150
+
+    failures = conn.execute("SELECT name, error_kind FROM tool_failures").fetchall()
+    assert [tuple(r) for r in failures] == [("read_file", "not_found")]
+
+    durations = conn.execute(
+        "SELECT kind, status, exit_code FROM task_durations WHERE session_id = ? ORDER BY kind",
+        (sid,),
+    ).fetchall()
+    assert [tuple(r) for r in durations] == [("agent", "completed", None), ("bash", "completed", 0)]
+
+    usage_rows = conn.execute(
+        "SELECT model, model_calls, prompt_tokens, completion_tokens FROM token_usage "
+        "WHERE session_id = ?",
+        (sid,),
+    ).fetchall()
+    assert [tuple(r) for r in usage_rows] == [("routing", 6, 200, 14)]
