@@ -12,7 +12,14 @@ from click_default_group import DefaultGroup
 from leharness import __version__
 
 from .demo import demo_command
-from .history import fork_command, sessions_command, show_command, sql_command
+from .history import (
+    export_command,
+    fork_command,
+    import_command,
+    sessions_command,
+    show_command,
+    sql_command,
+)
 from .run import run_command
 
 
@@ -43,6 +50,8 @@ cli.add_command(show_command)
 cli.add_command(sessions_command)
 cli.add_command(sql_command)
 cli.add_command(fork_command)
+cli.add_command(export_command)
+cli.add_command(import_command)
 
 
 def main() -> None:

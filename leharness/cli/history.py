@@ -122,3 +122,40 @@ def show_command(session: str, as_json: bool, full: bool) -> None:
         child = task.child_session_id
         if child:
             click.echo(f"\nsubagent {child} ({task.status}): lh show {child}")
+
+
+@click.command("export")
+@click.argument("session")
+@click.option("--with-children", is_flag=True, help="Include its subagents' sessions.")
+@click.option("-o", "--output", type=click.File("w"), default="-", help="File (default stdout).")
+@user_errors
+def export_command(session: str, with_children: bool, output) -> None:
+    """Write SESSION's events as JSON lines (lh import loads them back)."""
+    from leharness import projections, store
+
+    with closing(store.open_store()) as conn:
+        session_id = projections.resolve_session_id(conn, session)
+        for line in store.export_lines(conn, store.session_tree(conn, session_id, with_children)):
+            output.write(line + "\n")
+
+
+@click.command("import")
+@click.argument("file", type=click.File("r"))
+@user_errors
+def import_command(file) -> None:
+    """Load exported events from FILE as new sessions; print the new session ids."""
+    import json
+
+    from leharness import store
+
+    records = []
+    for number, line in enumerate(file, 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise UserError(f"line {number} of {file.name} is not JSON: {error.msg}") from None
+    with closing(store.open_store()) as conn:
+        mapping = store.import_records(conn, records)
+    for new_id in mapping.values():
+        click.echo(new_id)

@@ -31,6 +31,7 @@ from .log import (
     validate_payload,
 )
 from .schema import SCHEMA_VERSION, migrate, projection_tables, rebuild
+from .transfer import export_lines, import_records, session_tree
 
 __all__ = [
     "EVENT_TYPES",
@@ -44,8 +45,10 @@ __all__ = [
     "connect_readonly",
     "create_session",
     "db_path",
+    "export_lines",
     "fork",
     "home_dir",
+    "import_records",
     "last_seq",
     "migrate",
     "new_ulid",
@@ -56,6 +59,7 @@ __all__ = [
     "read_events",
     "rebuild",
     "row_to_event",
+    "session_tree",
     "validate_payload",
     "write_transaction",
 ]
