@@ -92,14 +92,5 @@ class JsonChannel(NullChannel):
         self.out = out or sys.stdout
 
     def event(self, event: Event) -> None:
-        record = {
-            "seq": event.seq,
-            "id": event.id,
-            "session_id": event.session_id,
-            "session_seq": event.session_seq,
-            "ts": event.ts,
-            "type": event.type,
-            "data": event.data.model_dump(exclude={"type"}, exclude_none=True),
-        }
-        self.out.write(json.dumps(record) + "\n")
+        self.out.write(json.dumps(event.as_record()) + "\n")
         self.out.flush()

@@ -315,3 +315,15 @@ class Event(BaseModel):
     @property
     def type(self) -> str:
         return self.data.type
+
+    def as_record(self) -> dict[str, Any]:
+        """The event as one flat JSON-ready dict (the `--json` and export line)."""
+        return {
+            "seq": self.seq,
+            "id": self.id,
+            "session_id": self.session_id,
+            "session_seq": self.session_seq,
+            "ts": self.ts,
+            "type": self.type,
+            "data": self.data.model_dump(exclude={"type"}, exclude_none=True),
+        }

@@ -34,16 +34,7 @@ def session_tree(conn: sqlite3.Connection, session_id: str, with_children: bool)
 def export_lines(conn: sqlite3.Connection, session_ids: Iterable[str]) -> Iterator[str]:
     for session_id in session_ids:
         for event in read_events(conn, session_id):
-            record = {
-                "format": FORMAT,
-                "id": event.id,
-                "session_id": event.session_id,
-                "session_seq": event.session_seq,
-                "ts": event.ts,
-                "type": event.type,
-                "data": event.data.model_dump(exclude={"type"}, exclude_none=True),
-            }
-            yield json.dumps(record, ensure_ascii=False)
+            yield json.dumps({"format": FORMAT, **event.as_record()}, ensure_ascii=False)
 
 
 def import_records(conn: sqlite3.Connection, records: Iterable[dict[str, Any]]) -> dict[str, str]:
