@@ -20,14 +20,15 @@ from typing import Any, Literal
 
 from leharness import projections, store
 from leharness.store import events as ev
-from leharness.tools import artifacts
+from leharness.tools import artifacts, skills
 from leharness.tools.agents import READ_ONLY_TOOLS, Spawn
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
+from leharness.tools.project import Instructions, project_instructions
 from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 
 from .channel import Channel, NullChannel
 from .model import ModelClient, ProviderError, Reply, StreamSink
-from .prompt import build_messages
+from .prompt import build_messages, system_prompt
 
 FinishReason = Literal["no_tool_calls", "max_steps", "model_failed", "cancelled"]
 
@@ -48,6 +49,7 @@ class Session:
     depth: int = 0  # 0 for a top-level session, 1 for its subagents, …
     max_depth: int = 1  # sessions at this depth cannot spawn subagents
     tasks: TaskRuntime = field(init=False)
+    instructions: Instructions = field(default_factory=Instructions)  # read per invocation
 
     def __post_init__(self) -> None:
         self.tasks = TaskRuntime(
@@ -92,7 +94,13 @@ def new_session(
 
 async def run_invocation(session: Session, text: str | None) -> Result:
     """Run the loop for one user message (or, with None, an automatic wake-up)."""
-    session.record(ev.InvocationReceived(text=text) if text is not None else ev.InvocationAuto())
+    session.instructions = project_instructions(session.cwd)
+    digest = session.instructions.hash
+    session.record(
+        ev.InvocationReceived(text=text, instructions_hash=digest)
+        if text is not None
+        else ev.InvocationAuto(instructions_hash=digest)
+    )
     settle_unanswered_calls(session)
     recover_orphaned_tasks(session)
     for step in range(1, session.max_steps + 1):
@@ -224,7 +232,7 @@ async def call_model(
 ) -> Replied | Failed | Cancelled:
     channel = session.channel
     sink = StreamSink(on_text=channel.text, on_reasoning=channel.reasoning, on_retry=channel.retry)
-    messages = build_messages(view, session.system)
+    messages = build_messages(view, session.system or system_text(session, view))
     try:
         await asyncio.sleep(0)  # a cancel that is already pending lands before any request
         reply = await session.model.complete(messages, session.tools.specs(), sink)
@@ -248,6 +256,13 @@ async def call_model(
         )
     )
     return Replied(reply)
+
+
+def system_text(session: Session, view: projections.SessionView) -> str:
+    """This step's system prompt. Skills are rescanned every step (a stat per SKILL.md;
+    only changed files are read again), so an edited skill shows at the next step."""
+    found = skills.discover(session.home or store.home_dir(), session.cwd)
+    return system_prompt(view, session.instructions.text, skills.catalog(found))
 
 
 def unique_call_ids(session: Session, calls: list[ev.ToolCall]) -> list[ev.ToolCall]:
@@ -369,7 +384,7 @@ async def _run_one(
         session_id=session.session_id,
         home=session.home,
         call_id=call.id,
-        extra={"tasks": session.tasks, "spawn": spawner(session)},
+        extra={"tasks": session.tasks, "spawn": spawner(session), "record": session.record},
     )
     started = time.monotonic()
     try:

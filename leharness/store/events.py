@@ -64,6 +64,7 @@ class InvocationReceived(Payload):
     type: Literal["invocation.received"] = "invocation.received"
     text: str
     kind: str = "message"
+    instructions_hash: str | None = None  # sha256 of the project instructions in the prompt
 
 
 class InvocationAuto(Payload):
@@ -71,6 +72,7 @@ class InvocationAuto(Payload):
 
     type: Literal["invocation.auto"] = "invocation.auto"
     reason: str = "task_completed"
+    instructions_hash: str | None = None  # sha256 of the project instructions in the prompt
 
 
 class StepStarted(Payload):
