@@ -21,6 +21,7 @@ from .history import (
     sql_command,
 )
 from .run import run_command
+from .settings import config_command
 
 
 @click.group(
@@ -39,6 +40,7 @@ def cli() -> None:
     lh --session ID [PROMPT]     resume a session (-c: the latest)
     lh demo                      a recorded session, offline, no key
     lh run --help                every option of a run
+    lh config                    the settings in effect, and where each comes from
 
     Sessions live in .leharness/sessions.db (or $LEHARNESS_HOME/sessions.db).
     """
@@ -52,6 +54,7 @@ cli.add_command(sql_command)
 cli.add_command(fork_command)
 cli.add_command(export_command)
 cli.add_command(import_command)
+cli.add_command(config_command)
 
 
 def main() -> None:

@@ -26,6 +26,11 @@ class ProviderConfig:
     api_key: str = field(repr=False, default="")
 
 
+def default_provider(env: dict[str, str]) -> str:
+    """`openai` when an OpenAI key is set, else a local `ollama`."""
+    return "openai" if env.get("OPENAI_API_KEY") else "ollama"
+
+
 def resolve_provider(
     provider: str | None = None,
     model: str | None = None,
@@ -34,7 +39,7 @@ def resolve_provider(
 ) -> ProviderConfig:
     env = dict(os.environ) if env is None else env
     key = env.get("OPENAI_API_KEY", "")
-    name = (provider or env.get("LEHARNESS_PROVIDER") or ("openai" if key else "ollama")).lower()
+    name = (provider or env.get("LEHARNESS_PROVIDER") or default_provider(env)).lower()
     if name not in DEFAULT_MODELS:
         raise ProviderConfigError(
             f"unknown provider {name!r}: choose one of {', '.join(DEFAULT_MODELS)}"
