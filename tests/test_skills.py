@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
+from leharness.loop import runner
+from leharness.loop.replay import ReplayModel
+from leharness.store.events import ModelCompleted
 from leharness.testing import Call, ScriptedServer, Text, ToolCalls
-from leharness.tools import skills
+from leharness.tools import default_registry, skills
 from leharness.tools.project import project_instructions
 
 from .e2e_helpers import event_types, lh_env, query, run_lh
+from .loop_helpers import TEST_TOOLS, make_session
 
 
 @pytest.fixture
@@ -194,6 +199,18 @@ def test_skill_roots_cover_the_working_directory_and_the_repo_root(tmp_path):
         repo / ".agents" / "skills",
         repo / ".claude" / "skills",
     ]
+
+
+def test_no_catalog_for_a_session_that_cannot_load_skills(isolated_home, tmp_path):
+    write_skill(isolated_home / "skills", "lint", "Run the linters", "ruff check .")
+    systems = {}
+    for label, tools in (("without", TEST_TOOLS), ("with", default_registry())):
+        model = ReplayModel([ModelCompleted(text="ok")])
+        session = make_session(model, tools=tools, cwd=tmp_path)
+        asyncio.run(runner.run_invocation(session, "hi"))
+        systems[label] = model.requests[0][0]["content"]
+    assert "- lint: Run the linters" in systems["with"]
+    assert "# Skills" not in systems["without"]
 
 
 # -- project instructions -------------------------------------------------------------

@@ -260,9 +260,12 @@ async def call_model(
 
 def system_text(session: Session, view: projections.SessionView) -> str:
     """This step's system prompt. Skills are rescanned every step (a stat per SKILL.md;
-    only changed files are read again), so an edited skill shows at the next step."""
-    found = skills.discover(session.home or store.home_dir(), session.cwd)
-    return system_prompt(view, session.instructions.text, skills.catalog(found))
+    only changed files are read again), so an edited skill shows at the next step. No
+    catalog for a session that cannot load skills."""
+    catalog = ""
+    if skills.LOAD_SKILL.name in session.tools:
+        catalog = skills.catalog(skills.discover(session.home or store.home_dir(), session.cwd))
+    return system_prompt(view, session.instructions.text, catalog)
 
 
 def unique_call_ids(session: Session, calls: list[ev.ToolCall]) -> list[ev.ToolCall]:
