@@ -201,6 +201,42 @@ def test_skill_roots_cover_the_working_directory_and_the_repo_root(tmp_path):
     ]
 
 
+def test_lh_skills_lists_active_shadowed_and_broken_skills(isolated_home, tmp_path):
+    env = lh_env(isolated_home, "http://127.0.0.1:9/v1")
+    empty = run_lh("skills", env=env, cwd=tmp_path)
+    assert empty.returncode == 0 and empty.stdout == ""
+    assert f"no skills found; looked in {isolated_home / 'skills'}, " in empty.stderr
+    home_copy = write_skill(isolated_home / "skills", "deploy", "Deploy: the home copy", "b")
+    root = tmp_path / ".claude" / "skills"
+    claude_copy = write_skill(root, "deploy", "Deploy (claude)", "b")
+    (root / "broken").mkdir()
+    (root / "broken" / "SKILL.md").write_text("---\nname: broken\n---\nbody\n")
+    done = run_lh("skills", "--json", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [
+        {
+            "name": "deploy",
+            "status": "active",
+            "description": "Deploy: the home copy",
+            "path": str(home_copy),
+        },
+        {"name": "deploy", "status": "shadowed", "description": "", "path": str(claude_copy)},
+        {
+            "name": "broken",
+            "status": "error",
+            "description": "the front matter has no description",
+            "path": str(root / "broken" / "SKILL.md"),
+        },
+    ]
+    table = run_lh("skills", env=env, cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert [line.split()[:2] for line in table.stdout.splitlines()[2:]] == [
+        ["deploy", "active"],
+        ["deploy", "shadowed"],
+        ["broken", "error"],
+    ]
+
+
 def test_no_catalog_for_a_session_that_cannot_load_skills(isolated_home, tmp_path):
     write_skill(isolated_home / "skills", "lint", "Run the linters", "ruff check .")
     systems = {}

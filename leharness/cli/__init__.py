@@ -22,6 +22,7 @@ from .history import (
 )
 from .run import run_command
 from .settings import config_command
+from .skills import skills_command
 
 
 @click.group(
@@ -41,6 +42,7 @@ def cli() -> None:
     lh demo                      a recorded session, offline, no key
     lh run --help                every option of a run
     lh config                    the settings in effect, and where each comes from
+    lh skills                    the skills the model is offered here
 
     Sessions live in .leharness/sessions.db (or $LEHARNESS_HOME/sessions.db).
     """
@@ -55,6 +57,7 @@ cli.add_command(fork_command)
 cli.add_command(export_command)
 cli.add_command(import_command)
 cli.add_command(config_command)
+cli.add_command(skills_command)
 
 
 def main() -> None:

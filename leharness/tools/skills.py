@@ -102,7 +102,7 @@ def catalog(found: Skills, limit: int = CATALOG_CHARS) -> str:
     ]
     used = sum(len(line) + 1 for line in lines)
     for index, skill in enumerate(found.skills):
-        line = f"- {skill.name}: {_one_line(skill.description, DESCRIPTION_CHARS)}"
+        line = f"- {skill.name}: {one_line(skill.description, DESCRIPTION_CHARS)}"
         left = len(found.skills) - index
         more = f"… {left - 1} more skills: load_skill with any name lists them all"
         if used + len(line) + 1 + (len(more) + 1 if left > 1 else 0) > limit:
@@ -160,7 +160,7 @@ def parse_skill(path: Path, data: bytes) -> Skill | SkillProblem:
     except yaml.YAMLError as error:
         meta = _plain_pairs(lines[1:end])
         if meta is None:
-            return SkillProblem(path, f"invalid YAML front matter: {_one_line(str(error), 200)}")
+            return SkillProblem(path, f"invalid YAML front matter: {one_line(str(error), 200)}")
     if not isinstance(meta, dict):
         return SkillProblem(path, "the front matter is not a mapping of keys to values")
     name = str(meta.get("name") or path.parent.name).strip()
@@ -187,7 +187,7 @@ def _plain_pairs(lines: list[str]) -> dict[str, str] | None:
     return pairs
 
 
-def _one_line(text: str, limit: int) -> str:
+def one_line(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
