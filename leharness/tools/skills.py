@@ -75,8 +75,8 @@ def discover(home: Path, cwd: Path) -> Skills:
     shadowed: dict[str, list[Path]] = {}
     problems: list[SkillProblem] = []
     for root in skill_roots(home, cwd):
-        for path in _skill_files(root):
-            found = _read_cached(path)
+        for name in _skill_files(root):
+            found = _read_cached(name)
             if isinstance(found, SkillProblem):
                 problems.append(found)
             elif found is not None and found.name in winners:
@@ -84,7 +84,7 @@ def discover(home: Path, cwd: Path) -> Skills:
             elif found is not None:
                 winners[found.name] = found
     skills = tuple(
-        replace(skill, shadowed=tuple(shadowed.get(name, ())))
+        replace(skill, shadowed=tuple(shadowed[name])) if name in shadowed else skill
         for name, skill in sorted(winners.items())
     )
     return Skills(skills, tuple(problems))
@@ -115,34 +115,36 @@ def catalog(found: Skills, limit: int = CATALOG_CHARS) -> str:
 
 # -- reading SKILL.md files ------------------------------------------------------
 
-_cache: dict[Path, tuple[tuple[int, int, int], Skill | SkillProblem]] = {}
+# Keyed by path strings, not Path objects: building Paths was most of a rescan's cost.
+_cache: dict[str, tuple[tuple[int, int, int], Skill | SkillProblem]] = {}
 
 
-def _skill_files(root: Path) -> list[Path]:
+def _skill_files(root: Path) -> list[str]:
     try:
         entries = sorted(os.scandir(root), key=lambda entry: entry.name)
     except OSError:  # no such root (the usual case), or not a folder
         return []
-    return [Path(entry.path, SKILL_FILE) for entry in entries if entry.is_dir()]
+    return [os.path.join(entry.path, SKILL_FILE) for entry in entries if entry.is_dir()]
 
 
-def _read_cached(path: Path) -> Skill | SkillProblem | None:
+def _read_cached(name: str) -> Skill | SkillProblem | None:
     """The parsed file (None: no SKILL.md), read again only when its stat changed."""
     try:
-        info = path.stat()
+        info = os.stat(name)
     except OSError:
         return None
     key = (info.st_mtime_ns, info.st_size, info.st_ino)
-    cached = _cache.get(path)
+    cached = _cache.get(name)
     if cached is not None and cached[0] == key:
         return cached[1]
+    path = Path(name)
     try:
         data = path.read_bytes()
     except OSError as error:
         parsed: Skill | SkillProblem = SkillProblem(path, f"cannot read it: {error.strerror}")
     else:
         parsed = parse_skill(path, data)
-    _cache[path] = (key, parsed)
+    _cache[name] = (key, parsed)
     return parsed
 
 
