@@ -86,6 +86,7 @@ def test_the_provider_decides_the_default_model_and_base_url_variable(tmp_path):
         ("max_steps = true\n", "max_steps must be a whole number of 1 or more, not True"),
         ("model = 5\n", "model must be a non-empty string, not 5"),
         ('modle = "x"\n', "unknown setting 'modle'; known: provider, model, base_url"),
+        ('provider = "azure"\n', "provider must be one of openai, ollama, not 'azure'"),
     ],
 )
 def test_a_bad_settings_file_is_a_user_error_naming_it(tmp_path, text, message):

@@ -109,7 +109,7 @@ def resolve_settings(
         return Value(key, default, "default", why)
 
     has_key = "OPENAI_API_KEY is set" if env.get("OPENAI_API_KEY") else "no OPENAI_API_KEY"
-    provider = pick("provider", ENV_VARS["provider"], default_provider(dict(env)), has_key)
+    provider = pick("provider", ENV_VARS["provider"], default_provider(env), has_key)
     name = str(provider.value).lower()
     url_default = None if name == "openai" else OLLAMA_DEFAULT_URL
     values = [
@@ -129,6 +129,10 @@ def base_url_env(provider: str) -> str:
 
 def _check(key: str, value: Any) -> str:
     """Why `value` cannot be the setting `key` ("" when it can)."""
+    from leharness.loop.providers import DEFAULT_MODELS
+
+    if key == "provider" and str(value).lower() not in DEFAULT_MODELS:
+        return f"must be one of {', '.join(DEFAULT_MODELS)}"
     if KEYS[key] is int:
         ok = type(value) is int and value >= 1  # type(): True is an int to Python
         return "" if ok else "must be a whole number of 1 or more"

@@ -8,6 +8,7 @@ provider's default. Problems are `ProviderConfigError`s that say how to fix them
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_MODELS = {"openai": "gpt-4o-mini", "ollama": "gemma4:26b"}
@@ -26,7 +27,7 @@ class ProviderConfig:
     api_key: str = field(repr=False, default="")
 
 
-def default_provider(env: dict[str, str]) -> str:
+def default_provider(env: Mapping[str, str]) -> str:
     """`openai` when an OpenAI key is set, else a local `ollama`."""
     return "openai" if env.get("OPENAI_API_KEY") else "ollama"
 
