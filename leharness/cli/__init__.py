@@ -11,6 +11,7 @@ from click_default_group import DefaultGroup
 
 from leharness import __version__
 
+from .config import config_command
 from .demo import demo_command
 from .history import (
     export_command,
@@ -21,7 +22,6 @@ from .history import (
     sql_command,
 )
 from .run import run_command
-from .settings import config_command
 from .skills import skills_command
 
 

@@ -1,4 +1,4 @@
-"""Settings: every configurable value, and where it came from; `lh config` shows them.
+"""Settings: every configurable value, and where it came from (`lh config` shows them).
 
 Per key, the first that is set wins: a command-line flag, an environment
 variable, the settings file `$LEHARNESS_HOME/settings.toml`, the default. TOML
@@ -10,16 +10,12 @@ configuration: the library below receives plain values.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import click
-
-from .errors import UserError, user_errors
-from .output import output_options, print_rows
+from .errors import UserError
 
 SETTINGS_FILE = "settings.toml"
 KEYS: dict[str, type] = {
@@ -67,6 +63,8 @@ def settings_path(home: Path | None = None) -> Path:
 
 def read_settings_file(path: Path) -> dict[str, Any]:
     """The file's values, checked (none when it does not exist); UserError naming it."""
+    import tomllib
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -149,18 +147,3 @@ def _from_env(key: str, variable: str, text: str) -> Any:
     if number < 1:
         raise UserError(f"{variable} must be a whole number of 1 or more, not {text!r}")
     return number
-
-
-@click.command("config")
-@output_options
-@user_errors
-def config_command(as_json: bool, as_csv: bool) -> None:
-    """Show the effective settings and where each comes from (flag, env, settings, default)."""
-    settings = resolve_settings()
-    rows = [(v.key, v.value, v.source, v.origin) for v in settings.values.values()]
-    if not (as_json or as_csv):
-        rows = [(k, "" if value is None else value, s, o) for k, value, s, o in rows]
-    print_rows(("setting", "value", "source", "from"), rows, as_json=as_json, as_csv=as_csv)
-    if not (as_json or as_csv):
-        found = "" if settings.path.exists() else " (not found)"
-        click.echo(f"\nsettings file: {settings.path}{found}")
