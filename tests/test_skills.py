@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from leharness import store
 from leharness.loop import runner
 from leharness.loop.replay import ReplayModel
 from leharness.store.events import ModelCompleted
@@ -295,3 +296,14 @@ def test_the_hash_follows_edits_and_is_absent_without_instructions(tmp_path):
     assert project_instructions(lone).hash is None
     (lone / "CLAUDE.md").write_text("Be brief.\n")
     assert project_instructions(lone).text == f"## {lone / 'CLAUDE.md'}\n\nBe brief."
+
+
+def test_an_automatic_wake_up_records_the_hash_too(tmp_path):
+    (tmp_path / "AGENTS.md").write_text("Be brief.\n")
+    model = ReplayModel([ModelCompleted(text="ok")])
+    session = make_session(model, tools=default_registry(), cwd=tmp_path)
+    asyncio.run(runner.run_invocation(session, None))
+    auto = [e for e in store.read_events(session.conn, session.session_id)][1]
+    assert auto.type == "invocation.auto"
+    assert auto.data.instructions_hash == project_instructions(tmp_path).hash is not None
+    assert "Be brief." in model.requests[0][0]["content"]
