@@ -89,6 +89,17 @@ def test_catalog_in_the_prompt_and_load_skill_returns_the_body(server, isolated_
     ]
 
 
+def test_a_long_skill_body_reaches_the_model_whole(server, isolated_home, tmp_path):
+    body = "\n".join(f"{n}. a step of the procedure, explained at some length" for n in range(400))
+    write_skill(isolated_home / "skills", "long", "A long procedure", body)
+    server.push(ToolCalls(Call("load_skill", {"name": "long"})), Text("ok"))
+    done = run_lh("go", env=lh_env(isolated_home, server.base_url), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(body) > 16_000
+    assert server.requests[1].messages[-1]["content"].endswith(body)
+    assert "artifact.created" not in event_types(isolated_home)
+
+
 def test_first_root_wins_and_shadowed_copies_are_listed(server, isolated_home, tmp_path):
     home_copy = write_skill(isolated_home / "skills", "deploy", "Deploy (home)", "home body")
     agents_copy = write_skill(tmp_path / ".agents" / "skills", "deploy", "Deploy (agents)", "a")

@@ -337,19 +337,22 @@ async def _run_batch(session: Session, batch: list[Planned]) -> bool:
         for call, _tool, _args in batch:
             _record_failure(session, call, "interrupted by the user", "interrupted")
         return False
-    for (call, _tool, _args), (ok, output, kind, duration_ms) in zip(batch, outcomes, strict=True):
+    for (call, tool, _args), (ok, output, kind, duration_ms) in zip(batch, outcomes, strict=True):
         if ok:
-            _record_result(session, call, output, duration_ms)
+            _record_result(session, call, output, duration_ms, tool.inline_limit)
         else:
             _record_failure(session, call, output, kind, duration_ms)
     return True
 
 
-def _record_result(session: Session, call: ev.ToolCall, output: str, duration_ms: int) -> None:
-    """tool.completed; an output over 8 KiB goes to an artifact file and the model gets a stub."""
+def _record_result(
+    session: Session, call: ev.ToolCall, output: str, duration_ms: int, limit: int | None = None
+) -> None:
+    """tool.completed; an output over 8 KiB (or the tool's own limit) goes to an artifact file
+    and the model gets a stub."""
     data = output.encode("utf-8", "replace")
     artifact_id = None
-    if len(data) > artifacts.INLINE_LIMIT:
+    if len(data) > (limit or artifacts.INLINE_LIMIT):
         try:
             saved = artifacts.save(session.home or store.home_dir(), session.session_id, data)
         except OSError as error:

@@ -46,6 +46,7 @@ class Tool:
     args: type[BaseModel]
     run: Runner
     read_only: bool = False
+    inline_limit: int | None = None  # bytes shown inline before an artifact (None: 8 KiB)
 
     @property
     def description(self) -> str:

@@ -27,6 +27,7 @@ from .project import repo_root
 SKILL_FILE = "SKILL.md"
 CATALOG_CHARS = 6_000  # the whole catalog, "… N more skills" line included
 DESCRIPTION_CHARS = 300  # one skill's description in the catalog
+SKILL_INLINE_BYTES = 64 * 1024  # a skill body is read whole, not as an artifact preview
 YAML_SYNTAX = tuple("\"'[{|>&*!%@`")  # a value starting so was meant as YAML
 
 
@@ -231,4 +232,10 @@ def render(skill: Skill) -> str:
     return "\n".join(lines) + "\n\n" + skill.body
 
 
-LOAD_SKILL = Tool(name="load_skill", args=LoadSkillArgs, run=load_skill, read_only=True)
+LOAD_SKILL = Tool(
+    name="load_skill",
+    args=LoadSkillArgs,
+    run=load_skill,
+    read_only=True,
+    inline_limit=SKILL_INLINE_BYTES,
+)
