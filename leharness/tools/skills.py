@@ -105,13 +105,17 @@ def catalog(found: Skills, limit: int = CATALOG_CHARS) -> str:
     for index, skill in enumerate(found.skills):
         line = f"- {skill.name}: {one_line(skill.description, DESCRIPTION_CHARS)}"
         left = len(found.skills) - index
-        more = f"… {left - 1} more skills: load_skill with any name lists them all"
-        if used + len(line) + 1 + (len(more) + 1 if left > 1 else 0) > limit:
-            lines.append(f"… {left} more skills: load_skill with any name lists them all")
+        room_for_more = len(_more(left - 1)) + 1 if left > 1 else 0
+        if used + len(line) + 1 + room_for_more > limit:
+            lines.append(_more(left))
             break
         lines.append(line)
         used += len(line) + 1
     return "\n".join(lines)
+
+
+def _more(count: int) -> str:
+    return f"… {count} more skills: load_skill with any name lists them all"
 
 
 # -- reading SKILL.md files ------------------------------------------------------
