@@ -164,6 +164,25 @@ def test_unknown_skill_fails_with_the_names_and_bad_files_are_skipped(
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("---\ndescription: Use when: it fails\n---\nB", ("folder", "Use when: it fails")),
+        ("\ufeff---\nname: x\ndescription: 'quoted: fine'\n---\nB", ("x", "quoted: fine")),
+        ("---\ndescription: >\n  folded\n  text\n---\nB", ("folder", "folded text")),
+        ("---\nname: two words\ndescription: d\n---\nB", "invalid name 'two words'"),
+        ("---\ndescription: d\nB", "the front matter has no closing --- line"),
+        ("---\n- a list\n---\nB", "the front matter is not a mapping"),
+    ],
+)
+def test_front_matter_parsing(text, expected):
+    parsed = skills.parse_skill(Path("/s/folder/SKILL.md"), text.encode())
+    if isinstance(expected, str):
+        assert isinstance(parsed, skills.SkillProblem) and parsed.error.startswith(expected)
+    else:
+        assert (parsed.name, parsed.description, parsed.body) == (*expected, "B")
+
+
 def test_the_catalog_is_bounded_with_a_count_of_the_rest(tmp_path):
     root = tmp_path / "skills"
     for number in range(100):
