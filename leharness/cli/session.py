@@ -14,6 +14,7 @@ from leharness.loop.providers import ProviderConfigError, resolve_provider
 from leharness.tools import default_registry
 
 from .errors import UserError
+from .mcp import attach as attach_mcp
 from .render import JsonChannel, TerminalChannel
 
 
@@ -93,6 +94,7 @@ def open_session(
         home=store.home_dir(),
         max_depth=max_subagent_depth(),
     )
+    attach_mcp(loop_session)
     return ActiveSession(loop_session)
 
 
