@@ -109,7 +109,7 @@ def test_stdio_round_trip_schema_passes_through_byte_identical(server, isolated_
     assert connected[1] == {
         "server": "echo",
         "transport": "stdio",
-        "tools": ["echo__echo", "echo__fail", "echo__crash", "echo__env"],
+        "tools": ["echo__echo", "echo__fail", "echo__crash", "echo__sleep", "echo__env"],
     }
     (completed,) = events(isolated_home, "tool.completed")
     assert completed[1]["name"] == "echo__echo"
@@ -212,6 +212,7 @@ def test_http_round_trip_with_headers_from_the_environment(server, isolated_home
     server.push(
         ToolCalls(Call("web__echo", {"text": "over http", "style": {"case": "upper"}})),
         ToolCalls(Call("web__fail", {"reason": "http says no"})),
+        ToolCalls(Call("web__crash", {})),
         Text("done"),
     )
     env = lh_env(isolated_home, server.base_url, MCP_TOKEN=HTTP_TOKEN)
@@ -224,8 +225,12 @@ def test_http_round_trip_with_headers_from_the_environment(server, isolated_home
     assert connected[1]["transport"] == "http" and "web__echo" in connected[1]["tools"]
     (completed,) = events(isolated_home, "tool.completed")
     assert completed[1]["result"] == "OVER HTTP"
-    (failed,) = events(isolated_home, "tool.failed")
+    failed, crashed = events(isolated_home, "tool.failed")
     assert failed[1]["kind"] == "tool_error" and "http says no" in failed[1]["error"]
+    assert crashed[1]["kind"] == "mcp_crashed" and "MCP server 'web' stopped" in crashed[1]["error"]
+    (down,) = events(isolated_home, "mcp.failed")
+    assert down[1]["server"] == "web" and down[1]["kind"] == "crash"
+    assert not any(name.startswith("web__") for name in offered(server.requests[3].body))
     assert HTTP_TOKEN.encode() not in (isolated_home / "sessions.db").read_bytes()
 
 
@@ -244,7 +249,13 @@ def test_mcp_list_shows_servers_status_and_tools(isolated_home, http_echo):
     rows = {
         row["server"]: row for row in json.loads(run_lh("mcp", "list", "--json", env=env).stdout)
     }
-    assert rows["web"]["tools"] == ["web__echo", "web__fail", "web__crash", "web__env"]
+    assert rows["web"]["tools"] == [
+        "web__echo",
+        "web__fail",
+        "web__crash",
+        "web__sleep",
+        "web__env",
+    ]
     assert rows["bad"]["status"] == "invalid" and "http://" in rows["bad"]["error"]
     assert not (isolated_home / "sessions.db").exists() or query(
         isolated_home, "SELECT count(*) FROM events"

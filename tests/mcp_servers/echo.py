@@ -2,7 +2,8 @@
 
 Run over stdio by default, or `--http PORT` for streamable HTTP on 127.0.0.1.
 Tools: `echo` (nested, non-trivial schema), `fail` (an isError result),
-`crash` (the process dies mid-call), `env` (reads one environment variable).
+`crash` (the process dies mid-call), `sleep` (answers late), `env` (reads one
+environment variable).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import sys
 from typing import Literal
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
@@ -46,6 +48,13 @@ def crash() -> str:
     """Kill this server process."""
     print("about to crash: goodbye", file=sys.stderr, flush=True)
     os._exit(3)
+
+
+@server.tool()
+async def sleep(seconds: float) -> str:
+    """Wait SECONDS, then answer."""
+    await anyio.sleep(seconds)
+    return f"slept {seconds:g} s"
 
 
 @server.tool()

@@ -32,6 +32,7 @@ __all__ = [
     "load_config",
     "mcp_tools",
     "offered_name",
+    "render_result",
     "status_events",
 ]
 
