@@ -204,3 +204,18 @@ def test_a_server_that_never_answers_times_out_at_start(isolated_home, monkeypat
     screen = io.StringIO()
     print(cli_mcp.describe_servers(hub), file=screen)
     assert "mute  stdio  failed" in screen.getvalue()
+
+
+def test_secrets_in_errors_and_stderr_are_redacted():
+    from leharness.tools.mcp.client import Connection
+    from leharness.tools.mcp.config import HttpServer, StdioServer
+
+    web = Connection(
+        HttpServer(
+            name="w", url="http://h/mcp?key=abc12345", headers={"Authorization": "Bearer tok-999"}
+        )
+    )
+    web._fail("401 for http://h/mcp?key=abc12345 with tok-999", "start")
+    assert web.error == "401 for http://h/mcp?[redacted] with [redacted]"
+    local = Connection(StdioServer(name="s", command="x", env={"TOKEN": "s3cret-value"}))
+    assert local.redact("bad token s3cret-value") == "bad token [redacted]"

@@ -18,6 +18,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from .config import HttpServer, McpConfig, ServerConfig, StdioServer
 
@@ -71,8 +72,19 @@ class Connection:
             start = max(0, size - TAIL_BYTES)
             data = os.pread(fd, size - start, start).decode("utf-8", "replace")
             lines = data.splitlines()[1:] if start else data.splitlines()
-            return "\n".join(line.rstrip() for line in lines[-TAIL_LINES:])
+            return self.redact("\n".join(line.rstrip() for line in lines[-TAIL_LINES:]))
         return ""
+
+    def redact(self, text: str) -> str:
+        """Hide the values of headers, env entries and URL queries (secrets never enter events)."""
+        config = self.config
+        secrets = list(config.env.values() if isinstance(config, StdioServer) else [])
+        if isinstance(config, HttpServer):
+            secrets += [*config.headers.values(), urlsplit(config.url).query]
+            secrets += [value.split(" ", 1)[-1] for value in config.headers.values()]
+        for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+            text = text.replace(secret, "[redacted]")
+        return text
 
     async def open(self, timeout_s: float) -> None:
         """Start the server, initialize, list its tools; on any failure, record why."""
@@ -156,7 +168,7 @@ class Connection:
         raise ServerDown(self.down_message(), first)
 
     def _fail(self, error: str, during: str) -> None:
-        self.status, self.error, self.failed_during = "failed", error, during
+        self.status, self.error, self.failed_during = "failed", self.redact(error), during
 
     def down_message(self) -> str:
         what = "stopped" if self.failed_during == "crash" else "failed to start"
