@@ -219,3 +219,14 @@ def test_secrets_in_errors_and_stderr_are_redacted():
     assert web.error == "401 for http://h/mcp?[redacted] with [redacted]"
     local = Connection(StdioServer(name="s", command="x", env={"TOKEN": "s3cret-value"}))
     assert local.redact("bad token s3cret-value") == "bad token [redacted]"
+
+
+def test_mcp_list_without_a_config_says_so(isolated_home):
+    from click.testing import CliRunner
+
+    from leharness.cli import cli
+
+    result = CliRunner().invoke(cli, ["mcp", "list"])
+    assert result.exit_code == 0 and "no MCP servers configured" in result.output
+    result = CliRunner().invoke(cli, ["mcp", "list", "--json"])
+    assert json.loads(result.output) == []

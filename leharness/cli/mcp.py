@@ -21,6 +21,7 @@ from .errors import UserError
 from .output import output_options, print_rows
 
 _HUBS: dict[tuple[str, str], Any] = {}  # (mcp.json path, content hash) -> connected Hub
+_ATTACHED: list[Any] = []  # the hub the latest session was given, for /mcp
 
 
 def connect_timeout_s() -> float:
@@ -70,6 +71,7 @@ def attach(loop_session: Any) -> None:
     from leharness.tools.mcp import mcp_tools, status_events
 
     hub = current_hub()
+    _ATTACHED[:] = [hub] if hub is not None else []
     if hub is None:
         return
     loop_session.tools = loop_session.tools.extended(mcp_tools(hub))
@@ -80,6 +82,7 @@ def attach(loop_session: Any) -> None:
 @atexit.register
 def close_all() -> None:
     """Stop every server this process started."""
+    _ATTACHED.clear()
     while _HUBS:
         _, hub = _HUBS.popitem()
         hub.close()
@@ -120,8 +123,9 @@ def describe_servers(hub: Any) -> str:
 
 
 def show_servers(console: Any) -> None:
-    """`/mcp` in the interactive session."""
-    console.print(describe_servers(current_hub(warn=False)), markup=False, highlight=False)
+    """`/mcp` in the interactive session: the servers this session was given."""
+    hub = _ATTACHED[0] if _ATTACHED else None
+    console.print(describe_servers(hub), markup=False, highlight=False)
 
 
 @click.group("mcp")
@@ -142,7 +146,8 @@ def list_command(as_json: bool, as_csv: bool) -> None:
     except ConfigFileError as error:
         raise UserError(str(error)) from None
     if not config.servers and not config.problems:
-        click.echo(f"no MCP servers configured in {path}", err=True)
+        click.echo("[]" if as_json else f"no MCP servers configured in {path}")
+        return
     hub = Hub(config).start(connect_timeout_s())
     try:
         rows = status_rows(hub)
