@@ -230,3 +230,16 @@ def test_mcp_list_without_a_config_says_so(isolated_home):
     assert result.exit_code == 0 and "no MCP servers configured" in result.output
     result = CliRunner().invoke(cli, ["mcp", "list", "--json"])
     assert json.loads(result.output) == []
+
+
+def test_the_demo_starts_no_mcp_server(isolated_home):
+    from click.testing import CliRunner
+
+    from leharness.cli import cli
+
+    write_config(isolated_home, {"nothing": {"command": "/nonexistent/mcp-server"}})
+    result = CliRunner().invoke(cli, ["demo", "--json"])
+    assert result.exit_code == 0, result.output
+    types = [json.loads(line)["type"] for line in result.output.splitlines()]
+    assert types[0] == "session.created" and not [t for t in types if t.startswith("mcp.")]
+    assert cli_mcp._HUBS == {}

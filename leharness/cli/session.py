@@ -75,6 +75,7 @@ def open_session(
     channel: runner.Channel | None = None,
     client: ModelClient | None = None,
     cwd: Path | None = None,
+    mcp: bool = True,
 ) -> ActiveSession:
     client = client or model_client(provider, model, base_url)
     cwd = cwd or Path.cwd()
@@ -94,7 +95,8 @@ def open_session(
         home=store.home_dir(),
         max_depth=max_subagent_depth(),
     )
-    attach_mcp(loop_session)
+    if mcp:  # the servers of $LEHARNESS_HOME/mcp.json, if there is one
+        attach_mcp(loop_session)
     return ActiveSession(loop_session)
 
 
