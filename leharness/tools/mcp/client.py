@@ -15,6 +15,7 @@ import contextlib
 import os
 import tempfile
 import threading
+from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -124,7 +125,9 @@ class Connection:
         finally:
             self.session = None
 
-    def _transport(self) -> contextlib.AbstractAsyncContextManager[Any]:
+    @contextlib.asynccontextmanager
+    async def _transport(self) -> AsyncIterator[Any]:
+        """The SDK's (read, write) streams for this server's transport."""
         config = self.config
         if isinstance(config, StdioServer):
             from mcp import StdioServerParameters, stdio_client
@@ -133,15 +136,19 @@ class Connection:
             params = StdioServerParameters(
                 command=config.command, args=config.args, env=config.env, cwd=config.cwd
             )
-            return stdio_client(params, errlog=self._errlog)
+            async with stdio_client(params, errlog=self._errlog) as streams:
+                yield streams
+            return
         assert isinstance(config, HttpServer)
         import httpx2
         from mcp.client.streamable_http import streamable_http_client
 
-        client = httpx2.AsyncClient(
-            headers=config.headers, timeout=httpx2.Timeout(30.0, read=300.0)
-        )
-        return streamable_http_client(config.url, http_client=client)
+        timeout = httpx2.Timeout(30.0, read=300.0)
+        async with (
+            httpx2.AsyncClient(headers=config.headers, timeout=timeout) as client,
+            streamable_http_client(config.url, http_client=client) as streams,
+        ):
+            yield streams
 
     async def call(self, tool: str, arguments: dict[str, Any], timeout_s: float) -> Any:
         """tools/call; ServerDown if the server is gone, CallFailed for a protocol error."""
@@ -162,8 +169,8 @@ class Connection:
             cause = describe(error)
         first = self.status == "connected"
         if first:
-            await asyncio.sleep(0.05)  # let a dying process finish writing its stderr
             self._fail(cause, "crash")
+            await asyncio.sleep(0.05)  # let a dying process finish writing its stderr
             self._stop.set()  # type: ignore[union-attr]  # the transport reaps the process
         raise ServerDown(self.down_message(), first)
 
