@@ -94,7 +94,11 @@ def offered(request_body: dict) -> dict[str, dict]:
 def test_stdio_round_trip_schema_passes_through_byte_identical(server, isolated_home):
     write_config(isolated_home, {"echo": STDIO_ENTRY})
     arguments = '{"text": "hi",  "style": {"repeat": 2, "case": "upper"}, "tags": ["a", "b"]}'
-    server.push(ToolCalls(Call("echo__echo", arguments)), Text("it said HI HI"))
+    payload = '{"z": 1, "a": [1.5, "é", null, {"deep": true}], "m": {}}'
+    server.push(
+        ToolCalls(Call("echo__echo", arguments), Call("echo__dump", f'{{"payload": {payload}}}')),
+        Text("it said HI HI"),
+    )
     done = run_lh("say hi", env=lh_env(isolated_home, server.base_url))
     assert done.returncode == 0, done.stderr
     tools = offered(server.requests[0].body)
@@ -109,12 +113,13 @@ def test_stdio_round_trip_schema_passes_through_byte_identical(server, isolated_
     assert connected[1] == {
         "server": "echo",
         "transport": "stdio",
-        "tools": ["echo__echo", "echo__fail", "echo__crash", "echo__sleep", "echo__env"],
+        "tools": [f"echo__{n}" for n in ("echo", "dump", "fail", "crash", "sleep", "env")],
     }
-    (completed,) = events(isolated_home, "tool.completed")
+    completed, dumped = events(isolated_home, "tool.completed")
     assert completed[1]["name"] == "echo__echo"
     assert completed[1]["result"] == "HI HI [a, b]"
-    assert server.requests[1].messages[-1]["content"] == "HI HI [a, b]"
+    assert server.requests[1].messages[-2]["content"] == "HI HI [a, b]"
+    assert dumped[1]["result"] == payload  # what the model sent is what the server got
     types = [t for t, _ in events(isolated_home)]
     assert types[:3] == ["session.created", "mcp.connected", "invocation.received"]
 
@@ -245,12 +250,13 @@ def test_mcp_list_shows_servers_status_and_tools(isolated_home, http_echo):
     lines = table.stdout.splitlines()
     assert any(line.split()[:3] == ["echo", "stdio", "connected"] for line in lines)
     assert any(line.split()[:3] == ["web", "http", "connected"] for line in lines)
-    assert "echo__echo, echo__fail" in table.stdout
+    assert "echo__echo, echo__dump, echo__fail" in table.stdout
     rows = {
         row["server"]: row for row in json.loads(run_lh("mcp", "list", "--json", env=env).stdout)
     }
     assert rows["web"]["tools"] == [
         "web__echo",
+        "web__dump",
         "web__fail",
         "web__crash",
         "web__sleep",

@@ -1,16 +1,18 @@
 """A real MCP server for the tests, written with the official SDK (MCPServer, once FastMCP).
 
 Run over stdio by default, or `--http PORT` for streamable HTTP on 127.0.0.1.
-Tools: `echo` (nested, non-trivial schema), `fail` (an isError result),
+Tools: `echo` (nested, non-trivial schema), `dump` (its argument back as
+JSON, to see what arrived), `fail` (an isError result),
 `crash` (the process dies mid-call), `sleep` (answers late), `env` (reads one
 environment variable).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -35,6 +37,12 @@ def echo(text: str, style: Style | None = None, tags: list[str] | None = None) -
     said = {"upper": text.upper(), "lower": text.lower(), "keep": text}[style.case]
     suffix = f" [{', '.join(tags)}]" if tags else ""
     return " ".join([said] * style.repeat) + suffix
+
+
+@server.tool()
+def dump(payload: dict[str, Any]) -> str:
+    """PAYLOAD back as JSON text, in the order it arrived."""
+    return json.dumps(payload, ensure_ascii=False)
 
 
 @server.tool()
