@@ -9,12 +9,19 @@ import json
 import sys
 
 import pytest
+from prompt_toolkit import PromptSession
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
 from pydantic import BaseModel
+from rich.console import Console
 
 from leharness import store
 from leharness.cli import mcp as cli_mcp
+from leharness.cli.repl import Repl, RichChannel, repl_loop
+from leharness.cli.session import open_session
 from leharness.loop import runner
 from leharness.loop.replay import ReplayModel
+from leharness.store.events import ModelCompleted, ToolCall
 from leharness.testing import Call, ScriptedServer, Text, ToolCalls
 from leharness.tools import default_registry
 from leharness.tools.base import Tool, ToolError, ToolRegistry
@@ -22,9 +29,7 @@ from leharness.tools.mcp import Hub, load_config, mcp_tools, offered_name, rende
 from leharness.tools.mcp.config import ConfigFileError, parse_config
 
 from .loop_helpers import RecordingChannel, make_session
-from .test_loop import reply
 from .test_mcp import STDIO_ENTRY, write_config
-from .test_repl import drive
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +45,28 @@ def hub(isolated_home):
     connected = Hub(config).start(30)
     yield connected
     connected.close()
+
+
+def reply(text: str = "", *calls: tuple[str, dict]) -> ModelCompleted:
+    tool_calls = [
+        ToolCall(id=f"c{i}", name=name, arguments=json.dumps(args))
+        for i, (name, args) in enumerate(calls)
+    ]
+    return ModelCompleted(text=text, tool_calls=tool_calls)
+
+
+def drive(lines: list[str], server: ScriptedServer, monkeypatch) -> tuple[Repl, str]:
+    """The interactive session fed LINES through a pipe; returns it and its screen."""
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    console = Console(file=io.StringIO(), width=100, force_terminal=False)
+    options = dict(provider=None, model=None, base_url=None, max_steps=10)
+    active = open_session(None, False, channel=RichChannel(console), **options)
+    repl = Repl(active, console, options)
+    with create_pipe_input() as pipe:
+        pipe.send_text("".join(line + "\n" for line in lines))
+        asyncio.run(repl_loop(repl, PromptSession(input=pipe, output=DummyOutput())))
+    return repl, console.file.getvalue()
 
 
 def failures(session: runner.Session) -> list[tuple[str, str]]:
