@@ -25,6 +25,7 @@ BENCHMARKS = (
     "peer_llm",
     "tasks",
     "skills",
+    "mcp_call",
 )
 
 

@@ -21,6 +21,7 @@ from .history import (
     show_command,
     sql_command,
 )
+from .mcp import mcp_group
 from .run import run_command
 from .skills import skills_command
 
@@ -58,6 +59,7 @@ cli.add_command(export_command)
 cli.add_command(import_command)
 cli.add_command(config_command)
 cli.add_command(skills_command)
+cli.add_command(mcp_group)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from leharness.loop.providers import ProviderConfigError, resolve_provider
 from leharness.tools import default_registry
 
 from .errors import UserError
+from .mcp import attach as attach_mcp
 from .render import JsonChannel, TerminalChannel
 
 
@@ -74,6 +75,7 @@ def open_session(
     channel: runner.Channel | None = None,
     client: ModelClient | None = None,
     cwd: Path | None = None,
+    mcp: bool = True,
 ) -> ActiveSession:
     client = client or model_client(provider, model, base_url)
     cwd = cwd or Path.cwd()
@@ -93,6 +95,8 @@ def open_session(
         home=store.home_dir(),
         max_depth=max_subagent_depth(),
     )
+    if mcp:  # the servers of $LEHARNESS_HOME/mcp.json, if there is one
+        attach_mcp(loop_session)
     return ActiveSession(loop_session)
 
 
