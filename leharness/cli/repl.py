@@ -57,10 +57,6 @@ class Repl:
     def channel(self) -> RichChannel:
         return self.active.loop.channel  # type: ignore[return-value]
 
-    def switch(self, active: ActiveSession) -> None:
-        """Continue in another session (/new, /resume, /fork)."""
-        self.active = active
-
     # -- running answers ------------------------------------------------------
 
     def start(self, text: str | None) -> None:
@@ -76,9 +72,7 @@ class Repl:
 
     async def _answer(self, text: str | None) -> None:
         loop = self.active.loop
-        loop.steering = self.take_queued
-        if isinstance(loop.channel, RichChannel):
-            loop.channel.cwd = loop.cwd
+        loop.steering = self.take_queued  # set per run: /new, /resume, /fork swap the session
         result = await runner.run_invocation(loop, text)
         # A line typed just as the answer ended starts the next one; the rest steer it.
         while result.reason != "cancelled" and self.queued:
@@ -192,10 +186,11 @@ async def repl_loop(repl: Repl, prompt_session: Any) -> None:
     waker = asyncio.ensure_future(repl.wake_on_tasks())
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, repl.cancel)  # Ctrl-C outside the prompt
+    options = repl.prompt_options()
     try:
         while True:
             try:
-                raw = await prompt_session.prompt_async("› ", **repl.prompt_options())
+                raw = await prompt_session.prompt_async("› ", **options)
             except KeyboardInterrupt:
                 continue
             except EOFError:

@@ -60,9 +60,8 @@ def write_diff(path: str, before: str | None, after: str) -> list[str]:
 class RichChannel:
     """Streams answers as markdown blocks; tool calls as one-line cells; diffs for edits."""
 
-    def __init__(self, console: Console, cwd: Path | None = None) -> None:
+    def __init__(self, console: Console) -> None:
         self.console = console
-        self.cwd = cwd  # where relative paths of file tools point (the session's cwd)
         self.activity: tuple[str, float] | None = None  # what runs now, since (monotonic)
         self._text = ""
         self._reasoning = ""
@@ -144,7 +143,7 @@ class RichChannel:
             return None
         if not isinstance(path, str):
             return None
-        return path, Path(self.cwd or Path.cwd(), Path(path).expanduser())
+        return path, Path.cwd() / Path(path).expanduser()  # the REPL's sessions run here
 
     def _snapshot(self, call: ToolCall) -> None:
         """Keep the file as it is before write_file replaces it (None: it does not exist);

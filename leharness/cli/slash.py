@@ -27,7 +27,7 @@ from leharness.loop.providers import DEFAULT_MODELS
 
 from .errors import UserError
 from .session import model_client, open_session
-from .status import elapsed, since, task_label
+from .status import elapsed, parse_ts, since, task_label
 
 if TYPE_CHECKING:
     from .repl import Repl
@@ -64,7 +64,7 @@ Ctrl-D             leave (like /exit)"""
 
 
 def new_session(repl: Repl, arg: str) -> None:
-    repl.switch(open_session(None, False, channel=repl.channel, **repl.options))
+    repl.active = open_session(None, False, channel=repl.channel, **repl.options)
     repl.console.print(f"new session {repl.active.session_id}", style="dim")
 
 
@@ -84,7 +84,7 @@ def resume(repl: Repl, arg: str) -> None:
     except store.StoreError as error:
         repl.console.print(str(error), style="yellow", markup=False)
         return
-    repl.switch(active)
+    repl.active = active
     row = projections.get_session(active.loop.conn, active.session_id)
     title = (row.title or "") if row else ""
     repl.console.print(f"resumed session {active.session_id} · {title[:60]}", style="dim")
@@ -102,10 +102,7 @@ def list_tasks(repl: Repl, arg: str) -> None:
         return
     now = datetime.now(UTC)
     for task in rows:
-        end = task.finished_at
-        took = since(
-            task.started_at, datetime.fromisoformat(end.replace("Z", "+00:00")) if end else now
-        )
+        took = since(task.started_at, parse_ts(task.finished_at) if task.finished_at else now)
         line = (
             f"{task.task_id}  {task.status:9} {task.kind:6} {elapsed(took):>7}  {task_label(task)}"
         )
@@ -204,7 +201,8 @@ def leave(repl: Repl, arg: str) -> object:
 
 
 # The table. /fork [N], /compact, /mcp and /skills belong to other parts: each plugs in
-# as one row here calling a handler in its own module, e.g.
+# as one row here calling a handler in its own module (one that switches sessions sets
+# repl.active, as /new does), e.g.
 #     SlashCommand("/fork", "[N]", "branch this session (at event N) and switch to it",
 #                  history_fork, idle_only=True),
 COMMANDS: tuple[SlashCommand, ...] = (

@@ -30,12 +30,15 @@ def elapsed(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
+def parse_ts(ts: str) -> datetime:
+    """An event timestamp (UTC ISO-8601, `Z` suffix) as an aware datetime."""
+    moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def since(ts: str, now: datetime) -> float:
-    """Seconds from an event timestamp (UTC ISO-8601) to `now`."""
-    started = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    if started.tzinfo is None:
-        started = started.replace(tzinfo=UTC)
-    return max(0.0, (now - started).total_seconds())
+    """Seconds from an event timestamp to `now`."""
+    return max(0.0, (now - parse_ts(ts)).total_seconds())
 
 
 def context_used(model: str, row: SessionRow | None) -> str:
