@@ -228,6 +228,60 @@ def test_completion_offers_commands_and_their_arguments(monkeypatch):
     assert offered("hello") == []
 
 
+def test_ctrl_c_at_the_prompt_clears_the_line(monkeypatch):
+    with ScriptedServer([Text("only this")]) as server:
+        repl = make_repl(server, monkeypatch)
+
+        async def script(typist: Typist) -> None:
+            typist.pipe.send_text("half a thought")
+            await until(lambda: typist.buffer.text == "half a thought")
+            typist.pipe.send_text("\x03")
+            await until(lambda: typist.buffer.text == "")
+            typist.pipe.send_text("\x03")  # on an empty line: nothing to cancel, still here
+            await typist.line("the real question")
+            await typist.line("/exit")
+
+        session_with(repl, script)
+    messages = projections.visible_messages(repl.active.loop.conn, repl.active.session_id)
+    assert [m.content for m in messages if m.role == "user"] == ["the real question"]
+
+
+def test_inspect_starts_lh_inspect_in_the_background(monkeypatch):
+    import click
+
+    from leharness.cli import cli, slash
+
+    started = []
+
+    class FakeProcess:
+        def __init__(self, argv, **kwargs):
+            started.append((argv, kwargs))
+            self.stopped = False
+
+        def poll(self):
+            return 0 if self.stopped else None
+
+        def terminate(self):
+            self.stopped = True
+
+    @click.command("inspect")
+    @click.option("--port", type=int)
+    @click.option("--no-open", is_flag=True)
+    def fake_inspect(port, no_open):
+        """Stands in for the inspector part's command."""
+
+    monkeypatch.setitem(cli.commands, "inspect", fake_inspect)
+    monkeypatch.setattr(slash.subprocess, "Popen", FakeProcess)
+    with ScriptedServer([]) as server:
+        repl, shown = drive(["/inspect", "/inspect", "/exit"], server, monkeypatch)
+    ((argv, kwargs),) = started  # the second /inspect found it running
+    assert argv[-4:-1] == ["inspect", "--no-open", "--port"]
+    assert kwargs["start_new_session"] is True
+    assert f"inspector starting: http://127.0.0.1:{argv[-1]}/" in shown
+    assert f"the inspector is running: http://127.0.0.1:{argv[-1]}/" in shown
+    assert repl.inspector.stopped  # leaving the session stops it
+
+
 def test_inspect_without_the_inspector_says_how_to_browse(monkeypatch, isolated_home):
     with ScriptedServer([]) as server:
         _repl, shown = drive(["/inspect", "/exit"], server, monkeypatch)
@@ -251,11 +305,14 @@ def test_a_message_typed_while_the_model_streams_is_queued_and_steers_the_next_s
             await typist.now("answer in French")
             assert repl.queued == ["answer in French"]
             assert "1 queued" in repl.toolbar()
+            await typist.now("/new")  # replacing the session waits for the answer
             await typist.line("/exit")
 
         session_with(repl, script)
     shown = screen(repl)
     assert "⧗ queued: answer in French" in shown
+    assert "/new waits for the answer to finish" in shown
+    assert len(projections.list_sessions(repl.active.loop.conn)) == 1
     assert "» answer in French" in shown  # shown again when it was delivered
     events = list(store.read_events(repl.active.loop.conn, repl.active.session_id))
     assert [e.type for e in events][2:] == [

@@ -72,6 +72,8 @@ class RichChannel:
 
     def text(self, delta: str) -> None:
         self._flush_reasoning()
+        if self.activity is not None and self.activity[0] == "thinking":
+            self.activity = ("writing", self.activity[1])  # blocks show once they are whole
         self._text += delta
         end = complete_blocks(self._text)
         if end:
