@@ -292,7 +292,7 @@ def test_a_message_typed_while_the_model_streams_is_queued_and_steers_the_next_s
     monkeypatch,
 ):
     steps = [
-        Slow(ToolCalls(Call("bash", {"command": "echo step-one"})), delay_s=0.25),
+        Slow(ToolCalls(Call("bash", {"command": "echo step-one"})), delay_s=0.3),
         Text("understood, in French"),
     ]
     with ScriptedServer(steps) as server:
@@ -385,6 +385,22 @@ def test_esc_cancels_the_running_answer(monkeypatch):
     assert types(repl)[-2:] == ["model.cancelled", "agent.finished"]
     finished = list(store.read_events(repl.active.loop.conn, repl.active.session_id))[-1]
     assert finished.data.reason == "cancelled"
+
+
+def test_leaving_mid_answer_records_the_cancel(monkeypatch):
+    with ScriptedServer([Slow(Text("a slow answer " * 40), delay_s=0.1)]) as server:
+        repl = make_repl(server, monkeypatch)
+
+        async def script(typist: Typist) -> None:
+            await typist.line("talk for a while")
+            await typist.event("step.started")
+            await typist.now("/exit")
+
+        session_with(repl, script)
+    assert types(repl)[-2:] == ["model.cancelled", "agent.finished"]
+    assert projections.get_session(repl.active.loop.conn, repl.active.session_id).status == (
+        "cancelled"
+    )
 
 
 def test_a_background_completion_wakes_the_idle_session(monkeypatch):
