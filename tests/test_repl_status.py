@@ -3,9 +3,12 @@ the status line and the markdown block splitter."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 
-from leharness.cli.rich_channel import complete_blocks, write_diff
+from rich.console import Console
+
+from leharness.cli.rich_channel import RichChannel, complete_blocks, write_diff
 from leharness.cli.status import context_window, status_line
 from leharness.projections import SessionRow, TaskRow
 
@@ -75,3 +78,20 @@ def test_markdown_is_rendered_in_whole_blocks_never_inside_a_code_fence():
 def test_write_diff_of_a_new_and_of_a_replaced_file():
     assert write_diff("a.txt", None, "x\n")[:3] == ["--- /dev/null", "+++ b/a.txt", "@@ -0,0 +1 @@"]
     assert write_diff("a.txt", "x\ny\n", "x\nz\n")[-2:] == ["-y", "+z"]
+
+
+def test_the_unfinished_block_shows_in_the_status_line_until_it_is_printed():
+    from leharness.store import Event
+    from leharness.store.events import StepStarted
+
+    console = Console(file=io.StringIO(), width=80)
+    channel = RichChannel(console)
+    ts = "2026-01-01T12:00:00.000Z"
+    channel.event(
+        Event(seq=1, id="e", session_id="s", session_seq=2, ts=ts, data=StepStarted(step=1))
+    )
+    assert channel.activity[0] == "thinking"
+    channel.text("A first paragraph.\n\nA second one, still")
+    assert "A first paragraph." in console.file.getvalue()
+    assert channel.activity[0] == "writing …A second one, still"
+    assert "second" not in console.file.getvalue()

@@ -62,18 +62,30 @@ class RichChannel:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.activity: tuple[str, float] | None = None  # what runs now, since (monotonic)
+        self._activity: tuple[str, float] | None = None  # what runs now, since (monotonic)
         self._text = ""
         self._reasoning = ""
         self._calls: dict[str, ToolCall] = {}
         self._before: dict[str, str | None] = {}  # write_file call id -> old content
 
+    @property
+    def activity(self) -> tuple[str, float] | None:
+        """What runs now and since when (monotonic); while answer text streams, the end
+        of the block not shown yet, so a long paragraph is never a silent wait."""
+        if self._activity is None:
+            return None
+        label, started = self._activity
+        tail = " ".join(self._text.split())[-40:]
+        if label == "writing" and tail:
+            label = f"writing …{tail}"
+        return label, started
+
     # -- streamed deltas ----------------------------------------------------
 
     def text(self, delta: str) -> None:
         self._flush_reasoning()
-        if self.activity is not None and self.activity[0] == "thinking":
-            self.activity = ("writing", self.activity[1])  # blocks show once they are whole
+        if self._activity is not None and self._activity[0] == "thinking":
+            self._activity = ("writing", self._activity[1])  # blocks show once they are whole
         self._text += delta
         end = complete_blocks(self._text)
         if end:
@@ -105,25 +117,25 @@ class RichChannel:
     def event(self, event: store.Event) -> None:
         data, kind = event.data, event.type
         if kind == "step.started":
-            self.activity = ("thinking", time.monotonic())
+            self._activity = ("thinking", time.monotonic())
         elif kind in ("model.completed", "model.cancelled"):
             self._end_stream()
-            self.activity = None
+            self._activity = None
             for call in getattr(data, "tool_calls", []):
                 self._calls[call.id] = call
         elif kind == "tool.started":
             call = self._calls.get(data.call_id)
             label = call_summary(call.name, call.arguments) if call else data.name
-            self.activity = (label, time.monotonic())
+            self._activity = (label, time.monotonic())
             self.console.print(f"⏺ {label}", style="cyan", markup=False)
             if call is not None and call.name == "write_file":
                 self._snapshot(call)
         elif kind == "tool.completed":
-            self.activity = None
+            self._activity = None
             self.console.print(f"  ⎿ {result_summary(data.result)}", style="dim", markup=False)
             self._show_diff(data.call_id, data.name, data.result)
         elif kind == "tool.failed":
-            self.activity = None
+            self._activity = None
             self._before.pop(data.call_id, None)
             first = data.error.splitlines()[0] if data.error else ""
             self.console.print(f"  ✗ {first}", style="red", markup=False)
@@ -132,7 +144,7 @@ class RichChannel:
         elif kind == "model.failed":
             self.console.print(f"✗ {data.error}", style="red", markup=False)
         elif kind == "agent.finished":
-            self.activity = None
+            self._activity = None
             if data.reason == "cancelled":
                 self.console.print("(cancelled)", style="yellow")
 
