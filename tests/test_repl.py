@@ -8,6 +8,7 @@ import asyncio
 import io
 from collections.abc import Callable
 
+import pytest
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
@@ -22,6 +23,7 @@ from leharness.cli.slash import SlashCompleter
 from leharness.testing import Call, ScriptedServer, Slow, Text, ToolCalls
 
 from .e2e_helpers import lh_env, run_lh
+from .util import ONE_TOOL_ROUND_TRIP
 
 
 def make_repl(server: ScriptedServer, monkeypatch) -> Repl:
@@ -315,16 +317,8 @@ def test_a_message_typed_while_the_model_streams_is_queued_and_steers_the_next_s
     assert len(projections.list_sessions(repl.active.loop.conn)) == 1
     assert "» answer in French" in shown  # shown again when it was delivered
     events = list(store.read_events(repl.active.loop.conn, repl.active.session_id))
-    assert [e.type for e in events][2:] == [
-        "step.started",
-        "model.completed",
-        "tool.started",
-        "tool.completed",
-        "invocation.received",
-        "step.started",
-        "model.completed",
-        "agent.finished",
-    ]
+    steered = [*ONE_TOOL_ROUND_TRIP[:6], "invocation.received", *ONE_TOOL_ROUND_TRIP[6:]]
+    assert [e.type for e in events] == steered
     assert (events[6].data.text, events[6].data.kind) == ("answer in French", "steering")
     second = server.requests[1].messages
     assert [m["role"] for m in second][-2:] == ["tool", "user"]
@@ -370,37 +364,23 @@ def test_ctrl_c_mid_run_leaves_a_session_that_lh_resumes(monkeypatch, isolated_h
     assert sent[4]["content"] == "go on"
 
 
-def test_esc_cancels_the_running_answer(monkeypatch):
+@pytest.mark.parametrize("how", ["esc", "exit"])
+def test_esc_or_leaving_mid_answer_cancels_it(monkeypatch, how):
     with ScriptedServer([Slow(Text("a slow answer " * 40), delay_s=0.1)]) as server:
         repl = make_repl(server, monkeypatch)
 
         async def script(typist: Typist) -> None:
             await typist.line("talk for a while")
             await typist.event("step.started")
-            typist.pipe.send_text("\x1b")
-            await until(lambda: not repl.busy)
-            await typist.line("/exit")
-
-        session_with(repl, script)
-    assert types(repl)[-2:] == ["model.cancelled", "agent.finished"]
-    finished = list(store.read_events(repl.active.loop.conn, repl.active.session_id))[-1]
-    assert finished.data.reason == "cancelled"
-
-
-def test_leaving_mid_answer_records_the_cancel(monkeypatch):
-    with ScriptedServer([Slow(Text("a slow answer " * 40), delay_s=0.1)]) as server:
-        repl = make_repl(server, monkeypatch)
-
-        async def script(typist: Typist) -> None:
-            await typist.line("talk for a while")
-            await typist.event("step.started")
+            if how == "esc":
+                typist.pipe.send_text("\x1b")
+                await until(lambda: not repl.busy)
             await typist.now("/exit")
 
         session_with(repl, script)
     assert types(repl)[-2:] == ["model.cancelled", "agent.finished"]
-    assert projections.get_session(repl.active.loop.conn, repl.active.session_id).status == (
-        "cancelled"
-    )
+    row = projections.get_session(repl.active.loop.conn, repl.active.session_id)
+    assert (row.status, row.finish_reason) == ("cancelled", "cancelled")
 
 
 def test_a_background_completion_wakes_the_idle_session(monkeypatch):

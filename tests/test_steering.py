@@ -11,6 +11,7 @@ from leharness.loop.replay import ReplayModel
 
 from .loop_helpers import RecordingChannel, make_session, types
 from .test_loop import reply
+from .util import ONE_TOOL_ROUND_TRIP
 
 
 def typed_during(session: runner.Session, when: str, texts: list[str]) -> None:
@@ -37,18 +38,8 @@ def test_a_message_typed_during_a_tool_reaches_the_next_model_call():
     typed_during(session, "tool.started", ["answer in French"])
     result = asyncio.run(runner.run_invocation(session, "go"))
     assert result.reason == "no_tool_calls"
-    assert types(session) == [
-        "session.created",
-        "invocation.received",
-        "step.started",
-        "model.completed",
-        "tool.started",
-        "tool.completed",
-        "invocation.received",
-        "step.started",
-        "model.completed",
-        "agent.finished",
-    ]
+    steered = [*ONE_TOOL_ROUND_TRIP[:6], "invocation.received", *ONE_TOOL_ROUND_TRIP[6:]]
+    assert types(session) == steered
     steering = list(store.read_events(session.conn, session.session_id))[6]
     assert (steering.data.text, steering.data.kind) == ("answer in French", "steering")
     second = model.requests[1]
