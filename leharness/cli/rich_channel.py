@@ -87,6 +87,8 @@ class RichChannel:
         if self._activity is not None and self._activity[0] == "thinking":
             self._activity = ("writing", self._activity[1])  # blocks show once they are whole
         self._text += delta
+        if "\n" not in delta:  # no block can have ended: skip the rescan
+            return
         end = complete_blocks(self._text)
         if end:
             self.console.print(Markdown(self._text[:end]))
