@@ -79,11 +79,7 @@ def resume(repl: Repl, arg: str) -> None:
     if not arg:
         repl.console.print("usage: /resume ID (an id prefix works; /sessions lists them)")
         return
-    try:
-        active = open_session(arg, False, channel=repl.channel, **repl.options)
-    except store.StoreError as error:
-        repl.console.print(str(error), style="yellow", markup=False)
-        return
+    active = open_session(arg, False, channel=repl.channel, **repl.options)
     repl.active = active
     row = projections.get_session(active.loop.conn, active.session_id)
     title = (row.title or "") if row else ""
@@ -139,11 +135,7 @@ def switch_model(repl: Repl, arg: str) -> None:
     if not arg:
         repl.console.print(f"model: {loop.model.provider}/{loop.model.model} · /model NAME")
         return
-    try:
-        client = model_client(loop.model.provider, arg, repl.options.get("base_url"))
-    except UserError as error:
-        repl.console.print(str(error), style="yellow", markup=False)
-        return
+    client = model_client(loop.model.provider, arg, repl.options.get("base_url"))
     loop.model = client  # step.started records it from the next step on
     repl.options["model"] = arg  # /new and /resume keep it
     repl.console.print(f"model: {client.provider}/{client.model}", style="dim")
@@ -239,9 +231,13 @@ async def dispatch(repl: Repl, line: str) -> bool:
             style="yellow",
         )
         return True
-    result = command.handler(repl, arg.strip())
-    if inspect.isawaitable(result):
-        result = await result
+    try:
+        result = command.handler(repl, arg.strip())
+        if inspect.isawaitable(result):
+            result = await result
+    except (UserError, store.StoreError) as error:  # bad input: say why, keep the session
+        repl.console.print(str(error), style="yellow", markup=False)
+        return True
     return result is not LEAVE
 
 
