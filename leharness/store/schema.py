@@ -38,6 +38,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         None,
         True,
     ),
+    Migration(
+        7,
+        "steps and model_usage projections, covering indexes: views fast on a million events",
+        None,
+        True,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
