@@ -105,7 +105,7 @@ def test_a_step_cut_short_by_a_crash_is_interrupted_and_closed_on_resume(db):
         (session_id,),
     ).fetchall()
     assert [tuple(r) for r in rows] == [
-        ("model", "interrupted", 0),
+        ("model", "interrupted", 1),
         ("step", "interrupted", 1),
         ("model", "running", 0),
         ("step", "running", 0),

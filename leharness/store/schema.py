@@ -40,7 +40,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         7,
-        "steps and model_usage projections, covering indexes: views fast on a million events",
+        "timeline and model_usage projections, covering indexes: views fast on 1M events",
         None,
         True,
     ),

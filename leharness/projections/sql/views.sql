@@ -11,30 +11,9 @@ WHERE visible = 1;
 -- start, end and duration in milliseconds. `ref` is the step's session_seq,
 -- the call_id or the task_id.
 CREATE VIEW session_timeline AS
-SELECT session_id, kind, label, started_at, finished_at,
-       CAST(round((julianday(finished_at) - julianday(started_at)) * 86400000) AS INTEGER)
-           AS duration_ms,
-       status, ref, child_session_id
-FROM (
-    SELECT session_id, 'step' AS kind, 'step ' || coalesce(step, '?') AS label, started_at,
-           finished_at,
-           CASE WHEN finished_at IS NULL THEN 'running' ELSE model_status END AS status,
-           session_seq AS ref, NULL AS child_session_id
-    FROM steps
-    UNION ALL
-    SELECT session_id, 'model', coalesce(model, 'model'), started_at, model_finished_at,
-           model_status, session_seq, NULL
-    FROM steps
-    UNION ALL
-    SELECT session_id, 'tool', name, coalesce(started_at, requested_at), finished_at, status,
-           call_id, NULL
-    FROM tool_calls
-    UNION ALL
-    SELECT session_id, CASE kind WHEN 'agent' THEN 'subagent' ELSE 'task' END,
-           coalesce(command, prompt, kind), started_at, finished_at, status, task_id,
-           child_session_id
-    FROM tasks
-);
+SELECT session_id, kind, label, started_at, finished_at, duration_ms, status, ref,
+       child_session_id
+FROM timeline;
 
 CREATE VIEW tool_failures AS
 SELECT session_id, call_id, name, arguments, error_kind, error, finished_at
