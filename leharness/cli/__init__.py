@@ -20,6 +20,7 @@ from .history import (
     show_command,
     sql_command,
 )
+from .inspect import inspect_command
 from .run import run_command
 
 
@@ -38,6 +39,7 @@ def cli() -> None:
     lh                           interactive session
     lh --session ID [PROMPT]     resume a session (-c: the latest)
     lh demo                      a recorded session, offline, no key
+    lh inspect                   browse every session in Datasette
     lh run --help                every option of a run
 
     Sessions live in .leharness/sessions.db (or $LEHARNESS_HOME/sessions.db).
@@ -52,6 +54,7 @@ cli.add_command(sql_command)
 cli.add_command(fork_command)
 cli.add_command(export_command)
 cli.add_command(import_command)
+cli.add_command(inspect_command)
 
 
 def main() -> None:
