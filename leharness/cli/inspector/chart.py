@@ -73,7 +73,8 @@ def draw(rows: list[dict], until: str, link: Callable[[dict], str | None]) -> Ma
         for subrow in subrows:
             for bar in subrow:
                 x = GUTTER + (bar["start"] - start) * scale
-                width = max((bar["end"] - bar["start"]) * scale, 2.0)
+                # 1 px less than the span, so that back-to-back bars stay apart.
+                width = max((bar["end"] - bar["start"]) * scale - 1, 2.0)
                 out.append(_rect(bar, x, y, width, link(bar["row"])))
             y += ROW
     out.append("</svg>")
