@@ -36,3 +36,17 @@ def test_per_step_reads_use_their_partial_indexes(db):
 def test_next_sequence_number_is_an_index_lookup(db):
     detail = plan(db, "SELECT max(session_seq) FROM events WHERE session_id = ?", "s")
     assert "USING COVERING INDEX" in detail
+
+
+def test_the_inspectors_view_reads_go_through_indexes(db):
+    """Datasette counts every view it pages and groups it for facets: on a big
+    file these must not read whole tables (bench/inspector.py times them)."""
+    assert "COVERING INDEX messages_visible" in plan(db, "SELECT count(*) FROM transcript")
+    facet = (
+        "SELECT name AS value, count(*) FROM (SELECT * FROM tool_failures) "
+        "WHERE name IS NOT NULL GROUP BY name"
+    )
+    assert "INDEX tool_calls_failed" in plan(db, facet)
+    one_session = plan(db, "SELECT * FROM session_timeline WHERE session_id = ?", "s")
+    assert "SEARCH timeline USING PRIMARY KEY (session_id=?)" in one_session
+    assert "SEARCH model_usage" in plan(db, "SELECT * FROM token_usage WHERE session_id = ?", "s")

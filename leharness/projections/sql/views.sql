@@ -15,8 +15,10 @@ SELECT session_id, kind, label, started_at, finished_at, duration_ms, status, re
        child_session_id
 FROM timeline;
 
+-- `+name`: grouping by name (Datasette's facet) must not walk tool_calls_name
+-- over every call; the few failures come from tool_calls_failed.
 CREATE VIEW tool_failures AS
-SELECT session_id, call_id, name, arguments, error_kind, error, finished_at
+SELECT session_id, call_id, +name AS name, arguments, error_kind, error, finished_at
 FROM tool_calls
 WHERE status = 'failed';
 
