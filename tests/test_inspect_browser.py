@@ -153,3 +153,34 @@ def test_headless_chromium_shows_the_transcript_and_the_timeline(server, tmp_pat
         finally:
             browser.close()
     assert (tmp_path / "session.png").stat().st_size > 10_000
+
+
+def test_lh_inspect_session_prints_and_serves_that_sessions_page(scripted):  # noqa: F811
+    parent, _ = scripted
+    process = subprocess.Popen(
+        [LH, "inspect", "--no-open", "--port", "0", parent[:22]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        line = process.stdout.readline()
+        url = line.split(" at ")[1].split()[0]
+        assert url.startswith("http://127.0.0.1:") and url.endswith(f"/sessions/-/session/{parent}")
+        status, html = fetch(url)
+        assert status == 200 and "parent task: <strong>find</strong>" in html
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_lh_inspect_of_an_unknown_session_is_a_one_line_error(isolated_home):
+    result = subprocess.run(
+        [LH, "inspect", "--no-open", "--port", "0", "NOPE"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2 and "no session 'NOPE'" in result.stderr
