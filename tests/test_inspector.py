@@ -209,3 +209,25 @@ def test_metadata_json_is_what_datasette_serves(isolated_home):
     tables = served["databases"]["sessions"]["tables"]
     assert tables["events"]["facets"] == ["type"]
     assert json.dumps(tables)  # plain JSON, nothing Python-only
+
+
+def test_compacted_messages_stay_on_the_page_marked_as_not_sent(isolated_home):
+    with closing(store.open_store()) as conn:
+        session_id = store.create_session(conn)
+        store.append(conn, session_id, {"type": "invocation.received", "text": "old question"})
+        store.append(conn, session_id, {"type": "step.started", "step": 1, "model": "m"})
+        store.append(conn, session_id, {"type": "model.completed", "text": "old answer"})
+        store.append(conn, session_id, {"type": "agent.finished", "reason": "no_tool_calls"})
+        store.append(
+            conn,
+            session_id,
+            {"type": "compaction.completed", "tier": "drop", "details": {"hide_through_seq": 4}},
+        )
+        store.append(conn, session_id, {"type": "invocation.received", "text": "new question"})
+    html = get(f"/sessions/-/session/{session_id}").text
+    hidden = re.findall(r'<article class="lh-msg [^"]*lh-hidden"', html)
+    assert len(hidden) == 2
+    assert html.count("compacted away: not sent to the model") == 2
+    assert "new question" in html
+    # The step still shows on the timeline, ended by agent.finished.
+    assert bars(html).count("step") == 1 and bars(html).count("model") == 1
