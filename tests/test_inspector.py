@@ -21,6 +21,8 @@ from leharness.tools import default_registry
 from .loop_helpers import make_session
 from .test_subagents import RoutingModel, answer, tool
 
+VIEWS = ("transcript", "session_timeline", "tool_failures", "task_durations", "token_usage")
+
 
 @pytest.fixture
 def scripted(isolated_home):
@@ -123,9 +125,7 @@ def test_a_session_prefix_works_and_an_unknown_session_is_a_404(scripted):
     assert "no session" in get("/sessions/-/session/NOPE", status=404).text
 
 
-@pytest.mark.parametrize(
-    "view", ["transcript", "session_timeline", "tool_failures", "task_durations", "token_usage"]
-)
+@pytest.mark.parametrize("view", VIEWS)
 def test_every_view_renders_with_its_description(scripted, view):
     parent, _ = scripted
     html = get(f"/sessions/{view}?session_id={parent}").text
@@ -231,3 +231,18 @@ def test_compacted_messages_stay_on_the_page_marked_as_not_sent(isolated_home):
     assert "new question" in html
     # The step still shows on the timeline, ended by agent.finished.
     assert bars(html).count("step") == 1 and bars(html).count("model") == 1
+
+
+def test_plain_datasette_without_our_metadata_serves_the_views(scripted):
+    from datasette.app import Datasette
+
+    parent, _ = scripted
+    datasette = Datasette([str(store.db_path())])  # as `datasette sessions.db` opens it
+
+    async def fetch(path):
+        return await datasette.client.get(path)
+
+    for view in VIEWS:
+        response = asyncio.run(fetch(f"/sessions/{view}.json?_shape=array"))
+        assert response.status_code == 200
+        assert any(row["session_id"] == parent for row in response.json()), view
