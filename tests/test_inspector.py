@@ -85,6 +85,8 @@ def test_session_page_folds_tool_calls_and_draws_every_kind_of_bar(scripted):
     kinds = bars(html)
     assert kinds.count("step") == 6 and kinds.count("model") == 6
     assert kinds.count("tool") == 4 and kinds.count("task") == 1 and kinds.count("subagent") == 1
+    tasks = re.findall(r'<tr id="task-[^"]+">(.*?)</tr>', html, re.S)
+    assert len(tasks) == 2 and any("sleep 0.2; echo later" in row for row in tasks)
     # The subagent's bar and its task row link to the child's own page.
     assert html.count(f'href="/sessions/-/session/{child}"') >= 3
 

@@ -76,7 +76,6 @@ async def session_view(datasette, request):
         "timeline_url": f"{base}/session_timeline?session_id={quote(data.session.id)}"
         "&_sort=started_at",
         "transcript_url": f"{base}/transcript?session_id={quote(data.session.id)}",
-        "tasks": [row for row in data.timeline if row["kind"] in ("task", "subagent")],
     }
     html = await datasette.render_template("leharness_session.html", context, request=request)
     return Response.html(html)

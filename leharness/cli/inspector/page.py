@@ -62,6 +62,7 @@ class SessionPage:
     message_count: int
     timeline: list[dict]
     timeline_count: int
+    tasks: list[dict]
 
 
 def load(conn: sqlite3.Connection, session_ref: str) -> SessionPage:
@@ -103,6 +104,13 @@ def _load(conn: sqlite3.Connection, session_id: str) -> SessionPage:
         message_count=message_count,
         timeline=timeline[:MAX_TIMELINE],
         timeline_count=len(timeline),
+        tasks=[
+            dict(row)
+            for row in conn.execute(
+                "SELECT * FROM task_durations WHERE session_id = ? ORDER BY started_at",
+                (session_id,),
+            )
+        ],
     )
 
 
