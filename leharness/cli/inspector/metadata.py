@@ -150,7 +150,6 @@ TABLES: dict[str, dict] = {
         "description": "Start, end and status of every step, model call, tool call, task and "
         "subagent (the session_timeline view reads it).",
         "columns": {
-            "seq": "session_seq of the event that opened the row.",
             "kind": "step, model, tool, task or subagent.",
             "ref": "The step's session_seq, the call_id or the task_id.",
             "label": "Step number, model name, tool name, command or prompt.",
