@@ -99,15 +99,21 @@ def fork_command(session: str, at: int | None) -> None:
 @click.argument("session")
 @click.option("--json", "as_json", is_flag=True, help="Output the messages as JSON.")
 @click.option("--full", is_flag=True, help="Show tool results in full.")
+@click.option("--at", "at", type=int, default=None, help="As it stood after event AT.")
 @user_errors
-def show_command(session: str, as_json: bool, full: bool) -> None:
+def show_command(session: str, as_json: bool, full: bool, at: int | None) -> None:
     """Show the transcript of SESSION (id or prefix) from the projections."""
     import json
 
     from leharness import projections, store
 
-    with closing(store.open_store()) as conn:
-        session_id = projections.resolve_session_id(conn, session)
+    with closing(store.open_store()) as live:
+        session_id = projections.resolve_session_id(live, session)
+        conn = live
+        if at is not None:  # time travel: events 1..AT projected in a scratch database
+            from leharness.store.timetravel import session_at
+
+            conn = session_at(live, session_id, at)
         row = projections.get_session(conn, session_id)
         messages = projections.all_messages(conn, session_id)
         tasks = projections.tasks(conn, session_id)
