@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import closing
+from pathlib import Path
 
 import click
 
@@ -146,22 +147,23 @@ def export_command(session: str, with_children: bool, output) -> None:
 
 
 @click.command("import")
-@click.argument("file", type=click.File("r"))
+@click.argument("source", type=click.Path(exists=True, allow_dash=True, path_type=Path))
 @user_errors
-def import_command(file) -> None:
-    """Load exported events from FILE as new sessions; print the new session ids."""
-    import json
+def import_command(source: Path) -> None:
+    """Load exported events from SOURCE as new sessions; print the new session ids.
 
+    SOURCE may also be a session of the original TypeScript leharness: its
+    sessions/<id>/ folder, that folder's events.jsonl, or a sessions/ folder.
+    """
     from leharness import store
 
-    records = []
-    for number, line in enumerate(file, 1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise UserError(f"line {number} of {file.name} is not JSON: {error.msg}") from None
+    lines = click.get_text_stream("stdin") if str(source) == "-" else None
+    loaded = store.read_import(source, lines)
     with closing(store.open_store()) as conn:
-        mapping = store.import_records(conn, records)
+        mapping = store.import_records(conn, loaded.records)
     for new_id in mapping.values():
         click.echo(new_id)
+    if loaded.skipped:
+        kinds = ", ".join(f"{name} ({n})" for name, n in sorted(loaded.skipped.items()))
+        total = sum(loaded.skipped.values())
+        click.echo(f"skipped {total} events of types leharness does not know: {kinds}", err=True)
