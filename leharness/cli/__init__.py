@@ -20,6 +20,7 @@ from .history import (
     show_command,
     sql_command,
 )
+from .replay import replay_command
 from .run import run_command
 
 
@@ -52,6 +53,7 @@ cli.add_command(sql_command)
 cli.add_command(fork_command)
 cli.add_command(export_command)
 cli.add_command(import_command)
+cli.add_command(replay_command)
 
 
 def main() -> None:

@@ -1,0 +1,127 @@
+"""`lh replay`: re-run a session with its recorded model outputs and report divergence."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from leharness import store
+from leharness.cli import cli
+from leharness.loop import runner
+from leharness.loop.replay import ReplayModel
+from leharness.store.events import ModelCompleted, ToolCall
+from leharness.tools import default_registry
+
+from .loop_helpers import make_session
+
+
+def call(call_id: str, name: str, **arguments) -> ModelCompleted:
+    return ModelCompleted(
+        tool_calls=[ToolCall(id=call_id, name=name, arguments=json.dumps(arguments))]
+    )
+
+
+def record(workspace: Path) -> str:
+    """A real session in `workspace`: a cat, a large output (an artifact), a bad call,
+    a read_file, over two prompts."""
+    workspace.mkdir()
+    (workspace / "a.txt").write_text("hello\n")
+    (workspace / "big.txt").write_text("x" * 10_000)
+    model = ReplayModel(
+        [
+            call("c1", "bash", command="cat a.txt; pwd"),  # pwd: the sandbox's path differs
+            call("c2", "bash", command="cat big.txt"),
+            call("c3", "read_file"),  # missing argument: tool.failed
+            ModelCompleted(text="a.txt says hello"),
+            call("c4", "read_file", path="a.txt"),
+            ModelCompleted(text="still hello"),
+        ]
+    )
+    session = make_session(model, tools=default_registry(), cwd=workspace)
+    asyncio.run(runner.run_invocation(session, "what does a.txt say?"))
+    asyncio.run(runner.run_invocation(session, "and now?"))
+    types = [e.type for e in store.read_events(session.conn, session.session_id)]
+    assert types.count("artifact.created") == 1 and types.count("tool.failed") == 1
+    return session.session_id
+
+
+def replay(*args: str):
+    return CliRunner().invoke(cli, ["replay", *args])
+
+
+def test_an_unchanged_session_replays_without_divergence(isolated_home, tmp_path):
+    session_id = record(tmp_path / "work")
+    events = store.last_seq(store.open_store(), session_id)
+
+    served = replay(session_id[:12])  # tools answer from the recording
+    assert served.exit_code == 0, served.output
+    assert served.output.strip() == f"no divergence ({events - 1} events)"
+
+    real = replay(session_id, "--sandbox-dir", str(tmp_path / "sandbox"))
+    assert real.exit_code == 0, real.output
+    assert real.output.strip() == f"no divergence ({events - 1} events)"
+    assert (tmp_path / "sandbox" / "a.txt").read_text() == "hello\n"  # the tools ran there
+    assert not (tmp_path / "sandbox" / ".leharness").exists()
+    # The replays went to scratch databases: sessions.db holds only the recording.
+    assert [r[0] for r in store.open_store().execute("SELECT id FROM sessions")] == [session_id]
+
+
+def test_a_changed_tool_output_is_reported_at_the_first_divergent_event(isolated_home, tmp_path):
+    session_id = record(tmp_path / "work")
+    (tmp_path / "work" / "a.txt").write_text("changed\n")
+
+    result = replay(session_id, "--sandbox-dir", str(tmp_path / "sandbox"))
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    # session.created is not compared: event 5 of the run is the cat's tool.completed (#6).
+    assert lines[0] == "diverged at event 5 after 4 equal events"
+    assert lines[1].startswith("  recorded: #6 tool.completed ")
+    work = tmp_path / "work"
+    assert f'"result": "hello\\n{work}\\n[exit: 0]"' in lines[1]
+    assert lines[2].startswith("  replayed: #6 tool.completed ")
+    assert f'"result": "changed\\n{work}\\n[exit: 0]"' in lines[2]  # in the recording's terms
+
+    # Without a sandbox the tools answer from the recording: the loop alone agrees.
+    assert replay(session_id).exit_code == 0
+
+
+def test_a_change_in_the_harness_diverges_without_a_sandbox(isolated_home, tmp_path):
+    """A recorded call to a tool this harness no longer has now fails before it runs."""
+    conn = store.open_store()
+    session_id = store.create_session(conn, None)
+    for payload in (
+        {"type": "invocation.received", "text": "go"},
+        {"type": "step.started", "step": 1},
+        {
+            "type": "model.completed",
+            "tool_calls": [{"id": "c1", "name": "retired_tool", "arguments": "{}"}],
+        },
+        {"type": "tool.started", "call_id": "c1", "name": "retired_tool"},
+        {"type": "tool.completed", "call_id": "c1", "name": "retired_tool", "result": "ok"},
+        {"type": "step.started", "step": 2},
+        {"type": "model.completed", "text": "done"},
+        {"type": "agent.finished", "reason": "no_tool_calls"},
+    ):
+        store.append(conn, session_id, payload)
+    result = replay(session_id, "--keep")
+    assert result.exit_code == 1, result.output
+    assert "diverged at event 4 after 3 equal events" in result.output
+    assert "recorded: #5 tool.started" in result.output
+    assert "replayed: #5 tool.failed" in result.output and "unknown tool" in result.output
+    kept = result.output.split(" in ", 1)[1].splitlines()[0]
+    assert Path(kept).is_file()  # --keep leaves the scratch database for inspection
+
+
+def test_replay_refuses_a_sandbox_that_is_not_empty(isolated_home, tmp_path):
+    session_id = record(tmp_path / "work")
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    result = replay(session_id, "--sandbox-dir", str(busy))
+    assert result.exit_code == 2 and "must be a new or empty folder" in result.output
+    assert (busy / "keep.txt").read_text() == "mine"
+    missing = replay("no-such-session")
+    assert missing.exit_code == 2 and "no session" in missing.output
