@@ -19,12 +19,14 @@ from rich.markdown import Markdown
 from leharness import projections, store
 from leharness.loop import runner
 
+from .branching import fork_here
 from .render import call_summary, result_summary
 from .session import ActiveSession, open_session
 
 HELP = """\
 /help              this help
 /new               start a new session
+/fork [N]          branch this session after event N (default: all) and switch to it
 /sessions          list recent sessions
 /exit              leave (Ctrl-D works too)
 Ctrl-C             cancel the running answer; at the prompt, clear the line"""
@@ -105,6 +107,8 @@ class Repl:
                 None, False, channel=self.active.loop.channel, **self.options
             )
             self.console.print(f"new session {self.active.session_id}", style="dim")
+        elif name == "/fork":
+            fork_here(self, line)
         elif name == "/sessions":
             for row in projections.list_sessions(self.active.loop.conn, 15):
                 self.console.print(f"{row.id}  {row.status:9} {(row.title or '')[:60]}")
