@@ -125,3 +125,24 @@ def test_replay_refuses_a_sandbox_that_is_not_empty(isolated_home, tmp_path):
     assert (busy / "keep.txt").read_text() == "mine"
     missing = replay("no-such-session")
     assert missing.exit_code == 2 and "no session" in missing.output
+
+
+def test_a_background_task_replays_in_a_sandbox(isolated_home, tmp_path):
+    """Task ids are minted anew; they map onto the recorded ones, notification text too."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "a.txt").write_text("hi\n")
+    background = call("c1", "bash", command="sleep 0.2; cat a.txt", inline_ms=0)
+    model = ReplayModel([background, ModelCompleted(text="started"), ModelCompleted(text="hi")])
+    session = make_session(model, tools=default_registry(), cwd=work)
+    asyncio.run(runner.run_until_settled(session, "go", 30.0, True))
+    types = [e.type for e in store.read_events(session.conn, session.session_id)]
+    assert types.count("task.completed") == types.count("invocation.auto") == 1
+    assert types[-1] == "agent.finished"
+
+    result = replay(session.session_id, "--sandbox-dir", str(tmp_path / "sandbox"))
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"no divergence ({len(types) - 1} events)"
+    # Without a sandbox the served call cannot start a task: reported, not hidden.
+    served = replay(session.session_id)
+    assert served.exit_code == 1 and "recorded: #6 task.started" in served.output
