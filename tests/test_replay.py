@@ -146,3 +146,39 @@ def test_a_background_task_replays_in_a_sandbox(isolated_home, tmp_path):
     # Without a sandbox the served call cannot start a task: reported, not hidden.
     served = replay(session.session_id)
     assert served.exit_code == 1 and "recorded: #6 task.started" in served.output
+
+
+def test_step_limits_failures_and_cancels_replay_as_recorded(isolated_home):
+    conn = store.open_store()
+    session_id = store.create_session(conn, None)
+    bash = {"type": "tool.started", "name": "bash"}
+    for payload in (
+        {"type": "invocation.received", "text": "loop until stopped"},
+        {"type": "step.started", "step": 1},
+        {
+            "type": "model.completed",
+            "tool_calls": [{"id": "c1", "name": "bash", "arguments": '{"command": "ls"}'}],
+        },
+        {**bash, "call_id": "c1"},
+        {"type": "tool.completed", "call_id": "c1", "name": "bash", "result": "a\n[exit: 0]"},
+        {"type": "step.started", "step": 2},
+        {
+            "type": "model.completed",
+            "tool_calls": [{"id": "c2", "name": "bash", "arguments": '{"command": "ls"}'}],
+        },
+        {**bash, "call_id": "c2"},
+        {"type": "tool.completed", "call_id": "c2", "name": "bash", "result": "a\n[exit: 0]"},
+        {"type": "agent.finished", "reason": "max_steps"},
+        {"type": "invocation.received", "text": "again"},
+        {"type": "step.started", "step": 1},
+        {"type": "model.failed", "error": "server error 500", "kind": "server", "attempts": 4},
+        {"type": "agent.finished", "reason": "model_failed"},
+        {"type": "invocation.received", "text": "and again"},
+        {"type": "step.started", "step": 1},
+        {"type": "model.cancelled", "text": "I was say"},
+        {"type": "agent.finished", "reason": "cancelled"},
+    ):
+        store.append(conn, session_id, payload)
+    result = replay(session_id)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "no divergence (18 events)"
