@@ -122,6 +122,15 @@ def test_a_broken_original_file_is_a_clear_error_and_writes_nothing(db, tmp_path
     (folder / "events.jsonl").write_text("\n".join([*lines[:3], '{"type": "x"}']))
     result = lh_import(folder)
     assert result.exit_code == 2 and "line 4" in result.output and "not a v1 event" in result.output
+    bad_call = '{"v":1,"id":"x","ts":"t","type":"model.completed","toolCalls":[{"name":"bash"}]}'
+    (folder / "events.jsonl").write_text("\n".join([*lines[:2], bad_call]))
+    result = lh_import(folder)
+    assert result.exit_code == 2 and "line 3" in result.output
+    assert "model.completed not understood" in result.output
+    odd_end = '{"v":1,"id":"x","ts":"t","type":"agent.finished","reason":"exploded"}'
+    (folder / "events.jsonl").write_text("\n".join([*lines[:2], odd_end]))
+    result = lh_import(folder)
+    assert result.exit_code == 2 and "line 3" in result.output and "reason" in result.output
     empty = tmp_path / "empty"
     empty.mkdir()
     result = lh_import(empty)

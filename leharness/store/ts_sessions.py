@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .connection import StoreError
+from .log import validate_payload
 
 EVENTS_FILE = "events.jsonl"
 
@@ -70,13 +71,22 @@ def parse_lines(lines: Iterable[str], name: str) -> list[Any]:
 
 def convert(sessions: list[tuple[str, Path]]) -> Converted:
     """Map every session's events; link subagent sessions to the task that spawned them."""
-    logs = {session_id: read_lines(path) for session_id, path in sessions}
+    logs = {session_id: _read_log(path) for session_id, path in sessions}
     parents = _spawned_by(logs)
     out = Converted()
     for session_id, path in sessions:
-        mapper = _SessionMapper(session_id, path, parents.get(session_id), out.skipped)
-        out.records += mapper.run(logs[session_id])
+        if logs[session_id]:  # an empty log started no session worth keeping
+            mapper = _SessionMapper(session_id, path, parents.get(session_id), out.skipped)
+            out.records += mapper.run(logs[session_id])
     return out
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    events = read_lines(path)
+    for number, event in enumerate(events, 1):
+        if not is_ts_record(event) or not isinstance(event.get("type"), str):
+            raise StoreError(f"line {number} of {path}: not a v1 event of the original leharness")
+    return events
 
 
 def _spawned_by(logs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -121,25 +131,29 @@ class _SessionMapper:
         created_ts = events[0].get("ts", "") if events else ""
         self.emit(created_ts, "session.created", {"cwd": self._cwd(), **self._who(), **self.parent})
         for number, event in enumerate(events, 1):
-            if not is_ts_record(event) or not isinstance(event.get("type"), str):
-                raise StoreError(f"line {number} of {self.folder / EVENTS_FILE}: not a v1 event")
             handler = _HANDLERS.get(event["type"])
             if handler is None:
                 self.skipped[event["type"]] += 1
                 continue
             self.seq_of[str(event.get("id"))] = len(self.records) + 1
-            for event_type, data in handler(self, event):
-                self.emit(str(event.get("ts", "")), event_type, data)
+            try:
+                for event_type, data in handler(self, event):
+                    self.emit(str(event.get("ts", "")), event_type, data)
+            except (KeyError, TypeError, AttributeError, ValueError) as error:
+                where = f"line {number} of {self.folder / EVENTS_FILE}"
+                raise StoreError(f"{where}: {event['type']} not understood ({error})") from None
         return self.records
 
     def emit(self, ts: str, event_type: str, data: dict[str, Any]) -> None:
+        data = {k: v for k, v in data.items() if v is not None}
+        validate_payload({**data, "type": event_type})  # a ValueError names the bad field
         self.records.append(
             {
                 "session_id": self.session_id,
                 "session_seq": len(self.records) + 1,
                 "ts": ts,
                 "type": event_type,
-                "data": {k: v for k, v in data.items() if v is not None},
+                "data": data,
             }
         )
 
