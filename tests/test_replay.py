@@ -182,3 +182,35 @@ def test_step_limits_failures_and_cancels_replay_as_recorded(isolated_home):
     result = replay(session_id)
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "no divergence (18 events)"
+
+
+def test_a_session_with_a_subagent_replays_with_the_childs_own_outputs(isolated_home, tmp_path):
+    from .test_subagents import RoutingModel, answer, tool
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("remember the milk\n")
+    model = RoutingModel(
+        {
+            "parent task": [
+                tool("spawn_agent", "p1", prompt="child: read notes.txt", type="explore"),
+                answer("waiting for the child"),
+                answer("the child says: milk"),
+            ],
+            "child: read notes.txt": [
+                tool("read_file", "k1", path="notes.txt"),
+                answer("the notes say milk"),
+            ],
+        }
+    )
+    session = make_session(model, tools=default_registry(), cwd=work)
+    asyncio.run(runner.run_until_settled(session, "parent task", 30.0, True))
+    (task,) = [
+        t for t in store.read_events(session.conn, session.session_id) if t.type == "task.completed"
+    ]
+    assert task.data.output == "the notes say milk"
+
+    for args in ([], ["--sandbox-dir", str(tmp_path / "sandbox")]):
+        result = replay(session.session_id, *args)
+        assert result.exit_code == 0, (args, result.output)
+        assert result.output.startswith("no divergence")

@@ -8,8 +8,10 @@ tools run for real, so a change in their output shows up. The replay is
 recorded as a new session in a scratch database (never in sessions.db), then
 compared with the recording (see divergence.py).
 
-Not replayed faithfully without a sandbox: calls that became background tasks
-or subagents (their task events come from running the tool).
+Subagents are re-run too (spawn_agent always runs): each child is served its
+own recorded outputs, found by its prompt. Not replayed faithfully without a
+sandbox: bash calls that became background tasks (their task events come
+from running the tool).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import dataclasses
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,17 @@ class Recording:
     provider: str | None
     model: str | None
     events: list[store.Event]
+    children: list[Recording] = field(default_factory=list)
+
+    def tree(self) -> list[Recording]:
+        """This recording and its subagents', recursively."""
+        return [self, *(r for child in self.children for r in child.tree())]
+
+    def prompt(self) -> str | None:
+        first = next(
+            (e.data for e in self.events if isinstance(e.data, ev.InvocationReceived)), None
+        )
+        return first.text if first else None
 
     def invocations(self, default_steps: int = 50) -> list[Invocation]:
         """Each invocation with the step limit that reproduces how it ended."""
@@ -91,33 +104,40 @@ class Recording:
 
 
 def load_recording(conn, session_id: str) -> Recording:
+    """A session's events and, recursively, its subagents' sessions."""
     events = list(store.read_events(conn, session_id))
     if not events:
         raise ReplayError(f"no session {session_id!r}: `lh sessions` lists them")
     created = next((e.data for e in events if isinstance(e.data, ev.SessionCreated)), None)
     created = created or ev.SessionCreated()
-    return Recording(session_id, created.cwd, created.provider, created.model, events)
+    children = [
+        load_recording(conn, e.data.child_session_id)
+        for e in events
+        if isinstance(e.data, ev.TaskStarted) and e.data.child_session_id
+    ]
+    return Recording(session_id, created.cwd, created.provider, created.model, events, children)
 
 
 class RecordedModel:
-    """Serves the recorded model outcomes in order: replies, failures and cancels."""
+    """Serves the recorded model outcomes in order: replies, failures and cancels. A
+    subagent's calls (recognised by its prompt, the first user message) get its own."""
 
-    def __init__(self, outcomes: Iterable[Outcome], provider: str | None, model: str | None):
-        self.provider = provider or "replay"
-        self.model = model or "recorded"
-        self._outcomes = list(outcomes)
-        self._next = 0
+    def __init__(self, recording: Recording) -> None:
+        self.provider = recording.provider or "replay"
+        self.model = recording.model or "recorded"
+        self._main = recording.outcomes()
+        self._children = {
+            child.prompt(): child.outcomes() for child in recording.tree()[1:] if child.prompt()
+        }
 
     async def complete(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], sink: StreamSink
     ) -> Reply:
-        if self._next >= len(self._outcomes):
-            held = len(self._outcomes)
-            raise ProviderError(
-                f"the recording has no model output left (it held {held})", "exhausted"
-            )
-        recorded = self._outcomes[self._next]
-        self._next += 1
+        first = next((m.get("content") for m in messages if m.get("role") == "user"), None)
+        queue = self._children.get(first, self._main)
+        if not queue:
+            raise ProviderError("the recording has no model output left for this call", "exhausted")
+        recorded = queue.pop(0)
         await asyncio.sleep(0)
         match recorded:
             case ev.ModelFailed(error=error, kind=kind, attempts=attempts):
@@ -129,10 +149,19 @@ class RecordedModel:
         return Reply(recorded.text, recorded.reasoning, list(recorded.tool_calls), recorded.usage)
 
 
+#: Tools that run for real even when the others answer from the recording.
+ALWAYS_RUN = frozenset({"spawn_agent"})
+
+
 def recorded_tools(recording: Recording, tools: Iterable[Tool] = CORE_TOOLS) -> ToolRegistry:
-    """The current tools (same schemas, same argument checks) answering from the recording."""
-    results = recording.tool_results()
-    artifacts = recording.artifact_paths()
+    """The current tools (same schemas, same argument checks) answering from the recording
+    of the session and its subagents; spawn_agent runs, so the children are re-run too."""
+    results: dict[str, ev.ToolCompleted | ev.ToolFailed] = {}
+    artifacts: dict[str, Path] = {}
+    # Keyed by call id: providers mint unique ones; on a clash the parent's own wins.
+    for part in reversed(recording.tree()):
+        results.update(part.tool_results())
+        artifacts.update(part.artifact_paths())
 
     async def serve(_args: Any, ctx: ToolContext) -> str:
         result = results.get(ctx.call_id)
@@ -145,7 +174,9 @@ def recorded_tools(recording: Recording, tools: Iterable[Tool] = CORE_TOOLS) -> 
             return path.read_text(encoding="utf-8", errors="replace")
         return result.result
 
-    return ToolRegistry(dataclasses.replace(tool, run=serve) for tool in tools)
+    return ToolRegistry(
+        tool if tool.name in ALWAYS_RUN else dataclasses.replace(tool, run=serve) for tool in tools
+    )
 
 
 def make_sandbox(cwd: str, sandbox: Path) -> Path:
@@ -192,7 +223,7 @@ def replay(
     home = scratch_home or Path(tempfile.mkdtemp(prefix="lh-replay-"))
     conn = store.open_events_only(store.db_path(home))
     try:
-        model = RecordedModel(recording.outcomes(), recording.provider, recording.model)
+        model = RecordedModel(recording)
         session_id = runner.new_session(conn, cwd, model.provider, model.model)
         session = runner.Session(
             conn=conn,
