@@ -146,6 +146,7 @@ def test_a_background_task_replays_in_a_sandbox(isolated_home, tmp_path):
     # Without a sandbox the served call cannot start a task: reported, not hidden.
     served = replay(session.session_id)
     assert served.exit_code == 1 and "recorded: #6 task.started" in served.output
+    assert "replay only with --sandbox-dir" in served.output
 
 
 def test_step_limits_failures_and_cancels_replay_as_recorded(isolated_home):
