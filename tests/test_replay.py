@@ -215,3 +215,14 @@ def test_a_session_with_a_subagent_replays_with_the_childs_own_outputs(isolated_
         result = replay(session.session_id, *args)
         assert result.exit_code == 0, (args, result.output)
         assert result.output.startswith("no divergence")
+
+
+def test_a_sandbox_needs_the_sessions_working_directory(isolated_home, tmp_path):
+    session_id = record(tmp_path / "work")
+    (tmp_path / "work" / "a.txt").unlink()
+    (tmp_path / "work" / "big.txt").unlink()
+    (tmp_path / "work").rmdir()
+    result = replay(session_id, "--sandbox-dir", str(tmp_path / "sandbox"))
+    assert result.exit_code == 2
+    assert f"working directory {tmp_path / 'work'} no longer exists" in result.output
+    assert replay(session_id).exit_code == 0  # served from the recording, it still agrees

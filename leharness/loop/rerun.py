@@ -183,9 +183,10 @@ def make_sandbox(cwd: str, sandbox: Path) -> Path:
     """Copy the session's working directory into `sandbox` (absent or empty), minus .leharness."""
     source = Path(cwd)
     if not cwd or not source.is_dir():
+        problem = f"working directory {cwd} no longer exists" if cwd else "records no folder"
         raise ReplayError(
-            f"the session's working directory {cwd!r} no longer exists: "
-            "replay without --sandbox-dir (tools answer from the recording)"
+            f"the session's {problem}: replay without --sandbox-dir "
+            "(tools answer from the recording)"
         )
     if sandbox.exists() and (not sandbox.is_dir() or any(sandbox.iterdir())):
         raise ReplayError(f"--sandbox-dir {sandbox} must be a new or empty folder")
