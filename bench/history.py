@@ -57,6 +57,7 @@ def run(quick: bool) -> list[Figure]:
         floor = [measure_process([LH, "--help"], env, home)[0] for _ in range(repeat)]
     median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
     label = f"{events:,} events, 1,000 sessions, --at {at}"
+    load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end"
     return [
         Figure(
             f"show --at in process: open, project 1..N, read, format ({label})",
@@ -64,6 +65,7 @@ def run(quick: bool) -> list[Figure]:
             in_process,
             "< 100 ms",
             median(in_process) < 100,
+            load,
         ),
         Figure(
             f"lh show ID --at N, whole process ({label})",
