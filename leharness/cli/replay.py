@@ -47,6 +47,4 @@ def replay_command(session: str, sandbox_dir: Path | None, keep: bool) -> None:
     click.echo(f"diverged at event {found.position} after {done.comparison.compared} equal events")
     click.echo(f"  recorded: {describe(found.recorded)}")
     click.echo(f"  replayed: {describe(found.replayed, found.replayed_data)}")
-    if sandbox_dir is None and found.recorded and found.recorded.type == "task.started":
-        click.echo("  (background tasks replay only with --sandbox-dir, where tools really run)")
     raise click.exceptions.Exit(1)

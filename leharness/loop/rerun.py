@@ -9,9 +9,9 @@ recorded as a new session in a scratch database (never in sessions.db), then
 compared with the recording (see divergence.py).
 
 Subagents are re-run too (spawn_agent always runs): each child is served its
-own recorded outputs, found by its prompt. Not replayed faithfully without a
-sandbox: bash calls that became background tasks (their task events come
-from running the tool).
+own recorded outputs, found by its prompt. Without a sandbox, a bash call that
+became a background task starts a stand-in that ends where the recording
+says (served_tasks.py).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from . import runner
 from .channel import Channel, NullChannel
 from .divergence import Comparison, compare
 from .model import ProviderError, Reply, StreamSink
+from .served_tasks import ServedTasks
 
 TASK_WAIT_S = 600.0
 Outcome = ev.ModelCompleted | ev.ModelFailed | ev.ModelCancelled
@@ -153,9 +154,12 @@ class RecordedModel:
 ALWAYS_RUN = frozenset({"spawn_agent"})
 
 
-def recorded_tools(recording: Recording, tools: Iterable[Tool] = CORE_TOOLS) -> ToolRegistry:
+def recorded_tools(
+    recording: Recording, served: ServedTasks | None = None, tools: Iterable[Tool] = CORE_TOOLS
+) -> ToolRegistry:
     """The current tools (same schemas, same argument checks) answering from the recording
-    of the session and its subagents; spawn_agent runs, so the children are re-run too."""
+    of the session and its subagents; spawn_agent runs, so the children are re-run too.
+    A call that became a background task starts a stand-in for it (`served`)."""
     results: dict[str, ev.ToolCompleted | ev.ToolFailed] = {}
     artifacts: dict[str, Path] = {}
     # Keyed by call id: providers mint unique ones; on a clash the parent's own wins.
@@ -169,6 +173,8 @@ def recorded_tools(recording: Recording, tools: Iterable[Tool] = CORE_TOOLS) -> 
             raise ToolError("replay: the recording holds no result for this call", "not_recorded")
         if isinstance(result, ev.ToolFailed):
             raise ToolError(result.error, result.kind)
+        if served is not None and served.start(ctx):
+            return result.result  # the recorded handle: {"status": "started", …}
         path = artifacts.get(result.artifact_id or "")
         if path is not None and path.is_file():  # the full output, so it becomes an artifact again
             return path.read_text(encoding="utf-8", errors="replace")
@@ -220,7 +226,9 @@ def replay(
     """Re-run the recording in a scratch database under `scratch_home` (a new temporary
     folder when None) and compare. The caller removes the folder when it is done."""
     cwd = make_sandbox(recording.cwd, sandbox) if sandbox else Path(recording.cwd or ".")
-    tools = ToolRegistry(CORE_TOOLS) if sandbox else recorded_tools(recording)
+    served = None if sandbox else ServedTasks(recording.events)
+    tools = ToolRegistry(CORE_TOOLS) if sandbox else recorded_tools(recording, served)
+    channel = channel or NullChannel()
     home = scratch_home or Path(tempfile.mkdtemp(prefix="lh-replay-"))
     conn = store.open_events_only(store.db_path(home))
     try:
@@ -232,7 +240,7 @@ def replay(
             model=model,
             tools=tools,
             cwd=cwd,
-            channel=channel or NullChannel(),
+            channel=served.channel(channel) if served else channel,
             home=home,
         )
         asyncio.run(_run(session, recording.invocations()))
