@@ -189,7 +189,8 @@ def _model_completed(m: _SessionMapper, e: dict[str, Any]) -> Mapped:
     for call in e.get("toolCalls") or []:
         m.call_names[call["id"]] = call["name"]
         args = call.get("args")
-        calls.append({"id": call["id"], "name": call["name"], "arguments": json.dumps(args or {})})
+        text = args if isinstance(args, str) else json.dumps(args or {})  # raw text is kept
+        calls.append({"id": call["id"], "name": call["name"], "arguments": text})
     usage = e.get("usage") or None
     if usage:
         usage = {
