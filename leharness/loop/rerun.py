@@ -69,21 +69,18 @@ class Recording:
         )
         return first.text if first else None
 
-    def invocations(self, default_steps: int = 50) -> list[Invocation]:
-        """Each invocation with the step limit that reproduces how it ended."""
+    def invocations(self) -> list[Invocation]:
+        """Each invocation, with as many steps allowed as it took (so one that stopped at
+        --max-steps stops there again, and one that took more than the default runs on)."""
         found: list[Invocation] = []
-        steps = 0
         for event in self.events:
             data = event.data
             if isinstance(data, ev.InvocationReceived | ev.InvocationAuto):
                 text = data.text if isinstance(data, ev.InvocationReceived) else None
-                found.append(Invocation(text, default_steps))
-                steps = 0
-            elif isinstance(data, ev.StepStarted):
-                steps += 1
-            elif isinstance(data, ev.AgentFinished) and data.reason == "max_steps" and found:
-                found[-1] = Invocation(found[-1].text, steps)
-        return found
+                found.append(Invocation(text, 0))
+            elif isinstance(data, ev.StepStarted) and found:
+                found[-1] = Invocation(found[-1].text, found[-1].max_steps + 1)
+        return [Invocation(i.text, max(1, i.max_steps)) for i in found]
 
     def outcomes(self) -> list[Outcome]:
         return [e.data for e in self.events if isinstance(e.data, Outcome)]
