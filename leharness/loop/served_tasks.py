@@ -10,6 +10,7 @@ the event that preceded it there, with the recorded payload (and the
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from leharness import store
@@ -49,7 +50,8 @@ class ServedTasks:
         release = self.releases.setdefault(started.task_id, asyncio.Event())
         task = RunningTask(started.task_id, started.kind)
         task.job = asyncio.ensure_future(release.wait())
-        runtime.start(task, started)
+        # No recorded pid: orphan recovery must never signal a process this run did not start.
+        runtime.start(task, started.model_copy(update={"pid": None, "harness_pid": os.getpid()}))
         return True
 
     def channel(self, inner: Channel) -> Channel:
