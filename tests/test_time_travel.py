@@ -43,6 +43,7 @@ def test_show_at_prints_the_transcript_up_to_that_event(db):
     assert [m["kind"] for m in shown["messages"]] == ["prompt", "answer", "tool_result"]
 
     text = show(session_id, "--at", "9").output
+    assert text.startswith("(as it stood after event 9 of 17)\nsession ")
     assert "first question" in text and "second question" not in text
     assert "9 events" in text and "idle" in text
     whole = show(session_id).output

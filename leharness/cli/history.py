@@ -110,11 +110,12 @@ def show_command(session: str, as_json: bool, full: bool, at: int | None) -> Non
 
     with closing(store.open_store()) as live:
         session_id = projections.resolve_session_id(live, session)
-        conn = live
+        conn, note = live, ""
         if at is not None:  # time travel: events 1..AT projected in a scratch database
             from leharness.store.timetravel import session_at
 
             conn = session_at(live, session_id, at)
+            note = f"(as it stood after event {at} of {store.last_seq(live, session_id)})\n"
         row = projections.get_session(conn, session_id)
         messages = projections.all_messages(conn, session_id)
         tasks = projections.tasks(conn, session_id)
@@ -124,7 +125,7 @@ def show_command(session: str, as_json: bool, full: bool, at: int | None) -> Non
         return
     from .transcript import format_transcript
 
-    click.echo(format_transcript(row, messages, full=full))
+    click.echo(note + format_transcript(row, messages, full=full))
     for task in tasks:
         child = task.child_session_id
         if child:
