@@ -243,3 +243,28 @@ def test_a_sandbox_needs_the_sessions_working_directory(isolated_home, tmp_path)
     assert result.exit_code == 2
     assert f"working directory {tmp_path / 'work'} no longer exists" in result.output
     assert replay(session_id).exit_code == 0  # served from the recording, it still agrees
+
+
+def test_the_lh_process_exits_0_or_1_for_ci(isolated_home):
+    from .e2e_helpers import lh_env, run_lh
+
+    conn = store.open_store()
+    agrees, differs = store.create_session(conn, None), store.create_session(conn, None)
+    for session_id, tool_name in ((agrees, "bash"), (differs, "gone_tool")):
+        calls = [{"id": "c1", "name": tool_name, "arguments": '{"command": "ls"}'}]
+        for payload in (
+            {"type": "invocation.received", "text": "go"},
+            {"type": "step.started", "step": 1},
+            {"type": "model.completed", "tool_calls": calls},
+            {"type": "tool.started", "call_id": "c1", "name": tool_name},
+            {"type": "tool.completed", "call_id": "c1", "name": tool_name, "result": "a"},
+            {"type": "step.started", "step": 2},
+            {"type": "model.completed", "text": "done"},
+            {"type": "agent.finished", "reason": "no_tool_calls", "text": "done"},
+        ):
+            store.append(conn, session_id, payload)
+    env = lh_env(isolated_home, "http://127.0.0.1:9")
+    ok = run_lh("replay", agrees, env=env)
+    assert (ok.returncode, ok.stdout.strip()) == (0, "no divergence (8 events)"), ok.stderr
+    bad = run_lh("replay", differs, env=env)
+    assert bad.returncode == 1 and "replayed: #5 tool.failed" in bad.stdout, bad.stderr
