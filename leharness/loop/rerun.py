@@ -2,7 +2,7 @@
 
 The recorded model outputs are served in order (failures and cancels too).
 Tools answer from the recording by default, so the replay checks the loop
-itself: prompt building, tool-call parsing and validation, event order. With
+itself: tool-call parsing and validation, step limits, event order. With
 a sandbox folder the session's working directory is copied there and the
 tools run for real, so a change in their output shows up. The replay is
 recorded as a new session in a scratch database (never in sessions.db), then
