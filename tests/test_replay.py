@@ -84,8 +84,17 @@ def test_a_changed_tool_output_is_reported_at_the_first_divergent_event(isolated
     assert lines[2].startswith("  replayed: #6 tool.completed ")
     assert f'"result": "changed\\n{work}\\n[exit: 0]"' in lines[2]  # in the recording's terms
 
+    as_json = replay(session_id, "--sandbox-dir", str(tmp_path / "sandbox2"), "--json")
+    assert as_json.exit_code == 1
+    outcome = json.loads(as_json.output)
+    assert (outcome["diverged"], outcome["position"], outcome["compared"]) == (True, 5, 4)
+    assert outcome["recorded"]["session_seq"] == 6 and outcome["replay_database"] is None
+    assert outcome["replayed"]["data"]["result"] == f"changed\n{work}\n[exit: 0]"
+
     # Without a sandbox the tools answer from the recording: the loop alone agrees.
     assert replay(session_id).exit_code == 0
+    agreed = json.loads(replay(session_id, "--json").output)
+    assert agreed["diverged"] is False and agreed["recorded"] is None
 
 
 def test_a_change_in_the_harness_diverges_without_a_sandbox(isolated_home, tmp_path):
