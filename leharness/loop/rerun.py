@@ -124,9 +124,11 @@ class RecordedModel:
         self.provider = recording.provider or "replay"
         self.model = recording.model or "recorded"
         self._main = recording.outcomes()
-        self._children = {
-            child.prompt(): child.outcomes() for child in recording.tree()[1:] if child.prompt()
-        }
+        # Children with the same prompt share one queue, in the order they were spawned.
+        self._children: dict[str | None, list[Outcome]] = {}
+        for child in recording.tree()[1:]:
+            self._children.setdefault(child.prompt(), []).extend(child.outcomes())
+        self._children.pop(None, None)
 
     async def complete(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], sink: StreamSink
