@@ -13,6 +13,7 @@ from leharness.loop.model import ModelClient, OpenAICompatibleModel, RetryPolicy
 from leharness.loop.providers import ProviderConfigError, resolve_provider
 from leharness.tools import default_registry
 
+from . import faults
 from .errors import UserError
 from .render import JsonChannel, TerminalChannel
 
@@ -78,8 +79,8 @@ def open_session(
     client = client or model_client(provider, model, base_url)
     cwd = cwd or Path.cwd()
     conn = store.open_events_only()
+    channel = faults.wrap(channel or (JsonChannel() if as_json else TerminalChannel()))
     session_id = pick_session_id(conn, session_ref, continue_, cwd, client)
-    channel = channel or (JsonChannel() if as_json else TerminalChannel())
     if store.last_seq(conn, session_id) == 1:  # just created: show its session.created too
         channel.event(next(store.read_events(conn, session_id)))
     loop_session = runner.Session(
