@@ -11,27 +11,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .connection import StoreError, connect
+from .connection import connect
 from .schema import projection_tables, rebuild
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 # SQLite result codes that mean "this file is damaged or not a database".
 CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
-
-
-def check_is_sqlite(path: Path) -> None:
-    """Raise StoreError unless `path` is absent, empty or starts with SQLite's header."""
-    if not path.exists():
-        return
-    if path.is_dir():
-        raise StoreError(f"{path} is a folder, not a SQLite database")
-    with open(path, "rb") as handle:
-        head = handle.read(len(SQLITE_HEADER))
-    if head and head != SQLITE_HEADER:
-        raise StoreError(
-            f"{path} is not a SQLite database (its first bytes are {head[:8]!r}); "
-            "leharness leaves it untouched: move it away or set LEHARNESS_HOME"
-        )
 
 
 def is_corruption(error: BaseException) -> bool:
