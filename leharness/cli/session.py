@@ -13,7 +13,7 @@ from leharness.loop.model import ModelClient, OpenAICompatibleModel, RetryPolicy
 from leharness.loop.providers import ProviderConfigError, resolve_provider
 from leharness.tools import default_registry
 
-from . import faults
+from . import faults, locks
 from .errors import UserError
 from .render import JsonChannel, TerminalChannel
 
@@ -21,6 +21,7 @@ from .render import JsonChannel, TerminalChannel
 @dataclass
 class ActiveSession:
     loop: runner.Session
+    lock: locks.SessionLock | None = None  # held while this process runs the session
 
     @property
     def session_id(self) -> str:
@@ -53,7 +54,7 @@ def model_client(provider: str | None, model: str | None, base_url: str | None) 
 def pick_session_id(
     conn, session_ref: str | None, continue_: bool, cwd: Path, client: ModelClient
 ) -> str:
-    if session_ref:
+    if session_ref is not None:  # "" is a bad id, not "start a new session"
         return projections.resolve_session_id(conn, session_ref)
     if continue_:
         latest = projections.latest_session_id(conn)
@@ -81,6 +82,7 @@ def open_session(
     conn = store.open_events_only()
     channel = faults.wrap(channel or (JsonChannel() if as_json else TerminalChannel()))
     session_id = pick_session_id(conn, session_ref, continue_, cwd, client)
+    lock = locks.acquire(store.home_dir(), session_id, ancestors(conn, session_id))
     if store.last_seq(conn, session_id) == 1:  # just created: show its session.created too
         channel.event(next(store.read_events(conn, session_id)))
     loop_session = runner.Session(
@@ -94,7 +96,17 @@ def open_session(
         home=store.home_dir(),
         max_depth=max_subagent_depth(),
     )
-    return ActiveSession(loop_session)
+    return ActiveSession(loop_session, lock)
+
+
+def ancestors(conn, session_id: str) -> list[str]:
+    """The parent, grandparent, … of a subagent's session (empty for a top-level one)."""
+    chain: list[str] = []
+    row = projections.get_session(conn, session_id)
+    while row is not None and row.parent_session_id and row.parent_session_id not in chain:
+        chain.append(row.parent_session_id)
+        row = projections.get_session(conn, row.parent_session_id)
+    return chain
 
 
 def max_subagent_depth() -> int:
