@@ -84,7 +84,14 @@ POINTS: tuple[CrashPoint, ...] = (
     ),
     CrashPoint(
         "during compaction",
-        (ToolCalls(_bash("echo hi"), prompt_tokens=1_950), Text("ok")),
+        # three turns (the two latest are exempt), the last reporting 1,950 prompt tokens
+        # of a 2,000-token window: the fourth step compacts before its model call
+        (
+            ToolCalls(_bash("echo one")),
+            ToolCalls(_bash("echo two")),
+            ToolCalls(_bash("echo three"), prompt_tokens=1_950),
+            Text("ok"),
+        ),
         "compaction.started",
         env={"LEHARNESS_CONTEXT_WINDOW": "2000"},
         requires="leharness.loop.compaction",
