@@ -7,6 +7,7 @@ import hashlib
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -137,3 +138,20 @@ def test_doctor_without_a_database_says_so(isolated_home):
     assert result.exit_code == 2
     assert f"no database at {isolated_home / 'sessions.db'}" in result.output
     assert not isolated_home.exists()
+
+
+def test_another_programs_sqlite_file_is_refused_and_left_as_it_was(isolated_home, tmp_path):
+    isolated_home.mkdir()
+    path = isolated_home / "sessions.db"
+    with closing(sqlite3.connect(path)) as other:
+        other.execute("CREATE TABLE recipes (name TEXT)")
+        other.execute("INSERT INTO recipes VALUES ('soup')")
+        other.commit()
+    before = path.read_bytes()
+    done = run_lh("sessions", env=lh_env(isolated_home, "http://127.0.0.1:9/v1"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"Error: {path} is a SQLite database but not a leharness one (it has tables recipes); "
+        "leharness leaves it untouched: set LEHARNESS_HOME elsewhere"
+    )
+    assert path.read_bytes() == before

@@ -62,6 +62,26 @@ def check_is_sqlite(path: Path) -> None:
         )
 
 
+def refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
+    """A SQLite file another program made (tables, no leharness schema version) is not
+    ours to add tables to: refuse it rather than migrate into it. Only reads."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] != 0:
+        return
+    tables = [
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name LIMIT 4"
+        )
+    ]
+    if tables:
+        conn.close()
+        raise StoreError(
+            f"{path} is a SQLite database but not a leharness one (it has tables "
+            f"{', '.join(tables)}); leharness leaves it untouched: set LEHARNESS_HOME elsewhere"
+        )
+
+
 def connect(path: Path | str) -> sqlite3.Connection:
     """A connection with WAL, foreign keys and a busy timeout, in autocommit mode."""
     check_sqlite_version()
@@ -74,6 +94,7 @@ def connect(path: Path | str) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        refuse_foreign(conn, path)  # before WAL mode, which rewrites the header
         conn.execute("PRAGMA journal_mode = WAL")
     except sqlite3.DatabaseError as error:
         raise StoreError(
