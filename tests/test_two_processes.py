@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import subprocess
 import threading
@@ -198,3 +199,21 @@ def test_a_subagent_session_cannot_be_resumed_while_its_parent_runs(isolated_hom
     assert f"session {child} is a subagent of {parent}, which another lh process" in done.stderr
     held.release()
     assert locks.holder_pid(isolated_home, parent) is None
+
+
+def test_the_interactive_session_takes_the_same_lock(isolated_home, monkeypatch):
+    from leharness.cli import locks
+    from leharness.cli.errors import UserError
+    from leharness.cli.repl import run_repl
+    from leharness.cli.session import open_session
+
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    options = dict(provider=None, model=None, base_url=None, max_steps=5)
+    active = open_session(None, False, **options)
+    session_id = active.session_id
+    assert locks.holder_pid(isolated_home, session_id) == str(os.getpid())
+    with pytest.raises(UserError, match=f"session {session_id} is in use by another lh process"):
+        run_repl(session_ref=session_id, continue_=False, **options)
+    active.lock.release()
+    assert locks.holder_pid(isolated_home, session_id) is None
