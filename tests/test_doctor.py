@@ -155,3 +155,18 @@ def test_another_programs_sqlite_file_is_refused_and_left_as_it_was(isolated_hom
         "leharness leaves it untouched: set LEHARNESS_HOME elsewhere"
     )
     assert path.read_bytes() == before
+
+
+def test_doctor_on_an_empty_file_and_on_another_programs_database(isolated_home):
+    isolated_home.mkdir()
+    path = isolated_home / "sessions.db"
+    path.write_bytes(b"")
+    result = doctor()
+    assert result.exit_code == 0, result.output
+    assert "✓ no leharness schema yet: an empty database" in result.output
+    path.unlink()
+    with closing(sqlite3.connect(path)) as other:
+        other.execute("CREATE TABLE recipes (name TEXT)")
+    result = doctor()
+    assert result.exit_code == 2
+    assert "is a SQLite database but not a leharness one (it has tables recipes)" in result.output

@@ -114,8 +114,10 @@ def connect_readonly(path: Path | str) -> sqlite3.Connection:
     path = Path(path)
     if not path.exists():
         raise StoreError(f"no database at {path}")
+    check_is_sqlite(path)
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    refuse_foreign(conn, path)
     conn.row_factory = sqlite3.Row
     return conn
 

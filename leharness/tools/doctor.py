@@ -51,6 +51,9 @@ def _examine(conn: sqlite3.Connection, report: Report) -> None:
         report.problems += [f"integrity_check: {line}" for line in damaged]
         return  # the other checks would read damaged pages
     report.facts.append("integrity_check: ok")
+    if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+        report.facts.append("no leharness schema yet: an empty database")
+        return
     events, sessions = conn.execute(
         "SELECT count(*), count(DISTINCT session_id) FROM events"
     ).fetchone()
