@@ -293,7 +293,3 @@ def _cleanup(cwd: Path) -> None:
     if _tool_running(cwd):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(int(marker.read_text().strip()), signal.SIGKILL)
-
-
-def run_all(points: tuple[CrashPoint, ...] = POINTS) -> list[Outcome]:
-    return [run_point(point) for point in points if point.available]
