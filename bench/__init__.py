@@ -28,6 +28,7 @@ BENCHMARKS = (
     "mcp_call",
     "inspector",
     "history",
+    "crash",
 )
 
 

@@ -13,6 +13,7 @@ from leharness import __version__
 
 from .config import config_command
 from .demo import demo_command
+from .doctor import doctor_command
 from .history import (
     export_command,
     fork_command,
@@ -65,6 +66,7 @@ cli.add_command(skills_command)
 cli.add_command(mcp_group)
 cli.add_command(inspect_command)
 cli.add_command(replay_command)
+cli.add_command(doctor_command)
 
 
 def main() -> None:
