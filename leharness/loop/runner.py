@@ -1,7 +1,8 @@
 """The session loop: read projections, call the model, run tools, append events.
 
     run_invocation: invocation.received | invocation.auto
-      repeat: step.started -> call_model -> model.completed -> run_tool_calls
+      repeat: compact_context -> step.started -> call_model -> model.completed
+              -> run_tool_calls
       until: no tool calls | max steps | model failed | cancelled -> agent.finished
 
 The loop reads only projection rows and writes only events (through a
@@ -25,6 +26,7 @@ from leharness.tools.agents import READ_ONLY_TOOLS, Spawn
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
 from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 
+from . import compaction
 from .channel import Channel, NullChannel
 from .model import ModelClient, ProviderError, Reply, StreamSink
 from .prompt import build_messages
@@ -47,6 +49,7 @@ class Session:
     home: Path | None = None
     depth: int = 0  # 0 for a top-level session, 1 for its subagents, …
     max_depth: int = 1  # sessions at this depth cannot spawn subagents
+    context_window: int | None = None  # tokens; None: the model's known window or 32,000
     tasks: TaskRuntime = field(init=False)
 
     def __post_init__(self) -> None:
@@ -97,7 +100,11 @@ async def run_invocation(session: Session, text: str | None) -> Result:
     recover_orphaned_tasks(session)
     for step in range(1, session.max_steps + 1):
         deliver_notifications(session)
-        view = projections.session_view(session.conn, session.session_id)
+        match await compaction.compact_context(session):
+            case compaction.Interrupted():
+                return finish(session, "cancelled")
+            case compaction.Compacted(view):
+                pass
         session.record(
             ev.StepStarted(step=step, provider=session.model.provider, model=session.model.model)
         )
@@ -185,6 +192,7 @@ def spawner(session: Session) -> Spawn | None:
             home=session.home,
             depth=session.depth + 1,
             max_depth=session.max_depth,
+            context_window=session.context_window,
         )
 
         async def run() -> tuple[str, str]:

@@ -38,6 +38,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         None,
         True,
     ),
+    Migration(
+        7,
+        "compaction tiers: dropped reasoning, compacted tool results and summaries in messages",
+        None,
+        True,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
