@@ -28,7 +28,7 @@ from .compaction_helpers import (
     seed,
     summariser_requests,
 )
-from .util import snapshot
+from .util import replay_into_fresh_file, snapshot
 
 THRESHOLDS = dict(compaction.TIERS)
 
@@ -314,3 +314,21 @@ def test_context_windows_come_from_the_table_the_fallback_or_the_override(
     model, override, expected
 ):
     assert compaction.context_window(model, override) == expected
+
+
+def test_forks_before_and_after_a_compaction_see_the_right_conversation(tmp_path):
+    session, _server, _requests, events = compact_at("T5", extra_replies=2)
+    conn = store.open_store()
+    source = session.session_id
+    summary_seqs = [e.session_seq for e in events if e.type == "compaction.summary"]
+    total = store.last_seq(conn, source)
+    for at in (summary_seqs[0] - 1, summary_seqs[0], summary_seqs[1], total):
+        forked = store.fork(conn, source, at)
+        expected = replay_into_fresh_file(conn, tmp_path / f"at-{at}.db", source, at)
+        fork_view = projections.visible_messages(conn, forked)
+        assert fork_view == projections.visible_messages(expected, source), at
+        expected.close()
+    before = projections.visible_messages(conn, store.fork(conn, source, summary_seqs[0] - 1))
+    after = projections.visible_messages(conn, store.fork(conn, source, total))
+    assert not any(m.kind == "summary" for m in before)
+    assert [m.kind for m in after][:2] == ["summary", "summary"]
