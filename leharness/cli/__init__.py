@@ -11,6 +11,7 @@ from click_default_group import DefaultGroup
 
 from leharness import __version__
 
+from .compact import compact_command
 from .demo import demo_command
 from .history import (
     export_command,
@@ -52,6 +53,7 @@ cli.add_command(sql_command)
 cli.add_command(fork_command)
 cli.add_command(export_command)
 cli.add_command(import_command)
+cli.add_command(compact_command)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from rich.markdown import Markdown
 from leharness import projections, store
 from leharness.loop import runner
 
+from .compact import compact_in_repl
 from .render import call_summary, result_summary
 from .session import ActiveSession, open_session
 
@@ -26,6 +27,7 @@ HELP = """\
 /help              this help
 /new               start a new session
 /sessions          list recent sessions
+/compact           summarise the oldest turns now (compaction T4)
 /exit              leave (Ctrl-D works too)
 Ctrl-C             cancel the running answer; at the prompt, clear the line"""
 
@@ -145,6 +147,9 @@ async def repl_loop(repl: Repl, prompt_session: Any) -> None:
             return
         line = raw.strip()
         if raw == AUTO or not line:  # AUTO: the top of the loop runs it
+            continue
+        if line.split()[0] == "/compact":
+            await compact_in_repl(repl.active, repl.console)
             continue
         if line.startswith("/"):
             if not repl.command(line):

@@ -304,7 +304,7 @@ async def summarise_window(
     if not window:
         return False
     _started(session, tier, pressure)
-    return await summarise(session, tier, window) is None
+    return not isinstance(await summarise(session, tier, window), str)
 
 
 APPLY: dict[str, Callable[[Session, str, Pressure, list[Message]], Awaitable[bool]]] = {
@@ -358,11 +358,13 @@ def _sent_chars(message: Message) -> int:
 # -- summaries ------------------------------------------------------------------
 
 
-async def summarise(session: Session, tier: str, window: list[Message]) -> str | None:
+async def summarise(
+    session: Session, tier: str, window: list[Message]
+) -> ev.CompactionSummary | str:
     """Save the window's transcript, ask the model for a summary, record the outcome.
 
-    A failure is recorded as compaction.summary.failed and returned as its
-    message (None: summarised); the loop goes on either way.
+    Returns the recorded summary, or the error text: a failure is recorded as
+    compaction.summary.failed and the loop goes on.
     """
     first, last = window[0].session_seq, window[-1].session_seq
     full = projections.messages_between(session.conn, session.session_id, first, last)
@@ -408,19 +410,18 @@ async def summarise(session: Session, tier: str, window: list[Message]) -> str |
         f"[Summary of the earlier conversation (events {first}–{last}); the full transcript "
         f"is artifact {saved.artifact_id} at {saved.path}]\n{summary}"
     )
-    summary_event = session.record(
-        ev.CompactionSummary(
-            from_seq=first,
-            to_seq=last,
-            summary=summary,
-            artifact_id=saved.artifact_id,
-            tier=tier,
-            text=text,
-        )
+    payload = ev.CompactionSummary(
+        from_seq=first,
+        to_seq=last,
+        summary=summary,
+        artifact_id=saved.artifact_id,
+        tier=tier,
+        text=text,
     )
-    details = {"from_seq": first, "to_seq": last, "summary_seq": summary_event.session_seq}
+    summary_seq = session.record(payload).session_seq
+    details = {"from_seq": first, "to_seq": last, "summary_seq": summary_seq}
     session.record(ev.CompactionCompleted(tier=tier, details=details))
-    return None
+    return payload
 
 
 def transcript(messages: list[Message]) -> str:
@@ -449,9 +450,10 @@ def _clip(text: str, limit: int) -> str:
 
 @dataclass
 class ManualResult:
-    """What `lh compact` and `/compact` report."""
+    """What `lh compact` and `/compact` report: a summary, an error, or neither
+    (nothing old enough to summarise)."""
 
-    summarised: tuple[int, int] | None = None
+    summary: ev.CompactionSummary | None = None
     error: str | None = None
 
 
@@ -464,10 +466,10 @@ async def compact_now(session: Session) -> ManualResult:
     budget = budget_of(session)
     chars = request_chars(build_messages(view, session.system), session.tools.specs())
     _started(session, "T4", measure(view.session, chars, budget), manual=True)
-    error = await summarise(session, "T4", window)
-    if error is not None:
-        return ManualResult(error=error)
-    return ManualResult(summarised=(window[0].session_seq, window[-1].session_seq))
+    outcome = await summarise(session, "T4", window)
+    if isinstance(outcome, str):
+        return ManualResult(error=outcome)
+    return ManualResult(summary=outcome)
 
 
 def _uncancel() -> None:
