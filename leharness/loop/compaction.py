@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -123,12 +122,17 @@ def request_chars(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -
     return len(json.dumps(messages)) + (len(json.dumps(tools)) if tools else 0)
 
 
-def measure(row: SessionRow, chars: int, budget: Budget) -> Pressure:
-    """The last call's prompt tokens, or an estimate when there are none or they are stale."""
-    fresh = bool(row.last_prompt_tokens) and (
+def is_fresh(row: SessionRow) -> bool:
+    """The last call reported prompt tokens and no compaction has happened since."""
+    return bool(row.last_prompt_tokens) and (
         row.compacted_seq is None or (row.last_model_seq or 0) > row.compacted_seq
     )
-    if fresh:
+
+
+def measure(row: SessionRow, chars: int, budget: Budget) -> Pressure:
+    """The last call's prompt tokens, or an estimate from `chars` when there are none
+    or they are stale."""
+    if is_fresh(row):
         return Pressure(row.last_prompt_tokens or 0, budget.tokens, estimated=False)
     return Pressure(chars // CHARS_PER_TOKEN, budget.tokens, estimated=True)
 
@@ -174,9 +178,11 @@ def next_window(old: list[list[Message]]) -> list[Message]:
         candidates.append(turn)
     total = sum(_chars(turn) for turn in candidates)
     window: list[Message] = []
+    taken = 0
     for turn in candidates:
         window += turn
-        if sum(len(m.content) for m in window) * 2 >= total:
+        taken += _chars(turn)
+        if taken * 2 >= total:
             break
     return window
 
@@ -199,30 +205,47 @@ class Interrupted:
 
 
 async def compact_context(session: Session) -> Compacted | Interrupted:
-    """Apply every tier the pressure reaches, then the ceiling; return the fresh view."""
-    view = projections.session_view(session.conn, session.session_id)
+    """Apply every tier the pressure reaches, then the ceiling; return the fresh view.
+
+    T1–T3 are planned together on one read of the view, so a step re-reads it
+    at most once for them; the rarer summaries and the ceiling re-read after.
+    """
+    view = _read(session)
     budget = budget_of(session)
     tools = session.tools.specs()
-    chars = request_chars(build_messages(view, session.system), tools)
+    chars = 0 if is_fresh(view.session) else _prompt_chars(session, view, tools)
     pressure = measure(view.session, chars, budget)
-    for tier, threshold in TIERS:
-        if pressure.value < threshold:
-            break
-        old = [m for turn in old_turns(view.messages) for m in turn]
-        if not old:
-            break
-        try:
-            changed = await APPLY[tier](session, tier, pressure, old)
-        except asyncio.CancelledError:
-            _uncancel()
-            return Interrupted()
-        if changed:
-            view = projections.session_view(session.conn, session.session_id)
-        elif tier in ("T4", "T5"):
-            break  # no window left, or the summariser failed: not twice in one step
+    old = [m for turn in old_turns(view.messages) for m in turn]
+    if old and pressure.value >= THRESHOLD["T1"] and cheap_tiers(session, pressure, old):
+        view = _read(session)
+    try:
+        for tier in ("T4", "T5"):
+            if pressure.value < THRESHOLD[tier]:
+                break
+            window = next_window(old_turns(view.messages))
+            if not window:
+                break
+            _started(session, tier, pressure)
+            if isinstance(await summarise(session, tier, window), str):
+                break  # recorded; the model call goes ahead, and no second try this step
+            view = _read(session)
+    except asyncio.CancelledError:
+        _uncancel()
+        return Interrupted()
     if enforce_ceiling(session, view, budget, tools, pressure):
-        view = projections.session_view(session.conn, session.session_id)
+        view = _read(session)
     return Compacted(view)
+
+
+THRESHOLD = dict(TIERS)
+
+
+def _read(session: Session) -> SessionView:
+    return projections.session_view(session.conn, session.session_id)
+
+
+def _prompt_chars(session: Session, view: SessionView, tools: list[dict[str, Any]]) -> int:
+    return request_chars(build_messages(view, session.system), tools)
 
 
 def _started(session: Session, tier: str, pressure: Pressure, **extra: Any) -> None:
@@ -233,29 +256,40 @@ def _started(session: Session, tier: str, pressure: Pressure, **extra: Any) -> N
     )
 
 
-async def drop_reasoning(
-    session: Session, tier: str, pressure: Pressure, old: list[Message]
-) -> bool:
-    """T1: old reasoning leaves the visible conversation."""
-    with_reasoning = [m for m in old if m.reasoning]
-    if not with_reasoning:
-        return False
-    _started(session, tier, pressure)
-    details = {"from_seq": old[0].session_seq, "drop_reasoning_through_seq": old[-1].session_seq}
-    session.record(ev.CompactionCompleted(tier=tier, details=details))
-    return True
+def cheap_tiers(session: Session, pressure: Pressure, old: list[Message]) -> bool:
+    """T1–T3 on the old messages; True when the visible messages changed."""
+    changed = False
+    if any(m.reasoning for m in old):
+        _started(session, "T1", pressure)
+        first, last = old[0].session_seq, old[-1].session_seq
+        details = {"from_seq": first, "drop_reasoning_through_seq": last}
+        session.record(ev.CompactionCompleted(tier="T1", details=details))
+        changed = True
+    if pressure.value < THRESHOLD["T2"]:
+        return changed
+    moved = move_results(session, pressure, old)
+    if pressure.value >= THRESHOLD["T3"] and any(
+        _droppable(m) for m in old if m.session_seq not in moved
+    ):
+        _started(session, "T3", pressure)
+        first, last = old[0].session_seq, old[-1].session_seq
+        details = {"from_seq": first, "drop_results_through_seq": last}
+        session.record(ev.CompactionCompleted(tier="T3", details=details))
+        changed = True
+    return changed or bool(moved)
 
 
-async def move_results(session: Session, tier: str, pressure: Pressure, old: list[Message]) -> bool:
-    """T2: old tool results of 1 KiB or more go to artifacts; a stub names each."""
+def move_results(session: Session, pressure: Pressure, old: list[Message]) -> set[int]:
+    """T2: old tool results of 1 KiB or more go to artifacts; a stub names each.
+    Returns the session_seq of every result moved."""
     large = [
         m
         for m in old
         if m.role == "tool" and not m.compacted_by and len(m.content.encode()) >= MOVE_MIN_BYTES
     ]
     if not large:
-        return False
-    _started(session, tier, pressure)
+        return set()
+    _started(session, "T2", pressure)
     home = session.home or store.home_dir()
     moved = []
     for message in large:
@@ -278,42 +312,13 @@ async def move_results(session: Session, tier: str, pressure: Pressure, old: lis
             f"{saved.bytes:,} bytes at {saved.path}; read it with read_file if needed]"
         )
         moved.append({"seq": message.session_seq, "artifact_id": saved.artifact_id, "stub": stub})
-    session.record(ev.CompactionCompleted(tier=tier, details={"moved": moved}))
-    return bool(moved)
-
-
-async def drop_results(session: Session, tier: str, pressure: Pressure, old: list[Message]) -> bool:
-    """T3: the remaining old tool result bodies become a marker; calls stay paired."""
-    if not any(_droppable(m) for m in old):
-        return False
-    _started(session, tier, pressure)
-    details = {"from_seq": old[0].session_seq, "drop_results_through_seq": old[-1].session_seq}
-    session.record(ev.CompactionCompleted(tier=tier, details=details))
-    return True
+    session.record(ev.CompactionCompleted(tier="T2", details={"moved": moved}))
+    return {entry["seq"] for entry in moved}
 
 
 def _droppable(message: Message) -> bool:
-    return message.role == "tool" and not message.compacted_by and len(message.content) > 40
-
-
-async def summarise_window(
-    session: Session, tier: str, pressure: Pressure, old: list[Message]
-) -> bool:
-    """T4/T5: the model summarises the oldest window not yet summarised."""
-    window = next_window(turns(old))
-    if not window:
-        return False
-    _started(session, tier, pressure)
-    return not isinstance(await summarise(session, tier, window), str)
-
-
-APPLY: dict[str, Callable[[Session, str, Pressure, list[Message]], Awaitable[bool]]] = {
-    "T1": drop_reasoning,
-    "T2": move_results,
-    "T3": drop_results,
-    "T4": summarise_window,
-    "T5": summarise_window,
-}
+    long_enough = len(message.content) > DROP_MIN_CHARS
+    return message.role == "tool" and not message.compacted_by and long_enough
 
 
 def enforce_ceiling(
@@ -325,13 +330,11 @@ def enforce_ceiling(
 ) -> bool:
     """T6: hide the oldest turns (never the latest) until the request fits the ceiling;
     if the latest turn alone is too large, its tool result bodies go too."""
-    system = build_messages(view.model_copy(update={"messages": []}), session.system)
-    fixed = request_chars(system, tools) + 2
-    groups = turns(view.messages)
-    sizes = [sum(_sent_chars(m) for m in turn) for turn in groups]
-    total = fixed + sum(sizes)
+    total = _prompt_chars(session, view, tools)
     if total <= budget.ceiling_chars:
         return False
+    groups = turns(view.messages)
+    sizes = [sum(_sent_chars(m) for m in turn) for turn in groups]
     hidden = 0
     while hidden < len(groups) - 1 and total > budget.ceiling_chars:
         total -= sizes[hidden]
