@@ -14,8 +14,9 @@ def context_window_option(command: Any) -> Any:
     return click.option(
         "--context-window",
         type=click.IntRange(min=1_000),
+        metavar="TOKENS",
         envvar="LEHARNESS_CONTEXT_WINDOW",
-        help="The model's context window in tokens (default: known models, else 32,000)  "
+        help="The model's context window (default: known models, else 32,000)  "
         "[env LEHARNESS_CONTEXT_WINDOW]",
     )(command)
 
