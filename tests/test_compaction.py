@@ -332,3 +332,23 @@ def test_forks_before_and_after_a_compaction_see_the_right_conversation(tmp_path
     after = projections.visible_messages(conn, store.fork(conn, source, total))
     assert not any(m.kind == "summary" for m in before)
     assert [m.kind for m in after][:2] == ["summary", "summary"]
+
+
+def test_a_turn_keeps_a_call_whose_result_came_after_a_new_prompt(db):
+    session_id = store.create_session(db)
+    call = {"id": "c1", "name": "bash", "arguments": "{}"}
+    for payload in (
+        {"type": "invocation.received", "text": "one"},
+        {"type": "model.completed", "tool_calls": [call]},
+        {"type": "invocation.received", "text": "two"},  # lh was killed before the result
+        {"type": "tool.failed", "call_id": "c1", "name": "bash", "error": "interrupted"},
+        {"type": "model.completed", "text": "sorry"},
+        {"type": "invocation.received", "text": "three"},
+    ):
+        store.append(db, session_id, payload)
+    groups = compaction.turns(projections.visible_messages(db, session_id))
+    assert [[m.content for m in turn] for turn in groups] == [
+        ["one", "", "two", "Error: interrupted"],
+        ["sorry"],
+        ["three"],
+    ]

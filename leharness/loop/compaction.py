@@ -143,22 +143,28 @@ def measure(row: SessionRow, chars: int, budget: Budget) -> Pressure:
 def turns(messages: list[Message]) -> list[list[Message]]:
     """Visible messages grouped by model call: its input, the answer, its tool results.
 
-    A summary is a turn of its own. Tool results never start a turn, so cutting
-    between turns never separates a tool call from its result.
+    A summary is a turn of its own. No turn starts while a tool call of the
+    current one awaits its result (e.g. a result recorded after a crash and a
+    new prompt), so cutting between turns never separates a call from its result.
     """
     groups: list[list[Message]] = []
+    waiting: set[str] = set()
     for message in messages:
         previous = groups[-1][-1] if groups else None
-        starts = (
-            previous is None
-            or message.kind == "summary"
-            or previous.kind == "summary"
-            or (message.role != "tool" and previous.role in ("assistant", "tool"))
+        starts = previous is None or (
+            not waiting
+            and (
+                message.kind == "summary"
+                or previous.kind == "summary"
+                or (message.role != "tool" and previous.role in ("assistant", "tool"))
+            )
         )
         if starts:
             groups.append([message])
         else:
             groups[-1].append(message)
+        waiting |= {call.id for call in message.tool_calls or ()}
+        waiting.discard(message.tool_call_id or "")
     return groups
 
 
