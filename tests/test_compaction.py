@@ -352,3 +352,35 @@ def test_a_turn_keeps_a_call_whose_result_came_after_a_new_prompt(db):
         ["sorry"],
         ["three"],
     ]
+
+
+def test_a_prompt_too_long_refusal_shrinks_the_prompt_and_retries_once():
+    server = ScriptedServer().start()
+    session = scripted_session(server)
+    seed(server, session, 10)
+    before = len(events_rows(session))
+    too_long = HttpError(
+        400, "maximum context length is 300 tokens", code="context_length_exceeded"
+    )
+    server.push(too_long, Text("fits now"))
+    result = run(session, "third")
+    server.push(too_long, too_long)
+    again = run(session, "fourth")
+    server.stop()
+    assert result.reason == "no_tool_calls" and result.text == "fits now"
+    events = new_events(session, before)
+    types = [e.type for e in events]
+    first_finish = types.index("agent.finished")
+    assert types[:first_finish] == [
+        "invocation.received",
+        "step.started",
+        "model.failed",
+        "compaction.started",
+        "compaction.completed",
+        "step.started",
+        "model.completed",
+    ]
+    refused, retried = main_requests(server)[-4:-2]
+    assert len(json.dumps(retried.messages)) < len(json.dumps(refused.messages))
+    assert paired(retried.messages) and retried.messages[-1]["content"] == "third"
+    assert again.reason == "model_failed" and again.error.kind == "context_length"

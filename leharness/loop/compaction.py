@@ -16,7 +16,10 @@ window or a hidden prefix never separates a tool call from its result.
     T4 ≥ 0.85  the model summarises the oldest window of turns (transcript saved)
     T5 ≥ 0.95  …and a second window
     T6         whatever the pressure, the oldest turns are hidden until the
-               request fits a hard character ceiling
+               request fits a hard character ceiling (also, once, with half
+               the ceiling when the provider still says the prompt is too long)
+
+Summaries themselves are written by summary.py.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from leharness.projections import Message, SessionRow, SessionView
 from leharness.store import events as ev
 from leharness.tools import artifacts
 
-from .model import ProviderError, StreamSink
 from .prompt import build_messages, to_openai
+from .summary import summarise
 
 if TYPE_CHECKING:
     from .runner import Session
@@ -68,12 +71,6 @@ EXEMPT_TURNS = 2
 MOVE_MIN_BYTES = 1024
 DROPPED = "[tool result dropped during compaction]"  # messages.sql writes the same marker
 DROP_MIN_CHARS = 40  # shorter results stay: the marker would not save anything
-SUMMARY_MAX_TOKENS = 1024
-SUMMARY_SYSTEM = """\
-You compact an agent's conversation. Summarise the part you are given so the agent
-can carry on without it: the user's goals and instructions, decisions made, files
-and commands involved, results found, errors met, and what was still open. Be
-concrete and brief; use plain sentences or short bullets. Do not call tools."""
 
 
 def context_window(model: str | None, override: int | None = None) -> int:
@@ -232,7 +229,7 @@ async def compact_context(session: Session) -> Compacted | Interrupted:
             if not window:
                 break
             _started(session, tier, pressure)
-            if isinstance(await summarise(session, tier, window), str):
+            if isinstance(await summarise(session, tier, window, _summary_limit(session)), str):
                 break  # recorded; the model call goes ahead, and no second try this step
             view = _read(session)
     except asyncio.CancelledError:
@@ -333,125 +330,49 @@ def enforce_ceiling(
     budget: Budget,
     tools: list[dict[str, Any]],
     pressure: Pressure,
+    ceiling: int | None = None,
 ) -> bool:
     """T6: hide the oldest turns (never the latest) until the request fits the ceiling;
     if the latest turn alone is too large, its tool result bodies go too."""
+    ceiling = ceiling or budget.ceiling_chars
     total = _prompt_chars(session, view, tools)
-    if total <= budget.ceiling_chars:
+    if total <= ceiling:
         return False
     groups = turns(view.messages)
     sizes = [sum(_sent_chars(m) for m in turn) for turn in groups]
     hidden = 0
-    while hidden < len(groups) - 1 and total > budget.ceiling_chars:
+    while hidden < len(groups) - 1 and total > ceiling:
         total -= sizes[hidden]
         hidden += 1
-    details: dict[str, Any] = {"ceiling_chars": budget.ceiling_chars, "chars": total}
+    details: dict[str, Any] = {"ceiling_chars": ceiling, "chars": total}
     if hidden:
         details["hide_through_seq"] = groups[hidden - 1][-1].session_seq
     rest = [m for turn in groups[hidden:] for m in turn]
-    if total > budget.ceiling_chars and any(_droppable(m) for m in rest):
+    if total > ceiling and any(_droppable(m) for m in rest):
         details["from_seq"] = rest[0].session_seq
         details["drop_results_through_seq"] = rest[-1].session_seq
     if "hide_through_seq" not in details and "from_seq" not in details:
         return False  # nothing left to take away: the provider will say it is too long
-    _started(session, "T6", pressure, ceiling_chars=budget.ceiling_chars)
+    _started(session, "T6", pressure, ceiling_chars=ceiling)
     session.record(ev.CompactionCompleted(tier="T6", details=details))
     return True
+
+
+def shrink_after_overflow(session: Session) -> bool:
+    """The provider refused the prompt as too long although it fit the ceiling (the
+    context window is smaller than we think): T6 at half the refused prompt's size.
+    False when nothing could be taken away."""
+    view = _read(session)
+    tools = session.tools.specs()
+    chars = _prompt_chars(session, view, tools)
+    budget = budget_of(session)
+    pressure = measure(view.session, chars, budget)
+    return enforce_ceiling(session, view, budget, tools, pressure, ceiling=chars // 2)
 
 
 def _sent_chars(message: Message) -> int:
     converted = to_openai(message)
     return len(json.dumps(converted)) + 2 if converted is not None else 0
-
-
-# -- summaries ------------------------------------------------------------------
-
-
-async def summarise(
-    session: Session, tier: str, window: list[Message]
-) -> ev.CompactionSummary | str:
-    """Save the window's transcript, ask the model for a summary, record the outcome.
-
-    Returns the recorded summary, or the error text: a failure is recorded as
-    compaction.summary.failed and the loop goes on.
-    """
-    first, last = window[0].session_seq, window[-1].session_seq
-    full = projections.messages_between(session.conn, session.session_id, first, last)
-    saved = artifacts.save(
-        session.home or store.home_dir(), session.session_id, transcript(full).encode()
-    )
-    session.record(
-        ev.ArtifactCreated(
-            artifact_id=saved.artifact_id,
-            kind="compaction_transcript",
-            path=str(saved.path),
-            bytes=saved.bytes,
-            sha256=saved.sha256,
-        )
-    )
-    limit = budget_of(session).ceiling_chars // 2
-    request = [
-        {"role": "system", "content": SUMMARY_SYSTEM},
-        {"role": "user", "content": _clip(transcript(window), limit)},
-    ]
-    try:
-        reply = await session.model.complete(
-            request, [], StreamSink(), max_tokens=SUMMARY_MAX_TOKENS
-        )
-        summary = reply.text.strip()[: SUMMARY_MAX_TOKENS * CHARS_PER_TOKEN]
-        if not summary:
-            raise ProviderError("the model returned an empty summary", "empty")
-    except ProviderError as error:
-        session.record(
-            ev.CompactionSummaryFailed(
-                from_seq=first, to_seq=last, error=str(error), kind=error.kind, tier=tier
-            )
-        )
-        return str(error)
-    except asyncio.CancelledError:
-        session.record(
-            ev.CompactionSummaryFailed(
-                from_seq=first, to_seq=last, error="cancelled", kind="cancelled", tier=tier
-            )
-        )
-        raise
-    text = (
-        f"[Summary of the earlier conversation (events {first}–{last}); the full transcript "
-        f"is artifact {saved.artifact_id} at {saved.path}]\n{summary}"
-    )
-    payload = ev.CompactionSummary(
-        from_seq=first,
-        to_seq=last,
-        summary=summary,
-        artifact_id=saved.artifact_id,
-        tier=tier,
-        text=text,
-    )
-    summary_seq = session.record(payload).session_seq
-    details = {"from_seq": first, "to_seq": last, "summary_seq": summary_seq}
-    session.record(ev.CompactionCompleted(tier=tier, details=details))
-    return payload
-
-
-def transcript(messages: list[Message]) -> str:
-    """Messages as plain text: who said what, tool calls and results, in order."""
-    parts = []
-    for m in messages:
-        head = f"## {m.role} ({m.kind}, event {m.session_seq})"
-        body = [m.content] if m.content else []
-        if m.reasoning:
-            body.insert(0, f"(reasoning) {m.reasoning}")
-        for call in m.tool_calls or []:
-            body.append(f"→ {call.name} {call.arguments}")
-        parts.append("\n".join([head, *body]))
-    return "\n\n".join(parts)
-
-
-def _clip(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    half = max(limit // 2 - 20, 0)
-    return f"{text[:half]}\n[… {len(text) - 2 * half:,} characters cut …]\n{text[-half:]}"
 
 
 # -- manual compaction ----------------------------------------------------------
@@ -475,10 +396,15 @@ async def compact_now(session: Session) -> ManualResult:
     budget = budget_of(session)
     chars = request_chars(build_messages(view, session.system), session.tools.specs())
     _started(session, "T4", measure(view.session, chars, budget), manual=True)
-    outcome = await summarise(session, "T4", window)
+    outcome = await summarise(session, "T4", window, _summary_limit(session))
     if isinstance(outcome, str):
         return ManualResult(error=outcome)
     return ManualResult(summary=outcome)
+
+
+def _summary_limit(session: Session) -> int:
+    """How much of a window the summariser reads: half the request ceiling."""
+    return budget_of(session).ceiling_chars // 2
 
 
 def _uncancel() -> None:

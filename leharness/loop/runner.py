@@ -98,6 +98,7 @@ async def run_invocation(session: Session, text: str | None) -> Result:
     session.record(ev.InvocationReceived(text=text) if text is not None else ev.InvocationAuto())
     settle_unanswered_calls(session)
     recover_orphaned_tasks(session)
+    overflowed = False  # a "prompt too long" refusal shrinks the prompt and retries once
     for step in range(1, session.max_steps + 1):
         deliver_notifications(session)
         match await compaction.compact_context(session):
@@ -111,6 +112,10 @@ async def run_invocation(session: Session, text: str | None) -> Result:
         match await call_model(session, view):
             case Cancelled():
                 return finish(session, "cancelled")
+            case Failed(error) if error.kind == "context_length" and not overflowed:
+                overflowed = True
+                if not compaction.shrink_after_overflow(session):
+                    return finish(session, "model_failed", error=error)
             case Failed(error):
                 return finish(session, "model_failed", error=error)
             case Replied(reply) if not reply.tool_calls:
