@@ -48,6 +48,7 @@ def test_a_24_kb_output_five_turns_and_pressure_0_9_give_one_summary(server, iso
     server.push(Text("SUMMARY: a 24 KB file of x was produced"), Text("answer 5"))
     done = run_lh("-c", "turn 5", env=env)
     assert done.returncode == 0, done.stderr
+    assert "· context compacted (T4)" in done.stderr and done.stdout.strip() == "answer 5"
     assert len(summariser_calls(server)) == 1
     summary = json.loads(
         query(isolated_home, "SELECT data FROM events WHERE type = 'compaction.summary'")[0][0]
