@@ -258,13 +258,17 @@ def test_t6_keeps_every_request_under_a_small_ceiling_whatever_the_pressure():
     server = ScriptedServer().start()
     window = 3_000  # a ceiling of 2,550 × 4 = 10,200 characters
     session = scripted_session(server, window)
+    logs = []
     for i in range(5):
         server.push(
             ToolCalls(Call("echo", {"text": str(i) * 3_000}), prompt_tokens=1),
             Text(f"answer {i}", prompt_tokens=1),
         )
+        logs.append(events_rows(session))
         run(session, f"prompt {i}")
     server.stop()
+    final = events_rows(session)
+    assert all(final[: len(log)] == log for log in logs)  # appended to, never edited
     ceiling = compaction.Budget(window).ceiling_chars
     specs = session.tools.specs()
     for request in main_requests(server):
