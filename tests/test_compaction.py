@@ -388,3 +388,25 @@ def test_a_prompt_too_long_refusal_shrinks_the_prompt_and_retries_once():
     assert len(json.dumps(retried.messages)) < len(json.dumps(refused.messages))
     assert paired(retried.messages) and retried.messages[-1]["content"] == "third"
     assert again.reason == "model_failed" and again.error.kind == "context_length"
+
+
+def test_old_summaries_leave_the_view_beyond_a_quarter_of_the_ceiling():
+    server = ScriptedServer().start()
+    session = scripted_session(server)  # ceiling 34,000 characters: summaries get 8,500
+    seed(server, session, tokens_at("T5"))
+    before = len(events_rows(session))
+    server.push(Text("ONE " + "x" * 5_000), Text("TWO " + "y" * 5_000), Text("final"))
+    run(session, "third")
+    server.stop()
+    events = new_events(session, before)
+    first, second = [e for e in events if e.type == "compaction.summary"]
+    retired = [
+        e.data.details for e in events
+        if e.type == "compaction.completed" and "retired_summaries" in e.data.details
+    ]  # fmt: skip
+    assert retired == [{"hide_through_seq": first.data.from_seq, "retired_summaries": 1}]
+    messages = main_requests(server)[-1].messages
+    assert "TWO " in messages[1]["content"] and "ONE " not in json.dumps(messages)
+    assert paired(messages)
+    kept = projections.all_messages(session.conn, session.session_id)
+    assert any(m.content == "first" for m in kept)  # hidden, never deleted

@@ -68,6 +68,7 @@ BUDGET_SHARE = 0.85
 CHARS_PER_TOKEN = 4
 TIERS = (("T1", 0.50), ("T2", 0.65), ("T3", 0.75), ("T4", 0.85), ("T5", 0.95))
 EXEMPT_TURNS = 2
+SUMMARY_SHARE = 0.25  # of the ceiling: older summaries beyond it leave the view
 MOVE_MIN_BYTES = 1024
 DROPPED = "[tool result dropped during compaction]"  # messages.sql writes the same marker
 DROP_MIN_CHARS = 40  # shorter results stay: the marker would not save anything
@@ -220,7 +221,7 @@ async def compact_context(session: Session) -> Compacted | Interrupted:
     pressure = measure(view.session, chars, budget)
     old = [m for turn in old_turns(view.messages) for m in turn]
     if old and pressure.value >= THRESHOLD["T1"] and cheap_tiers(session, pressure, old):
-        view = _read(session)
+        view = _reread_messages(session, view)
     try:
         for tier in ("T4", "T5"):
             if pressure.value < THRESHOLD[tier]:
@@ -232,6 +233,8 @@ async def compact_context(session: Session) -> Compacted | Interrupted:
             if isinstance(await summarise(session, tier, window, _summary_limit(session)), str):
                 break  # recorded; the model call goes ahead, and no second try this step
             view = _read(session)
+            if retire_summaries(session, tier, view, budget):
+                view = _read(session)
     except asyncio.CancelledError:
         _uncancel()
         return Interrupted()
@@ -245,6 +248,12 @@ THRESHOLD = dict(TIERS)
 
 def _read(session: Session) -> SessionView:
     return projections.session_view(session.conn, session.session_id)
+
+
+def _reread_messages(session: Session, view: SessionView) -> SessionView:
+    """The view with its messages read again (T1–T3 change nothing else)."""
+    messages = projections.visible_messages(session.conn, session.session_id)
+    return view.model_copy(update={"messages": messages})
 
 
 def _prompt_chars(session: Session, view: SessionView, tools: list[dict[str, Any]]) -> int:
@@ -297,7 +306,7 @@ def move_results(session: Session, pressure: Pressure, old: list[Message]) -> se
     moved = []
     for message in large:
         try:
-            saved = artifacts.save(home, session.session_id, message.content.encode())
+            saved = artifacts.save(home, session.session_id, message.content.encode(), sync=False)
         except OSError:
             continue  # the result simply stays; T3 and T6 still bound the prompt
         session.record(
@@ -322,6 +331,24 @@ def move_results(session: Session, pressure: Pressure, old: list[Message]) -> se
 def _droppable(message: Message) -> bool:
     long_enough = len(message.content) > DROP_MIN_CHARS
     return message.role == "tool" and not message.compacted_by and long_enough
+
+
+def retire_summaries(session: Session, tier: str, view: SessionView, budget: Budget) -> bool:
+    """Summaries are never summarised again, so the oldest leave the view once they
+    hold more than SUMMARY_SHARE of the ceiling; their transcripts stay in artifacts.
+    Without this they would fill the budget and make every few steps summarise."""
+    summaries = [m for m in view.messages if m.kind == "summary"]
+    total = sum(len(m.content) for m in summaries)
+    retired = 0
+    while retired < len(summaries) - 1 and total > SUMMARY_SHARE * budget.ceiling_chars:
+        total -= len(summaries[retired].content)
+        retired += 1
+    if not retired:
+        return False
+    # Summaries are the visible conversation's prefix: hiding through one hides only them.
+    details = {"hide_through_seq": summaries[retired - 1].session_seq, "retired_summaries": retired}
+    session.record(ev.CompactionCompleted(tier=tier, details=details))
+    return True
 
 
 def enforce_ceiling(

@@ -42,7 +42,10 @@ async def summarise(
     full = projections.messages_between(session.conn, session.session_id, first, last)
     try:
         saved = artifacts.save(
-            session.home or store.home_dir(), session.session_id, transcript(full).encode()
+            session.home or store.home_dir(),
+            session.session_id,
+            transcript(full).encode(),
+            sync=False,  # the log holds every message of the window
         )
     except OSError as error:
         message = f"the window's transcript could not be saved: {error}"
