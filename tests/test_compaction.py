@@ -399,7 +399,7 @@ def test_old_summaries_leave_the_view_beyond_a_quarter_of_the_ceiling():
     run(session, "third")
     server.stop()
     events = new_events(session, before)
-    first, second = [e for e in events if e.type == "compaction.summary"]
+    first, _second = [e for e in events if e.type == "compaction.summary"]
     retired = [
         e.data.details for e in events
         if e.type == "compaction.completed" and "retired_summaries" in e.data.details
