@@ -84,7 +84,10 @@ def next_payload(data: st.DataObject, s: SessionModel) -> dict:
         return {"type": "agent.finished", "reason": reason}
     if kind == "compact":
         hide = data.draw(st.integers(0, 80))
-        return {"type": "compaction.completed", "tier": "T6", "details": {"hide_through_seq": hide}}
+        details = {"hide_through_seq": hide}
+        if data.draw(st.booleans()):
+            details["hide_from_seq"] = data.draw(st.integers(0, 80))
+        return {"type": "compaction.completed", "tier": "T6", "details": details}
     if kind == "compact_tier":
         low, high = sorted(data.draw(st.lists(st.integers(0, 80), min_size=2, max_size=2)))
         tier = data.draw(st.sampled_from(["T1", "T2", "T3"]))

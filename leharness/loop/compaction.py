@@ -346,7 +346,11 @@ def retire_summaries(session: Session, tier: str, view: SessionView, budget: Bud
     if not retired:
         return False
     # Summaries are the visible conversation's prefix: hiding through one hides only them.
-    details = {"hide_through_seq": summaries[retired - 1].session_seq, "retired_summaries": retired}
+    details = {
+        "hide_from_seq": view.messages[0].session_seq,
+        "hide_through_seq": summaries[retired - 1].session_seq,
+        "retired_summaries": retired,
+    }
     session.record(ev.CompactionCompleted(tier=tier, details=details))
     return True
 
@@ -373,6 +377,7 @@ def enforce_ceiling(
         hidden += 1
     details: dict[str, Any] = {"ceiling_chars": ceiling, "chars": total}
     if hidden:
+        details["hide_from_seq"] = groups[0][0].session_seq
         details["hide_through_seq"] = groups[hidden - 1][-1].session_seq
     rest = [m for turn in groups[hidden:] for m in turn]
     if total > ceiling and any(_droppable(m) for m in rest):

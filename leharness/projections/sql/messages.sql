@@ -75,14 +75,17 @@ BEGIN
 END;
 
 -- A compaction that drops the oldest messages (details.hide_through_seq) hides
--- them from the prompt; the rows and their events stay.
+-- them from the prompt; the rows and their events stay. details.hide_from_seq,
+-- the first visible message then, bounds the range the update walks (without
+-- it, every earlier row of a long session is visited again).
 CREATE TRIGGER proj_messages_hide AFTER INSERT ON events
 WHEN NEW.type = 'compaction.completed'
      AND json_extract(NEW.data, '$.details.hide_through_seq') IS NOT NULL
 BEGIN
     UPDATE messages SET visible = 0
     WHERE session_id = NEW.session_id AND visible = 1
-      AND session_seq <= json_extract(NEW.data, '$.details.hide_through_seq');
+      AND session_seq BETWEEN coalesce(json_extract(NEW.data, '$.details.hide_from_seq'), 0)
+                          AND json_extract(NEW.data, '$.details.hide_through_seq');
 END;
 
 -- The tier triggers below act on the range details.from_seq..through_seq and
