@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from leharness import projections, store
-from leharness.loop import compaction
+from leharness.loop import compaction, runner
 from leharness.loop.compaction import DROPPED
 from leharness.loop.prompt import build_messages
 from leharness.testing import Call, HttpError, ScriptedServer, Text, ToolCalls
@@ -412,3 +412,35 @@ def test_old_summaries_leave_the_view_beyond_a_quarter_of_the_ceiling():
     assert paired(messages)
     kept = projections.all_messages(session.conn, session.session_id)
     assert any(m.content == "first" for m in kept)  # hidden, never deleted
+
+
+def test_ctrl_c_while_summarising_records_it_and_ends_the_invocation():
+    import asyncio
+
+    from leharness.testing import Hang
+
+    server = ScriptedServer().start()
+    session = scripted_session(server)
+    seed(server, session, tokens_at("T4"))
+    before = len(events_rows(session))
+    server.push(Hang(5))
+    holder = {}
+
+    def cancel_once_summarising(event):
+        if event is not None and event.type == "artifact.created":
+            asyncio.get_running_loop().call_later(0.2, holder["task"].cancel)
+
+    session.channel.on_event = cancel_once_summarising
+
+    async def go():
+        holder["task"] = asyncio.ensure_future(runner.run_invocation(session, "third"))
+        return await holder["task"]
+
+    result = asyncio.run(go())
+    server.stop()
+    assert result.reason == "cancelled"
+    events = new_events(session, before)
+    failed = next(e for e in events if e.type == "compaction.summary.failed")
+    assert failed.data.kind == "cancelled"
+    assert [e.type for e in events][-1] == "agent.finished"
+    assert "step.started" not in [e.type for e in events]
