@@ -19,7 +19,8 @@ window or a hidden prefix never separates a tool call from its result.
                request fits a hard character ceiling (also, once, with half
                the ceiling when the provider still says the prompt is too long)
 
-Summaries themselves are written by summary.py.
+A summary is never summarised again; once summaries hold more than a quarter
+of the ceiling the oldest leave the view. Summaries are written by summary.py.
 """
 
 from __future__ import annotations
@@ -431,6 +432,9 @@ async def compact_now(session: Session) -> ManualResult:
     outcome = await summarise(session, "T4", window, _summary_limit(session))
     if isinstance(outcome, str):
         return ManualResult(error=outcome)
+    retire_summaries(
+        session, "T4", projections.session_view(session.conn, session.session_id), budget
+    )
     return ManualResult(summary=outcome)
 
 
