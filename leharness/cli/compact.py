@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Any
 
 import click
@@ -66,8 +67,18 @@ def describe(result: Any) -> str:
 
 
 async def compact_in_repl(active: Any, console: Any) -> None:
-    """`/compact`: the same as `lh compact` on the REPL's session."""
+    """`/compact`: the same as `lh compact` on the REPL's session; Ctrl-C stops it
+    (recorded as a failed summary) and the session goes on."""
     from leharness.loop import compaction
 
-    result = await compaction.compact_now(active.loop)
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(compaction.compact_now(active.loop))
+    loop.add_signal_handler(signal.SIGINT, task.cancel)
+    try:
+        result = await task
+    except asyncio.CancelledError:
+        console.print("(compaction cancelled)", style="yellow")
+        return
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
     console.print(describe(result), style="red" if result.error else "dim")
