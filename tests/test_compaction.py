@@ -138,6 +138,14 @@ def test_t4_summarises_the_oldest_window_with_the_model():
     assert paired(messages)
     visible = projections.visible_messages(session.conn, session.session_id)
     assert visible[0].session_seq == summary.data.from_seq and visible[0].kind == "summary"
+    view_rows = session.conn.execute(
+        "SELECT session_seq, role, kind, content FROM transcript WHERE session_id = ? "
+        "ORDER BY session_seq",
+        (session.session_id,),
+    ).fetchall()
+    assert [tuple(r) for r in view_rows] == [
+        (m.session_seq, m.role, m.kind, m.content) for m in visible
+    ]  # the SQL view shows what the loop reads
 
 
 def test_t5_summarises_a_second_window():
