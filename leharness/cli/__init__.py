@@ -11,6 +11,7 @@ from click_default_group import DefaultGroup
 
 from leharness import __version__
 
+from .compact import compact_command
 from .config import config_command
 from .demo import demo_command
 from .doctor import doctor_command
@@ -67,6 +68,7 @@ cli.add_command(mcp_group)
 cli.add_command(inspect_command)
 cli.add_command(replay_command)
 cli.add_command(doctor_command)
+cli.add_command(compact_command)
 
 
 def main() -> None:

@@ -73,6 +73,7 @@ def open_session(
     model: str | None,
     base_url: str | None,
     max_steps: int,
+    context_window: int | None = None,
     as_json: bool = False,
     channel: runner.Channel | None = None,
     client: ModelClient | None = None,
@@ -97,6 +98,7 @@ def open_session(
         max_steps=max_steps,
         home=store.home_dir(),
         max_depth=max_subagent_depth(),
+        context_window=context_window,
     )
     if mcp:  # the servers of $LEHARNESS_HOME/mcp.json, if there is one
         attach_mcp(loop_session)
