@@ -1,12 +1,15 @@
 """`lh inspect`: serve sessions.db with Datasette on 127.0.0.1 and open it.
 
 The port is bound here before the server starts, so a busy port is a
-one-line error and the browser never races the server.
+one-line error and the browser never races the server. Every prompt and tool
+output is in that file, so another address is only served when `--host` asks
+for it, with a warning.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 import threading
 import webbrowser
@@ -28,9 +31,15 @@ from .errors import UserError, user_errors
     envvar="LEHARNESS_INSPECT_PORT",
     help="Port on 127.0.0.1 (0: any free one)  [env LEHARNESS_INSPECT_PORT]",
 )
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; anything but loopback exposes every session (warned).",
+)
 @click.option("--no-open", is_flag=True, help="Do not open a browser.")
 @user_errors
-def inspect_command(session: str | None, port: int, no_open: bool) -> None:
+def inspect_command(session: str | None, port: int, host: str, no_open: bool) -> None:
     """Browse sessions.db in Datasette; with SESSION, open that session's page."""
     from leharness import projections, store
 
@@ -39,8 +48,15 @@ def inspect_command(session: str | None, port: int, no_open: bool) -> None:
     from .inspector.app import make_datasette
 
     datasette = make_datasette(store.db_path())
-    sock = bind(port)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    if not is_loopback(host):
+        click.echo(
+            f"warning: serving on {host}: anyone who can reach it reads every session's "
+            "prompts and tool outputs (there is no login)",
+            err=True,
+        )
+    sock = bind(port, host)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{sock.getsockname()[1]}/"
     if session_id:
         url += f"{store.db_path().stem}/-/session/{session_id}"
     click.echo(f"Inspecting {store.db_path()} at {url}  (Ctrl-C to stop)")
@@ -49,17 +65,30 @@ def inspect_command(session: str | None, port: int, no_open: bool) -> None:
     serve(datasette, sock)
 
 
-def bind(port: int) -> socket.socket:
-    """A listening socket on 127.0.0.1; connections queue until the server runs."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: not known to stay on this machine
+        return False
+
+
+def bind(port: int, host: str = "127.0.0.1") -> socket.socket:
+    """A listening socket on host:port; connections queue until the server runs."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(("127.0.0.1", port))
+        sock.bind((host, port))
     except OSError as error:
         sock.close()
         if error.errno == errno.EADDRINUSE:
             raise UserError(f"port {port} is in use: pick another with --port") from None
-        raise UserError(f"cannot listen on 127.0.0.1:{port}: {error.strerror}") from None
+        raise UserError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    except socket.gaierror as error:
+        sock.close()
+        raise UserError(f"cannot listen on {host}: {error.strerror}") from None
     sock.listen(128)
     return sock
 
