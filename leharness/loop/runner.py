@@ -23,6 +23,7 @@ from leharness.store import events as ev
 from leharness.tools import artifacts
 from leharness.tools.agents import READ_ONLY_TOOLS, Spawn
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
+from leharness.tools.redact import redact
 from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 
 from .channel import Channel, NullChannel
@@ -329,6 +330,7 @@ async def _run_batch(session: Session, batch: list[Planned]) -> bool:
 
 def _record_result(session: Session, call: ev.ToolCall, output: str, duration_ms: int) -> None:
     """tool.completed; an output over 8 KiB goes to an artifact file and the model gets a stub."""
+    output = redact(output)  # before it reaches the event, the artifact or the model
     data = output.encode("utf-8", "replace")
     artifact_id = None
     if len(data) > artifacts.INLINE_LIMIT:
@@ -387,7 +389,7 @@ def _record_failure(
 ) -> None:
     session.record(
         ev.ToolFailed(
-            call_id=call.id, name=call.name, error=error, kind=kind, duration_ms=duration_ms
+            call_id=call.id, name=call.name, error=redact(error), kind=kind, duration_ms=duration_ms
         )
     )
 
