@@ -38,6 +38,14 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
     help="Seconds a one-shot run waits for its background tasks before exiting.",
 )
 @click.option("--no-wait", is_flag=True, help="Exit without waiting for background tasks.")
+@click.option(
+    "--allow-path",
+    "allow_paths",
+    multiple=True,
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Let the file tools use DIR too (default: only the working directory). Repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print every event as a JSON line.")
 @user_errors
 def run_command(
@@ -50,6 +58,7 @@ def run_command(
     max_steps: int,
     task_wait: float,
     no_wait: bool,
+    allow_paths: tuple[Path, ...],
     as_json: bool,
 ) -> None:
     """Run PROMPT and exit, or start an interactive session when no PROMPT is given."""
@@ -58,7 +67,13 @@ def run_command(
         text = sys.stdin.read().strip()
         if not text:
             raise UserError("no prompt given and standard input is empty")
-    options = dict(provider=provider, model=model, base_url=base_url, max_steps=max_steps)
+    options = dict(
+        provider=provider,
+        model=model,
+        base_url=base_url,
+        max_steps=max_steps,
+        allow_paths=allow_paths,
+    )
     if not text:
         from .repl import run_repl
 

@@ -74,6 +74,7 @@ def open_session(
     channel: runner.Channel | None = None,
     client: ModelClient | None = None,
     cwd: Path | None = None,
+    allow_paths: tuple[Path, ...] = (),
 ) -> ActiveSession:
     client = client or model_client(provider, model, base_url)
     cwd = cwd or Path.cwd()
@@ -92,6 +93,7 @@ def open_session(
         max_steps=max_steps,
         home=store.home_dir(),
         max_depth=max_subagent_depth(),
+        allowed_paths=tuple(path.resolve() for path in allow_paths),
     )
     return ActiveSession(loop_session)
 

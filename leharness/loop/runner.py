@@ -48,6 +48,7 @@ class Session:
     home: Path | None = None
     depth: int = 0  # 0 for a top-level session, 1 for its subagents, …
     max_depth: int = 1  # sessions at this depth cannot spawn subagents
+    allowed_paths: tuple[Path, ...] = ()  # folders beyond cwd the file tools may use
     tasks: TaskRuntime = field(init=False)
 
     def __post_init__(self) -> None:
@@ -186,6 +187,7 @@ def spawner(session: Session) -> Spawn | None:
             home=session.home,
             depth=session.depth + 1,
             max_depth=session.max_depth,
+            allowed_paths=session.allowed_paths,
         )
 
         async def run() -> tuple[str, str]:
@@ -372,6 +374,7 @@ async def _run_one(
         home=session.home,
         call_id=call.id,
         extra={"tasks": session.tasks, "spawn": spawner(session)},
+        allowed_paths=session.allowed_paths,
     )
     started = time.monotonic()
     try:

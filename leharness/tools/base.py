@@ -28,13 +28,17 @@ class ToolError(Exception):
 
 @dataclass
 class ToolContext:
-    """What a running tool may know: where it runs and for which session."""
+    """What a running tool may know: where it runs and for which session.
+
+    File tools stay inside `cwd` and `allowed_paths` (see tools/paths.py).
+    """
 
     cwd: Path
     session_id: str = ""
     home: Path | None = None
     call_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    allowed_paths: tuple[Path, ...] = ()
 
 
 Runner = Callable[[Any, ToolContext], Awaitable[str]]

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leharness.store.events import TaskStarted
 from leharness.tools.base import Tool, ToolContext, ToolError
+from leharness.tools.paths import working_dir
 from leharness.tools.redact import StreamRedactor
 from leharness.tools.tasks import RunningTask, TaskRuntime
 
@@ -151,9 +152,8 @@ class _Collector(asyncio.Protocol):
 
 
 async def run_bash(args: BashArgs, ctx: ToolContext) -> str:
+    working_dir(ctx)  # a clear error if the folder was deleted
     cwd = Path(ctx.cwd)
-    if not cwd.is_dir():
-        raise ToolError(f"working directory {cwd} does not exist", "bad_cwd")
     sink = OutputSink()
     read_fd, write_fd = os.pipe()
     transport, collector = await _open_reader(read_fd, sink)
