@@ -19,6 +19,7 @@ from rich.markdown import Markdown
 from leharness import projections, store
 from leharness.loop import runner
 
+from .approve import prompt_approver
 from .render import call_summary, result_summary
 from .session import ActiveSession, open_session
 
@@ -158,14 +159,17 @@ def run_repl(session_ref: str | None, continue_: bool, **options: Any) -> None:
     from prompt_toolkit.history import FileHistory
 
     console = Console(highlight=False)
-    active = open_session(session_ref, continue_, channel=RichChannel(console), **options)
     history = store.home_dir() / "history"
+    prompt_session = PromptSession(history=FileHistory(str(history)))
+    if options.get("approval") == "ask":  # /new reuses options: the same approver
+        options["approver"] = prompt_approver(prompt_session, console)
+    active = open_session(session_ref, continue_, channel=RichChannel(console), **options)
     console.print(
         f"lh · {active.loop.model.provider}/{active.loop.model.model} · "
         f"session {active.session_id} · /help",
         style="dim",
     )
     repl = Repl(active, console, options)
-    asyncio.run(repl_loop(repl, PromptSession(history=FileHistory(str(history)))))
+    asyncio.run(repl_loop(repl, prompt_session))
     sid = repl.active.session_id
     console.print(f"session {sid} · resume: lh --session {sid}", style="dim")

@@ -39,6 +39,14 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
 )
 @click.option("--no-wait", is_flag=True, help="Exit without waiting for background tasks.")
 @click.option(
+    "--approval",
+    type=click.Choice(["ask", "auto", "read-only"]),
+    envvar="LEHARNESS_APPROVAL",
+    help="ask: bash and file changes wait for y/n/always (interactive default); auto: "
+    "everything runs (one-shot default); read-only: they are refused  "
+    "[env LEHARNESS_APPROVAL]",
+)
+@click.option(
     "--allow-path",
     "allow_paths",
     multiple=True,
@@ -58,6 +66,7 @@ def run_command(
     max_steps: int,
     task_wait: float,
     no_wait: bool,
+    approval: str | None,
     allow_paths: tuple[Path, ...],
     as_json: bool,
 ) -> None:
@@ -74,6 +83,9 @@ def run_command(
         max_steps=max_steps,
         allow_paths=allow_paths,
     )
+    from .approve import approval_mode
+
+    options["approval"] = approval_mode(approval, interactive=not text)
     if not text:
         from .repl import run_repl
 
@@ -81,7 +93,8 @@ def run_command(
         return
     from .session import open_session
 
-    session = open_session(session_ref, continue_, as_json=as_json, **options)
+    approver = one_shot_approver(options["approval"], as_json)
+    session = open_session(session_ref, continue_, as_json=as_json, approver=approver, **options)
     result = session.run(text, task_wait_s=task_wait, wait=not no_wait)
     if not as_json:
         click.echo(
@@ -94,6 +107,23 @@ def run_command(
     if result.reason == "max_steps" and not as_json:
         click.echo(f"stopped after {max_steps} steps (--max-steps)", err=True)
     raise click.exceptions.Exit(EXIT_CODES[result.reason])
+
+
+def one_shot_approver(mode: str, as_json: bool):
+    """In ask mode, ask on the terminal; with no terminal, warn that such calls are refused."""
+    if mode != "ask":
+        return None
+    if sys.stdin.isatty():
+        from .approve import terminal_approver
+
+        return terminal_approver(sys.stderr, sys.stdin.fileno())
+    if not as_json:
+        click.echo(
+            "lh: --approval ask but no terminal to answer on: bash, write_file and "
+            "edit_file calls will be refused",
+            err=True,
+        )
+    return None
 
 
 def _fix_hint(kind: str, message: str, provider: str) -> str:

@@ -12,6 +12,7 @@ from leharness.loop import runner
 from leharness.loop.model import ModelClient, OpenAICompatibleModel, RetryPolicy
 from leharness.loop.providers import ProviderConfigError, resolve_provider
 from leharness.tools import default_registry
+from leharness.tools.approval import Approval, Approver
 
 from .errors import UserError
 from .render import JsonChannel, TerminalChannel
@@ -75,6 +76,8 @@ def open_session(
     client: ModelClient | None = None,
     cwd: Path | None = None,
     allow_paths: tuple[Path, ...] = (),
+    approval: str = "auto",
+    approver: Approver | None = None,
 ) -> ActiveSession:
     client = client or model_client(provider, model, base_url)
     cwd = cwd or Path.cwd()
@@ -94,6 +97,7 @@ def open_session(
         home=store.home_dir(),
         max_depth=max_subagent_depth(),
         allowed_paths=tuple(path.resolve() for path in allow_paths),
+        approval=Approval(approval, approver),  # type: ignore[arg-type] - a checked Mode
     )
     return ActiveSession(loop_session)
 

@@ -22,6 +22,7 @@ from leharness import projections, store
 from leharness.store import events as ev
 from leharness.tools import artifacts
 from leharness.tools.agents import READ_ONLY_TOOLS, Spawn
+from leharness.tools.approval import Approval
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
 from leharness.tools.redact import redact
 from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
@@ -49,6 +50,7 @@ class Session:
     depth: int = 0  # 0 for a top-level session, 1 for its subagents, …
     max_depth: int = 1  # sessions at this depth cannot spawn subagents
     allowed_paths: tuple[Path, ...] = ()  # folders beyond cwd the file tools may use
+    approval: Approval = field(default_factory=Approval)  # default: auto, everything runs
     tasks: TaskRuntime = field(init=False)
 
     def __post_init__(self) -> None:
@@ -188,6 +190,7 @@ def spawner(session: Session) -> Spawn | None:
             depth=session.depth + 1,
             max_depth=session.max_depth,
             allowed_paths=session.allowed_paths,
+            approval=session.approval.for_subagent(),
         )
 
         async def run() -> tuple[str, str]:
@@ -278,6 +281,14 @@ async def run_tool_calls(session: Session, calls: list[ev.ToolCall]) -> bool:
             _record_failure(session, calls[index], str(error), error.kind)
             index += 1
             continue
+        approved = await approve_batch(session, batch)
+        if approved is not True:
+            if approved is None:  # cancelled while asking
+                for call in calls[index:]:
+                    _record_failure(session, call, "not run: the user cancelled", "interrupted")
+                return False
+            index += 1
+            continue
         if not await _run_batch(session, batch):
             for call in calls[index + len(batch) :]:
                 _record_failure(session, call, "not run: the user cancelled", "interrupted")
@@ -287,6 +298,23 @@ async def run_tool_calls(session: Session, calls: list[ev.ToolCall]) -> bool:
 
 
 Planned = tuple[ev.ToolCall, Tool, Any]
+
+
+async def approve_batch(session: Session, batch: list[Planned]) -> bool | None:
+    """Ask the session's approval policy about a call that mutates (such a call is always
+    a batch of one). True: run it; False: refused and recorded; None: cancelled."""
+    call, tool, args = batch[0]
+    if not tool.mutates:
+        return True
+    try:
+        await session.approval.check(call.id, tool, args, session.record)
+    except ToolError as refusal:
+        _record_failure(session, call, str(refusal), refusal.kind)
+        return False
+    except asyncio.CancelledError:
+        _uncancel()
+        return None
+    return True
 
 
 def _next_batch(tools: ToolRegistry, calls: list[ev.ToolCall], start: int) -> list[Planned]:

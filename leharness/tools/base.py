@@ -49,7 +49,8 @@ class Tool:
     name: str
     args: type[BaseModel]
     run: Runner
-    read_only: bool = False
+    read_only: bool = False  # read-only calls in a row run together
+    mutates: bool = False  # runs commands or changes files: subject to the approval mode
 
     @property
     def description(self) -> str:

@@ -343,4 +343,4 @@ def _format(
     return "\n".join(lines)
 
 
-BASH = Tool(name="bash", args=BashArgs, run=run_bash)
+BASH = Tool(name="bash", args=BashArgs, run=run_bash, mutates=True)

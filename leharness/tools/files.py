@@ -314,5 +314,5 @@ async def edit_file(args: EditFileArgs, ctx: ToolContext) -> str:
 
 
 READ_FILE = Tool(name="read_file", args=ReadFileArgs, run=read_file, read_only=True)
-WRITE_FILE = Tool(name="write_file", args=WriteFileArgs, run=write_file)
-EDIT_FILE = Tool(name="edit_file", args=EditFileArgs, run=edit_file)
+WRITE_FILE = Tool(name="write_file", args=WriteFileArgs, run=write_file, mutates=True)
+EDIT_FILE = Tool(name="edit_file", args=EditFileArgs, run=edit_file, mutates=True)

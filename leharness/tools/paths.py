@@ -4,7 +4,7 @@ A path argument is resolved (relative to the session's cwd, `~` expanded,
 symlinks followed) and must then lie inside the cwd or one of the folders the
 user allowed with `--allow-path`. Reading may also reach this harness's
 artifacts folder (the model is told to page through large outputs there);
-writing never reaches the harness's own folder (its database, artifacts and
+writing never reaches the harness's own data (its database, artifacts and
 history). bash is not confined: the approval mode governs it.
 """
 
@@ -57,13 +57,18 @@ def confine(ctx: ToolContext, path: str, write: bool = False) -> Path:
             "outside_workspace",
         )
     home = harness_home(ctx)
-    if write and home is not None and target.is_relative_to(home):
+    if write and home is not None and _harness_data(target, home):
         raise ToolError(
             f"{path} is inside lh's own folder {home} (its database and artifacts); "
             "tools may not write there",
             "outside_workspace",
         )
     return target
+
+
+def _harness_data(target: Path, home: Path) -> bool:
+    """sessions.db and its WAL, history, artifacts (a folder like `lh demo`'s is fine)."""
+    return target.parent == home or target.is_relative_to(home / "artifacts")
 
 
 def inside(path: Path, roots: list[Path]) -> bool:
