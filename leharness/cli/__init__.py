@@ -6,12 +6,15 @@ that need them so that `lh --help` stays fast.
 
 from __future__ import annotations
 
+import os
+
 import click
 from click_default_group import DefaultGroup
 
 from leharness import __version__
 
 from .demo import demo_command
+from .errors import UserError
 from .history import (
     export_command,
     fork_command,
@@ -42,6 +45,13 @@ def cli() -> None:
 
     Sessions live in .leharness/sessions.db (or $LEHARNESS_HOME/sessions.db).
     """
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise UserError(
+            "the current directory no longer exists (deleted or moved?): "
+            "cd to an existing folder and run lh again"
+        ) from None
 
 
 cli.add_command(run_command)

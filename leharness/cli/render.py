@@ -79,10 +79,16 @@ class TerminalChannel:
             self._note(f"  ✗ {self._calls.get(data.call_id, data.name)}: {first}")
         elif event.type == "model.failed":
             self._note(f"✗ model call failed after {data.attempts} attempt(s): {data.error}")
+        elif event.type == "agent.finished" and _empty_answer(data):
+            self._note("(the model returned an empty answer)")
 
     def _note(self, line: str) -> None:
         self.err.write(line + "\n")
         self.err.flush()
+
+
+def _empty_answer(data) -> bool:
+    return data.reason == "no_tool_calls" and not data.text.strip()
 
 
 class JsonChannel(NullChannel):

@@ -128,12 +128,43 @@ class OutputSink:
         tail = (bytes(self._tail[-self._tail_cap :]) if self._tail_cap else b"") + pending
         dropped = self.total - len(self._head) - len(tail) + len(pending)
         if not dropped:
-            return (bytes(self._head) + tail).decode("utf-8", errors="replace")
-        head = bytes(self._head).decode("utf-8", errors="replace")
-        return (
-            f"{head}\n[... {dropped} bytes of output dropped ...]\n"
-            f"{tail.decode('utf-8', errors='replace')}"
-        )
+            body, binary = _decode(bytes(self._head) + tail)
+        else:
+            head, head_binary = _decode(_cut_partial_end(bytes(self._head)))
+            rest, tail_binary = _decode(tail.lstrip(_CONTINUATION))
+            body = f"{head}\n[... {dropped} bytes of output dropped ...]\n{rest}"
+            binary = head_binary or tail_binary
+        return body + BINARY_NOTE if binary else body
+
+
+BINARY_NOTE = (
+    "\n[binary output: bytes that are not UTF-8 text are shown as \ufffd; "
+    "write it to a file and inspect it with `file`, `xxd` or `od`]"
+)
+_CONTINUATION = bytes(range(0x80, 0xC0))  # a tail cut inside a character starts with these
+
+
+def _cut_partial_end(data: bytes) -> bytes:
+    """Drop a character cut in half at the end (the head stops at a byte count)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte < 0x80:
+            return data
+        if byte >= 0xC0:  # the lead byte: complete only if all its continuation bytes are here
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return data if back >= need else data[:-back]
+    return data
+
+
+def _decode(data: bytes) -> tuple[str, bool]:
+    """(text, whether it looked binary: NUL bytes or invalid UTF-8, shown as U+FFFD)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace").replace("\0", "\ufffd"), True
+    if "\0" in text:
+        return text.replace("\0", "\ufffd"), True
+    return text, False
 
 
 class _Collector(asyncio.Protocol):
