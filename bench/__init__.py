@@ -24,6 +24,7 @@ BENCHMARKS = (
     "oneshot",
     "peer_llm",
     "tasks",
+    "redaction",
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 
@@ -255,7 +256,10 @@ def test_a_task_orphaned_by_a_killed_lh_is_recovered_on_resume(server, isolated_
     rows: list = []
     while time.monotonic() < deadline:
         if (isolated_home / "sessions.db").exists():
-            rows = query(isolated_home, "SELECT task_id, pid FROM tasks")
+            try:
+                rows = query(isolated_home, "SELECT task_id, pid FROM tasks")
+            except sqlite3.OperationalError:  # the file exists, its schema not yet
+                continue
             logs = list((isolated_home / "artifacts").glob("*/*.log"))
             if (
                 rows
