@@ -259,6 +259,7 @@ def test_a_task_orphaned_by_a_killed_lh_is_recovered_on_resume(server, isolated_
             try:
                 rows = query(isolated_home, "SELECT task_id, pid FROM tasks")
             except sqlite3.OperationalError:  # the file exists, its schema not yet
+                time.sleep(0.05)
                 continue
             logs = list((isolated_home / "artifacts").glob("*/*.log"))
             if (
