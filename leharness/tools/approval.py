@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from leharness.store import events as ev
 
 from .base import Tool, ToolError
+from .redact import redact
 
 Mode = Literal["ask", "auto", "read-only"]
 MODES: tuple[Mode, ...] = ("ask", "auto", "read-only")
@@ -67,7 +68,7 @@ class Approval:
         if tool.name in self.always:
             record(ev.ApprovalDecided(call_id=call_id, decision="allow", by="always"))
             return
-        request = ApprovalRequest(call_id, tool.name, summary(tool.name, args))
+        request = ApprovalRequest(call_id, tool.name, redact(summary(tool.name, args)))
         record(ev.ApprovalRequested(call_id=call_id, name=tool.name, summary=request.summary))
         if self.approver is None:
             record(ev.ApprovalDecided(call_id=call_id, decision="deny", by=self.unattended))
