@@ -24,6 +24,8 @@ BENCHMARKS = (
     "oneshot",
     "peer_llm",
     "tasks",
+    "skills",
+    "mcp_call",
     "redaction",
 )
 

@@ -223,8 +223,33 @@ def test_a_bad_approval_value_is_a_usage_error(isolated_home):
     env = lh_env(isolated_home, "http://127.0.0.1:9/v1", LEHARNESS_APPROVAL="sometimes")
     done = run_lh("go", env=env)
     assert done.returncode == 2
-    assert "'sometimes' is not one of 'ask', 'auto', 'read-only'" in done.stderr
+    assert "LEHARNESS_APPROVAL must be one of ask, auto, read-only, not 'sometimes'" in (
+        done.stderr
+    )
+    flag = run_lh("--approval", "sometimes", "go", env=lh_env(isolated_home, "unused"))
+    assert flag.returncode == 2 and "'sometimes' is not one of" in flag.stderr
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "settings.toml").write_text('approval = "never"\n')
+    in_file = run_lh("go", env=lh_env(isolated_home, "unused"))
+    assert in_file.returncode == 2 and "approval must be one of ask, auto, read-only" in (
+        in_file.stderr
+    )
     assert not (isolated_home / "sessions.db").exists()
+
+
+def test_the_settings_file_sets_approval_below_env_and_flag(server, isolated_home):
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "settings.toml").write_text('approval = "read-only"\n')
+    work = isolated_home.parent
+    touch_then_done(server, "file.txt")
+    assert run_lh("go", env=lh_env(isolated_home, server.base_url), cwd=work).returncode == 0
+    touch_then_done(server, "env.txt")
+    env = lh_env(isolated_home, server.base_url, LEHARNESS_APPROVAL="auto")
+    assert run_lh("go", env=env, cwd=work).returncode == 0
+    assert not (work / "file.txt").exists() and (work / "env.txt").exists()
+    shown = run_lh("config", "--json", env=lh_env(isolated_home, server.base_url))
+    approval = next(row for row in json.loads(shown.stdout) if row["setting"] == "approval")
+    assert (approval["value"], approval["source"]) == ("read-only", "settings")
 
 
 def test_one_shot_ask_without_a_terminal_refuses_and_says_so(server, isolated_home):

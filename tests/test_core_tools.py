@@ -159,6 +159,7 @@ def test_every_core_tool_has_a_valid_function_spec():
         "cancel_task",
         "list_tasks",
         "spawn_agent",
+        "load_skill",
     ]
     for tool in CORE_TOOLS:
         spec = tool.spec()

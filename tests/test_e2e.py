@@ -258,7 +258,7 @@ def test_a_task_orphaned_by_a_killed_lh_is_recovered_on_resume(server, isolated_
         if (isolated_home / "sessions.db").exists():
             try:
                 rows = query(isolated_home, "SELECT task_id, pid FROM tasks")
-            except sqlite3.OperationalError:  # the file exists, its schema not yet
+            except sqlite3.OperationalError:  # the file exists before its schema does
                 time.sleep(0.05)
                 continue
             logs = list((isolated_home / "artifacts").glob("*/*.log"))

@@ -99,3 +99,12 @@ def test_read_file_of_a_dotenv_is_redacted(server, isolated_home):
     assert TEST_KEY.encode() not in all_bytes(isolated_home)
     tool_message = next(m for m in server.requests[1].messages if m["role"] == "tool")
     assert "OPENAI_API_KEY=[redacted $OPENAI_API_KEY]" in tool_message["content"]
+
+
+def test_a_stream_holds_back_only_what_could_start_a_secret():
+    redactor = StreamRedactor([SECRET])
+    assert redactor.feed(b"partial-out\n") == b"partial-out\n"  # a live log is not behind
+    assert redactor.feed(b"key: s3cr") == b"key: "  # could be the secret: wait and see
+    assert redactor.feed(b"3t-value-123 done") == b"[redacted $X_TOKEN] done"
+    assert redactor.feed(b" s3") == b" "
+    assert redactor.flush() == b"s3"

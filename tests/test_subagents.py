@@ -78,6 +78,7 @@ def test_spawned_child_answers_and_its_text_is_the_task_result(isolated_home):
         "list_files",
         "grep",
         "bash",
+        "load_skill",
     }
     notice = model.requests["parent task"][2][-1]["content"]
     assert notice.startswith(f"[background task {task.task_id}] completed") and "3 files" in notice

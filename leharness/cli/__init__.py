@@ -13,6 +13,7 @@ from click_default_group import DefaultGroup
 
 from leharness import __version__
 
+from .config import config_command
 from .demo import demo_command
 from .errors import UserError
 from .history import (
@@ -23,7 +24,9 @@ from .history import (
     show_command,
     sql_command,
 )
+from .mcp import mcp_group
 from .run import run_command
+from .skills import skills_command
 
 
 @click.group(
@@ -42,6 +45,8 @@ def cli() -> None:
     lh --session ID [PROMPT]     resume a session (-c: the latest)
     lh demo                      a recorded session, offline, no key
     lh run --help                every option of a run
+    lh config                    the settings in effect, and where each comes from
+    lh skills                    the skills the model is offered here
 
     Sessions live in .leharness/sessions.db (or $LEHARNESS_HOME/sessions.db).
     """
@@ -62,6 +67,9 @@ cli.add_command(sql_command)
 cli.add_command(fork_command)
 cli.add_command(export_command)
 cli.add_command(import_command)
+cli.add_command(config_command)
+cli.add_command(skills_command)
+cli.add_command(mcp_group)
 
 
 def main() -> None:

@@ -42,6 +42,7 @@ def demo_command(as_json: bool) -> None:
         as_json=as_json,
         client=model,
         cwd=workspace,
+        mcp=False,  # offline and the same every time: no MCP servers
     )
     session_id = active.session_id
     if not as_json:

@@ -27,6 +27,7 @@ HELP = """\
 /help              this help
 /new               start a new session
 /sessions          list recent sessions
+/mcp               MCP servers, their status and tools
 /exit              leave (Ctrl-D works too)
 Ctrl-C             cancel the running answer; at the prompt, clear the line"""
 
@@ -109,6 +110,10 @@ class Repl:
         elif name == "/sessions":
             for row in projections.list_sessions(self.active.loop.conn, 15):
                 self.console.print(f"{row.id}  {row.status:9} {(row.title or '')[:60]}")
+        elif name == "/mcp":
+            from .mcp import show_servers
+
+            show_servers(self.console)
         else:
             self.console.print(f"unknown command {name}: /help lists them", style="yellow")
         return True

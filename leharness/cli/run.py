@@ -25,10 +25,7 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
 @click.option(
     "--max-steps",
     type=click.IntRange(min=1),
-    default=50,
-    envvar="LEHARNESS_MAX_STEPS",
-    show_default=True,
-    help="Stop after this many model calls per prompt  [env LEHARNESS_MAX_STEPS]",
+    help="Stop after this many model calls per prompt  [env LEHARNESS_MAX_STEPS; default: 50]",
 )
 @click.option(
     "--task-wait",
@@ -41,7 +38,6 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
 @click.option(
     "--approval",
     type=click.Choice(["ask", "auto", "read-only"]),
-    envvar="LEHARNESS_APPROVAL",
     help="ask: bash and file changes wait for y/n/always (interactive default); auto: "
     "everything runs (one-shot default); read-only: they are refused  "
     "[env LEHARNESS_APPROVAL]",
@@ -63,29 +59,33 @@ def run_command(
     provider: str | None,
     model: str | None,
     base_url: str | None,
-    max_steps: int,
+    max_steps: int | None,
     task_wait: float,
     no_wait: bool,
     approval: str | None,
     allow_paths: tuple[Path, ...],
     as_json: bool,
 ) -> None:
-    """Run PROMPT and exit, or start an interactive session when no PROMPT is given."""
+    """Run PROMPT and exit, or start an interactive session when no PROMPT is given.
+
+    Provider, model, base URL, max steps and approval: flag > environment > settings.toml >
+    default (lh config shows them)."""
+    from .settings import resolve_settings
+
+    flags = dict(
+        provider=provider, model=model, base_url=base_url, max_steps=max_steps, approval=approval
+    )
+    settings = resolve_settings(flags)
+    options = {key: settings[key] for key in flags}
     text = " ".join(prompt).strip()
     if not text and not sys.stdin.isatty():
         text = sys.stdin.read().strip()
         if not text:
             raise UserError("no prompt given and standard input is empty")
-    options = dict(
-        provider=provider,
-        model=model,
-        base_url=base_url,
-        max_steps=max_steps,
-        allow_paths=allow_paths,
-    )
     from .approve import approval_mode
 
-    options["approval"] = approval_mode(approval, interactive=not text)
+    options["approval"] = approval_mode(options["approval"], interactive=not text)
+    options["allow_paths"] = allow_paths
     if not text:
         from .repl import run_repl
 
@@ -105,7 +105,7 @@ def run_command(
             raise UserError(_fix_hint(result.error.kind, str(result.error), session.provider))
         raise click.exceptions.Exit(EXIT_CODES["model_failed"])
     if result.reason == "max_steps" and not as_json:
-        click.echo(f"stopped after {max_steps} steps (--max-steps)", err=True)
+        click.echo(f"stopped after {options['max_steps']} steps (--max-steps)", err=True)
     raise click.exceptions.Exit(EXIT_CODES[result.reason])
 
 

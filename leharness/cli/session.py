@@ -15,6 +15,7 @@ from leharness.tools import default_registry
 from leharness.tools.approval import Approval, Approver
 
 from .errors import UserError
+from .mcp import attach as attach_mcp
 from .render import JsonChannel, TerminalChannel
 
 
@@ -75,6 +76,7 @@ def open_session(
     channel: runner.Channel | None = None,
     client: ModelClient | None = None,
     cwd: Path | None = None,
+    mcp: bool = True,
     allow_paths: tuple[Path, ...] = (),
     approval: str = "auto",
     approver: Approver | None = None,
@@ -99,6 +101,8 @@ def open_session(
         allowed_paths=tuple(path.resolve() for path in allow_paths),
         approval=Approval(approval, approver),  # type: ignore[arg-type] - a checked Mode
     )
+    if mcp:  # the servers of $LEHARNESS_HOME/mcp.json, if there is one
+        attach_mcp(loop_session)
     return ActiveSession(loop_session)
 
 

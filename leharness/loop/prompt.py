@@ -1,7 +1,9 @@
 """Building the Chat Completions request from a session view.
 
-Input is projection rows only (never the event log). Reasoning is kept in the
-database but never sent back: most providers reject it in requests.
+Input is projection rows only (never the event log), plus the project's
+instructions and skills catalog, which the runner reads from files. Reasoning
+is kept in the database but never sent back: most providers reject it in
+requests.
 """
 
 from __future__ import annotations
@@ -21,8 +23,17 @@ editing. Tool results end with their status. Keep answers short and concrete; wh
 are done, answer without calling a tool."""
 
 
-def system_prompt(view: SessionView) -> str:
-    return SYSTEM_PROMPT.format(cwd=view.session.cwd or ".", platform=platform.system())
+def system_prompt(view: SessionView, instructions: str = "", skills_catalog: str = "") -> str:
+    """The base prompt, then the project instructions (AGENTS.md…), then the skills catalog."""
+    parts = [SYSTEM_PROMPT.format(cwd=view.session.cwd or ".", platform=platform.system())]
+    if instructions:
+        parts.append(
+            "# Project instructions\n\nFrom the project's AGENTS.md files (or CLAUDE.md), "
+            "root first; nearer folders override.\n\n" + instructions
+        )
+    if skills_catalog:
+        parts.append(skills_catalog)
+    return "\n\n".join(parts)
 
 
 def to_openai(message: Message) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ provider's default. Problems are `ProviderConfigError`s that say how to fix them
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_MODELS = {"openai": "gpt-4o-mini", "ollama": "gemma4:26b"}
@@ -26,6 +27,11 @@ class ProviderConfig:
     api_key: str = field(repr=False, default="")
 
 
+def default_provider(env: Mapping[str, str]) -> str:
+    """`openai` when an OpenAI key is set, else a local `ollama`."""
+    return "openai" if env.get("OPENAI_API_KEY") else "ollama"
+
+
 def resolve_provider(
     provider: str | None = None,
     model: str | None = None,
@@ -34,7 +40,7 @@ def resolve_provider(
 ) -> ProviderConfig:
     env = dict(os.environ) if env is None else env
     key = env.get("OPENAI_API_KEY", "")
-    name = (provider or env.get("LEHARNESS_PROVIDER") or ("openai" if key else "ollama")).lower()
+    name = (provider or env.get("LEHARNESS_PROVIDER") or default_provider(env)).lower()
     if name not in DEFAULT_MODELS:
         raise ProviderConfigError(
             f"unknown provider {name!r}: choose one of {', '.join(DEFAULT_MODELS)}"

@@ -20,16 +20,17 @@ from typing import Any, Literal
 
 from leharness import projections, store
 from leharness.store import events as ev
-from leharness.tools import artifacts
+from leharness.tools import artifacts, skills
 from leharness.tools.agents import READ_ONLY_TOOLS, Spawn
 from leharness.tools.approval import Approval
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
+from leharness.tools.project import Instructions, project_instructions
 from leharness.tools.redact import redact
 from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 
 from .channel import Channel, NullChannel
 from .model import ModelClient, ProviderError, Reply, StreamSink
-from .prompt import build_messages
+from .prompt import build_messages, system_prompt
 
 FinishReason = Literal["no_tool_calls", "max_steps", "model_failed", "cancelled"]
 
@@ -52,6 +53,7 @@ class Session:
     allowed_paths: tuple[Path, ...] = ()  # folders beyond cwd the file tools may use
     approval: Approval = field(default_factory=Approval)  # default: auto, everything runs
     tasks: TaskRuntime = field(init=False)
+    instructions: Instructions = field(default_factory=Instructions)  # read per invocation
 
     def __post_init__(self) -> None:
         self.tasks = TaskRuntime(
@@ -96,7 +98,13 @@ def new_session(
 
 async def run_invocation(session: Session, text: str | None) -> Result:
     """Run the loop for one user message (or, with None, an automatic wake-up)."""
-    session.record(ev.InvocationReceived(text=text) if text is not None else ev.InvocationAuto())
+    session.instructions = project_instructions(session.cwd)
+    digest = session.instructions.hash
+    session.record(
+        ev.InvocationReceived(text=text, instructions_hash=digest)
+        if text is not None
+        else ev.InvocationAuto(instructions_hash=digest)
+    )
     settle_unanswered_calls(session)
     recover_orphaned_tasks(session)
     for step in range(1, session.max_steps + 1):
@@ -230,7 +238,7 @@ async def call_model(
 ) -> Replied | Failed | Cancelled:
     channel = session.channel
     sink = StreamSink(on_text=channel.text, on_reasoning=channel.reasoning, on_retry=channel.retry)
-    messages = build_messages(view, session.system)
+    messages = build_messages(view, session.system or system_text(session, view))
     try:
         await asyncio.sleep(0)  # a cancel that is already pending lands before any request
         reply = await session.model.complete(messages, session.tools.specs(), sink)
@@ -254,6 +262,16 @@ async def call_model(
         )
     )
     return Replied(reply)
+
+
+def system_text(session: Session, view: projections.SessionView) -> str:
+    """This step's system prompt. Skills are rescanned every step (a stat per SKILL.md;
+    only changed files are read again), so an edited skill shows at the next step. No
+    catalog for a session that cannot load skills."""
+    catalog = ""
+    if skills.LOAD_SKILL.name in session.tools:
+        catalog = skills.catalog(skills.discover(session.home or store.home_dir(), session.cwd))
+    return system_prompt(view, session.instructions.text, catalog)
 
 
 def unique_call_ids(session: Session, calls: list[ev.ToolCall]) -> list[ev.ToolCall]:
@@ -350,20 +368,23 @@ async def _run_batch(session: Session, batch: list[Planned]) -> bool:
         for call, _tool, _args in batch:
             _record_failure(session, call, "interrupted by the user", "interrupted")
         return False
-    for (call, _tool, _args), (ok, output, kind, duration_ms) in zip(batch, outcomes, strict=True):
+    for (call, tool, _args), (ok, output, kind, duration_ms) in zip(batch, outcomes, strict=True):
         if ok:
-            _record_result(session, call, output, duration_ms)
+            _record_result(session, call, output, duration_ms, tool.inline_limit)
         else:
             _record_failure(session, call, output, kind, duration_ms)
     return True
 
 
-def _record_result(session: Session, call: ev.ToolCall, output: str, duration_ms: int) -> None:
-    """tool.completed; an output over 8 KiB goes to an artifact file and the model gets a stub."""
+def _record_result(
+    session: Session, call: ev.ToolCall, output: str, duration_ms: int, limit: int | None = None
+) -> None:
+    """tool.completed; an output over 8 KiB (or the tool's own limit) goes to an artifact file
+    and the model gets a stub."""
     output = redact(output)  # before it reaches the event, the artifact or the model
     data = output.encode("utf-8", "replace")
     artifact_id = None
-    if len(data) > artifacts.INLINE_LIMIT:
+    if len(data) > (limit or artifacts.INLINE_LIMIT):
         try:
             saved = artifacts.save(session.home or store.home_dir(), session.session_id, data)
         except OSError as error:
@@ -401,7 +422,7 @@ async def _run_one(
         session_id=session.session_id,
         home=session.home,
         call_id=call.id,
-        extra={"tasks": session.tasks, "spawn": spawner(session)},
+        extra={"tasks": session.tasks, "spawn": spawner(session), "record": session.record},
         allowed_paths=session.allowed_paths,
     )
     started = time.monotonic()

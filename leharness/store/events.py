@@ -64,6 +64,7 @@ class InvocationReceived(Payload):
     type: Literal["invocation.received"] = "invocation.received"
     text: str
     kind: str = "message"
+    instructions_hash: str | None = None  # sha256 of the project instructions in the prompt
 
 
 class InvocationAuto(Payload):
@@ -71,6 +72,7 @@ class InvocationAuto(Payload):
 
     type: Literal["invocation.auto"] = "invocation.auto"
     reason: str = "task_completed"
+    instructions_hash: str | None = None  # sha256 of the project instructions in the prompt
 
 
 class StepStarted(Payload):
@@ -276,6 +278,28 @@ class SkillLoaded(Payload):
     content_hash: str
 
 
+# -- MCP servers ------------------------------------------------------------
+
+
+class McpConnected(Payload):
+    """An MCP server is connected for this run; its tools are offered under these names."""
+
+    type: Literal["mcp.connected"] = "mcp.connected"
+    server: str
+    transport: str
+    tools: list[str] = []
+
+
+class McpFailed(Payload):
+    """An MCP server is unusable (bad config entry, failed start or crash); its tools are gone."""
+
+    type: Literal["mcp.failed"] = "mcp.failed"
+    server: str
+    error: str
+    stderr_tail: str = ""
+    kind: str = "start"
+
+
 class AgentFinished(Payload):
     """An invocation ended: no_tool_calls, max_steps, model_failed or cancelled."""
 
@@ -308,6 +332,8 @@ PAYLOAD_MODELS: tuple[type[Payload], ...] = (
     CompactionSummary,
     CompactionCompleted,
     SkillLoaded,
+    McpConnected,
+    McpFailed,
     AgentFinished,
 )
 

@@ -9,6 +9,7 @@ from .base import Tool, ToolContext, ToolError, ToolRegistry
 from .bash import BASH
 from .files import EDIT_FILE, READ_FILE, WRITE_FILE
 from .search import GREP, LIST_FILES
+from .skills import LOAD_SKILL
 from .task_tools import CANCEL_TASK, LIST_TASKS, READ_TASK, WAIT_TASK
 
 CORE_TOOLS: tuple[Tool, ...] = (
@@ -23,6 +24,7 @@ CORE_TOOLS: tuple[Tool, ...] = (
     CANCEL_TASK,
     LIST_TASKS,
     SPAWN_AGENT,
+    LOAD_SKILL,
 )
 
 __all__ = ["CORE_TOOLS", "Tool", "ToolContext", "ToolError", "ToolRegistry", "default_registry"]

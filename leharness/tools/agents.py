@@ -23,7 +23,7 @@ from .tasks import RunningTask, TaskRuntime
 
 AgentType = Literal["general", "explore", "plan"]
 #: Tools a read-only child gets (bash included: exploring often needs it).
-READ_ONLY_TOOLS = ("read_file", "list_files", "grep", "bash")
+READ_ONLY_TOOLS = ("read_file", "list_files", "grep", "bash", "load_skill")
 
 # spawn(prompt, agent_type, task_id) -> (child_session_id, run) where run() gives
 # (finish reason, final text).

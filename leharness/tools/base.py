@@ -1,7 +1,9 @@
 """What a tool is, what it receives, and how a call is checked and run.
 
 A tool is a pydantic argument model (its docstring is the description the
-model sees, its fields the JSON schema) plus an async function. Registration
+model sees, its fields the JSON schema) plus an async function. A tool from
+elsewhere (an MCP server) brings a raw JSON schema instead: the model gets it
+verbatim and the tool gets the call's JSON object unvalidated. Registration
 is an explicit tuple of `Tool`s. Expected failures raise `ToolError`; the loop
 records them as `tool.failed` and the model sees the message.
 """
@@ -47,17 +49,36 @@ Runner = Callable[[Any, ToolContext], Awaitable[str]]
 @dataclass(frozen=True)
 class Tool:
     name: str
-    args: type[BaseModel]
+    args: type[BaseModel] | None  # None: `schema` is passed through, `run` gets the raw dict
     run: Runner
     read_only: bool = False  # read-only calls in a row run together
+    inline_limit: int | None = None  # bytes shown inline before an artifact (None: 8 KiB)
+    schema: dict[str, Any] | None = None  # a raw JSON schema, sent to the model unchanged
+    about: str | None = None  # the description when there is no argument model
+    available: Callable[[], bool] | None = None  # False: withdrawn (e.g. its server crashed)
     mutates: bool = False  # runs commands or changes files: subject to the approval mode
 
     @property
     def description(self) -> str:
+        if self.about is not None or self.args is None:
+            return self.about or self.name
         return inspect.cleandoc(self.args.__doc__ or self.name)
+
+    @property
+    def live(self) -> bool:
+        return self.available is None or self.available()
 
     def spec(self) -> dict[str, Any]:
         """The Chat Completions `tools` entry for this tool."""
+        if self.args is None:
+            return {
+                "type": "function",
+                "function": {
+                    "name": self.name,
+                    "description": self.description,
+                    "parameters": self.schema if self.schema is not None else {"type": "object"},
+                },
+            }
         schema = self.args.model_json_schema()
         schema.pop("title", None)
         schema.pop("description", None)
@@ -72,7 +93,7 @@ class ToolRegistry:
 
     def __init__(self, tools: Iterable[Tool]) -> None:
         self._tools = {tool.name: tool for tool in tools}
-        self._specs: list[dict[str, Any]] | None = None  # built once: schemas cost ~1.5 ms
+        self._specs: dict[str, dict[str, Any]] | None = None  # built once: schemas cost ~1.5 ms
 
     def __contains__(self, name: str) -> bool:
         return name in self._tools
@@ -81,20 +102,28 @@ class ToolRegistry:
         return list(self._tools)
 
     def specs(self) -> list[dict[str, Any]]:
+        """The tools offered to the model; a withdrawn tool is left out."""
         if self._specs is None:
-            self._specs = [tool.spec() for tool in self._tools.values()]
-        return self._specs
+            self._specs = {tool.name: tool.spec() for tool in self._tools.values()}
+        return [self._specs[name] for name, tool in self._tools.items() if tool.live]
+
+    def extended(self, tools: Iterable[Tool]) -> ToolRegistry:
+        """These tools plus more (a name already here keeps its tool)."""
+        extra = [tool for tool in tools if tool.name not in self._tools]
+        return ToolRegistry([*self._tools.values(), *extra])
 
     def only(self, names: Iterable[str]) -> ToolRegistry:
         wanted = set(names)
         return ToolRegistry(t for t in self._tools.values() if t.name in wanted)
 
-    def parse(self, name: str, arguments: str) -> tuple[Tool, BaseModel]:
+    def parse(self, name: str, arguments: str) -> tuple[Tool, Any]:
         """Check a call before it runs: known tool, JSON object, valid arguments."""
         tool = self._tools.get(name)
         if tool is None:
-            known = ", ".join(self._tools) or "none"
+            known = ", ".join(n for n, t in self._tools.items() if t.live) or "none"
             raise ToolError(f"unknown tool {name!r}; available tools: {known}", "unknown_tool")
+        if not tool.live:
+            raise ToolError(f"tool {name!r} was withdrawn: its server stopped", "withdrawn")
         try:
             raw = json.loads(arguments or "{}")
         except json.JSONDecodeError as error:
@@ -105,6 +134,8 @@ class ToolRegistry:
             ) from None
         if not isinstance(raw, dict):
             raise ToolError(f"arguments for {name} must be a JSON object", "bad_arguments")
+        if tool.args is None:  # a raw-schema tool: its own server checks the arguments
+            return tool, raw
         try:
             return tool, tool.args.model_validate(raw)
         except ValidationError as error:

@@ -68,13 +68,13 @@ def redact(text: str, found: list[Secret] | None = None) -> str:
 class StreamRedactor:
     """Redacts a byte stream chunk by chunk; `feed` returns what is safe to pass on.
 
-    The last (longest secret - 1) bytes are held back, and the cut moves earlier
-    when a secret straddles it, so no secret is ever split between two outputs.
+    Only an end that could be the start of a secret is held back (usually
+    nothing, so a live log is not behind), and the cut moves earlier when a
+    secret straddles it, so no secret is ever split between two outputs.
     """
 
     def __init__(self, found: list[Secret] | None = None) -> None:
         self.found = secrets() if found is None else found
-        self._hold = max((len(s.value) for s in self.found), default=1) - 1
         self._pending = b""
 
     def feed(self, chunk: bytes) -> bytes:
@@ -93,8 +93,18 @@ class StreamRedactor:
         rest, self._pending = self._pending, b""
         return redact_bytes(rest, self.found)
 
+    def _held_back(self, data: bytes) -> int:
+        """The length of the longest end of `data` that is a proper prefix of a secret."""
+        longest = 0
+        for secret in self.found:
+            for size in range(min(len(secret.value) - 1, len(data)), longest, -1):
+                if data.endswith(secret.value[:size]):
+                    longest = size
+                    break
+        return longest
+
     def _safe_cut(self, data: bytes) -> int:
-        cut = max(0, len(data) - self._hold)
+        cut = len(data) - self._held_back(data)
         moved = True
         while moved and cut > 0:
             moved = False

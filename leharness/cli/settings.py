@@ -1,0 +1,154 @@
+"""Settings: every configurable value, and where it came from (`lh config` shows them).
+
+Per key, the first that is set wins: a command-line flag, an environment
+variable, the settings file `$LEHARNESS_HOME/settings.toml`, the default. TOML
+because people write it by hand (comments, no trailing-comma traps) and the
+standard library reads it; lh never writes it. Only the CLI reads
+configuration: the library below receives plain values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import UserError
+
+SETTINGS_FILE = "settings.toml"
+KEYS: dict[str, type] = {
+    "provider": str,
+    "model": str,
+    "base_url": str,
+    "approval": str,
+    "max_steps": int,
+    "context_window": int,
+}
+ENV_VARS = {
+    "provider": "LEHARNESS_PROVIDER",
+    "model": "LEHARNESS_MODEL",
+    "approval": "LEHARNESS_APPROVAL",
+    "max_steps": "LEHARNESS_MAX_STEPS",
+    "context_window": "LEHARNESS_CONTEXT_WINDOW",
+}  # base_url's variable depends on the provider: see base_url_env()
+DEFAULT_MAX_STEPS = 50
+APPROVAL_MODES = ("ask", "auto", "read-only")  # as tools/approval.py MODES (kept import-free)
+
+Source = Literal["flag", "env", "settings", "default"]
+
+
+@dataclass(frozen=True)
+class Value:
+    key: str
+    value: Any
+    source: Source
+    origin: str = ""  # the flag, variable or file it came from; for a default, why
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: dict[str, Value]
+    path: Path  # the settings file, whether or not it exists
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key].value
+
+
+def settings_path(home: Path | None = None) -> Path:
+    from leharness.store import home_dir
+
+    return (home or home_dir()) / SETTINGS_FILE
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The file's values, checked (none when it does not exist); UserError naming it."""
+    import tomllib
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot read the settings file: {error}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path}: not valid TOML: {error}") from None
+    for key, value in data.items():
+        if key not in KEYS:
+            raise UserError(f"{path}: unknown setting {key!r}; known: {', '.join(KEYS)}")
+        problem = _check(key, value)
+        if problem:
+            raise UserError(f"{path}: {key} {problem}, not {value!r}")
+    return data
+
+
+def resolve_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    home: Path | None = None,
+) -> Settings:
+    """Each setting's effective value: flag > env > settings file > default."""
+    from leharness.loop.providers import DEFAULT_MODELS, OLLAMA_DEFAULT_URL, default_provider
+
+    flags = flags or {}
+    env = os.environ if env is None else env
+    path = settings_path(home)
+    in_file = read_settings_file(path)
+
+    def pick(key: str, variable: str, default: Any, why: str = "") -> Value:
+        if flags.get(key) is not None:
+            return Value(key, flags[key], "flag", "--" + key.replace("_", "-"))
+        if env.get(variable):
+            return Value(key, _from_env(key, variable, env[variable]), "env", variable)
+        if key in in_file:
+            return Value(key, in_file[key], "settings", str(path))
+        return Value(key, default, "default", why)
+
+    has_key = "OPENAI_API_KEY is set" if env.get("OPENAI_API_KEY") else "no OPENAI_API_KEY"
+    provider = pick("provider", ENV_VARS["provider"], default_provider(env), has_key)
+    name = str(provider.value).lower()
+    url_default = None if name == "openai" else OLLAMA_DEFAULT_URL
+    values = [
+        provider,
+        pick("model", ENV_VARS["model"], DEFAULT_MODELS.get(name), f"{name}'s default"),
+        pick("base_url", base_url_env(name), url_default, f"{name}'s default"),
+        pick("approval", ENV_VARS["approval"], None),
+        pick("max_steps", ENV_VARS["max_steps"], DEFAULT_MAX_STEPS),
+        pick("context_window", ENV_VARS["context_window"], None, "the model's own"),
+    ]
+    return Settings({value.key: value for value in values}, path)
+
+
+def base_url_env(provider: str) -> str:
+    return "OPENAI_BASE_URL" if provider == "openai" else "LEHARNESS_OLLAMA_BASE_URL"
+
+
+def _check(key: str, value: Any) -> str:
+    """Why `value` cannot be the setting `key` ("" when it can)."""
+    from leharness.loop.providers import DEFAULT_MODELS
+
+    if key == "provider" and str(value).lower() not in DEFAULT_MODELS:
+        return f"must be one of {', '.join(DEFAULT_MODELS)}"
+    if key == "approval" and value not in APPROVAL_MODES:
+        return f"must be one of {', '.join(APPROVAL_MODES)}"
+    if KEYS[key] is int:
+        ok = type(value) is int and value >= 1  # type(): True is an int to Python
+        return "" if ok else "must be a whole number of 1 or more"
+    return "" if isinstance(value, str) and value.strip() else "must be a non-empty string"
+
+
+def _from_env(key: str, variable: str, text: str) -> Any:
+    if key == "approval" and text not in APPROVAL_MODES:
+        raise UserError(f"{variable} must be one of {', '.join(APPROVAL_MODES)}, not {text!r}")
+    if KEYS[key] is not int:
+        return text
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise UserError(f"{variable} must be a whole number of 1 or more, not {text!r}")
+    return number
