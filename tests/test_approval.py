@@ -356,3 +356,49 @@ def test_recording_channel_sees_approval_events(work):
         "approval.requested",
         "approval.decided",
     ]
+
+
+def test_mcp_tools_ask_unless_their_server_marks_them_read_only(work):
+    from types import SimpleNamespace
+
+    from leharness.tools.base import Tool, ToolRegistry
+    from leharness.tools.mcp import _adapt
+
+    def listed(name, hint):
+        return SimpleNamespace(
+            name=name,
+            title=None,
+            description=f"{name} things",
+            input_schema={"type": "object", "properties": {"q": {"type": "string"}}},
+            annotations=SimpleNamespace(readOnlyHint=hint),
+        )
+
+    connection = SimpleNamespace(name="srv", status="connected")
+    writer = _adapt(None, connection, listed("write", None), "srv__write")
+    reader = _adapt(None, connection, listed("read", True), "srv__read")
+    assert (writer.mutates, reader.mutates) == (True, False)
+
+    async def answer(args, ctx):
+        return f"ran with {args['q']}"
+
+    tools = ToolRegistry(
+        [
+            Tool("srv__write", None, answer, schema=writer.schema, about="w", mutates=True),
+            Tool("srv__read", None, answer, schema=reader.schema, about="r"),
+        ]
+    )
+    approve, asked = scripted("deny")
+    model = ReplayModel(
+        [
+            calls(("srv__write", {"q": "drop table"}), ("srv__read", {"q": "select"})),
+            ModelCompleted(text="ok"),
+        ]
+    )
+    session = make_session(model, tools=tools, cwd=work)
+    session.approval = Approval("ask", approve)
+    run(session)
+    assert [r.summary for r in asked] == ['{"q": "drop table"}']
+    assert [e for e in tool_events(session) if e[0].startswith("tool.")] == [
+        ("tool.failed", "c0", "denied"),
+        ("tool.completed", "c1", ""),
+    ]

@@ -1,7 +1,8 @@
 """Approval: whether a tool call that changes things may run, and the record of who said so.
 
 Three modes. `auto` runs everything. `read-only` refuses every tool that
-mutates (bash, write_file, edit_file) at once with a message the model reads.
+mutates (bash, write_file, edit_file, and MCP tools their server does not mark
+readOnlyHint) at once with a message the model reads.
 `ask` asks the user through an `Approver` the CLI provides (this layer never
 touches a terminal): allow, deny, or always (this tool, for the rest of the
 session); the question and the answer are events. With no approver (no
@@ -54,15 +55,15 @@ class Approval:
         """A child runs in the background and cannot ask; it shares the `always` answers."""
         return Approval(self.mode, None, "subagent", self.always)
 
-    async def check(self, call_id: str, tool: Tool, args: BaseModel, record: Record) -> None:
+    async def check(self, call_id: str, tool: Tool, args: Any, record: Record) -> None:
         """Return if the call may run; raise ToolError (read_only, denied) if not."""
         if not tool.mutates or self.mode == "auto":
             return
         if self.mode == "read-only":
             raise ToolError(
                 f"{tool.name} is not available: lh runs in read-only mode (--approval "
-                "read-only), so commands and file changes are refused. Use read_file, "
-                "list_files and grep, and tell the user what you would change.",
+                "read-only), which refuses tools that run commands or change things. Use "
+                "read_file, list_files and grep, and tell the user what you would change.",
                 "read_only",
             )
         if tool.name in self.always:
@@ -103,9 +104,9 @@ def _unattended_message(name: str, who: str) -> str:
     )
 
 
-def summary(name: str, args: BaseModel) -> str:
+def summary(name: str, args: BaseModel | dict[str, Any]) -> str:
     """What the user is asked to approve, on a line or a few."""
-    values = args.model_dump()
+    values = args.model_dump() if isinstance(args, BaseModel) else dict(args)
     if name == "bash":
         text = values.get("command", "")
     elif name == "write_file":

@@ -85,7 +85,13 @@ def _adapt(hub: Hub, connection: Connection, listed: Any, name: str) -> Tool:
         schema=listed.input_schema,
         about=listed.description or listed.title or listed.name,
         available=lambda: connection.status == "connected",
+        mutates=not _read_only_hint(listed),  # a server's tool may do anything: ask first
     )
+
+
+def _read_only_hint(listed: Any) -> bool:
+    """Whether the server says the tool only reads (MCP's annotations.readOnlyHint)."""
+    return getattr(getattr(listed, "annotations", None), "readOnlyHint", None) is True
 
 
 def _record(ctx: ToolContext, payload: Payload) -> None:
