@@ -20,6 +20,7 @@ from leharness.store import Payload
 from leharness.store import events as ev
 
 from ..base import Tool, ToolContext, ToolError
+from ..redact import redact
 from .client import CallFailed, Connection, Hub, ServerDown
 from .config import ConfigFileError, ConfigProblem, McpConfig, config_path, load_config
 
@@ -127,8 +128,8 @@ def render_result(result: Any) -> str:
 def failed_event(connection: Connection) -> ev.McpFailed:
     return ev.McpFailed(
         server=connection.name,
-        error=connection.error,
-        stderr_tail=connection.stderr_tail(),
+        error=redact(connection.error),
+        stderr_tail=redact(connection.stderr_tail()),  # a server may print its own token
         kind=connection.failed_during,
     )
 
