@@ -402,3 +402,18 @@ def test_mcp_tools_ask_unless_their_server_marks_them_read_only(work):
         ("tool.failed", "c0", "denied"),
         ("tool.completed", "c1", ""),
     ]
+
+
+def test_an_approver_that_breaks_refuses_the_call(work):
+    async def broken(request):
+        raise OSError("the terminal is gone")
+
+    model = ReplayModel([calls(("bash", {"command": "touch x"})), ModelCompleted(text="ok")])
+    session = make_session(model, tools=default_registry(), cwd=work)
+    session.approval = Approval("ask", broken)
+    run(session)
+    assert tool_events(session)[1:] == [
+        ("approval.decided", "c0", "deny", "error"),
+        ("tool.failed", "c0", "denied"),
+    ]
+    assert not (work / "x").exists()

@@ -165,7 +165,7 @@ class ApprovalDecided(Payload):
     type: Literal["approval.decided"] = "approval.decided"
     call_id: str
     decision: Literal["allow", "deny", "always"]
-    by: str = "user"  # user | always (an earlier answer) | no_terminal | subagent | cancelled
+    by: str = "user"  # user | always (earlier answer) | no_terminal | subagent | cancelled | error
 
 
 # -- tasks ------------------------------------------------------------------

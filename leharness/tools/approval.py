@@ -79,6 +79,12 @@ class Approval:
         except asyncio.CancelledError:
             record(ev.ApprovalDecided(call_id=call_id, decision="deny", by="cancelled"))
             raise
+        except Exception as error:  # e.g. the terminal went away: refuse, never run unasked
+            record(ev.ApprovalDecided(call_id=call_id, decision="deny", by="error"))
+            raise ToolError(
+                f"could not ask the user about this {tool.name} call ({error}); it was not run",
+                "denied",
+            ) from None
         record(ev.ApprovalDecided(call_id=call_id, decision=decision, by="user"))
         if decision == "always":
             self.always.add(tool.name)
