@@ -130,3 +130,13 @@ def test_lh_allow_path_end_to_end(layout):
     rows = query(layout["home"], "SELECT status, error_kind FROM tool_calls ORDER BY requested_at")
     assert rows == [("failed", "outside_workspace"), ("completed", None)]
     assert missing.returncode == 2 and "/no/such/dir" in missing.stderr
+
+
+def test_a_symlink_loop_is_a_clear_error(layout):
+    (layout["work"] / "loop").symlink_to(layout["work"] / "loop")
+    ctx = ToolContext(cwd=layout["work"])
+    with pytest.raises(ToolError) as caught:
+        call("read_file", ctx, path="loop")
+    assert caught.value.kind == "bad_path" and "cannot resolve loop" in str(caught.value)
+    listed = call("list_files", ctx, pattern="*").splitlines()
+    assert "ok.txt" in listed and "loop" not in listed  # the loop is skipped, not a crash

@@ -45,7 +45,10 @@ def allowed_roots(ctx: ToolContext, write: bool = False) -> list[Path]:
 
 def confine(ctx: ToolContext, path: str, write: bool = False) -> Path:
     """The resolved absolute path `path` names, if the session may touch it."""
-    target = Path(ctx.cwd, Path(path).expanduser()).resolve()
+    try:
+        target = Path(ctx.cwd, Path(path).expanduser()).resolve()
+    except (RuntimeError, OSError) as error:  # a symlink loop, say
+        raise ToolError(f"cannot resolve {path}: {error}", "bad_path") from None
     roots = allowed_roots(ctx, write)
     if not any(target.is_relative_to(root) for root in roots):
         allowed = ", ".join(str(root) for root in roots)
@@ -73,5 +76,8 @@ def _harness_data(target: Path, home: Path) -> bool:
 
 def inside(path: Path, roots: list[Path]) -> bool:
     """Whether an already-found path (e.g. a glob match) resolves inside one of `roots`."""
-    target = path.resolve()
+    try:
+        target = path.resolve()
+    except (RuntimeError, OSError):  # a symlink loop: not followed
+        return False
     return any(target.is_relative_to(root) for root in roots)
