@@ -299,7 +299,7 @@ def test_repl_asks_and_always_covers_the_rest_of_the_session(monkeypatch, tmp_pa
     from prompt_toolkit.output import DummyOutput
     from rich.console import Console
 
-    from leharness.cli.approve import prompt_approver
+    from leharness.cli.approve import LineApprover
     from leharness.cli.repl import Repl, RichChannel, repl_loop
     from leharness.cli.session import model_client, open_session
 
@@ -309,19 +309,13 @@ def test_repl_asks_and_always_covers_the_rest_of_the_session(monkeypatch, tmp_pa
         ToolCalls(Call("bash", {"command": "touch second"})),
         Text("two"),
     ]
-    with ScriptedServer(steps) as server, create_pipe_input() as pipe:
+    with ScriptedServer(steps) as server:
         monkeypatch.setenv("OPENAI_API_KEY", "k")
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         console = Console(file=io.StringIO(), width=100)
-        prompt_session = PromptSession(input=pipe, output=DummyOutput())
-        options = dict(
-            provider=None,
-            model=None,
-            base_url=None,
-            max_steps=10,
-            approval="ask",
-            approver=prompt_approver(prompt_session, console),
-        )
+        approver = LineApprover(console)
+        options = dict(provider=None, model=None, base_url=None, max_steps=10)
+        options.update(approval="ask", approver=approver)
         active = open_session(
             None,
             False,
@@ -329,12 +323,35 @@ def test_repl_asks_and_always_covers_the_rest_of_the_session(monkeypatch, tmp_pa
             client=model_client(None, None, None),
             **options,
         )
-        pipe.send_text("make it\na\nagain\n/exit\n")
-        asyncio.run(repl_loop(Repl(active, console, options), prompt_session))
+        repl = Repl(active, console, options)
+
+        async def until(condition) -> None:
+            for _ in range(750):
+                if condition():
+                    return
+                await asyncio.sleep(0.02)
+            raise AssertionError("timed out waiting for the REPL")
+
+        async def main() -> None:
+            with create_pipe_input() as pipe:
+                prompt = PromptSession(input=pipe, output=DummyOutput())
+                task = asyncio.ensure_future(repl_loop(repl, prompt))
+                pipe.send_text("make it\r")
+                await until(lambda: approver.pending is not None)
+                pipe.send_text("perhaps\r")  # not an answer: asked again, not queued
+                await until(lambda: "answer y, n or a" in console.file.getvalue())
+                pipe.send_text("a\r")
+                await until(lambda: not repl.busy and (tmp_path / "first").exists())
+                pipe.send_text("again\r")
+                await until(lambda: repl.lines_read == 4 and not repl.busy)
+                pipe.send_text("/exit\r")
+                await asyncio.wait_for(task, 15)
+
+        asyncio.run(main())
     assert (tmp_path / "first").exists() and (tmp_path / "second").exists()
-    decided = query_decisions(active.loop)
-    assert decided == [("always", "user"), ("allow", "always")]
+    assert query_decisions(active.loop) == [("always", "user"), ("allow", "always")]
     assert "? bash: touch first" in console.file.getvalue()
+    assert repl.queued == []  # the answers were not taken as steering messages
 
 
 def query_decisions(loop_session) -> list[tuple[str, str]]:

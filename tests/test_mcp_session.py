@@ -9,16 +9,10 @@ import json
 import sys
 
 import pytest
-from prompt_toolkit import PromptSession
-from prompt_toolkit.input import create_pipe_input
-from prompt_toolkit.output import DummyOutput
 from pydantic import BaseModel
-from rich.console import Console
 
 from leharness import store
 from leharness.cli import mcp as cli_mcp
-from leharness.cli.repl import Repl, RichChannel, repl_loop
-from leharness.cli.session import open_session
 from leharness.loop import runner
 from leharness.loop.replay import ReplayModel
 from leharness.store.events import ModelCompleted, ToolCall
@@ -30,6 +24,7 @@ from leharness.tools.mcp.config import ConfigFileError, parse_config
 
 from .loop_helpers import RecordingChannel, make_session
 from .test_mcp import STDIO_ENTRY, write_config
+from .test_repl import drive
 
 
 @pytest.fixture(autouse=True)
@@ -53,20 +48,6 @@ def reply(text: str = "", *calls: tuple[str, dict]) -> ModelCompleted:
         for i, (name, args) in enumerate(calls)
     ]
     return ModelCompleted(text=text, tool_calls=tool_calls)
-
-
-def drive(lines: list[str], server: ScriptedServer, monkeypatch) -> tuple[Repl, str]:
-    """The interactive session fed LINES through a pipe; returns it and its screen."""
-    monkeypatch.setenv("OPENAI_API_KEY", "k")
-    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-    console = Console(file=io.StringIO(), width=100, force_terminal=False)
-    options = dict(provider=None, model=None, base_url=None, max_steps=10)
-    active = open_session(None, False, channel=RichChannel(console), **options)
-    repl = Repl(active, console, options)
-    with create_pipe_input() as pipe:
-        pipe.send_text("".join(line + "\n" for line in lines))
-        asyncio.run(repl_loop(repl, PromptSession(input=pipe, output=DummyOutput())))
-    return repl, console.file.getvalue()
 
 
 def failures(session: runner.Session) -> list[tuple[str, str]]:

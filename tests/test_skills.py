@@ -337,3 +337,17 @@ def test_an_automatic_wake_up_records_the_hash_too(tmp_path):
     assert auto.type == "invocation.auto"
     assert auto.data.instructions_hash == project_instructions(tmp_path).hash is not None
     assert "Be brief." in model.requests[0][0]["content"]
+
+
+def test_repl_skills_command_lists_active_and_shadowed(isolated_home, tmp_path, monkeypatch):
+    from leharness.testing import ScriptedServer, Text
+
+    from .test_repl import drive
+
+    write_skill(isolated_home / "skills", "review", "Review a change", "body one")
+    write_skill(tmp_path / ".agents" / "skills", "review", "A shadowed copy", "body two")
+    with ScriptedServer([Text("hi")]) as server:
+        _repl, screen = drive(["hello", "/skills", "/exit"], server, monkeypatch)
+    lines = [line for line in screen.splitlines() if line.startswith("review")]
+    assert [line.split()[1] for line in lines] == ["active", "shadowed"]
+    assert "Review a change" in lines[0]

@@ -1,8 +1,9 @@
 """Asking the user to approve a tool call: on the terminal (one-shot) or in the REPL.
 
-The loop decides *when* to ask (tools/approval.py); these functions only put
-the question and read y / n / a. Anything else than a clear answer, Ctrl-C
-or end of input counts as "deny".
+The loop decides *when* to ask (tools/approval.py); these only put the
+question and read y / n / a. On the terminal, three unclear answers or end of
+input count as "deny"; in the REPL an unclear answer is asked again, and
+Ctrl-C / Esc cancels the run.
 """
 
 from __future__ import annotations
@@ -60,25 +61,32 @@ async def read_line(fd: int) -> str | None:
         loop.remove_reader(fd)
 
 
-def prompt_approver(prompt_session: Any, console: Any) -> Approver:
-    """The REPL's approver: a prompt_toolkit question on the REPL's own input and output
-    (a separate prompt, so answers stay out of the line history)."""
-    from prompt_toolkit import PromptSession
+class LineApprover:
+    """The REPL's approver. The prompt stays up while the agent works, so the question is
+    printed above it and the next line the user submits (y / n / a) answers it instead
+    of being queued as a steering message. Ctrl-C or Esc cancels the run, and the
+    question with it."""
 
-    asker: PromptSession[str] = PromptSession(
-        input=prompt_session.input, output=prompt_session.output
-    )
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.pending: asyncio.Future[Decision] | None = None
 
-    async def approve(request: ApprovalRequest) -> Decision:
-        console.print(f"? {request.name}: {request.summary}", style="yellow")
-        for _ in range(TRIES):
-            try:
-                answer = await asker.prompt_async(f"  {QUESTION}")
-            except (KeyboardInterrupt, EOFError):
-                return "deny"
-            decision = parse_answer(answer)
-            if decision is not None:
-                return decision
-        return "deny"
+    async def __call__(self, request: ApprovalRequest) -> Decision:
+        self.console.print(f"? {request.name}: {request.summary}", style="yellow", markup=False)
+        self.console.print(f"  {QUESTION}", style="yellow", markup=False)
+        self.pending = asyncio.get_running_loop().create_future()
+        try:
+            return await self.pending
+        finally:
+            self.pending = None
 
-    return approve
+    def answer(self, line: str) -> bool:
+        """Take `line` as the answer when a question is open; False: the line is not one."""
+        if self.pending is None or self.pending.done() or line.startswith("/"):
+            return False
+        decision = parse_answer(line)
+        if decision is None:
+            self.console.print("  answer y, n or a", style="yellow", markup=False)
+            return True
+        self.pending.set_result(decision)
+        return True

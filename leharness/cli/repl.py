@@ -1,83 +1,41 @@
 """The interactive session: prompt_toolkit input, rich rendering, slash commands.
 
-One asyncio loop for the whole session. While a run is going, Ctrl-C cancels
-that run only (the loop records the cancel and the session stays resumable);
-at the prompt, Ctrl-C clears the line and Ctrl-D or /exit leaves.
+One asyncio loop for the whole session, and the prompt stays up while the
+agent answers: a line typed meanwhile is queued (shown as queued, counted in
+the status line) and the loop takes it at its next step boundary as a
+steering message. Ctrl-C or Esc cancels the running answer (the loop records
+the cancel and the session stays resumable; queued lines go back to the
+prompt); at the prompt, Ctrl-C clears the line and Ctrl-D or /exit leaves.
+A background task that ends while nothing runs wakes the session
+(invocation.auto).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from dataclasses import dataclass
+import subprocess
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
+from prompt_toolkit.filters import Condition
+from prompt_toolkit.key_binding import KeyBindings
 from rich.console import Console
-from rich.live import Live
-from rich.markdown import Markdown
 
 from leharness import projections, store
 from leharness.loop import runner
 
-from .approve import prompt_approver
-from .render import call_summary, result_summary
+from . import slash
+from .approve import LineApprover
+from .rich_channel import RichChannel
 from .session import ActiveSession, open_session
+from .status import status_line
 
-HELP = """\
-/help              this help
-/new               start a new session
-/sessions          list recent sessions
-/mcp               MCP servers, their status and tools
-/exit              leave (Ctrl-D works too)
-Ctrl-C             cancel the running answer; at the prompt, clear the line"""
+__all__ = ["Repl", "RichChannel", "repl_loop", "run_repl"]
 
-
-class RichChannel:
-    """Streams the answer as live markdown; tool calls as dim one-line cells."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self._live: Live | None = None
-        self._text = ""
-        self._calls: dict[str, str] = {}
-
-    def text(self, delta: str) -> None:
-        self._text += delta
-        if self._live is None:
-            self._live = Live(console=self.console, refresh_per_second=12, transient=False)
-            self._live.start()
-        self._live.update(Markdown(self._text))
-
-    def reasoning(self, delta: str) -> None:
-        self.console.print(delta, style="dim", end="")
-
-    def retry(self, attempt: int, message: str, delay_s: float) -> None:
-        self.console.print(f"! {message}; retrying in {delay_s:.1f}s", style="yellow")
-
-    def event(self, event: store.Event) -> None:
-        data = event.data
-        if event.type in ("model.completed", "model.cancelled"):
-            self._end_stream()
-            for call in getattr(data, "tool_calls", []):
-                self._calls[call.id] = call_summary(call.name, call.arguments)
-        elif event.type == "tool.started":
-            self.console.print(f"⏺ {self._calls.get(data.call_id, data.name)}", style="cyan")
-        elif event.type == "tool.completed":
-            self.console.print(f"  ⎿ {result_summary(data.result)}", style="dim")
-        elif event.type == "tool.failed":
-            self.console.print(
-                f"  ✗ {data.error.splitlines()[0] if data.error else ''}", style="red"
-            )
-        elif event.type == "model.failed":
-            self.console.print(f"✗ {data.error}", style="red")
-        elif event.type == "agent.finished" and data.reason == "cancelled":
-            self.console.print("(cancelled)", style="yellow")
-
-    def _end_stream(self) -> None:
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
-        self._text = ""
+WAKE_POLL_S = 0.5  # how often an idle session looks for finished background tasks
 
 
 @dataclass
@@ -85,96 +43,191 @@ class Repl:
     active: ActiveSession
     console: Console
     options: dict[str, Any]
+    queued: list[str] = field(default_factory=list)  # lines typed while an answer runs
+    run: asyncio.Task | None = None  # the answer running now
+    lines_read: int = 0
+    prompt_session: Any = None
+    inspector: subprocess.Popen | None = None
+    inspector_url: str = ""
 
-    async def run_prompt(self, text: str | None) -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.ensure_future(runner.run_invocation(self.active.loop, text))
-        loop.add_signal_handler(signal.SIGINT, task.cancel)
-        try:
-            await task
-        finally:
-            loop.remove_signal_handler(signal.SIGINT)
+    @property
+    def busy(self) -> bool:
+        return self.run is not None and not self.run.done()
 
-    def command(self, line: str) -> bool:
-        """Handle a slash command; False means leave."""
-        name = line.split()[0]
-        if name in ("/exit", "/quit"):
-            return False
-        if name == "/help":
-            self.console.print(HELP)
-        elif name == "/new":
-            self.active = open_session(
-                None, False, channel=self.active.loop.channel, **self.options
-            )
-            self.console.print(f"new session {self.active.session_id}", style="dim")
-        elif name == "/sessions":
-            for row in projections.list_sessions(self.active.loop.conn, 15):
-                self.console.print(f"{row.id}  {row.status:9} {(row.title or '')[:60]}")
-        elif name == "/mcp":
-            from .mcp import show_servers
+    @property
+    def channel(self) -> RichChannel:
+        return self.active.loop.channel  # type: ignore[return-value]
 
-            show_servers(self.console)
+    # -- running answers ------------------------------------------------------
+
+    def start(self, text: str | None) -> None:
+        """Answer `text` (None: a background task woke the session) while the prompt stays."""
+        self.run = asyncio.ensure_future(self._answer(text))
+        self.run.add_done_callback(self._report)
+
+    def _report(self, run: asyncio.Task) -> None:
+        """A run that broke (not a cancel: the loop records those) says so at the prompt."""
+        if not run.cancelled() and run.exception() is not None:
+            error = run.exception()
+            self.console.print(f"✗ {type(error).__name__}: {error}", style="red", markup=False)
+
+    async def _answer(self, text: str | None) -> None:
+        loop = self.active.loop
+        loop.steering = self.take_queued  # set per run: /new, /resume, /fork swap the session
+        result = await runner.run_invocation(loop, text)
+        # A line typed just as the answer ended starts the next one; the rest steer it.
+        while result.reason != "cancelled" and self.queued:
+            result = await runner.run_invocation(loop, self.queued.pop(0))
+        if result.reason == "cancelled" and self.queued:
+            self.restore_queued()
+
+    def take_queued(self) -> list[str]:
+        taken, self.queued = self.queued, []
+        return taken
+
+    def queue(self, line: str) -> None:
+        self.queued.append(line)
+        self.console.print(f"⧗ queued: {line}", style="dim", markup=False)
+
+    def restore_queued(self) -> None:
+        """Queued lines of a cancelled answer go back to the prompt, not to waste."""
+        lines = self.take_queued()
+        buffer = self.prompt_session.default_buffer if self.prompt_session else None
+        if buffer is None:
+            return
+        buffer.text = " ".join([*lines, buffer.text]).strip()
+        buffer.cursor_position = len(buffer.text)
+        self.console.print(f"{len(lines)} queued line(s) put back at the prompt", style="dim")
+
+    def cancel(self) -> None:
+        if self.busy:
+            assert self.run is not None
+            self.run.cancel()
+
+    async def finish_run(self) -> None:
+        """Cancel what still runs (leaving mid-answer) and wait until it is recorded."""
+        self.cancel()
+        if self.run is not None:
+            await asyncio.gather(self.run, return_exceptions=True)
+
+    async def wake_on_tasks(self) -> None:
+        """Run the model when a background task has ended and nothing else runs."""
+        while True:
+            runtime = self.active.loop.tasks
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runtime.changed.wait(), WAKE_POLL_S)
+            runtime.changed.clear()
+            if not self.busy and should_wake(self.active.loop):
+                self.start(None)
+
+    # -- the prompt -----------------------------------------------------------
+
+    def toolbar(self) -> str:
+        loop = self.active.loop
+        conn, sid = loop.conn, self.active.session_id
+        activity = self.channel.activity if isinstance(self.channel, RichChannel) else None
+        return status_line(
+            loop.model.model,
+            projections.get_session(conn, sid),
+            projections.open_tasks(conn, sid),
+            activity if self.busy else None,
+            len(self.queued),
+            time.monotonic(),
+        )
+
+    def prompt_options(self) -> dict[str, Any]:
+        return dict(
+            key_bindings=key_bindings(self),
+            completer=slash.SlashCompleter(self),
+            complete_while_typing=True,
+            bottom_toolbar=self.toolbar,
+            refresh_interval=0.25,
+        )
+
+    async def handle(self, line: str) -> bool:
+        """One submitted line; False means leave."""
+        approver = self.options.get("approver")
+        if isinstance(approver, LineApprover) and approver.answer(line):
+            return True  # it answered an approval question (y / n / a)
+        if line.startswith("/"):
+            return await slash.dispatch(self, line)
+        if self.busy:
+            self.queue(line)
         else:
-            self.console.print(f"unknown command {name}: /help lists them", style="yellow")
+            self.start(line)
         return True
 
 
-AUTO = "\0auto"  # what the prompt returns when a background task woke the session
+def should_wake(loop: runner.Session) -> bool:
+    """Finished tasks the model has not seen, other than ones the user cancelled (those
+    reach the model with the next prompt instead of starting an answer on their own)."""
+    pending = projections.pending_notifications(loop.conn, loop.session_id)
+    return any(task.cancel_reason != "user" for task in pending)
 
 
-async def next_line(repl: Repl, prompt_session: Any) -> str:
-    """The user's next line, or AUTO when a background task ends while the prompt is
-    idle and empty (a half-typed line is never thrown away: that waits for Enter)."""
-    runtime = repl.active.loop.tasks
-    prompt = asyncio.ensure_future(prompt_session.prompt_async("› "))
-    while True:
-        runtime.changed.clear()
-        changed = asyncio.ensure_future(runtime.changed.wait())
-        await asyncio.wait({prompt, changed}, return_when=asyncio.FIRST_COMPLETED)
-        if prompt.done():
-            changed.cancel()
-            return prompt.result()
-        if runner.has_notifications(repl.active.loop) and not prompt_session.default_buffer.text:
-            prompt_session.app.exit(result=AUTO)
+def key_bindings(repl: Repl) -> KeyBindings:
+    bindings = KeyBindings()
+    busy = Condition(lambda: repl.busy)
+
+    @bindings.add("c-c")
+    def _interrupt(event: Any) -> None:
+        if repl.busy:
+            repl.cancel()
+        elif event.current_buffer.text:
+            event.current_buffer.reset()
+        else:
+            event.app.exit(exception=KeyboardInterrupt())
+
+    @bindings.add("escape", filter=busy)
+    def _cancel(event: Any) -> None:
+        repl.cancel()
+
+    return bindings
 
 
 async def repl_loop(repl: Repl, prompt_session: Any) -> None:
-    while True:
-        if runner.has_notifications(repl.active.loop):
-            await repl.run_prompt(None)  # invocation.auto: the model reacts to the task
-            continue
-        try:
-            raw = await next_line(repl, prompt_session)
-        except KeyboardInterrupt:
-            continue
-        except EOFError:
-            return
-        line = raw.strip()
-        if raw == AUTO or not line:  # AUTO: the top of the loop runs it
-            continue
-        if line.startswith("/"):
-            if not repl.command(line):
+    repl.prompt_session = prompt_session
+    waker = asyncio.ensure_future(repl.wake_on_tasks())
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, repl.cancel)  # Ctrl-C outside the prompt
+    options = repl.prompt_options()
+    try:
+        while True:
+            try:
+                raw = await prompt_session.prompt_async("› ", **options)
+            except KeyboardInterrupt:
+                continue
+            except EOFError:
                 return
-            continue
-        await repl.run_prompt(line)
+            repl.lines_read += 1
+            line = raw.strip()
+            if line and not await repl.handle(line):
+                return
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        waker.cancel()
+        await repl.finish_run()
+        if repl.inspector is not None and repl.inspector.poll() is None:
+            repl.inspector.terminate()
 
 
 def run_repl(session_ref: str | None, continue_: bool, **options: Any) -> None:
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import FileHistory
+    from prompt_toolkit.patch_stdout import patch_stdout
 
     console = Console(highlight=False)
-    history = store.home_dir() / "history"
-    prompt_session = PromptSession(history=FileHistory(str(history)))
     if options.get("approval") == "ask":  # /new reuses options: the same approver
-        options["approver"] = prompt_approver(prompt_session, console)
+        options["approver"] = LineApprover(console)
     active = open_session(session_ref, continue_, channel=RichChannel(console), **options)
+    history = store.home_dir() / "history"
     console.print(
         f"lh · {active.loop.model.provider}/{active.loop.model.model} · "
         f"session {active.session_id} · /help",
         style="dim",
     )
     repl = Repl(active, console, options)
-    asyncio.run(repl_loop(repl, prompt_session))
+    with patch_stdout(raw=True):  # output goes above the prompt, which stays while answering
+        asyncio.run(repl_loop(repl, PromptSession(history=FileHistory(str(history)))))
     sid = repl.active.session_id
     console.print(f"session {sid} · resume: lh --session {sid}", style="dim")

@@ -1,7 +1,8 @@
 """The session loop: read projections, call the model, run tools, append events.
 
     run_invocation: invocation.received | invocation.auto
-      repeat: step.started -> call_model -> model.completed -> run_tool_calls
+      repeat: deliver_steering -> deliver_notifications
+              -> step.started -> call_model -> model.completed -> run_tool_calls
       until: no tool calls | max steps | model failed | cancelled -> agent.finished
 
 The loop reads only projection rows and writes only events (through a
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -52,6 +54,8 @@ class Session:
     max_depth: int = 1  # sessions at this depth cannot spawn subagents
     allowed_paths: tuple[Path, ...] = ()  # folders beyond cwd the file tools may use
     approval: Approval = field(default_factory=Approval)  # default: auto, everything runs
+    # Messages the user typed while a run is going, taken (and emptied) at each step boundary.
+    steering: Callable[[], list[str]] | None = None
     tasks: TaskRuntime = field(init=False)
     instructions: Instructions = field(default_factory=Instructions)  # read per invocation
 
@@ -108,6 +112,7 @@ async def run_invocation(session: Session, text: str | None) -> Result:
     settle_unanswered_calls(session)
     recover_orphaned_tasks(session)
     for step in range(1, session.max_steps + 1):
+        deliver_steering(session)
         deliver_notifications(session)
         view = projections.session_view(session.conn, session.session_id)
         session.record(
@@ -119,7 +124,8 @@ async def run_invocation(session: Session, text: str | None) -> Result:
             case Failed(error):
                 return finish(session, "model_failed", error=error)
             case Replied(reply) if not reply.tool_calls:
-                return finish(session, "no_tool_calls", reply.text)
+                if not deliver_steering(session):  # a message typed meanwhile gets another step
+                    return finish(session, "no_tool_calls", reply.text)
             case Replied(reply):
                 if not await run_tool_calls(session, reply.tool_calls):
                     return finish(session, "cancelled")
@@ -152,6 +158,15 @@ async def run_until_settled(
 
 def has_notifications(session: Session) -> bool:
     return bool(projections.pending_notifications(session.conn, session.session_id))
+
+
+def deliver_steering(session: Session) -> bool:
+    """Record each message the user typed during the run as a steering invocation, so the
+    next model call reads it; True if there was any (a final answer then gets a next step)."""
+    texts = session.steering() if session.steering is not None else []
+    for text in texts:
+        session.record(ev.InvocationReceived(text=text, kind="steering"))
+    return bool(texts)
 
 
 def deliver_notifications(session: Session) -> None:

@@ -59,7 +59,7 @@ class SessionForked(Payload):
 
 
 class InvocationReceived(Payload):
-    """A user message arrived from an ingress (CLI prompt, REPL line, API)."""
+    """A user message arrived (CLI prompt, REPL line, API); kind steering: typed mid-run."""
 
     type: Literal["invocation.received"] = "invocation.received"
     text: str

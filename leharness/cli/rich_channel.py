@@ -1,0 +1,204 @@
+"""The interactive session's renderer: answers as markdown, tool calls, diffs, activity.
+
+Everything is printed in whole lines (markdown in whole blocks) because the
+prompt stays on screen while the agent runs: partial lines would tear it. The
+channel also keeps what the status line shows while a run is going (what is
+running and since when); it never touches the database.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.text import Text
+
+from leharness import store
+from leharness.store.events import ToolCall
+
+from .render import call_summary, result_summary
+
+MAX_DIFF_LINES = 60
+MAX_SNAPSHOT_BYTES = 1 << 20  # write_file diffs files up to 1 MiB; larger ones get a summary
+
+
+def complete_blocks(text: str) -> int:
+    """How much of `text` is whole markdown blocks: up to its last blank line outside a
+    code fence, or the end of a closing fence."""
+    end = pos = 0
+    in_fence = False
+    for line in text.splitlines(keepends=True):
+        pos += len(line)
+        if not line.endswith("\n"):
+            break
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            in_fence = not in_fence
+            if not in_fence:
+                end = pos
+        elif not stripped and not in_fence:
+            end = pos
+    return end
+
+
+def write_diff(path: str, before: str | None, after: str) -> list[str]:
+    """The unified diff write_file made, from the old content and its `content` argument."""
+    lines = difflib.unified_diff(
+        (before or "").splitlines(),
+        after.splitlines(),
+        "/dev/null" if before is None else f"a/{path}",
+        f"b/{path}",
+        lineterm="",
+    )
+    return list(lines)
+
+
+class RichChannel:
+    """Streams answers as markdown blocks; tool calls as one-line cells; diffs for edits."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._activity: tuple[str, float] | None = None  # what runs now, since (monotonic)
+        self._text = ""
+        self._reasoning = ""
+        self._calls: dict[str, ToolCall] = {}
+        self._before: dict[str, str | None] = {}  # write_file call id -> old content
+
+    @property
+    def activity(self) -> tuple[str, float] | None:
+        """What runs now and since when (monotonic); while answer text streams, the end
+        of the block not shown yet, so a long paragraph is never a silent wait."""
+        if self._activity is None:
+            return None
+        label, started = self._activity
+        tail = " ".join(self._text.split())[-40:]
+        if label == "writing" and tail:
+            label = f"writing …{tail}"
+        return label, started
+
+    # -- streamed deltas ----------------------------------------------------
+
+    def text(self, delta: str) -> None:
+        self._flush_reasoning()
+        if self._activity is not None and self._activity[0] == "thinking":
+            self._activity = ("writing", self._activity[1])  # blocks show once they are whole
+        self._text += delta
+        if "\n" not in delta:  # no block can have ended: skip the rescan
+            return
+        end = complete_blocks(self._text)
+        if end:
+            self.console.print(Markdown(self._text[:end]))
+            self._text = self._text[end:]
+
+    def reasoning(self, delta: str) -> None:
+        self._reasoning += delta
+        whole, _, self._reasoning = self._reasoning.rpartition("\n")
+        if whole:
+            self.console.print(whole, style="dim", markup=False)
+
+    def retry(self, attempt: int, message: str, delay_s: float) -> None:
+        self.console.print(f"! {message}; retrying in {delay_s:.1f}s", style="yellow")
+
+    def _flush_reasoning(self) -> None:
+        if self._reasoning:
+            self.console.print(self._reasoning, style="dim", markup=False)
+            self._reasoning = ""
+
+    def _end_stream(self) -> None:
+        self._flush_reasoning()
+        if self._text.strip():
+            self.console.print(Markdown(self._text))
+        self._text = ""
+
+    # -- stored events ------------------------------------------------------
+
+    def event(self, event: store.Event) -> None:
+        data, kind = event.data, event.type
+        if kind == "step.started":
+            self._activity = ("thinking", time.monotonic())
+        elif kind in ("model.completed", "model.cancelled"):
+            self._end_stream()
+            self._activity = None
+            for call in getattr(data, "tool_calls", []):
+                self._calls[call.id] = call
+        elif kind == "tool.started":
+            call = self._calls.get(data.call_id)
+            label = call_summary(call.name, call.arguments) if call else data.name
+            self._activity = (label, time.monotonic())
+            self.console.print(f"⏺ {label}", style="cyan", markup=False)
+            if call is not None and call.name == "write_file":
+                self._snapshot(call)
+        elif kind == "tool.completed":
+            self._activity = None
+            self.console.print(f"  ⎿ {result_summary(data.result)}", style="dim", markup=False)
+            self._show_diff(data.call_id, data.name, data.result)
+        elif kind == "tool.failed":
+            self._activity = None
+            self._before.pop(data.call_id, None)
+            first = data.error.splitlines()[0] if data.error else ""
+            self.console.print(f"  ✗ {first}", style="red", markup=False)
+        elif kind == "invocation.received" and data.kind == "steering":
+            self.console.print(f"» {data.text}", style="bold", markup=False)
+        elif kind == "model.failed":
+            self.console.print(f"✗ {data.error}", style="red", markup=False)
+        elif kind == "agent.finished":
+            self._activity = None
+            if data.reason == "cancelled":
+                self.console.print("(cancelled)", style="yellow")
+
+    # -- diffs --------------------------------------------------------------
+
+    def _path(self, call: ToolCall) -> tuple[str, Path] | None:
+        try:
+            path = json.loads(call.arguments).get("path")
+        except (json.JSONDecodeError, AttributeError):
+            return None
+        if not isinstance(path, str):
+            return None
+        return path, Path.cwd() / Path(path).expanduser()  # the REPL's sessions run here
+
+    def _snapshot(self, call: ToolCall) -> None:
+        """Keep the file as it is before write_file replaces it (None: it does not exist);
+        a file too large or unreadable gets no diff."""
+        found = self._path(call)
+        if found is None:
+            return
+        try:
+            if found[1].stat().st_size > MAX_SNAPSHOT_BYTES:
+                return
+            self._before[call.id] = found[1].read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            self._before[call.id] = None
+        except OSError:
+            return
+
+    def _show_diff(self, call_id: str, name: str, result: str) -> None:
+        call = self._calls.get(call_id)
+        if name == "edit_file":  # its result already ends with the unified diff
+            lines = result.splitlines()[1:]
+        elif name == "write_file" and call is not None and call_id in self._before:
+            before = self._before.pop(call_id)
+            found = self._path(call)
+            try:
+                content = json.loads(call.arguments).get("content")
+            except json.JSONDecodeError:
+                content = None
+            if found is None or not isinstance(content, str):
+                return
+            lines = write_diff(found[0], before, content)
+        else:
+            return
+        self._print_diff(lines)
+
+    def _print_diff(self, lines: list[str]) -> None:
+        styles = {"+": "green", "-": "red", "@": "cyan"}
+        shown = lines[:MAX_DIFF_LINES]
+        for line in shown:
+            style = "bold" if line.startswith(("+++", "---")) else styles.get(line[:1], "")
+            self.console.print(Text("    " + line, style=style))
+        if len(lines) > len(shown):
+            self.console.print(f"    … {len(lines) - len(shown)} more diff lines", style="dim")

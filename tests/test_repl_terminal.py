@@ -1,0 +1,86 @@
+"""The real `lh` interactive session in a real terminal (tmux), against the scripted
+server: the prompt stays while the agent answers, a line typed meanwhile is queued
+and steers the next step, Ctrl-D leaves with the resume hint."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from leharness.testing import Call, ScriptedServer, Slow, Text, ToolCalls
+
+from .e2e_helpers import LH, lh_env, query
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+
+
+class Terminal:
+    """One tmux server of our own (its own socket), one window running a command."""
+
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+
+    def tmux(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
+        )
+        return done.stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-S", "-200", "-t", "lh")
+
+    def type(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "lh", *keys)
+
+    def wait_for(self, text: str, timeout_s: float = 20) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            shown = self.screen()
+            if text in shown:
+                return shown
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared on the terminal:\n{self.screen()}")
+
+
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    term = Terminal(f"lh-test-{os.getpid()}-{time.monotonic_ns()}")
+    yield term
+    term.tmux("kill-server")
+
+
+def test_typing_while_lh_answers_in_a_terminal(terminal: Terminal, isolated_home: Path):
+    steps = [
+        Slow(ToolCalls(Call("bash", {"command": "echo first-step"})), delay_s=0.3),
+        Text("**all done**"),
+    ]
+    with ScriptedServer(steps) as server:
+        env = lh_env(isolated_home, server.base_url, TERM="screen")  # what tmux emulates
+        command = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        terminal.tmux(
+            "new-session", "-d", "-s", "lh", "-x", "100", "-y", "40",
+            f"env -i {command} {shlex.quote(LH)}; sleep 30",
+        )  # fmt: skip
+        terminal.wait_for("/help")
+        terminal.type("do the thing", "Enter")
+        terminal.type("and mind the tests", "Enter")  # the answer is still streaming
+        terminal.wait_for("⧗ queued: and mind the tests")
+        shown = terminal.wait_for("all done")
+        assert "**all done**" not in shown  # markdown rendered
+        assert "⏺ bash: echo first-step" in shown
+        terminal.type("C-d")
+        terminal.wait_for("resume: lh --session")
+    rows = query(
+        isolated_home,
+        "SELECT json_extract(data, '$.text'), json_extract(data, '$.kind') FROM events "
+        "WHERE type = 'invocation.received' ORDER BY seq",
+    )
+    assert rows == [("do the thing", "message"), ("and mind the tests", "steering")]
+    assert server.requests[1].messages[-1] == {"role": "user", "content": "and mind the tests"}
