@@ -26,6 +26,7 @@ BENCHMARKS = (
     "tasks",
     "skills",
     "mcp_call",
+    "inspector",
     "redaction",
 )
 

@@ -3,6 +3,8 @@ the session's history (checked on the query plans, not with timings)."""
 
 from __future__ import annotations
 
+import re
+
 from leharness import store
 
 from .util import tool_round
@@ -36,3 +38,38 @@ def test_per_step_reads_use_their_partial_indexes(db):
 def test_next_sequence_number_is_an_index_lookup(db):
     detail = plan(db, "SELECT max(session_seq) FROM events WHERE session_id = ?", "s")
     assert "USING COVERING INDEX" in detail
+
+
+def test_the_inspectors_view_reads_go_through_indexes(db):
+    """Datasette counts every view it pages and groups it for facets: on a big
+    file these must not read whole tables (bench/inspector.py times them)."""
+    assert "COVERING INDEX messages_visible" in plan(db, "SELECT count(*) FROM transcript")
+    facet = (
+        "SELECT name AS value, count(*) FROM (SELECT * FROM tool_failures) "
+        "WHERE name IS NOT NULL GROUP BY name"
+    )
+    assert "INDEX tool_calls_failed" in plan(db, facet)
+    one_session = plan(db, "SELECT * FROM session_timeline WHERE session_id = ?", "s")
+    assert "SEARCH timeline USING PRIMARY KEY (session_id=?)" in one_session
+    assert "SEARCH model_usage" in plan(db, "SELECT * FROM token_usage WHERE session_id = ?", "s")
+
+
+def test_timeline_writes_find_their_row_by_key(db):
+    """Every timeline update finds its rows by primary key, the latest step by a
+    max() over the key: never a walk over the session's rows."""
+    triggers = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_timeline_%'"
+    ).fetchall()
+    updates = [
+        "UPDATE" + part.split(";")[0] for (sql,) in triggers for part in sql.split("UPDATE")[1:]
+    ]
+    assert len(updates) == 6
+    for update in updates:
+        sql = (
+            update.replace("NEW.session_id", "'s'")
+            .replace("NEW.ts", "'t'")
+            .replace("NEW.type", "'x'")
+        )
+        sql = re.sub(r"json_extract\(NEW\.data, '[^']+'\)", "'c'", sql)
+        detail = plan(db, sql)
+        assert "USING PRIMARY KEY (session_id=? AND kind=? AND ref=?)" in detail, (sql, detail)

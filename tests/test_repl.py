@@ -251,9 +251,7 @@ def test_ctrl_c_at_the_prompt_clears_the_line(monkeypatch):
 
 
 def test_inspect_starts_lh_inspect_in_the_background(monkeypatch):
-    import click
-
-    from leharness.cli import cli, slash
+    from leharness.cli import slash
 
     started = []
 
@@ -268,13 +266,6 @@ def test_inspect_starts_lh_inspect_in_the_background(monkeypatch):
         def terminate(self):
             self.stopped = True
 
-    @click.command("inspect")
-    @click.option("--port", type=int)
-    @click.option("--no-open", is_flag=True)
-    def fake_inspect(port, no_open):
-        """Stands in for the inspector part's command."""
-
-    monkeypatch.setitem(cli.commands, "inspect", fake_inspect)
     monkeypatch.setattr(slash.subprocess, "Popen", FakeProcess)
     with ScriptedServer([]) as server:
         repl, shown = drive(["/inspect", "/inspect", "/exit"], server, monkeypatch)
@@ -284,12 +275,6 @@ def test_inspect_starts_lh_inspect_in_the_background(monkeypatch):
     assert f"inspector starting: http://127.0.0.1:{argv[-1]}/" in shown
     assert f"the inspector is running: http://127.0.0.1:{argv[-1]}/" in shown
     assert repl.inspector.stopped  # leaving the session stops it
-
-
-def test_inspect_without_the_inspector_says_how_to_browse(monkeypatch, isolated_home):
-    with ScriptedServer([]) as server:
-        _repl, shown = drive(["/inspect", "/exit"], server, monkeypatch)
-    assert f"datasette {isolated_home / 'sessions.db'}" in shown.replace("\n", "")
 
 
 def test_a_message_typed_while_the_model_streams_is_queued_and_steers_the_next_step(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from leharness import store
 from leharness.loop import runner
 from leharness.loop.model import Reply
 from leharness.store.events import Usage
@@ -49,11 +50,26 @@ def test_views_over_a_session_with_tools_tasks_and_a_subagent(isolated_home):
         (sid,),
     ).fetchall()
     kinds = [r["kind"] for r in timeline]
-    assert kinds.count("model") >= 6 and kinds.count("tool") == 4
+    assert kinds.count("model") == 6 and kinds.count("step") == 6 and kinds.count("tool") == 4
     assert kinds.count("task") == 1 and kinds.count("subagent") == 1
+    assert {r["status"] for r in timeline if r["kind"] in ("step", "model")} == {"completed"}
+    assert [r["label"] for r in timeline if r["kind"] == "tool"] == [
+        "bash",
+        "read_file",
+        "bash",
+        "spawn_agent",
+    ]
     assert all(r["duration_ms"] is not None and r["duration_ms"] >= 0 for r in timeline)
     task_row = next(r for r in timeline if r["kind"] == "task")
     assert task_row["status"] == "completed" and task_row["duration_ms"] >= 150
+    (child_id,) = conn.execute(
+        "SELECT child_session_id FROM session_timeline WHERE session_id = ? AND kind = 'subagent'",
+        (sid,),
+    ).fetchone()
+    child = conn.execute(
+        "SELECT kind, status FROM session_timeline WHERE session_id = ? ORDER BY kind", (child_id,)
+    ).fetchall()
+    assert [tuple(r) for r in child] == [("model", "completed"), ("step", "completed")]
 
     failures = conn.execute("SELECT name, error_kind FROM tool_failures").fetchall()
     assert [tuple(r) for r in failures] == [("read_file", "not_found")]
@@ -70,3 +86,27 @@ def test_views_over_a_session_with_tools_tasks_and_a_subagent(isolated_home):
         (sid,),
     ).fetchall()
     assert [tuple(r) for r in usage_rows] == [("routing", 6, 200, 14)]
+    (total,) = conn.execute(
+        "SELECT total_tokens FROM token_usage WHERE session_id = ?", (sid,)
+    ).fetchone()
+    assert total == 214
+
+
+def test_a_step_cut_short_by_a_crash_is_interrupted_and_closed_on_resume(db):
+    session_id = store.create_session(db)
+    store.append(db, session_id, {"type": "invocation.received", "text": "first"})
+    store.append(db, session_id, {"type": "step.started", "step": 1, "model": "m"})
+    # lh died here; the next run of the session starts a new invocation.
+    store.append(db, session_id, {"type": "invocation.received", "text": "again"})
+    store.append(db, session_id, {"type": "step.started", "step": 1, "model": "m"})
+    rows = db.execute(
+        "SELECT kind, status, finished_at IS NOT NULL AS ended FROM session_timeline "
+        "WHERE session_id = ? ORDER BY ref, kind",
+        (session_id,),
+    ).fetchall()
+    assert [tuple(r) for r in rows] == [
+        ("model", "interrupted", 1),
+        ("step", "interrupted", 1),
+        ("model", "running", 0),
+        ("step", "running", 0),
+    ]

@@ -24,6 +24,7 @@ from .history import (
     show_command,
     sql_command,
 )
+from .inspect import inspect_command
 from .mcp import mcp_group
 from .run import run_command
 from .skills import skills_command
@@ -44,6 +45,7 @@ def cli() -> None:
     lh                           interactive session
     lh --session ID [PROMPT]     resume a session (-c: the latest)
     lh demo                      a recorded session, offline, no key
+    lh inspect                   browse every session in Datasette
     lh run --help                every option of a run
     lh config                    the settings in effect, and where each comes from
     lh skills                    the skills the model is offered here
@@ -70,6 +72,7 @@ cli.add_command(import_command)
 cli.add_command(config_command)
 cli.add_command(skills_command)
 cli.add_command(mcp_group)
+cli.add_command(inspect_command)
 
 
 def main() -> None:

@@ -152,22 +152,13 @@ def models(repl: Repl) -> Iterator[tuple[str, str]]:
 
 
 def launch_inspector(repl: Repl, arg: str) -> None:
-    """`lh inspect --no-open` in the background when that command exists (it stops when the
-    session ends); otherwise how to open the database with plain Datasette."""
-    from . import cli
-
+    """`lh inspect --no-open` in the background on a free port; it stops when the session ends."""
     if repl.inspector is not None and repl.inspector.poll() is None:
         repl.console.print(f"the inspector is running: {repl.inspector_url}")
         return
-    command = cli.commands.get("inspect")
-    if command is None:
-        repl.console.print(f"browse this history with: datasette {store.db_path()}", markup=False)
-        return
-    argv = ["inspect", "--no-open"]
-    if any(param.name == "port" for param in command.params):
-        port = free_port()
-        argv += ["--port", str(port)]
-        repl.inspector_url = f"http://127.0.0.1:{port}/"
+    port = free_port()
+    argv = ["inspect", "--no-open", "--port", str(port)]
+    repl.inspector_url = f"http://127.0.0.1:{port}/"
     log = store.home_dir() / "inspector.log"
     with open(log, "ab") as out:
         repl.inspector = subprocess.Popen(
@@ -178,8 +169,7 @@ def launch_inspector(repl: Repl, arg: str) -> None:
             start_new_session=True,  # Ctrl-C at the prompt is not for it
             env=os.environ.copy(),
         )
-    where = repl.inspector_url or f"see {log}"
-    repl.console.print(f"inspector starting: {where} (log {log})", markup=False)
+    repl.console.print(f"inspector starting: {repl.inspector_url} (log {log})", markup=False)
 
 
 def free_port() -> int:

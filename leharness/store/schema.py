@@ -38,6 +38,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         None,
         True,
     ),
+    Migration(
+        7,
+        "timeline and model_usage projections, covering indexes: views fast on 1M events",
+        None,
+        True,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -16,7 +16,9 @@ CREATE TABLE messages (
     PRIMARY KEY (session_id, session_seq)
 ) WITHOUT ROWID;
 
-CREATE INDEX messages_visible ON messages (session_id, session_seq) WHERE visible = 1;
+-- `visible` is in the index too so that counting the visible messages (the
+-- transcript view's row count) never reads the table.
+CREATE INDEX messages_visible ON messages (session_id, session_seq, visible) WHERE visible = 1;
 
 CREATE TRIGGER proj_messages_prompt AFTER INSERT ON events
 WHEN NEW.type = 'invocation.received'

@@ -24,6 +24,8 @@ CREATE INDEX tool_calls_name ON tool_calls (name);
 -- Calls still waiting for a result: read at the start of every invocation.
 CREATE INDEX tool_calls_open ON tool_calls (session_id)
     WHERE status IN ('requested', 'running');
+-- The tool_failures view: failures are few, so it reads only them.
+CREATE INDEX tool_calls_failed ON tool_calls (session_id) WHERE status = 'failed';
 
 CREATE TRIGGER proj_tool_calls_requested AFTER INSERT ON events
 WHEN NEW.type = 'model.completed' AND json_array_length(NEW.data, '$.tool_calls') > 0

@@ -1,0 +1,251 @@
+"""Datasette metadata for sessions.db: a title and description for every table,
+view and column, with default sorts and facets.
+
+Built here in Python and handed to Datasette by `lh inspect`, so there is no
+metadata file to keep in step. A test checks that every column of a fresh
+database is described. Facets are set only where they are cheap on a million
+events (an index or a small table answers them).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SHARED = {
+    "session_id": "The session this row belongs to (links to its session page).",
+    "session_seq": "Position of the event in its session's log, 1..n.",
+    "call_id": "Id of the tool call, as the model named it.",
+    "task_id": "Id of the background task.",
+    "artifact_id": "Id of the artifact file holding the full output.",
+    "status": "Where it stands: running, completed, failed, cancelled, …",
+    "started_at": "When it started (UTC ISO-8601).",
+    "finished_at": "When it ended (UTC ISO-8601); empty while running.",
+    "duration_ms": "How long it took, in milliseconds.",
+    "kind": "What sort of row this is.",
+    "model": "Model name.",
+    "prompt_tokens": "Prompt (input) tokens the provider reported.",
+    "completion_tokens": "Completion (output) tokens the provider reported.",
+    "child_session_id": "The subagent's own session (links to its session page).",
+    "exit_code": "Exit code of the process, when there was one.",
+    "ts": "When the event was recorded (UTC ISO-8601).",
+}
+
+TITLES = {
+    "events": "Events",
+    "sessions": "Sessions",
+    "messages": "Messages",
+    "tool_calls": "Tool calls",
+    "tasks": "Background tasks",
+    "artifacts": "Artifacts",
+    "timeline": "Timeline rows",
+    "model_usage": "Model usage",
+    "transcript": "Transcript",
+    "session_timeline": "Session timeline",
+    "tool_failures": "Tool failures",
+    "task_durations": "Task durations",
+    "token_usage": "Token usage",
+}
+
+TABLES: dict[str, dict] = {
+    "events": {
+        "description": "The append-only log: every event of every session. The only source "
+        "of truth; every other table and view is derived from it by triggers.",
+        "sort_desc": "seq",
+        "facets": ["type"],
+        "columns": {
+            "seq": "Global order of appends.",
+            "id": "ULID of the event.",
+            "type": "Event type, e.g. model.completed (the README lists them all).",
+            "data": "The event's payload as JSON, validated by its pydantic model.",
+        },
+    },
+    "sessions": {
+        "description": "One row per session: title, model, status, counters and tokens. "
+        "The title links to the session page.",
+        "sort_desc": "updated_at",
+        "facets": ["status", "model", "agent_type"],
+        "columns": {
+            "id": "ULID of the session.",
+            "parent_session_id": "For a subagent: the session that spawned it.",
+            "parent_task_id": "For a subagent: the parent's task that runs it.",
+            "agent_type": "For a subagent: general, explore or plan.",
+            "forked_from": "For a fork: the session it was branched from.",
+            "forked_at": "For a fork: the last event copied from the source session.",
+            "title": "The first prompt (links to the session page).",
+            "cwd": "Working directory the session runs in.",
+            "provider": "Model provider: openai, ollama, …",
+            "model": "Model of the latest step.",
+            "created_at": "When the session was created.",
+            "updated_at": "When its latest event was recorded.",
+            "status": "new, running, idle, failed or cancelled.",
+            "finish_reason": "Why the last invocation ended.",
+            "event_count": "Number of events in the session.",
+            "steps": "Model calls made so far.",
+            "prompt_tokens": "Prompt tokens over all model calls.",
+            "completion_tokens": "Completion tokens over all model calls.",
+            "last_prompt_tokens": "Prompt tokens of the latest call: the context size.",
+        },
+    },
+    "messages": {
+        "description": "The conversation as the model sees it, one row per message-producing "
+        "event. visible = 0 rows were compacted away from the prompt.",
+        "columns": {
+            "role": "user, assistant or tool.",
+            "kind": "prompt, answer, cancelled, tool_result, tool_error or notification.",
+            "content": "The text of the message (Markdown; tool output verbatim).",
+            "reasoning": "The model's reasoning text, when it gave one.",
+            "tool_calls": "Tool calls the assistant asked for (JSON list).",
+            "tool_call_id": "For a tool result: the call it answers.",
+            "name": "For a tool result: the tool's name.",
+            "visible": "1 when the message is sent to the model, 0 once compacted away.",
+        },
+    },
+    "tool_calls": {
+        "description": "One row per tool call, from request to result.",
+        "facets": ["name", "status"],
+        "columns": {
+            "model_seq": "session_seq of the model reply that asked for the call.",
+            "position": "Index of the call within that reply.",
+            "name": "Tool name.",
+            "arguments": "Arguments as the model sent them (JSON).",
+            "status": "requested, running, completed or failed.",
+            "requested_at": "When the model asked for the call.",
+            "error": "Error text the model saw, for a failed call.",
+            "error_kind": "Class of failure: bad_arguments, unknown_tool, interrupted, …",
+            "task_id": "The background task the call became, if it did.",
+        },
+    },
+    "tasks": {
+        "description": "Background work with a durable handle: long bash commands and subagents.",
+        "sort_desc": "started_at",
+        "facets": ["kind", "status"],
+        "columns": {
+            "kind": "bash or agent.",
+            "status": "running, completed, failed or cancelled.",
+            "call_id": "The tool call that started the task.",
+            "command": "The shell command, for a bash task.",
+            "prompt": "The subagent's prompt, for an agent task.",
+            "pid": "Process id of the command.",
+            "harness_pid": "Process id of the lh that runs the task.",
+            "summary": "One-line result shown in the notification.",
+            "output": "The task's output (a tail when it was long).",
+            "cancel_reason": "Why the task was cancelled.",
+            "delivered": "1 once the model was shown the result.",
+            "delivered_seq": "session_seq of the task.delivered event that showed it.",
+        },
+    },
+    "artifacts": {
+        "description": "Large outputs kept on disk under the artifacts folder.",
+        "sort_desc": "created_at",
+        "facets": ["kind"],
+        "columns": {
+            "kind": "What produced the file: a tool result or a task log.",
+            "path": "Where the file is, relative to LEHARNESS_HOME.",
+            "bytes": "Size of the file.",
+            "sha256": "SHA-256 of the content.",
+            "created_at": "When the artifact was written.",
+        },
+    },
+    "timeline": {
+        "description": "Start, end and status of every step, model call, tool call, task and "
+        "subagent (the session_timeline view reads it).",
+        "columns": {
+            "kind": "step, model, tool, task or subagent.",
+            "ref": "The step's session_seq, the call_id or the task_id.",
+            "label": "Step number, model name, tool name, command or prompt.",
+            "status": "running, requested, completed, failed, cancelled or interrupted.",
+        },
+    },
+    "model_usage": {
+        "description": "Model calls and tokens summed per session and model.",
+        "columns": {"model_calls": "Completed model calls."},
+    },
+    "transcript": {
+        "description": "View: the visible conversation, one row per message, in order.",
+        "columns": {
+            "role": "user, assistant or tool.",
+            "kind": "prompt, answer, cancelled, tool_result, tool_error or notification.",
+            "content": "The text of the message (Markdown; tool output verbatim).",
+            "reasoning": "The model's reasoning text, when it gave one.",
+            "tool_calls": "Tool calls the assistant asked for (JSON list).",
+            "tool_call_id": "For a tool result: the call it answers.",
+            "name": "For a tool result: the tool's name.",
+        },
+    },
+    "session_timeline": {
+        "description": "View: steps, model calls, tool calls, tasks and subagents with start, "
+        "end and duration. Filter by session_id and sort by started_at for one session.",
+        "columns": {
+            "kind": "step, model, tool, task or subagent.",
+            "label": "Step number, model name, tool name, command or prompt.",
+            "status": "running, requested, completed, failed, cancelled or interrupted.",
+            "ref": "The step's session_seq, the call_id or the task_id.",
+        },
+    },
+    "tool_failures": {
+        "description": "View: tool calls that failed, with the error the model saw.",
+        "facets": ["name", "error_kind"],
+        "columns": {
+            "name": "Tool name.",
+            "arguments": "Arguments as the model sent them (JSON).",
+            "error_kind": "Class of failure: bad_arguments, unknown_tool, interrupted, …",
+            "error": "The error text the model saw.",
+        },
+    },
+    "task_durations": {
+        "description": "View: background tasks with how long each ran.",
+        "sort_desc": "started_at",
+        "facets": ["kind", "status"],
+        "columns": {
+            "kind": "bash or agent.",
+            "what": "The command or the subagent's prompt.",
+        },
+    },
+    "token_usage": {
+        "description": "View: model calls and tokens per session and model.",
+        "facets": ["model"],
+        "columns": {
+            "model": "Model name ('?' when the reply named none).",
+            "model_calls": "Completed model calls.",
+            "total_tokens": "Prompt plus completion tokens.",
+        },
+    },
+}
+
+
+def table_metadata(table: str, columns: list[str]) -> dict:
+    """One table's metadata, its column descriptions filled in from SHARED."""
+    entry = dict(TABLES.get(table, {}))
+    own = entry.get("columns", {})
+    entry["columns"] = {c: own.get(c) or SHARED[c] for c in columns if c in own or c in SHARED}
+    entry["title"] = TITLES.get(table, table)
+    return entry
+
+
+def table_columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """Every table's and view's columns, SQLite's own tables left out."""
+    names = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+        "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    ).fetchall()
+    return {
+        name: [row[1] for row in conn.execute(f'PRAGMA table_info("{name}")')] for (name,) in names
+    }
+
+
+def build(database: str, columns_by_table: dict[str, list[str]]) -> dict:
+    """Datasette metadata for `database`, given each table's and view's columns."""
+    return {
+        "title": "leharness",
+        "description": "Every session of lh: the append-only event log, the projections "
+        "triggers keep from it, and saved views. Open a session from the sessions table.",
+        "databases": {
+            database: {
+                "description": "sessions.db: events, projections and views.",
+                "tables": {
+                    table: table_metadata(table, columns)
+                    for table, columns in columns_by_table.items()
+                },
+            }
+        },
+    }
