@@ -434,3 +434,34 @@ def test_an_approver_that_breaks_refuses_the_call(work):
         ("tool.failed", "c0", "denied"),
     ]
     assert not (work / "x").exists()
+
+
+def test_a_subagent_in_ask_mode_is_refused_unless_the_user_said_always(work):
+    child_calls = calls(
+        ("bash", {"command": "touch by-child"}), ("write_file", {"path": "w", "content": "x"})
+    )
+    model = ReplayModel(
+        [
+            calls(("spawn_agent", {"prompt": "make files", "inline_ms": 30000})),
+            child_calls,
+            ModelCompleted(text="child could not run bash"),
+            ModelCompleted(text="parent done"),
+        ]
+    )
+    approve, asked = scripted()
+    session = make_session(model, tools=default_registry(), cwd=work)
+    session.approval = Approval("ask", approve, always={"write_file"})
+    asyncio.run(runner.run_until_settled(session, "go", 30.0))
+    assert asked == []  # nobody was asked: the child cannot, the parent ran no bash
+    (child_id,) = [
+        e.data.child_session_id
+        for e in store.read_events(session.conn, session.session_id)
+        if e.type == "task.started"
+    ]
+    decided = [
+        (e.data.decision, e.data.by)
+        for e in store.read_events(session.conn, child_id)
+        if e.type == "approval.decided"
+    ]
+    assert decided == [("deny", "subagent"), ("allow", "always")]
+    assert not (work / "by-child").exists() and (work / "w").read_text() == "x"
