@@ -27,6 +27,7 @@ BENCHMARKS = (
     "skills",
     "mcp_call",
     "inspector",
+    "history",
     "redaction",
 )
 

@@ -221,6 +221,7 @@ def test_completion_offers_commands_and_their_arguments(monkeypatch):
         "/tasks",
         "/cancel",
         "/model",
+        "/fork",
         "/inspect",
         "/mcp",
         "/skills",

@@ -26,6 +26,7 @@ from .history import (
 )
 from .inspect import inspect_command
 from .mcp import mcp_group
+from .replay import replay_command
 from .run import run_command
 from .skills import skills_command
 
@@ -73,6 +74,7 @@ cli.add_command(config_command)
 cli.add_command(skills_command)
 cli.add_command(mcp_group)
 cli.add_command(inspect_command)
+cli.add_command(replay_command)
 
 
 def main() -> None:

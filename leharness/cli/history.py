@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import closing
+from pathlib import Path
 
 import click
 
@@ -99,15 +100,22 @@ def fork_command(session: str, at: int | None) -> None:
 @click.argument("session")
 @click.option("--json", "as_json", is_flag=True, help="Output the messages as JSON.")
 @click.option("--full", is_flag=True, help="Show tool results in full.")
+@click.option("--at", "at", type=int, default=None, help="As it stood after event AT.")
 @user_errors
-def show_command(session: str, as_json: bool, full: bool) -> None:
+def show_command(session: str, as_json: bool, full: bool, at: int | None) -> None:
     """Show the transcript of SESSION (id or prefix) from the projections."""
     import json
 
     from leharness import projections, store
 
-    with closing(store.open_store()) as conn:
-        session_id = projections.resolve_session_id(conn, session)
+    with closing(store.open_store()) as live:
+        session_id = projections.resolve_session_id(live, session)
+        conn, note = live, ""
+        if at is not None:  # time travel: events 1..AT projected in a scratch database
+            from leharness.store.timetravel import session_at
+
+            conn = session_at(live, session_id, at)
+            note = f"(as it stood after event {at} of {store.last_seq(live, session_id)})\n"
         row = projections.get_session(conn, session_id)
         messages = projections.all_messages(conn, session_id)
         tasks = projections.tasks(conn, session_id)
@@ -117,7 +125,7 @@ def show_command(session: str, as_json: bool, full: bool) -> None:
         return
     from .transcript import format_transcript
 
-    click.echo(format_transcript(row, messages, full=full))
+    click.echo(note + format_transcript(row, messages, full=full))
     for task in tasks:
         child = task.child_session_id
         if child:
@@ -140,22 +148,23 @@ def export_command(session: str, with_children: bool, output) -> None:
 
 
 @click.command("import")
-@click.argument("file", type=click.File("r"))
+@click.argument("source", type=click.Path(exists=True, allow_dash=True, path_type=Path))
 @user_errors
-def import_command(file) -> None:
-    """Load exported events from FILE as new sessions; print the new session ids."""
-    import json
+def import_command(source: Path) -> None:
+    """Load exported events from SOURCE as new sessions; print the new session ids.
 
+    SOURCE may also be a session of the original TypeScript leharness: its
+    sessions/<id>/ folder, that folder's events.jsonl, or a sessions/ folder.
+    """
     from leharness import store
 
-    records = []
-    for number, line in enumerate(file, 1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise UserError(f"line {number} of {file.name} is not JSON: {error.msg}") from None
+    lines = click.get_text_stream("stdin") if str(source) == "-" else None
+    loaded = store.read_import(source, lines)
     with closing(store.open_store()) as conn:
-        mapping = store.import_records(conn, records)
+        mapping = store.import_records(conn, loaded.records)
     for new_id in mapping.values():
         click.echo(new_id)
+    if loaded.skipped:
+        kinds = ", ".join(f"{name} ({n})" for name, n in sorted(loaded.skipped.items()))
+        total = sum(loaded.skipped.values())
+        click.echo(f"skipped {total} events of types leharness does not know: {kinds}", err=True)

@@ -178,6 +178,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def fork(repl: Repl, arg: str) -> None:
+    from .branching import fork_here
+
+    fork_here(repl, arg)
+
+
 def show_mcp(repl: Repl, arg: str) -> None:
     from .mcp import show_servers
 
@@ -207,6 +213,7 @@ COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("/tasks", "", "background tasks of this session", list_tasks),
     SlashCommand("/cancel", "TASK", "stop a background task", cancel_task, choices=running_tasks),
     SlashCommand("/model", "NAME", "switch model from the next step", switch_model, choices=models),
+    SlashCommand("/fork", "[N]", "branch this session after event N and switch to it", fork, True),
     SlashCommand("/inspect", "", "browse the history in Datasette", launch_inspector),
     SlashCommand("/mcp", "", "MCP servers, their status and tools", show_mcp),
     SlashCommand("/skills", "", "skills offered here, shadowed and unreadable ones", show_skills),

@@ -11,7 +11,7 @@ from leharness.store.events import ToolCall
 
 
 class Row(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class SessionRow(Row):

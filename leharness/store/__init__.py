@@ -31,7 +31,7 @@ from .log import (
     validate_payload,
 )
 from .schema import SCHEMA_VERSION, migrate, projection_tables, rebuild
-from .transfer import export_lines, import_records, session_tree
+from .transfer import export_lines, import_records, read_import, session_tree
 
 __all__ = [
     "EVENT_TYPES",
@@ -57,6 +57,7 @@ __all__ = [
     "open_store",
     "projection_tables",
     "read_events",
+    "read_import",
     "rebuild",
     "row_to_event",
     "session_tree",

@@ -13,21 +13,23 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 
+# defer_build: a model's validator is built on its first use, not at import, so a
+# command that touches a few models (lh show) does not pay for all of them.
 class Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ToolCall(BaseModel):
     """One tool call requested by the model; `arguments` is the raw JSON text."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     id: str
     name: str
     arguments: str = "{}"
 
 
 class Usage(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -339,7 +341,9 @@ PAYLOAD_MODELS: tuple[type[Payload], ...] = (
 
 EventPayload = Annotated[Union[PAYLOAD_MODELS], Field(discriminator="type")]  # noqa: UP007
 
-PAYLOAD_ADAPTER: TypeAdapter[EventPayload] = TypeAdapter(EventPayload)
+PAYLOAD_ADAPTER: TypeAdapter[EventPayload] = TypeAdapter(
+    EventPayload, config=ConfigDict(defer_build=True)
+)
 
 #: Every event type name, in catalogue order, with the model that validates it.
 EVENT_TYPES: dict[str, type[Payload]] = {
@@ -350,7 +354,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
 class Event(BaseModel):
     """A stored event: the envelope columns plus its validated payload."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     seq: int
     id: str
     session_id: str

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from .connection import StoreError, new_ulid, write_transaction
 from .log import EventValidationError, encode_data, read_events, validate_payload
+from .ts_sessions import Converted, convert, find_sessions, is_ts_record, parse_lines, read_lines
 
 FORMAT = "leharness.events/1"
 #: Payload fields that name another session.
@@ -35,6 +37,20 @@ def export_lines(conn: sqlite3.Connection, session_ids: Iterable[str]) -> Iterat
     for session_id in session_ids:
         for event in read_events(conn, session_id):
             yield json.dumps({"format": FORMAT, **event.as_record()}, ensure_ascii=False)
+
+
+def read_import(path: Path, lines: Iterable[str] | None = None) -> Converted:
+    """What `lh import` loads: our exported JSON lines (from `lines` when given, e.g.
+    stdin), or sessions of the original TypeScript leharness (a `sessions/<id>/`
+    folder, its events.jsonl, or a `sessions/` folder with several)."""
+    if lines is not None:
+        return Converted(parse_lines(lines, str(path)))
+    if path.is_dir():
+        return convert(find_sessions(path))
+    records = read_lines(path)
+    if records and is_ts_record(records[0]):
+        return convert(find_sessions(path))
+    return Converted(records)
 
 
 def import_records(conn: sqlite3.Connection, records: Iterable[dict[str, Any]]) -> dict[str, str]:

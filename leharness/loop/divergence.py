@@ -1,0 +1,109 @@
+"""Where a replayed run first differs from its recording, compared event by event.
+
+Events are compared by type and payload. What legitimately differs between
+two runs is ignored: ids, timestamps and durations, retry counts, process
+ids, the provider and model names, and paths and ids that name the new run's
+own session, home, working directory, tasks and artifacts (each replayed id is
+mapped to the recorded one where the two first meet).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from leharness.store import Event
+
+#: Payload fields that differ between two honest runs.
+IGNORED = frozenset({"duration_ms", "attempts", "pid", "harness_pid", "provider", "model"})
+#: Payload fields naming something the run created; replayed values map to recorded ones.
+MINTED = ("task_id", "artifact_id", "child_session_id")
+#: Events about the session itself rather than its run.
+SKIPPED = frozenset({"session.created", "session.forked"})
+
+
+@dataclass
+class Divergence:
+    """The first position where the two runs differ; a side is None when that run ended."""
+
+    position: int  # 1-based among the compared events
+    recorded: Event | None
+    replayed: Event | None
+    replayed_data: dict[str, Any] | None = None  # its payload in the recording's terms
+
+
+@dataclass
+class Comparison:
+    compared: int  # events of the recording that were compared
+    divergence: Divergence | None
+
+
+class Normalizer:
+    """Turns replayed payloads into the recording's terms, learning id pairs as it goes."""
+
+    def __init__(self, substitutions: Sequence[tuple[str, str]]) -> None:
+        self.pairs = [(new, old) for new, old in substitutions if new and new != old]
+
+    def learn(self, recorded: dict[str, Any], replayed: dict[str, Any]) -> None:
+        for key in MINTED:
+            self._pair(recorded.get(key), replayed.get(key))
+        for old, new in zip(
+            recorded.get("task_ids", []), replayed.get("task_ids", []), strict=False
+        ):
+            self._pair(old, new)
+
+    def _pair(self, old: Any, new: Any) -> None:
+        pair = (new, old)
+        if isinstance(old, str) and isinstance(new, str) and old != new and pair not in self.pairs:
+            self.pairs.append(pair)
+
+    def apply(self, data: dict[str, Any]) -> dict[str, Any]:
+        text = json.dumps(data, ensure_ascii=False)
+        # Longest first, so a session id inside a longer path is not replaced half-way.
+        for new, old in sorted(self.pairs, key=lambda pair: -len(pair[0])):
+            text = text.replace(_escaped(new), _escaped(old))
+        return json.loads(text)
+
+
+def _escaped(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)[1:-1]
+
+
+def payload(event: Event) -> dict[str, Any]:
+    data = event.data.model_dump(exclude={"type"}, exclude_none=True)
+    return {key: value for key, value in data.items() if key not in IGNORED}
+
+
+def compare(
+    recorded: Sequence[Event],
+    replayed: Sequence[Event],
+    substitutions: Sequence[tuple[str, str]] = (),
+) -> Comparison:
+    """The first divergence of `replayed` from `recorded`, or None when they agree."""
+    left = [e for e in recorded if e.type not in SKIPPED]
+    right = [e for e in replayed if e.type not in SKIPPED]
+    normal = Normalizer(substitutions)
+    for position, (old, new) in enumerate(zip(left, right, strict=False), 1):
+        old_data, new_data = payload(old), payload(new)
+        if old.type == new.type:
+            normal.learn(old_data, new_data)
+        shown = normal.apply(new_data)
+        if old.type != new.type or old_data != shown:
+            return Comparison(position - 1, Divergence(position, old, new, shown))
+    if len(left) != len(right):
+        position = min(len(left), len(right)) + 1
+        extra_old = left[position - 1] if len(left) >= position else None
+        extra_new = right[position - 1] if len(right) >= position else None
+        shown = normal.apply(payload(extra_new)) if extra_new else None
+        return Comparison(position - 1, Divergence(position, extra_old, extra_new, shown))
+    return Comparison(len(left), None)
+
+
+def describe(event: Event | None, data: dict[str, Any] | None = None) -> str:
+    """One line: `#session_seq type {payload}`, or that this run had already ended."""
+    if event is None:
+        return "(nothing: this run had ended)"
+    shown = payload(event) if data is None else data
+    return f"#{event.session_seq} {event.type} {json.dumps(shown, ensure_ascii=False)}"

@@ -1,0 +1,265 @@
+"""Replay: re-run a stored session's invocations against the current harness.
+
+The recorded model outputs are served in order (failures and cancels too).
+Tools answer from the recording by default, so the replay checks the loop
+itself: tool-call parsing and validation, step limits, event order. With
+a sandbox folder the session's working directory is copied there and the
+tools run for real, so a change in their output shows up. The replay is
+recorded as a new session in a scratch database (never in sessions.db), then
+compared with the recording (see divergence.py).
+
+Subagents are re-run too (spawn_agent always runs): each child is served its
+own recorded outputs, found by its prompt. Without a sandbox, a bash call that
+became a background task starts a stand-in that ends where the recording
+says (served_tasks.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leharness import store
+from leharness.store import events as ev
+from leharness.tools import CORE_TOOLS
+from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
+
+from . import runner
+from .channel import Channel, NullChannel
+from .divergence import Comparison, compare
+from .model import ProviderError, Reply, StreamSink
+from .served_tasks import ServedTasks
+
+TASK_WAIT_S = 600.0
+Outcome = ev.ModelCompleted | ev.ModelFailed | ev.ModelCancelled
+
+
+class ReplayError(Exception):
+    """The session cannot be replayed as asked (a user-facing problem)."""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    text: str | None  # None: an invocation.auto
+    max_steps: int
+
+
+@dataclass
+class Recording:
+    session_id: str
+    cwd: str
+    provider: str | None
+    model: str | None
+    events: list[store.Event]
+    children: list[Recording] = field(default_factory=list)
+
+    def tree(self) -> list[Recording]:
+        """This recording and its subagents', recursively."""
+        return [self, *(r for child in self.children for r in child.tree())]
+
+    def prompt(self) -> str | None:
+        first = next(
+            (e.data for e in self.events if isinstance(e.data, ev.InvocationReceived)), None
+        )
+        return first.text if first else None
+
+    def invocations(self) -> list[Invocation]:
+        """Each invocation, with as many steps allowed as it took (so one that stopped at
+        --max-steps stops there again, and one that took more than the default runs on)."""
+        found: list[Invocation] = []
+        for event in self.events:
+            data = event.data
+            if isinstance(data, ev.InvocationReceived | ev.InvocationAuto):
+                text = data.text if isinstance(data, ev.InvocationReceived) else None
+                found.append(Invocation(text, 0))
+            elif isinstance(data, ev.StepStarted) and found:
+                found[-1] = Invocation(found[-1].text, found[-1].max_steps + 1)
+        return [Invocation(i.text, max(1, i.max_steps)) for i in found]
+
+    def outcomes(self) -> list[Outcome]:
+        return [e.data for e in self.events if isinstance(e.data, Outcome)]
+
+    def tool_results(self) -> dict[str, ev.ToolCompleted | ev.ToolFailed]:
+        return {
+            e.data.call_id: e.data
+            for e in self.events
+            if isinstance(e.data, ev.ToolCompleted | ev.ToolFailed)
+        }
+
+    def artifact_paths(self) -> dict[str, Path]:
+        """Large recorded outputs on disk, by artifact id."""
+        return {
+            e.data.artifact_id: Path(e.data.path)
+            for e in self.events
+            if isinstance(e.data, ev.ArtifactCreated)
+        }
+
+
+def load_recording(conn, session_id: str) -> Recording:
+    """A session's events and, recursively, its subagents' sessions."""
+    events = list(store.read_events(conn, session_id))
+    if not events:
+        raise ReplayError(f"no session {session_id!r}: `lh sessions` lists them")
+    created = next((e.data for e in events if isinstance(e.data, ev.SessionCreated)), None)
+    created = created or ev.SessionCreated()
+    children = [
+        load_recording(conn, e.data.child_session_id)
+        for e in events
+        if isinstance(e.data, ev.TaskStarted) and e.data.child_session_id
+    ]
+    return Recording(session_id, created.cwd, created.provider, created.model, events, children)
+
+
+class RecordedModel:
+    """Serves the recorded model outcomes in order: replies, failures and cancels. A
+    subagent's calls (recognised by its prompt, the first user message) get its own."""
+
+    def __init__(self, recording: Recording) -> None:
+        self.provider = recording.provider or "replay"
+        self.model = recording.model or "recorded"
+        self._main = recording.outcomes()
+        # Children with the same prompt share one queue, in the order they were spawned.
+        self._children: dict[str | None, list[Outcome]] = {}
+        for child in recording.tree()[1:]:
+            self._children.setdefault(child.prompt(), []).extend(child.outcomes())
+        self._children.pop(None, None)
+
+    async def complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], sink: StreamSink
+    ) -> Reply:
+        first = next((m.get("content") for m in messages if m.get("role") == "user"), None)
+        queue = self._children.get(first, self._main)
+        if not queue:
+            raise ProviderError("the recording has no model output left for this call", "exhausted")
+        recorded = queue.pop(0)
+        await asyncio.sleep(0)
+        match recorded:
+            case ev.ModelFailed(error=error, kind=kind, attempts=attempts):
+                raise ProviderError(error, kind, attempts)
+            case ev.ModelCancelled(text=text, reasoning=reasoning):
+                sink.add(text, reasoning)
+                raise asyncio.CancelledError  # as when the user pressed Ctrl-C mid-answer
+        sink.add(recorded.text, recorded.reasoning)
+        return Reply(recorded.text, recorded.reasoning, list(recorded.tool_calls), recorded.usage)
+
+
+#: Tools that run for real even when the others answer from the recording.
+ALWAYS_RUN = frozenset({"spawn_agent"})
+
+
+def recorded_tools(
+    recording: Recording, served: ServedTasks | None = None, tools: Iterable[Tool] = CORE_TOOLS
+) -> ToolRegistry:
+    """The current tools (same schemas, same argument checks) answering from the recording
+    of the session and its subagents; spawn_agent runs, so the children are re-run too.
+    A call that became a background task starts a stand-in for it (`served`)."""
+    results: dict[str, ev.ToolCompleted | ev.ToolFailed] = {}
+    artifacts: dict[str, Path] = {}
+    # Keyed by call id: providers mint unique ones; on a clash the parent's own wins.
+    for part in reversed(recording.tree()):
+        results.update(part.tool_results())
+        artifacts.update(part.artifact_paths())
+
+    async def serve(_args: Any, ctx: ToolContext) -> str:
+        result = results.get(ctx.call_id)
+        if result is None:
+            raise ToolError("replay: the recording holds no result for this call", "not_recorded")
+        if isinstance(result, ev.ToolFailed):
+            raise ToolError(result.error, result.kind)
+        if served is not None and served.start(ctx):
+            return result.result  # the recorded handle: {"status": "started", …}
+        path = artifacts.get(result.artifact_id or "")
+        if path is not None and path.is_file():  # the full output, so it becomes an artifact again
+            return path.read_text(encoding="utf-8", errors="replace")
+        return result.result
+
+    return ToolRegistry(
+        tool if tool.name in ALWAYS_RUN else dataclasses.replace(tool, run=serve) for tool in tools
+    )
+
+
+def make_sandbox(cwd: str, sandbox: Path) -> Path:
+    """Copy the session's working directory into `sandbox` (absent or empty), minus .leharness."""
+    source = Path(cwd)
+    if not cwd or not source.is_dir():
+        problem = f"working directory {cwd} no longer exists" if cwd else "records no folder"
+        raise ReplayError(
+            f"the session's {problem}: replay without --sandbox-dir "
+            "(tools answer from the recording)"
+        )
+    if sandbox.exists() and (not sandbox.is_dir() or any(sandbox.iterdir())):
+        raise ReplayError(f"--sandbox-dir {sandbox} must be a new or empty folder")
+    shutil.copytree(
+        source,
+        sandbox,
+        symlinks=True,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns(".leharness"),
+    )
+    return sandbox.resolve()
+
+
+@dataclass
+class Replay:
+    recording: Recording
+    replay_session_id: str
+    scratch_home: Path
+    events: list[store.Event]
+    comparison: Comparison
+
+
+def replay(
+    recording: Recording,
+    *,
+    source_home: Path,
+    sandbox: Path | None = None,
+    scratch_home: Path | None = None,
+    channel: Channel | None = None,
+) -> Replay:
+    """Re-run the recording in a scratch database under `scratch_home` (a new temporary
+    folder when None) and compare. The caller removes the folder when it is done."""
+    cwd = make_sandbox(recording.cwd, sandbox) if sandbox else Path(recording.cwd or ".")
+    served = None if sandbox else ServedTasks(recording.events)
+    tools = ToolRegistry(CORE_TOOLS) if sandbox else recorded_tools(recording, served)
+    channel = channel or NullChannel()
+    home = scratch_home or Path(tempfile.mkdtemp(prefix="lh-replay-"))
+    conn = store.open_events_only(store.db_path(home))
+    try:
+        model = RecordedModel(recording)
+        session_id = runner.new_session(conn, cwd, model.provider, model.model)
+        session = runner.Session(
+            conn=conn,
+            session_id=session_id,
+            model=model,
+            tools=tools,
+            cwd=cwd,
+            channel=served.channel(channel) if served else channel,
+            home=home,
+        )
+        asyncio.run(_run(session, recording.invocations()))
+        events = list(store.read_events(conn, session_id))
+    finally:
+        conn.close()
+    substitutions = [(session_id, recording.session_id), (str(home), str(source_home))]
+    if sandbox:
+        substitutions.append((str(cwd), recording.cwd))
+    return Replay(
+        recording, session_id, home, events, compare(recording.events, events, substitutions)
+    )
+
+
+async def _run(session: runner.Session, invocations: list[Invocation]) -> None:
+    try:
+        for invocation in invocations:
+            if invocation.text is None:  # it woke up when background work ended: let it end
+                await session.tasks.wait_all(TASK_WAIT_S)
+            session.max_steps = invocation.max_steps
+            await runner.run_invocation(session, invocation.text)
+    finally:
+        await session.tasks.shutdown("process_exited")

@@ -1,0 +1,50 @@
+"""Time travel: a session as it stood after its event N, without touching the live file.
+
+The session's events 1..N are copied into a fresh in-memory database holding
+the same schema and triggers; the triggers project them exactly as they did
+the first time, and the usual read functions read the result. The live
+projections are never written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .connection import StoreError, write_transaction
+from .schema import migrate
+
+_COLUMNS = "seq, id, session_id, session_seq, ts, type, data"
+
+
+def session_at(conn: sqlite3.Connection, session_id: str, at: int) -> sqlite3.Connection:
+    """An in-memory database holding only events 1..`at` of the session, projected.
+
+    Raises StoreError when `at` is outside 1..the session's last event.
+    """
+    (end,) = conn.execute(
+        "SELECT coalesce(max(session_seq), 0) FROM events WHERE session_id = ?", (session_id,)
+    ).fetchone()
+    if end == 0:
+        raise StoreError(f"no session {session_id!r}: `lh sessions` lists them")
+    if not 1 <= at <= end:
+        raise StoreError(f"--at must be between 1 and {end} for session {session_id}")
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM events WHERE session_id = ? AND session_seq <= ? "
+        "ORDER BY session_seq",
+        (session_id, at),
+    ).fetchall()
+    scratch = empty_database()
+    with write_transaction(scratch):
+        scratch.executemany(
+            f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", map(tuple, rows)
+        )
+    return scratch
+
+
+def empty_database() -> sqlite3.Connection:
+    """A new in-memory database with the events table, its guards and every projection
+    (every migration step applied, as on a new file)."""
+    scratch = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    scratch.row_factory = sqlite3.Row
+    migrate(scratch)
+    return scratch
