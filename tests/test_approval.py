@@ -465,3 +465,39 @@ def test_a_subagent_in_ask_mode_is_refused_unless_the_user_said_always(work):
     ]
     assert decided == [("deny", "subagent"), ("allow", "always")]
     assert not (work / "by-child").exists() and (work / "w").read_text() == "x"
+
+
+def test_a_session_recorded_under_ask_replays_its_answers(isolated_home, work):
+    from click.testing import CliRunner
+
+    from leharness.cli import cli
+
+    approve, _ = scripted("allow", "deny")
+    model = ReplayModel(
+        [
+            calls(("bash", {"command": "echo yes"}), ("write_file", {"path": "f", "content": "x"})),
+            ModelCompleted(text="one ran, one was refused"),
+        ]
+    )
+    session = make_session(model, tools=default_registry(), cwd=work)
+    session.approval = Approval("ask", approve)
+    run(session)
+    events = list(store.read_events(session.conn, session.session_id))
+    result = CliRunner().invoke(cli, ["replay", session.session_id])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"no divergence ({len(events) - 1} events)"
+
+
+def test_a_session_recorded_read_only_replays_as_read_only(isolated_home, work):
+    from click.testing import CliRunner
+
+    from leharness.cli import cli
+
+    model = ReplayModel([calls(("bash", {"command": "echo no"})), ModelCompleted(text="ok")])
+    session = make_session(model, tools=default_registry(), cwd=work)
+    session.approval = Approval("read-only")
+    run(session)
+    events = list(store.read_events(session.conn, session.session_id))
+    result = CliRunner().invoke(cli, ["replay", session.session_id])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"no divergence ({len(events) - 1} events)"
