@@ -107,6 +107,7 @@ def test_the_interactive_default_asks_before_bash_in_a_terminal(
         terminal.wait_for("/help")
         terminal.type("make a file", "Enter")
         terminal.wait_for("? bash: touch asked-first")
+        terminal.wait_for("approve? y / n / a")  # the status line says what lh waits for
         terminal.type("y", "Enter")
         terminal.wait_for("made it")
         terminal.type("another", "Enter")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any, TextIO
 
 from leharness.tools.approval import ApprovalRequest, Approver, Decision, Mode, parse_answer
@@ -70,11 +71,13 @@ class LineApprover:
     def __init__(self, console: Any) -> None:
         self.console = console
         self.pending: asyncio.Future[Decision] | None = None
+        self.asked_at = 0.0  # monotonic, for the status line
 
     async def __call__(self, request: ApprovalRequest) -> Decision:
         self.console.print(f"? {request.name}: {request.summary}", style="yellow", markup=False)
         self.console.print(f"  {QUESTION}", style="yellow", markup=False)
         self.pending = asyncio.get_running_loop().create_future()
+        self.asked_at = time.monotonic()
         try:
             return await self.pending
         finally:

@@ -126,6 +126,9 @@ class Repl:
         loop = self.active.loop
         conn, sid = loop.conn, self.active.session_id
         activity = self.channel.activity if isinstance(self.channel, RichChannel) else None
+        approver = self.options.get("approver")
+        if isinstance(approver, LineApprover) and approver.pending is not None:
+            activity = ("approve? y / n / a", approver.asked_at)
         return status_line(
             loop.model.model,
             projections.get_session(conn, sid),
