@@ -20,7 +20,8 @@ TRIES = 3
 
 
 def approval_mode(flag: str | None, interactive: bool) -> Mode:
-    """--approval (or LEHARNESS_APPROVAL, which click reads) > ask when interactive, else auto."""
+    """The resolved setting (flag > LEHARNESS_APPROVAL > settings.toml), else ask when
+    interactive and auto for a one-shot run."""
     if flag:
         return flag  # type: ignore[return-value] - click.Choice checked it
     return "ask" if interactive else "auto"
