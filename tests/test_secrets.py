@@ -108,3 +108,14 @@ def test_a_stream_holds_back_only_what_could_start_a_secret():
     assert redactor.feed(b"3t-value-123 done") == b"[redacted $X_TOKEN] done"
     assert redactor.feed(b" s3") == b" "
     assert redactor.flush() == b"s3"
+
+
+def test_a_provider_error_that_echoes_the_key_is_redacted(server, isolated_home):
+    from leharness.testing import HttpError
+
+    server.push(*[HttpError(500, f"upstream rejected key {TEST_KEY}")] * 2)
+    env = lh_env(isolated_home, server.base_url, LEHARNESS_RETRIES="1")
+    done = run_lh("--json", "go", env=env)
+    assert done.returncode == 1
+    assert "upstream rejected key [redacted $OPENAI_API_KEY]" in done.stdout
+    assert TEST_KEY not in done.stdout and TEST_KEY.encode() not in all_bytes(isolated_home)

@@ -258,7 +258,9 @@ async def call_model(
         await asyncio.sleep(0)  # a cancel that is already pending lands before any request
         reply = await session.model.complete(messages, session.tools.specs(), sink)
     except ProviderError as error:
-        session.record(ev.ModelFailed(error=str(error), kind=error.kind, attempts=error.attempts))
+        session.record(
+            ev.ModelFailed(error=redact(str(error)), kind=error.kind, attempts=error.attempts)
+        )
         return Failed(error)
     except asyncio.CancelledError:
         _uncancel()
