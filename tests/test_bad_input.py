@@ -132,21 +132,25 @@ def test_a_context_length_error_without_compaction_is_clear_and_not_retried(serv
     reason="compaction (T6) is built on another branch: leharness.loop.compaction is missing",
 )
 def test_a_context_length_error_compacts_then_retries_once(isolated_home):
-    answered = {"context_errors": 0}
+    answered = {"requests": 0, "context_errors": 0}
 
     def responder(body):
-        if answered["context_errors"] == 0:
+        answered["requests"] += 1
+        if answered["requests"] == 3:  # the third prompt's first request is "too long"
             answered["context_errors"] += 1
             return CONTEXT_ERROR
-        return Text("fits now")
+        return Text("fits now" if answered["requests"] > 3 else f"answer {answered['requests']}")
 
     with ScriptedServer(responder=responder) as server:
-        done = run_lh("go", env=lh_env(isolated_home, server.base_url))
+        env = lh_env(isolated_home, server.base_url)
+        assert run_lh("first " + "x" * 2000, env=env).returncode == 0
+        assert run_lh("-c", "second " + "y" * 2000, env=env).returncode == 0
+        done = run_lh("-c", "third", env=env)
     assert done.returncode == 0, done.stderr
     assert answered["context_errors"] == 1
-    types = event_types(isolated_home)
-    assert any(t.startswith("compaction.") for t in types)
+    assert any(t.startswith("compaction.") for t in event_types(isolated_home))
     assert events_of(isolated_home, "model.completed")[-1]["text"] == "fits now"
+    assert [f["kind"] for f in events_of(isolated_home, "model.failed")] == ["context_length"]
 
 
 # -- from the tools -------------------------------------------------------------
