@@ -119,3 +119,6 @@ def test_a_provider_error_that_echoes_the_key_is_redacted(server, isolated_home)
     assert done.returncode == 1
     assert "upstream rejected key [redacted $OPENAI_API_KEY]" in done.stdout
     assert TEST_KEY not in done.stdout and TEST_KEY.encode() not in all_bytes(isolated_home)
+    server.push(*[HttpError(500, f"upstream rejected key {TEST_KEY}")] * 2)
+    shown = run_lh("go", env=env)  # the retry and failure lines on stderr too
+    assert "retrying" in shown.stderr and TEST_KEY not in shown.stderr + shown.stdout

@@ -252,7 +252,11 @@ async def call_model(
     session: Session, view: projections.SessionView
 ) -> Replied | Failed | Cancelled:
     channel = session.channel
-    sink = StreamSink(on_text=channel.text, on_reasoning=channel.reasoning, on_retry=channel.retry)
+    sink = StreamSink(
+        on_text=channel.text,
+        on_reasoning=channel.reasoning,
+        on_retry=lambda attempt, message, delay: channel.retry(attempt, redact(message), delay),
+    )
     messages = build_messages(view, session.system or system_text(session, view))
     try:
         await asyncio.sleep(0)  # a cancel that is already pending lands before any request
