@@ -28,6 +28,8 @@ BENCHMARKS = (
     "mcp_call",
     "inspector",
     "history",
+    "crash",
+    "compaction",
     "redaction",
 )
 

@@ -64,6 +64,6 @@ def test_upgrading_from_an_older_version_reinstalls_and_rebuilds_projections(tmp
 def test_a_file_that_is_not_sqlite_gives_a_clear_error_and_is_not_overwritten(tmp_path):
     path = tmp_path / "sessions.db"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(store.StoreError, match="not a usable SQLite database"):
+    with pytest.raises(store.StoreError, match=r"sessions\.db is not a SQLite database"):
         store.open_store(path)
     assert path.read_bytes() == b"this is not a database" * 100

@@ -38,7 +38,7 @@ class SessionModel:
 
 def next_payload(data: st.DataObject, s: SessionModel) -> dict:
     choices = ["prompt", "auto", "step", "model", "failed", "cancelled", "artifact", "finish"]
-    choices += ["task_start", "compact"]
+    choices += ["task_start", "compact", "compact_tier", "summary"]
     if s.pending_calls:
         choices += ["tool_start", "tool_done", "tool_fail"]
     if s.running_tasks:
@@ -84,7 +84,23 @@ def next_payload(data: st.DataObject, s: SessionModel) -> dict:
         return {"type": "agent.finished", "reason": reason}
     if kind == "compact":
         hide = data.draw(st.integers(0, 80))
-        return {"type": "compaction.completed", "tier": "T6", "details": {"hide_through_seq": hide}}
+        details = {"hide_through_seq": hide}
+        if data.draw(st.booleans()):
+            details["hide_from_seq"] = data.draw(st.integers(0, 80))
+        return {"type": "compaction.completed", "tier": "T6", "details": details}
+    if kind == "compact_tier":
+        low, high = sorted(data.draw(st.lists(st.integers(0, 80), min_size=2, max_size=2)))
+        tier = data.draw(st.sampled_from(["T1", "T2", "T3"]))
+        details = {
+            "T1": {"from_seq": low, "drop_reasoning_through_seq": high},
+            "T2": {"moved": [{"seq": high, "artifact_id": "a", "stub": data.draw(texts)}]},
+            "T3": {"from_seq": low, "drop_results_through_seq": high},
+        }[tier]
+        return {"type": "compaction.completed", "tier": tier, "details": details}
+    if kind == "summary":
+        low, high = sorted(data.draw(st.lists(st.integers(1, 80), min_size=2, max_size=2)))
+        return {"type": "compaction.summary", "from_seq": low, "to_seq": high,
+                "summary": data.draw(texts), "text": data.draw(texts)}  # fmt: skip
     if kind == "task_start":
         task_id = s.fresh("task")
         s.running_tasks.append(task_id)

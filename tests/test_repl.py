@@ -222,6 +222,7 @@ def test_completion_offers_commands_and_their_arguments(monkeypatch):
         "/cancel",
         "/model",
         "/fork",
+        "/compact",
         "/inspect",
         "/mcp",
         "/skills",

@@ -13,8 +13,10 @@ from click_default_group import DefaultGroup
 
 from leharness import __version__
 
+from .compact import compact_command
 from .config import config_command
 from .demo import demo_command
+from .doctor import doctor_command
 from .errors import UserError
 from .history import (
     export_command,
@@ -75,6 +77,8 @@ cli.add_command(skills_command)
 cli.add_command(mcp_group)
 cli.add_command(inspect_command)
 cli.add_command(replay_command)
+cli.add_command(doctor_command)
+cli.add_command(compact_command)
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ def demo_command(as_json: bool) -> None:
     recording = json.loads(
         resources.files("leharness").joinpath("cli", "demo_session.json").read_text()
     )
+    store.check_is_sqlite(store.db_path())  # a bad LEHARNESS_HOME: one line, before any mkdir
     workspace = store.home_dir() / "demo"
     workspace.mkdir(parents=True, exist_ok=True)
     model = ReplayModel(ModelCompleted(**reply) for reply in recording["replies"])

@@ -20,11 +20,21 @@ def user_errors(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from leharness.store import StoreError
+        import sqlite3
+
+        from leharness.store import StoreError, db_path
+        from leharness.store.health import is_corruption
 
         try:
             return command(*args, **kwargs)
         except StoreError as error:
             raise UserError(str(error)) from None
+        except sqlite3.DatabaseError as error:
+            if not is_corruption(error):
+                raise
+            raise UserError(
+                f"{db_path()} is damaged ({error}); `lh doctor` says what it finds, and "
+                "`sqlite3 sessions.db .recover` may save its events"
+            ) from None
 
     return wrapper

@@ -79,6 +79,10 @@ class TerminalChannel:
             self._note(f"  ✗ {self._calls.get(data.call_id, data.name)}: {first}")
         elif event.type == "model.failed":
             self._note(f"✗ model call failed after {data.attempts} attempt(s): {data.error}")
+        elif event.type == "compaction.completed":
+            self._note(f"· context compacted ({data.tier})")
+        elif event.type == "compaction.summary.failed":
+            self._note(f"! compaction summary failed, going on without it: {data.error}")
         elif event.type == "agent.finished" and _empty_answer(data):
             self._note("(the model returned an empty answer)")
 

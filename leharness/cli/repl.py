@@ -27,7 +27,7 @@ from rich.console import Console
 from leharness import projections, store
 from leharness.loop import runner
 
-from . import slash
+from . import locks, slash
 from .approve import LineApprover
 from .rich_channel import RichChannel
 from .session import ActiveSession, open_session
@@ -212,6 +212,7 @@ async def repl_loop(repl: Repl, prompt_session: Any) -> None:
         await repl.finish_run()
         if repl.inspector is not None and repl.inspector.poll() is None:
             repl.inspector.terminate()
+        locks.release_all()  # every session it opened (/new, /resume, /fork) is free again
 
 
 def run_repl(session_ref: str | None, continue_: bool, **options: Any) -> None:

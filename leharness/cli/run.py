@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from .compact import context_window_option
 from .errors import UserError, user_errors
 
 EXIT_CODES = {"no_tool_calls": 0, "max_steps": 1, "model_failed": 1, "cancelled": 130}
@@ -35,6 +36,7 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
     help="Seconds a one-shot run waits for its background tasks before exiting.",
 )
 @click.option("--no-wait", is_flag=True, help="Exit without waiting for background tasks.")
+@context_window_option
 @click.option(
     "--approval",
     type=click.Choice(["ask", "auto", "read-only"]),
@@ -62,18 +64,24 @@ def run_command(
     max_steps: int | None,
     task_wait: float,
     no_wait: bool,
+    context_window: int | None,
     approval: str | None,
     allow_paths: tuple[Path, ...],
     as_json: bool,
 ) -> None:
     """Run PROMPT and exit, or start an interactive session when no PROMPT is given.
 
-    Provider, model, base URL, max steps and approval: flag > environment > settings.toml >
-    default (lh config shows them)."""
+    Provider, model, base URL, max steps, context window and approval: flag > environment
+    > settings.toml > default (lh config shows them)."""
     from .settings import resolve_settings
 
     flags = dict(
-        provider=provider, model=model, base_url=base_url, max_steps=max_steps, approval=approval
+        provider=provider,
+        model=model,
+        base_url=base_url,
+        max_steps=max_steps,
+        context_window=context_window,
+        approval=approval,
     )
     settings = resolve_settings(flags)
     options = {key: settings[key] for key in flags}

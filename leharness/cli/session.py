@@ -14,6 +14,7 @@ from leharness.loop.providers import ProviderConfigError, resolve_provider
 from leharness.tools import default_registry
 from leharness.tools.approval import Approval, Approver
 
+from . import faults, locks
 from .errors import UserError
 from .mcp import attach as attach_mcp
 from .render import JsonChannel, TerminalChannel
@@ -22,6 +23,7 @@ from .render import JsonChannel, TerminalChannel
 @dataclass
 class ActiveSession:
     loop: runner.Session
+    lock: locks.SessionLock | None = None  # held while this process runs the session
 
     @property
     def session_id(self) -> str:
@@ -54,7 +56,7 @@ def model_client(provider: str | None, model: str | None, base_url: str | None) 
 def pick_session_id(
     conn, session_ref: str | None, continue_: bool, cwd: Path, client: ModelClient
 ) -> str:
-    if session_ref:
+    if session_ref is not None:  # "" is a bad id, not "start a new session"
         return projections.resolve_session_id(conn, session_ref)
     if continue_:
         latest = projections.latest_session_id(conn)
@@ -72,6 +74,7 @@ def open_session(
     model: str | None,
     base_url: str | None,
     max_steps: int,
+    context_window: int | None = None,
     as_json: bool = False,
     channel: runner.Channel | None = None,
     client: ModelClient | None = None,
@@ -84,8 +87,9 @@ def open_session(
     client = client or model_client(provider, model, base_url)
     cwd = cwd or Path.cwd()
     conn = store.open_events_only()
+    channel = faults.wrap(channel or (JsonChannel() if as_json else TerminalChannel()))
     session_id = pick_session_id(conn, session_ref, continue_, cwd, client)
-    channel = channel or (JsonChannel() if as_json else TerminalChannel())
+    lock = locks.acquire(store.home_dir(), session_id, ancestors(conn, session_id))
     if store.last_seq(conn, session_id) == 1:  # just created: show its session.created too
         channel.event(next(store.read_events(conn, session_id)))
     loop_session = runner.Session(
@@ -98,12 +102,23 @@ def open_session(
         max_steps=max_steps,
         home=store.home_dir(),
         max_depth=max_subagent_depth(),
+        context_window=context_window,
         allowed_paths=tuple(path.resolve() for path in allow_paths),
         approval=Approval(approval, approver),  # type: ignore[arg-type] - a checked Mode
     )
     if mcp:  # the servers of $LEHARNESS_HOME/mcp.json, if there is one
         attach_mcp(loop_session)
-    return ActiveSession(loop_session)
+    return ActiveSession(loop_session, lock)
+
+
+def ancestors(conn, session_id: str) -> list[str]:
+    """The parent, grandparent, … of a subagent's session (empty for a top-level one)."""
+    chain: list[str] = []
+    row = projections.get_session(conn, session_id)
+    while row is not None and row.parent_session_id and row.parent_session_id not in chain:
+        chain.append(row.parent_session_id)
+        row = projections.get_session(conn, row.parent_session_id)
+    return chain
 
 
 def max_subagent_depth() -> int:

@@ -66,10 +66,15 @@ def read_settings_file(path: Path) -> dict[str, Any]:
     """The file's values, checked (none when it does not exist); UserError naming it."""
     import tomllib
 
+    from leharness.store.connection import StoreError, check_home
+
     try:
+        check_home(path.parent)  # a home that is a file: the same line every command gives
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
+    except StoreError as error:
+        raise UserError(str(error)) from None
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: cannot read the settings file: {error}") from None
     try:

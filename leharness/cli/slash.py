@@ -9,6 +9,7 @@ it runs.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import socket
@@ -178,6 +179,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+async def compact(repl: Repl, arg: str) -> None:
+    """Summarise the oldest turns now, as a run: Ctrl-C or Esc cancels it like an answer."""
+    from .compact import compact_in_repl
+
+    repl.run = asyncio.ensure_future(compact_in_repl(repl.active, repl.console))
+    await asyncio.gather(repl.run, return_exceptions=True)
+
+
 def fork(repl: Repl, arg: str) -> None:
     from .branching import fork_here
 
@@ -214,6 +223,7 @@ COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("/cancel", "TASK", "stop a background task", cancel_task, choices=running_tasks),
     SlashCommand("/model", "NAME", "switch model from the next step", switch_model, choices=models),
     SlashCommand("/fork", "[N]", "branch this session after event N and switch to it", fork, True),
+    SlashCommand("/compact", "", "summarise the oldest turns now (compaction T4)", compact, True),
     SlashCommand("/inspect", "", "browse the history in Datasette", launch_inspector),
     SlashCommand("/mcp", "", "MCP servers, their status and tools", show_mcp),
     SlashCommand("/skills", "", "skills offered here, shadowed and unreadable ones", show_skills),

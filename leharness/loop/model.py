@@ -69,7 +69,11 @@ class ModelClient(Protocol):
     model: str
 
     async def complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], sink: StreamSink
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        sink: StreamSink,
+        max_tokens: int | None = None,
     ) -> Reply: ...
 
 
@@ -105,7 +109,11 @@ class OpenAICompatibleModel:
         )
 
     async def complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], sink: StreamSink
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        sink: StreamSink,
+        max_tokens: int | None = None,
     ) -> Reply:
         started = time.monotonic()
         attempt = 0
@@ -113,7 +121,7 @@ class OpenAICompatibleModel:
             attempt += 1
             sink.reset()
             try:
-                reply = await self._stream_once(messages, tools, sink)
+                reply = await self._stream_once(messages, tools, sink, max_tokens)
             except Exception as error:  # classified below; anything unknown re-raises
                 failure = self._classify(error, attempt)
                 if failure.kind not in _RETRYABLE or attempt > self.retry.retries:
@@ -127,11 +135,17 @@ class OpenAICompatibleModel:
             return reply
 
     async def _stream_once(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], sink: StreamSink
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        sink: StreamSink,
+        max_tokens: int | None = None,
     ) -> Reply:
         body: dict[str, Any] = {"messages": messages, "stream_options": {"include_usage": True}}
         if tools:
             body["tools"] = tools
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
         # The conversation goes in extra_body, which the SDK sends as is: passed as
         # `messages=` it is re-walked by the SDK's typed-dict transform on every call,
         # measured at 30 ms per request for a 50-turn conversation (quadratic overall).

@@ -34,7 +34,11 @@ class ReplayModel:
         return len(self._replies) - self._next
 
     async def complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], sink: StreamSink
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        sink: StreamSink,
+        max_tokens: int | None = None,
     ) -> Reply:
         self.requests.append(messages)
         if self._next >= len(self._replies):

@@ -1,7 +1,7 @@
 """The session loop: read projections, call the model, run tools, append events.
 
     run_invocation: invocation.received | invocation.auto
-      repeat: deliver_steering -> deliver_notifications
+      repeat: deliver_steering -> deliver_notifications -> compact_context
               -> step.started -> call_model -> model.completed -> run_tool_calls
       until: no tool calls | max steps | model failed | cancelled -> agent.finished
 
@@ -30,6 +30,7 @@ from leharness.tools.project import Instructions, project_instructions
 from leharness.tools.redact import redact
 from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 
+from . import compaction
 from .channel import Channel, NullChannel
 from .model import ModelClient, ProviderError, Reply, StreamSink
 from .prompt import build_messages, system_prompt
@@ -56,6 +57,7 @@ class Session:
     approval: Approval = field(default_factory=Approval)  # default: auto, everything runs
     # Messages the user typed while a run is going, taken (and emptied) at each step boundary.
     steering: Callable[[], list[str]] | None = None
+    context_window: int | None = None  # tokens; None: the model's known window or 32,000
     tasks: TaskRuntime = field(init=False)
     instructions: Instructions = field(default_factory=Instructions)  # read per invocation
 
@@ -111,16 +113,25 @@ async def run_invocation(session: Session, text: str | None) -> Result:
     )
     settle_unanswered_calls(session)
     recover_orphaned_tasks(session)
+    overflowed = False  # a "prompt too long" refusal shrinks the prompt and retries once
     for step in range(1, session.max_steps + 1):
         deliver_steering(session)
         deliver_notifications(session)
-        view = projections.session_view(session.conn, session.session_id)
+        match await compaction.compact_context(session):
+            case compaction.Interrupted():
+                return finish(session, "cancelled")
+            case compaction.Compacted(view):
+                pass
         session.record(
             ev.StepStarted(step=step, provider=session.model.provider, model=session.model.model)
         )
         match await call_model(session, view):
             case Cancelled():
                 return finish(session, "cancelled")
+            case Failed(error) if error.kind == "context_length" and not overflowed:
+                overflowed = True
+                if not compaction.shrink_after_overflow(session):
+                    return finish(session, "model_failed", error=error)
             case Failed(error):
                 return finish(session, "model_failed", error=error)
             case Replied(reply) if not reply.tool_calls:
@@ -212,6 +223,7 @@ def spawner(session: Session) -> Spawn | None:
             home=session.home,
             depth=session.depth + 1,
             max_depth=session.max_depth,
+            context_window=session.context_window,
             allowed_paths=session.allowed_paths,
             approval=session.approval.for_subagent(),
         )

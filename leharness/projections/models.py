@@ -34,6 +34,8 @@ class SessionRow(Row):
     prompt_tokens: int
     completion_tokens: int
     last_prompt_tokens: int | None = None
+    last_model_seq: int | None = None
+    compacted_seq: int | None = None
 
 
 class Message(Row):
@@ -47,6 +49,7 @@ class Message(Row):
     name: str | None = None
     ts: str
     visible: bool = True
+    compacted_by: str | None = None  # the compaction tier that replaced its content, if any
 
     @field_validator("tool_calls", mode="before")
     @classmethod

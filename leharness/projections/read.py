@@ -16,8 +16,20 @@ from leharness.store import StoreError
 from .models import ArtifactRow, Message, SessionRow, SessionView, TaskRow, ToolCallRow
 
 _MESSAGE_COLUMNS = (
-    "session_seq, role, kind, content, reasoning, tool_calls, tool_call_id, name, ts, visible"
+    "session_seq, role, kind, content, reasoning, tool_calls, tool_call_id, name, ts, visible, "
+    "compacted_by"
 )
+# What the model sees: compaction's replacements over the original columns. A
+# summary stands in for its window's first message as a user message.
+_VISIBLE_COLUMNS = """session_seq,
+    CASE WHEN compacted_by = 'summary' THEN 'user' ELSE role END AS role,
+    CASE WHEN compacted_by = 'summary' THEN 'summary' ELSE kind END AS kind,
+    coalesce(compacted, content) AS content,
+    CASE WHEN reasoning_dropped OR compacted_by = 'summary' THEN NULL ELSE reasoning END
+        AS reasoning,
+    CASE WHEN compacted_by = 'summary' THEN NULL ELSE tool_calls END AS tool_calls,
+    CASE WHEN compacted_by = 'summary' THEN NULL ELSE tool_call_id END AS tool_call_id,
+    name, ts, visible, compacted_by"""
 
 
 def get_session(conn: sqlite3.Connection, session_id: str) -> SessionRow | None:
@@ -60,8 +72,9 @@ def resolve_session_id(conn: sqlite3.Connection, prefix: str) -> str:
 
 
 def visible_messages(conn: sqlite3.Connection, session_id: str) -> list[Message]:
+    """The conversation the model sees, compaction applied."""
     rows = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages INDEXED BY messages_visible "
+        f"SELECT {_VISIBLE_COLUMNS} FROM messages INDEXED BY messages_visible "
         "WHERE session_id = ? AND visible = 1 ORDER BY session_seq",
         (session_id,),
     )
@@ -69,10 +82,22 @@ def visible_messages(conn: sqlite3.Connection, session_id: str) -> list[Message]
 
 
 def all_messages(conn: sqlite3.Connection, session_id: str) -> list[Message]:
-    """Every message, visible or compacted away (for transcripts)."""
+    """Every message as it happened, visible or compacted away (for transcripts)."""
     rows = conn.execute(
         f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = ? ORDER BY session_seq",
         (session_id,),
+    )
+    return [Message(**dict(row)) for row in rows]
+
+
+def messages_between(
+    conn: sqlite3.Connection, session_id: str, first_seq: int, last_seq: int
+) -> list[Message]:
+    """The messages of events first_seq..last_seq as they happened (a compaction window)."""
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages "
+        "WHERE session_id = ? AND session_seq BETWEEN ? AND ? ORDER BY session_seq",
+        (session_id, first_seq, last_seq),
     )
     return [Message(**dict(row)) for row in rows]
 

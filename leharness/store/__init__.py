@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .connection import (
     StoreError,
+    check_is_sqlite,
     connect,
     connect_readonly,
     db_path,
@@ -41,6 +42,7 @@ __all__ = [
     "Payload",
     "StoreError",
     "append",
+    "check_is_sqlite",
     "connect",
     "connect_readonly",
     "create_session",

@@ -20,6 +20,7 @@ from pathlib import Path
 MIN_SQLITE_VERSION = (3, 35, 0)  # json_each in triggers, RETURNING, DROP COLUMN
 BUSY_TIMEOUT_MS = 10_000
 DB_FILENAME = "sessions.db"
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class StoreError(Exception):
@@ -43,19 +44,67 @@ def check_sqlite_version(version: str = sqlite3.sqlite_version) -> None:
         raise StoreError(f"SQLite {version} is too old: leharness needs {wanted} or newer")
 
 
+def check_home(home: Path) -> None:
+    """Raise StoreError when the home (LEHARNESS_HOME) exists but is not a folder."""
+    if home.exists() and not home.is_dir():
+        raise StoreError(f"{home} is a file, not a folder: set LEHARNESS_HOME to a folder")
+
+
+def check_is_sqlite(path: Path) -> None:
+    """Raise StoreError unless `path` is absent, empty or starts with SQLite's header
+    (and its folder is a folder). Reads 16 bytes; never writes."""
+    check_home(path.parent)
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not a SQLite database")
+    with open(path, "rb") as handle:
+        head = handle.read(len(SQLITE_HEADER))
+    if head and head != SQLITE_HEADER:
+        raise StoreError(
+            f"{path} is not a SQLite database (its first bytes are {head[:8]!r}); "
+            "leharness leaves it untouched: move it away or set LEHARNESS_HOME"
+        )
+
+
+def refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
+    """A SQLite file another program made (tables, no leharness schema version) is not
+    ours to add tables to: refuse it rather than migrate into it. Only reads."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] != 0:
+        return
+    tables = [
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name LIMIT 4"
+        )
+    ]
+    if tables:
+        conn.close()
+        raise StoreError(
+            f"{path} is a SQLite database but not a leharness one (it has tables "
+            f"{', '.join(tables)}); leharness leaves it untouched: set LEHARNESS_HOME elsewhere"
+        )
+
+
 def connect(path: Path | str) -> sqlite3.Connection:
     """A connection with WAL, foreign keys and a busy timeout, in autocommit mode."""
     check_sqlite_version()
     path = Path(path)
-    if path.parent.exists() and not path.parent.is_dir():
-        raise StoreError(f"{path.parent} is a file, not a folder: set LEHARNESS_HOME to a folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_is_sqlite(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"cannot create {path.parent}: {error.strerror}") from None
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        refuse_foreign(conn, path)  # before WAL mode, which rewrites the header
         conn.execute("PRAGMA journal_mode = WAL")
     except sqlite3.DatabaseError as error:
-        raise StoreError(f"{path} is not a usable SQLite database: {error}") from None
+        raise StoreError(
+            f"{path} is not a usable SQLite database ({error}); leharness leaves it untouched"
+        ) from None
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.row_factory = sqlite3.Row
@@ -70,8 +119,10 @@ def connect_readonly(path: Path | str) -> sqlite3.Connection:
     path = Path(path)
     if not path.exists():
         raise StoreError(f"no database at {path}")
+    check_is_sqlite(path)
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    refuse_foreign(conn, path)
     conn.row_factory = sqlite3.Row
     return conn
 

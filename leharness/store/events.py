@@ -261,6 +261,19 @@ class CompactionSummary(Payload):
     to_seq: int
     summary: str
     artifact_id: str | None = None
+    tier: str | None = None
+    text: str | None = None  # the message the model sees in place of the window
+
+
+class CompactionSummaryFailed(Payload):
+    """Summarising a window failed; the window stays as it was and the loop goes on."""
+
+    type: Literal["compaction.summary.failed"] = "compaction.summary.failed"
+    from_seq: int
+    to_seq: int
+    error: str
+    kind: str = "error"
+    tier: str | None = None
 
 
 class CompactionCompleted(Payload):
@@ -332,6 +345,7 @@ PAYLOAD_MODELS: tuple[type[Payload], ...] = (
     ArtifactCreated,
     CompactionStarted,
     CompactionSummary,
+    CompactionSummaryFailed,
     CompactionCompleted,
     SkillLoaded,
     McpConnected,

@@ -44,6 +44,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         None,
         True,
     ),
+    Migration(
+        8,
+        "compaction tiers: dropped reasoning, compacted tool results and summaries in messages",
+        None,
+        True,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -98,11 +98,20 @@ class Recorded:
 
 
 class ScriptedServer:
-    """`with ScriptedServer([Text("hi")]) as server: ... server.base_url ...`"""
+    """`with ScriptedServer([Text("hi")]) as server: ... server.base_url ...`
 
-    def __init__(self, steps: Iterable[Step] = (), responder: Responder | None = None) -> None:
+    `report_usage=False` answers without token usage, as some providers do.
+    """
+
+    def __init__(
+        self,
+        steps: Iterable[Step] = (),
+        responder: Responder | None = None,
+        report_usage: bool = True,
+    ) -> None:
         self._steps: deque[Step] = deque(steps)
         self._responder = responder
+        self.report_usage = report_usage
         self._lock = threading.Lock()
         self.requests: list[Recorded] = []
         self.exhausted = False
@@ -203,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream"):
             self._stream(step, body, delay, cut_after)
         else:
-            self._json(200, _completion(step, body))
+            self._json(200, _completion(step, body, self.server_ref.report_usage))
 
     def _stream(
         self, step: Text | ToolCalls, body: dict[str, Any], delay: float, cut: int | None
@@ -213,7 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         chunks = list(_chunks(step))
-        if (body.get("stream_options") or {}).get("include_usage"):
+        wants_usage = (body.get("stream_options") or {}).get("include_usage")
+        if wants_usage and self.server_ref.report_usage:
             chunks.append({"choices": [], "usage": _usage(step, body)})
         for index, chunk in enumerate(chunks):
             if cut is not None and index >= cut:
@@ -312,7 +322,9 @@ def _usage(step: Text | ToolCalls, body: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def _completion(step: Text | ToolCalls, body: dict[str, Any]) -> dict[str, Any]:
+def _completion(
+    step: Text | ToolCalls, body: dict[str, Any], report_usage: bool = True
+) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": _content(step) or None}
     if isinstance(step, ToolCalls):
         message["tool_calls"] = [
@@ -324,11 +336,13 @@ def _completion(step: Text | ToolCalls, body: dict[str, Any]) -> dict[str, Any]:
             for call, call_id in zip(step.calls, _call_ids(step), strict=True)
         ]
     finish = "tool_calls" if isinstance(step, ToolCalls) else "stop"
-    return {
+    completion = {
         "id": "chatcmpl-scripted",
         "object": "chat.completion",
         "created": 0,
         "model": body.get("model", "scripted"),
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": _usage(step, body),
     }
+    if report_usage:
+        completion["usage"] = _usage(step, body)
+    return completion

@@ -30,8 +30,12 @@ def artifacts_dir(home: Path, session_id: str) -> Path:
     return home / "artifacts" / session_id
 
 
-def save(home: Path, session_id: str, data: bytes) -> SavedArtifact:
-    """Write `data` to a new artifact file atomically; return where and what it is."""
+def save(home: Path, session_id: str, data: bytes, *, sync: bool = True) -> SavedArtifact:
+    """Write `data` to a new artifact file atomically; return where and what it is.
+
+    `sync=False` skips the fsync for a copy of data the event log already holds
+    (compaction's moved results and transcripts): rebuildable, not worth 7 ms.
+    """
     artifact_id = new_ulid()
     folder = artifacts_dir(home, session_id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -41,7 +45,8 @@ def save(home: Path, session_id: str, data: bytes) -> SavedArtifact:
         with open(partial, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.replace(partial, path)
     except BaseException:  # a full disk, say: leave no half-written file behind
         partial.unlink(missing_ok=True)

@@ -84,6 +84,8 @@ TABLES: dict[str, dict] = {
             "prompt_tokens": "Prompt tokens over all model calls.",
             "completion_tokens": "Completion tokens over all model calls.",
             "last_prompt_tokens": "Prompt tokens of the latest call: the context size.",
+            "last_model_seq": "The model.completed event that reported last_prompt_tokens.",
+            "compacted_seq": "The last compaction event that changed the visible messages.",
         },
     },
     "messages": {
@@ -98,6 +100,10 @@ TABLES: dict[str, dict] = {
             "tool_call_id": "For a tool result: the call it answers.",
             "name": "For a tool result: the tool's name.",
             "visible": "1 when the message is sent to the model, 0 once compacted away.",
+            "reasoning_dropped": "1 once compaction T1 left this old reasoning out.",
+            "compacted": "What the model sees instead of content after compaction (a stub "
+            "naming an artifact, a dropped-result marker or a summary); empty: content.",
+            "compacted_by": "The compaction that set compacted: T2, T3, T6 or summary.",
         },
     },
     "tool_calls": {
@@ -164,12 +170,13 @@ TABLES: dict[str, dict] = {
         "description": "View: the visible conversation, one row per message, in order.",
         "columns": {
             "role": "user, assistant or tool.",
-            "kind": "prompt, answer, cancelled, tool_result, tool_error or notification.",
+            "kind": "prompt, answer, cancelled, tool_result, tool_error, notification or summary.",
             "content": "The text of the message (Markdown; tool output verbatim).",
             "reasoning": "The model's reasoning text, when it gave one.",
             "tool_calls": "Tool calls the assistant asked for (JSON list).",
             "tool_call_id": "For a tool result: the call it answers.",
             "name": "For a tool result: the tool's name.",
+            "compacted_by": "The compaction that changed this message: T2, T3, T6 or summary.",
         },
     },
     "session_timeline": {

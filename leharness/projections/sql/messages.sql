@@ -1,6 +1,10 @@
 -- messages: the prompt-ready conversation of each session, one row per
 -- message-producing event, keyed by that event's session_seq. `visible` is
 -- what the loop sends to the model; compaction events clear it, never delete.
+-- Compaction never overwrites what happened either: `compacted` is what the
+-- model sees instead of `content` (a T2 artifact stub, the T3 marker, or a
+-- T4/T5 summary written into the first message of its window, whose other
+-- messages are hidden), `compacted_by` the tier that set it.
 CREATE TABLE messages (
     session_id TEXT NOT NULL,
     session_seq INTEGER NOT NULL,
@@ -13,6 +17,9 @@ CREATE TABLE messages (
     name TEXT,                           -- tool name for tool results
     ts TEXT NOT NULL,
     visible INTEGER NOT NULL DEFAULT 1,
+    reasoning_dropped INTEGER NOT NULL DEFAULT 0,  -- T1: old reasoning left out of the view
+    compacted TEXT,                      -- what the model sees instead of content (NULL: content)
+    compacted_by TEXT,                   -- T2 | T3 | T6 | summary
     PRIMARY KEY (session_id, session_seq)
 ) WITHOUT ROWID;
 
@@ -70,12 +77,75 @@ BEGIN
 END;
 
 -- A compaction that drops the oldest messages (details.hide_through_seq) hides
--- them from the prompt; the rows and their events stay.
+-- them from the prompt; the rows and their events stay. details.hide_from_seq,
+-- the first visible message then, bounds the range the update walks (without
+-- it, every earlier row of a long session is visited again).
 CREATE TRIGGER proj_messages_hide AFTER INSERT ON events
 WHEN NEW.type = 'compaction.completed'
      AND json_extract(NEW.data, '$.details.hide_through_seq') IS NOT NULL
 BEGIN
     UPDATE messages SET visible = 0
     WHERE session_id = NEW.session_id AND visible = 1
-      AND session_seq <= json_extract(NEW.data, '$.details.hide_through_seq');
+      AND session_seq BETWEEN coalesce(json_extract(NEW.data, '$.details.hide_from_seq'), 0)
+                          AND json_extract(NEW.data, '$.details.hide_through_seq');
+END;
+
+-- The tier triggers below act on the range details.from_seq..through_seq and
+-- never test `visible`: two triggers on one insert run in no promised order,
+-- so none may depend on what another (proj_messages_hide) did.
+
+-- T1: old reasoning leaves the visible conversation (the row keeps it).
+CREATE TRIGGER proj_messages_drop_reasoning AFTER INSERT ON events
+WHEN NEW.type = 'compaction.completed'
+     AND json_extract(NEW.data, '$.details.drop_reasoning_through_seq') IS NOT NULL
+BEGIN
+    UPDATE messages SET reasoning_dropped = 1
+    WHERE session_id = NEW.session_id AND reasoning IS NOT NULL
+      AND session_seq BETWEEN coalesce(json_extract(NEW.data, '$.details.from_seq'), 0)
+                          AND json_extract(NEW.data, '$.details.drop_reasoning_through_seq');
+END;
+
+-- T2: old tool results moved into artifacts; each becomes the stub naming its
+-- artifact (details.moved = [{seq, artifact_id, stub}]).
+CREATE TRIGGER proj_messages_move_results AFTER INSERT ON events
+WHEN NEW.type = 'compaction.completed'
+     AND json_array_length(NEW.data, '$.details.moved') > 0
+BEGIN
+    UPDATE messages SET
+        compacted = (SELECT json_extract(moved.value, '$.stub')
+                     FROM json_each(NEW.data, '$.details.moved') AS moved
+                     WHERE json_extract(moved.value, '$.seq') = messages.session_seq),
+        compacted_by = json_extract(NEW.data, '$.tier')
+    WHERE session_id = NEW.session_id AND role = 'tool' AND compacted IS NULL
+      AND session_seq IN (SELECT json_extract(moved.value, '$.seq')
+                          FROM json_each(NEW.data, '$.details.moved') AS moved);
+END;
+
+-- T3 (and T6 as a last resort): the remaining old tool result bodies become a
+-- marker; the rows stay, so every tool call keeps its one result.
+CREATE TRIGGER proj_messages_drop_results AFTER INSERT ON events
+WHEN NEW.type = 'compaction.completed'
+     AND json_extract(NEW.data, '$.details.drop_results_through_seq') IS NOT NULL
+BEGIN
+    UPDATE messages SET compacted = '[tool result dropped during compaction]',
+                        compacted_by = json_extract(NEW.data, '$.tier')
+    WHERE session_id = NEW.session_id AND role = 'tool'
+      AND compacted IS NULL AND length(content) > 40
+      AND session_seq BETWEEN coalesce(json_extract(NEW.data, '$.details.from_seq'), 0)
+                          AND json_extract(NEW.data, '$.details.drop_results_through_seq');
+END;
+
+-- T4/T5: a window's summary takes the place of the window's first message and
+-- the window's other messages are hidden, so the summary sits in order.
+CREATE TRIGGER proj_messages_summary AFTER INSERT ON events
+WHEN NEW.type = 'compaction.summary'
+BEGIN
+    UPDATE messages SET
+        compacted = coalesce(json_extract(NEW.data, '$.text'), json_extract(NEW.data, '$.summary')),
+        compacted_by = 'summary'
+    WHERE session_id = NEW.session_id AND session_seq = json_extract(NEW.data, '$.from_seq');
+    UPDATE messages SET visible = 0
+    WHERE session_id = NEW.session_id AND visible = 1
+      AND session_seq > json_extract(NEW.data, '$.from_seq')
+      AND session_seq <= json_extract(NEW.data, '$.to_seq');
 END;

@@ -19,7 +19,9 @@ CREATE TABLE sessions (
     steps INTEGER NOT NULL DEFAULT 0,
     prompt_tokens INTEGER NOT NULL DEFAULT 0,
     completion_tokens INTEGER NOT NULL DEFAULT 0,
-    last_prompt_tokens INTEGER
+    last_prompt_tokens INTEGER,
+    last_model_seq INTEGER,               -- the model.completed that reported last_prompt_tokens
+    compacted_seq INTEGER                 -- the last compaction that changed the visible messages
 );
 
 CREATE INDEX sessions_updated ON sessions (updated_at);
@@ -77,8 +79,17 @@ BEGIN
         prompt_tokens = prompt_tokens + coalesce(json_extract(NEW.data, '$.usage.prompt_tokens'), 0),
         completion_tokens = completion_tokens
             + coalesce(json_extract(NEW.data, '$.usage.completion_tokens'), 0),
-        last_prompt_tokens = json_extract(NEW.data, '$.usage.prompt_tokens')
+        last_prompt_tokens = json_extract(NEW.data, '$.usage.prompt_tokens'),
+        last_model_seq = NEW.session_seq
     WHERE id = NEW.session_id;
+END;
+
+-- After a compaction the last call's prompt tokens no longer measure the
+-- visible conversation: the loop then estimates them until the next call.
+CREATE TRIGGER proj_sessions_compacted AFTER INSERT ON events
+WHEN NEW.type IN ('compaction.completed', 'compaction.summary')
+BEGIN
+    UPDATE sessions SET compacted_seq = NEW.session_seq WHERE id = NEW.session_id;
 END;
 
 CREATE TRIGGER proj_sessions_finished AFTER INSERT ON events

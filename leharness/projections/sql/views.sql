@@ -2,8 +2,18 @@
 -- SQLite tool: transcript, session_timeline, tool_failures, task_durations,
 -- token_usage. Each reads projection tables only, so its first page and its
 -- row count stay fast on a million events.
+-- transcript: the visible conversation as the model sees it, compaction applied
+-- (a summary stands in for its window's first message).
 CREATE VIEW transcript AS
-SELECT session_id, session_seq, ts, role, kind, content, reasoning, tool_calls, tool_call_id, name
+SELECT session_id, session_seq, ts,
+       CASE WHEN compacted_by = 'summary' THEN 'user' ELSE role END AS role,
+       CASE WHEN compacted_by = 'summary' THEN 'summary' ELSE kind END AS kind,
+       coalesce(compacted, content) AS content,
+       CASE WHEN reasoning_dropped OR compacted_by = 'summary' THEN NULL ELSE reasoning END
+           AS reasoning,
+       CASE WHEN compacted_by = 'summary' THEN NULL ELSE tool_calls END AS tool_calls,
+       CASE WHEN compacted_by = 'summary' THEN NULL ELSE tool_call_id END AS tool_call_id,
+       name, compacted_by
 FROM messages
 WHERE visible = 1;
 

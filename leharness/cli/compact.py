@@ -1,0 +1,78 @@
+"""`lh compact SESSION` and the REPL's `/compact`: run compaction tier T4 now."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import click
+
+from .errors import user_errors
+
+
+def context_window_option(command: Any) -> Any:
+    return click.option(
+        "--context-window",
+        type=click.IntRange(min=1_000),
+        metavar="TOKENS",
+        envvar="LEHARNESS_CONTEXT_WINDOW",
+        help="The model's context window (default: known models, else 32,000)  "
+        "[env LEHARNESS_CONTEXT_WINDOW]",
+    )(command)
+
+
+@click.command("compact")
+@click.argument("session_ref", metavar="SESSION")
+@click.option("--provider", help="openai or ollama  [env LEHARNESS_PROVIDER]")
+@click.option("--model", help="Model name  [env LEHARNESS_MODEL]")
+@click.option("--base-url", help="OpenAI-compatible server URL  [env OPENAI_BASE_URL]")
+@context_window_option
+@user_errors
+def compact_command(
+    session_ref: str,
+    provider: str | None,
+    model: str | None,
+    base_url: str | None,
+    context_window: int | None,
+) -> None:
+    """Summarise the oldest turns of SESSION now (compaction tier T4)."""
+    from leharness.loop import compaction
+
+    from .session import open_session
+
+    active = open_session(
+        session_ref,
+        False,
+        provider=provider,
+        model=model,
+        base_url=base_url,
+        max_steps=1,
+        context_window=context_window,
+    )
+    result = asyncio.run(compaction.compact_now(active.loop))
+    click.echo(describe(result))
+    if result.error is not None:
+        raise click.exceptions.Exit(1)
+
+
+def describe(result: Any) -> str:
+    """One line saying what a manual compaction did."""
+    if result.error is not None:
+        return f"compaction failed, nothing changed: {result.error}"
+    if result.summary is None:
+        return "nothing to compact: the conversation is no longer than its two latest turns"
+    head = (result.summary.text or "").splitlines()[0].strip("[]")
+    return f"summarised events {result.summary.from_seq}–{result.summary.to_seq}: {head}"
+
+
+async def compact_in_repl(active: Any, console: Any) -> None:
+    """`/compact`: the same as `lh compact` on the REPL's session. The REPL runs it as it
+    runs an answer, so Ctrl-C or Esc stops it (recorded as a failed summary)."""
+    from leharness.loop import compaction
+
+    try:
+        result = await compaction.compact_now(active.loop)
+    except asyncio.CancelledError:
+        console.print("(compaction cancelled)", style="yellow")
+        return
+    console.print(describe(result), style="red" if result.error else "dim")

@@ -1,0 +1,46 @@
+"""`lh doctor [--repair]`: check sessions.db and say what was found."""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+import click
+
+from .errors import UserError, user_errors
+
+
+@click.command("doctor")
+@click.option("--repair", is_flag=True, help="Rebuild projections that differ from the events.")
+@user_errors
+def doctor_command(repair: bool) -> None:
+    """Check sessions.db: integrity, projections against a rebuild, orphaned tasks and
+    artifact files. Exit 0 healthy, 1 problems found. It never edits the file unless
+    --repair is given, and then only rebuilds projections from the events."""
+    from leharness import store
+    from leharness.tools import doctor
+
+    path = store.db_path()
+    store.check_is_sqlite(path)
+    if not path.exists():
+        raise UserError(f"no database at {path}: nothing to check (is LEHARNESS_HOME right?)")
+    with closing(store.connect_readonly(path)) as conn:
+        report = doctor.examine(conn)
+    click.echo(str(path))
+    _print(report)
+    if repair and report.drift:
+        with closing(store.open_store(path)) as conn:
+            replayed = doctor.repair_projections(conn)
+        click.echo(f"repaired: rebuilt every projection from {replayed:,} events")
+        with closing(store.connect_readonly(path)) as conn:
+            report = doctor.examine(conn)
+        _print(report)
+    raise click.exceptions.Exit(0 if report.healthy else 1)
+
+
+def _print(report) -> None:
+    for fact in report.facts:
+        click.echo(f"✓ {fact}")
+    for problem in report.problems:
+        click.echo(f"✗ {problem}")
+    found = len(report.problems)
+    click.echo("healthy" if not found else f"{found} problem{'s' if found > 1 else ''} found")

@@ -1,0 +1,145 @@
+"""Compaction through the real `lh` entry point: a long session over the scripted
+server, `lh compact`, `--context-window` and the REPL's `/compact`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from leharness.testing import Call, ScriptedServer, Text, ToolCalls
+
+from .e2e_helpers import lh_env, query, run_lh
+
+WINDOW = 10_000  # budget 8,500 tokens
+
+
+@pytest.fixture
+def server():
+    with ScriptedServer() as scripted:
+        yield scripted
+    assert not scripted.exhausted, "the scripted server ran out of steps"
+
+
+def summariser_calls(server: ScriptedServer) -> list:
+    return [r for r in server.requests if "tools" not in r.body]
+
+
+def session_id(home: Path) -> str:
+    return query(home, "SELECT id FROM sessions")[0][0]
+
+
+def test_a_24_kb_output_five_turns_and_pressure_0_9_give_one_summary(server, isolated_home):
+    env = lh_env(isolated_home, server.base_url, LEHARNESS_CONTEXT_WINDOW=str(WINDOW))
+    command = "head -c 24576 /dev/zero | tr '\\0' x"
+    server.push(ToolCalls(Call("bash", {"command": command})), Text("made it", prompt_tokens=10))
+    assert run_lh("make a big output", env=env).returncode == 0
+    (bash_artifact,) = query(
+        isolated_home, "SELECT data FROM events WHERE type = 'artifact.created'"
+    )
+    bash_artifact = json.loads(bash_artifact[0])
+    assert bash_artifact["bytes"] > 24_000
+    for turn, tokens in ((2, 10), (3, 10), (4, round(0.9 * 8_500))):
+        server.push(Text(f"answer {turn}", prompt_tokens=tokens))
+        assert run_lh("-c", f"turn {turn}", env=env).returncode == 0
+    assert not summariser_calls(server)
+    server.push(Text("SUMMARY: a 24 KB file of x was produced"), Text("answer 5"))
+    done = run_lh("-c", "turn 5", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "· context compacted (T4)" in done.stderr and done.stdout.strip() == "answer 5"
+    assert len(summariser_calls(server)) == 1
+    summary = json.loads(
+        query(isolated_home, "SELECT data FROM events WHERE type = 'compaction.summary'")[0][0]
+    )
+    (path,) = query(
+        isolated_home, "SELECT path FROM artifacts WHERE artifact_id = ?", summary["artifact_id"]
+    )[0]
+    assert path != bash_artifact["path"] and summary["artifact_id"] != bash_artifact["artifact_id"]
+    assert "make a big output" in Path(path).read_text()
+    original = Path(bash_artifact["path"]).read_bytes()
+    assert hashlib.sha256(original).hexdigest() == bash_artifact["sha256"]
+    assert original.startswith(b"xxxx") and len(original) == bash_artifact["bytes"]
+    last = server.requests[-1].messages
+    assert "SUMMARY: a 24 KB file" in last[1]["content"] and path in last[1]["content"]
+    assert last[-1] == {"role": "user", "content": "turn 5"}
+    tiers = query(
+        isolated_home, "SELECT json_extract(data, '$.tier') FROM events "
+        "WHERE type = 'compaction.started' ORDER BY seq"
+    )  # fmt: skip
+    assert [t for (t,) in tiers] == ["T3", "T4"]  # no reasoning; the stub is under 1 KiB
+
+
+def test_lh_compact_summarises_now_and_says_so(server, isolated_home):
+    env = lh_env(isolated_home, server.base_url)
+    for turn in range(3):
+        server.push(Text(f"answer {turn}"))
+        assert (
+            run_lh("-c" if turn else "first", *(["turn"] if turn else []), env=env).returncode == 0
+        )
+    sid = session_id(isolated_home)
+    server.push(Text("SUMMARY of the first turns"))
+    done = run_lh("compact", sid[:8], env=env)
+    assert done.returncode == 0, done.stderr
+    assert "summarised events 2–" in done.stdout
+    assert len(summariser_calls(server)) == 1
+    types = [t for (t,) in query(isolated_home, "SELECT type FROM events ORDER BY seq")]
+    assert types[-4:] == [
+        "compaction.started",
+        "artifact.created",
+        "compaction.summary",
+        "compaction.completed",
+    ]
+    server.push(Text("next"))
+    assert run_lh("-c", "and now?", env=env).returncode == 0
+    assert "SUMMARY of the first turns" in server.requests[-1].messages[1]["content"]
+
+
+def test_lh_compact_on_a_short_session_does_nothing(server, isolated_home):
+    env = lh_env(isolated_home, server.base_url)
+    server.push(Text("hi"))
+    assert run_lh("hello", env=env).returncode == 0
+    done = run_lh("compact", session_id(isolated_home), env=env)
+    assert done.returncode == 0 and "nothing to compact" in done.stdout
+    assert len(server.requests) == 1
+
+
+def test_a_failing_manual_compaction_exits_1_and_changes_nothing(server, isolated_home):
+    from leharness.testing import HttpError
+
+    env = lh_env(isolated_home, server.base_url)
+    for text in ("one", "two", "three"):
+        server.push(Text(f"re {text}"))
+        assert run_lh("-c" if text != "one" else text, *([text] if text != "one" else []),
+                      env=env).returncode == 0  # fmt: skip
+    server.push(HttpError(400, "no summaries"))
+    done = run_lh("compact", session_id(isolated_home), env=env)
+    assert done.returncode == 1 and "no summaries" in done.stdout
+    assert query(isolated_home, "SELECT count(*) FROM messages WHERE visible = 0") == [(0,)]
+    assert query(
+        isolated_home, "SELECT count(*) FROM events WHERE type = 'compaction.summary.failed'"
+    ) == [(1,)]
+
+
+def test_bad_input_is_a_clear_error(server, isolated_home):
+    env = lh_env(isolated_home, server.base_url)
+    done = run_lh("--context-window", "12", "hi", env=env)
+    assert done.returncode == 2 and "--context-window" in done.stderr
+    done = run_lh("compact", "nope", env=env)
+    assert done.returncode == 2 and "no session 'nope'" in done.stderr
+
+
+def test_slash_compact_in_the_interactive_session(monkeypatch):
+    from leharness import projections
+
+    from .test_repl import drive
+
+    with ScriptedServer(
+        [Text("one"), Text("two"), Text("three"), Text("SUMMARY from the repl")]
+    ) as server:
+        repl, screen = drive(["first", "second", "third", "/help", "/compact", "/exit"],
+                             server, monkeypatch)  # fmt: skip
+    assert "/compact" in screen and "summarised events 2–" in screen
+    visible = projections.visible_messages(repl.active.loop.conn, repl.active.session_id)
+    assert visible[0].kind == "summary" and "SUMMARY from the repl" in visible[0].content

@@ -1,0 +1,72 @@
+"""Crash-proof resume: SIGKILL the real `lh` at each crash point, resume, check the history."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from leharness.testing import ScriptedServer, Text, crash
+
+from .e2e_helpers import lh_env, run_lh
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        pytest.param(
+            point,
+            id=point.name.replace(" ", "-"),
+            marks=pytest.mark.skipif(
+                not point.available,
+                reason=f"{point.requires} is not in this build yet (compaction lands on "
+                "another branch); the point runs as soon as it is",
+            ),
+        )
+        for point in crash.POINTS
+    ],
+)
+def test_a_session_killed_at_this_point_resumes_cleanly(point, tmp_path):
+    outcome = crash.run_point(point, tmp_path)
+    assert outcome.problems == []
+
+
+def test_the_checks_catch_a_tool_call_without_exactly_one_result():
+    call = {"id": "c1", "type": "function", "function": {"name": "bash", "arguments": "{}"}}
+    unanswered = {"messages": [{"role": "assistant", "tool_calls": [call]}]}
+    twice = {
+        "messages": [
+            {"role": "assistant", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "a"},
+            {"role": "tool", "tool_call_id": "c1", "content": "b"},
+            {"role": "tool", "tool_call_id": "c9", "content": "stray"},
+        ]
+    }
+    problems = crash.check_pairing([unanswered, twice])
+    assert problems == [
+        "request 1 after resume: call c1 has 0 results",
+        "request 2 after resume: call c1 has 2 results",
+        "request 2 after resume: result for unknown call c9",
+    ]
+
+
+def test_the_checks_catch_an_event_the_killed_run_printed_but_the_log_lacks(tmp_path):
+    with ScriptedServer([Text("hello")]) as server:
+        env = lh_env(tmp_path / "home", server.base_url)
+        done = run_lh("--json", "hi", env=env)
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    session_id = events[0]["session_id"]
+    ghost = {**events[1], "id": "01GHOST"}
+    path = tmp_path / "home" / "sessions.db"
+    point = crash.POINTS[0]
+    assert crash.check_history(path, session_id, events, [], point) == []
+    problems = crash.check_history(path, session_id, [events[0], ghost], [], point)
+    assert "events printed by the killed run are not the stored log's start" in problems
+
+
+def test_a_malformed_kill_spec_is_a_clear_error(isolated_home):
+    with ScriptedServer([]) as server:
+        env = lh_env(isolated_home, server.base_url, LEHARNESS_TEST_KILL_AT="tool.started:x")
+        done = run_lh("hi", env=env)
+    assert done.returncode == 2
+    assert "LEHARNESS_TEST_KILL_AT must look like" in done.stderr

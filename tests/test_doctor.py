@@ -1,0 +1,172 @@
+"""`lh doctor`: integrity, projections against a rebuild, orphaned tasks, artifacts;
+and a corrupt or non-SQLite sessions.db gives one clear line and stays untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from leharness import store
+from leharness.cli import cli
+from leharness.store import events as ev
+
+from .e2e_helpers import lh_env, run_lh
+from .util import tool_round
+
+
+def doctor(*args: str):
+    return CliRunner().invoke(cli, ["doctor", *args])
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_healthy_database_exits_0(db):
+    session_id = store.create_session(db)
+    tool_round(db, session_id)
+    result = doctor()
+    assert result.exit_code == 0, result.output
+    assert "✓ integrity_check: ok" in result.output
+    assert "✓ projections match a rebuild from the events" in result.output
+    assert "9 events in 1 sessions" in result.output
+    assert result.output.rstrip().endswith("healthy")
+
+
+def test_a_projection_edited_behind_the_triggers_is_found_and_repaired(db, isolated_home):
+    session_id = store.create_session(db)
+    tool_round(db, session_id)
+    with sqlite3.connect(isolated_home / "sessions.db") as raw:
+        raw.execute("UPDATE sessions SET title = 'tampered'")
+        raw.execute("DELETE FROM messages WHERE role = 'tool'")
+    before = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    result = doctor()
+    assert result.exit_code == 1
+    assert "✗ projection messages differs from a rebuild of the events: 0 stale, 1 missing" in (
+        result.output
+    )
+    assert "✗ projection sessions differs" in result.output
+    assert db.execute("SELECT title FROM sessions").fetchone()[0] == "tampered"  # only reported
+    repaired = doctor("--repair")
+    assert repaired.exit_code == 0, repaired.output
+    assert "repaired: rebuilt every projection from 9 events" in repaired.output
+    assert db.execute("SELECT title FROM sessions").fetchone()[0] == "hi"
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == before
+
+
+def test_orphaned_tasks_and_bad_artifacts_are_reported(db, isolated_home, tmp_path):
+    session_id = store.create_session(db)
+    pid = dead_pid()
+    store.append(
+        db,
+        session_id,
+        ev.TaskStarted(task_id="task_orphan", kind="bash", command="sleep 60", harness_pid=pid),
+    )
+    good, changed = tmp_path / "good.txt", tmp_path / "changed.txt"
+    good.write_bytes(b"kept")
+    changed.write_bytes(b"original")
+    for artifact_id, path in (("a_good", good), ("a_changed", changed), ("a_gone", "/nope/x")):
+        data = Path(path).read_bytes() if Path(path).exists() else b""
+        store.append(
+            db,
+            session_id,
+            ev.ArtifactCreated(
+                artifact_id=artifact_id,
+                kind="tool_output",
+                path=str(path),
+                bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            ),
+        )
+    changed.write_bytes(b"edited!!")
+    result = doctor()
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("✗")]
+    assert lines == [
+        f"✗ task task_orphan of session {session_id} is still marked running but lh pid {pid} "
+        f"is gone: `lh --session {session_id}` records it as cancelled",
+        f"✗ artifact a_changed of session {session_id}: sha256 differs from the recorded one "
+        f"({changed})",
+        f"✗ artifact a_gone of session {session_id}: file missing (/nope/x)",
+    ]
+    assert result.output.rstrip().endswith("3 problems found")
+
+
+def test_a_damaged_database_is_reported_not_a_traceback(isolated_home):
+    path = isolated_home / "sessions.db"
+    conn = store.open_store(path)
+    for _ in range(40):
+        tool_round(conn, store.create_session(conn), "x" * 2000)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 4096 // 2
+    data[middle * 4096 : (middle + 6) * 4096] = b"\xde\xad" * (6 * 2048)
+    path.write_bytes(bytes(data))
+    result = doctor()
+    assert result.exit_code == 1
+    assert "✗" in result.output and "Traceback" not in result.output
+
+
+def test_a_non_sqlite_file_is_named_and_left_untouched(isolated_home, tmp_path):
+    isolated_home.mkdir()
+    path = isolated_home / "sessions.db"
+    garbage = b"this is not a database\n" * 200
+    path.write_bytes(garbage)
+    env = lh_env(isolated_home, "http://127.0.0.1:9/v1")
+    for args in (("hello",), ("doctor",), ("sessions",), ("doctor", "--repair"), ("-c", "hi")):
+        done = run_lh(*args, env=env, cwd=tmp_path)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.strip().splitlines() == [
+            f"Error: {path} is not a SQLite database (its first bytes are b'this is '); "
+            "leharness leaves it untouched: move it away or set LEHARNESS_HOME"
+        ]
+    assert path.read_bytes() == garbage
+    assert sorted(p.name for p in isolated_home.iterdir()) == ["sessions.db"]
+
+
+def test_doctor_without_a_database_says_so(isolated_home):
+    result = doctor()
+    assert result.exit_code == 2
+    assert f"no database at {isolated_home / 'sessions.db'}" in result.output
+    assert not isolated_home.exists()
+
+
+def test_another_programs_sqlite_file_is_refused_and_left_as_it_was(isolated_home, tmp_path):
+    isolated_home.mkdir()
+    path = isolated_home / "sessions.db"
+    with closing(sqlite3.connect(path)) as other:
+        other.execute("CREATE TABLE recipes (name TEXT)")
+        other.execute("INSERT INTO recipes VALUES ('soup')")
+        other.commit()
+    before = path.read_bytes()
+    done = run_lh("sessions", env=lh_env(isolated_home, "http://127.0.0.1:9/v1"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"Error: {path} is a SQLite database but not a leharness one (it has tables recipes); "
+        "leharness leaves it untouched: set LEHARNESS_HOME elsewhere"
+    )
+    assert path.read_bytes() == before
+
+
+def test_doctor_on_an_empty_file_and_on_another_programs_database(isolated_home):
+    isolated_home.mkdir()
+    path = isolated_home / "sessions.db"
+    path.write_bytes(b"")
+    result = doctor()
+    assert result.exit_code == 0, result.output
+    assert "✓ no leharness schema yet: an empty database" in result.output
+    path.unlink()
+    with closing(sqlite3.connect(path)) as other:
+        other.execute("CREATE TABLE recipes (name TEXT)")
+    result = doctor()
+    assert result.exit_code == 2
+    assert "is a SQLite database but not a leharness one (it has tables recipes)" in result.output
