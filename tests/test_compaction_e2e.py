@@ -141,5 +141,6 @@ def test_slash_compact_in_the_interactive_session(monkeypatch):
         repl, screen = drive(["first", "second", "third", "/help", "/compact", "/exit"],
                              server, monkeypatch)  # fmt: skip
     assert "/compact" in screen and "summarised events 2–" in screen
+    assert "· context compacted (T4)" in screen  # the REPL renders the compaction event
     visible = projections.visible_messages(repl.active.loop.conn, repl.active.session_id)
     assert visible[0].kind == "summary" and "SUMMARY from the repl" in visible[0].content

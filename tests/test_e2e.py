@@ -206,6 +206,7 @@ def test_demo_runs_offline_and_says_how_to_inspect(isolated_home):
     assert (isolated_home / "demo" / "hello.py").exists()
     assert "Hello from leharness" in done.stdout or "Hello from leharness" in done.stderr
     assert "lh show" in done.stderr and "datasette" in done.stderr
+    assert "lh inspect" in done.stderr
     types = event_types(isolated_home)
     assert types[-1] == "agent.finished" and types.count("tool.completed") == 3
     shown = run_lh("show", query(isolated_home, "SELECT id FROM sessions")[0][0], env=env)

@@ -175,6 +175,41 @@ def test_lh_inspect_session_prints_and_serves_that_sessions_page(scripted):  # n
         process.wait(timeout=10)
 
 
+def test_lh_inspect_listens_on_loopback_unless_host_is_given_and_then_warns(scripted):  # noqa: F811
+    parent, _ = scripted
+    process = subprocess.Popen(
+        [LH, "inspect", "--no-open", "--port", "0", "--host", "0.0.0.0", parent],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        warning = process.stderr.readline()
+        assert warning.startswith("warning: serving on 0.0.0.0: anyone who can reach it")
+        url = process.stdout.readline().split(" at ")[1].split()[0]
+        assert fetch(url)[0] == 200  # still served (here reached over loopback)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    quiet = subprocess.Popen(
+        [LH, "inspect", "--no-open", "--port", "0", parent],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        url = quiet.stdout.readline().split(" at ")[1].split()[0]
+        assert url.startswith("http://127.0.0.1:")
+        with socket.create_connection(("127.0.0.1", int(url.split(":")[2].split("/")[0]))):
+            pass
+    finally:
+        quiet.terminate()
+        _out, err = quiet.communicate(timeout=10)
+    assert "warning" not in err
+
+
 def test_lh_inspect_of_an_unknown_session_is_a_one_line_error(isolated_home):
     result = subprocess.run(
         [LH, "inspect", "--no-open", "--port", "0", "NOPE"],

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from leharness.cli.rich_channel import RichChannel, complete_blocks, write_diff
-from leharness.cli.status import context_window, status_line
+from leharness.cli.status import status_line
 from leharness.projections import SessionRow, TaskRow
 
 NOW = datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC)
@@ -55,7 +55,7 @@ def test_status_line_while_a_tool_runs_with_a_background_task_and_a_queued_line(
     assert parts[0].endswith("bash: make · 4.2s")  # spinner frame, what runs, elapsed
     assert parts[1:] == [
         "gpt-4o-mini",
-        "8,000 / 32,000 tokens (25%)",
+        "8,000 / 128,000 tokens (6%)",  # the window compaction knows for gpt-4o
         "2 tasks running (npm test · 30.0s)",
         "2 queued",
     ]
@@ -63,8 +63,9 @@ def test_status_line_while_a_tool_runs_with_a_background_task_and_a_queued_line(
 
 def test_status_line_when_idle():
     line = status_line("m", session(None), [], None, 0, now_monotonic=0.0, now=NOW)
-    assert line == "m │ 0 / 32,000 tokens (0%) │ no tasks running"
-    assert context_window("anything") == 32_000
+    assert line == "m │ 0 / 32,000 tokens (0%) │ no tasks running"  # an unknown model
+    line = status_line("m", session(4_000), [], None, 0, 0.0, NOW, window_override=10_000)
+    assert "4,000 / 10,000 tokens (40%)" in line  # --context-window wins
 
 
 def test_markdown_is_rendered_in_whole_blocks_never_inside_a_code_fence():

@@ -57,6 +57,7 @@ def demo_command(as_json: bool) -> None:
         "Inspect it:\n"
         f"  lh show {session_id}\n"
         f"  lh sql \"select session_seq, type from events where session_id = '{session_id}'\"\n"
+        f"  lh inspect {session_id}   (Datasette: its page, timeline, every table)\n"
         f"  datasette {db}",
         err=True,
     )

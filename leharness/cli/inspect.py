@@ -1,9 +1,9 @@
 """`lh inspect`: serve sessions.db with Datasette on 127.0.0.1 and open it.
 
 The port is bound here before the server starts, so a busy port is a
-one-line error and the browser never races the server. Only loopback unless
-`--host` says otherwise, and then lh warns: the history holds prompts, file
-contents and command output, and Datasette asks for no password.
+one-line error and the browser never races the server. Every prompt and tool
+output is in that file, so another address is only served when `--host` asks
+for it, with a warning.
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ from .errors import UserError, user_errors
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to listen on. Anything but loopback shows your whole history, "
-    "unauthenticated, to whoever can reach it (lh warns).",
+    help="Address to listen on; anything but loopback exposes every session (warned).",
 )
 @click.option("--no-open", is_flag=True, help="Do not open a browser.")
 @user_errors
@@ -49,15 +48,15 @@ def inspect_command(session: str | None, port: int, host: str, no_open: bool) ->
     from .inspector.app import make_datasette
 
     datasette = make_datasette(store.db_path())
-    sock = bind(port, host)
     if not is_loopback(host):
         click.echo(
-            f"warning: lh inspect listens on {host}: anyone who can reach it reads every "
-            "session (prompts, file contents, command output) with no password",
+            f"warning: serving on {host}: anyone who can reach it reads every session's "
+            "prompts and tool outputs (there is no login)",
             err=True,
         )
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{sock.getsockname()[1]}/"
+    sock = bind(port, host)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{sock.getsockname()[1]}/"
     if session_id:
         url += f"{store.db_path().stem}/-/session/{session_id}"
     click.echo(f"Inspecting {store.db_path()} at {url}  (Ctrl-C to stop)")
@@ -71,25 +70,25 @@ def is_loopback(host: str) -> bool:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+    except ValueError:  # a host name: not known to stay on this machine
         return False
 
 
 def bind(port: int, host: str = "127.0.0.1") -> socket.socket:
-    """A listening socket on `host`; connections queue until the server runs."""
-    try:
-        family, *_rest, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except OSError as error:
-        raise UserError(f"cannot listen on {host}: {error.strerror or error}") from None
+    """A listening socket on host:port; connections queue until the server runs."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(address)
+        sock.bind((host, port))
     except OSError as error:
         sock.close()
         if error.errno == errno.EADDRINUSE:
             raise UserError(f"port {port} is in use: pick another with --port") from None
         raise UserError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    except socket.gaierror as error:
+        sock.close()
+        raise UserError(f"cannot listen on {host}: {error.strerror}") from None
     sock.listen(128)
     return sock
 

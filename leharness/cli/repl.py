@@ -136,6 +136,7 @@ class Repl:
             activity if self.busy else None,
             len(self.queued),
             time.monotonic(),
+            window_override=loop.context_window,
         )
 
     def prompt_options(self) -> dict[str, Any]:

@@ -145,6 +145,11 @@ class RichChannel:
             self.console.print(f"» {data.text}", style="bold", markup=False)
         elif kind == "model.failed":
             self.console.print(f"✗ {data.error}", style="red", markup=False)
+        elif kind == "compaction.completed":
+            self.console.print(f"· context compacted ({data.tier})", style="dim", markup=False)
+        elif kind == "compaction.summary.failed":
+            note = f"! compaction summary failed, going on without it: {data.error}"
+            self.console.print(note, style="yellow", markup=False)
         elif kind == "agent.finished":
             self._activity = None
             if data.reason == "cancelled":

@@ -8,16 +8,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from leharness.loop.compaction import context_window
 from leharness.projections import SessionRow, TaskRow
 
-DEFAULT_CONTEXT_WINDOW = 32_000
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-
-
-def context_window(model: str) -> int:
-    """The model's context window in tokens: 32,000 for every model for now.
-    The compaction part's table of known models (and --context-window) plugs in here."""
-    return DEFAULT_CONTEXT_WINDOW
 
 
 def elapsed(seconds: float) -> str:
@@ -41,9 +35,10 @@ def since(ts: str, now: datetime) -> float:
     return max(0.0, (now - parse_ts(ts)).total_seconds())
 
 
-def context_used(model: str, row: SessionRow | None) -> str:
-    """`1,234 / 32,000 tokens (4%)`: the last model call's prompt tokens against the window."""
-    window = context_window(model)
+def context_used(model: str, row: SessionRow | None, window_override: int | None = None) -> str:
+    """`1,234 / 32,000 tokens (4%)`: the last model call's prompt tokens against the window
+    compaction uses (--context-window, else the model's known window, else 32,000)."""
+    window = context_window(model, window_override)
     used = (row.last_prompt_tokens or 0) if row else 0
     return f"{used:,} / {window:,} tokens ({used * 100 // window}%)"
 
@@ -62,6 +57,7 @@ def status_line(
     queued: int,
     now_monotonic: float,
     now: datetime | None = None,
+    window_override: int | None = None,
 ) -> str:
     """One line: spinner and what runs (with elapsed time), model, context, tasks, queue."""
     now = now or datetime.now(UTC)
@@ -70,7 +66,7 @@ def status_line(
     if activity is not None:
         label, started = activity
         parts.append(f"{frame} {label} · {elapsed(now_monotonic - started)}")
-    parts += [model, context_used(model, row)]
+    parts += [model, context_used(model, row, window_override)]
     if tasks:
         oldest = tasks[0]
         count = f"{len(tasks)} task{'s' if len(tasks) != 1 else ''} running"

@@ -19,17 +19,13 @@ _MESSAGE_COLUMNS = (
     "session_seq, role, kind, content, reasoning, tool_calls, tool_call_id, name, ts, visible, "
     "compacted_by"
 )
-# What the model sees: compaction's replacements over the original columns. A
-# summary stands in for its window's first message as a user message.
-_VISIBLE_COLUMNS = """session_seq,
-    CASE WHEN compacted_by = 'summary' THEN 'user' ELSE role END AS role,
-    CASE WHEN compacted_by = 'summary' THEN 'summary' ELSE kind END AS kind,
-    coalesce(compacted, content) AS content,
-    CASE WHEN reasoning_dropped OR compacted_by = 'summary' THEN NULL ELSE reasoning END
-        AS reasoning,
-    CASE WHEN compacted_by = 'summary' THEN NULL ELSE tool_calls END AS tool_calls,
-    CASE WHEN compacted_by = 'summary' THEN NULL ELSE tool_call_id END AS tool_call_id,
-    name, ts, visible, compacted_by"""
+# What the model sees is the `transcript` view (views.sql): compaction's
+# replacements over the original columns, in one place for the loop, Datasette
+# and any SQLite tool.
+_VISIBLE_COLUMNS = (
+    "session_seq, role, kind, content, reasoning, tool_calls, tool_call_id, name, ts, "
+    "1 AS visible, compacted_by"
+)
 
 
 def get_session(conn: sqlite3.Connection, session_id: str) -> SessionRow | None:
@@ -74,8 +70,7 @@ def resolve_session_id(conn: sqlite3.Connection, prefix: str) -> str:
 def visible_messages(conn: sqlite3.Connection, session_id: str) -> list[Message]:
     """The conversation the model sees, compaction applied."""
     rows = conn.execute(
-        f"SELECT {_VISIBLE_COLUMNS} FROM messages INDEXED BY messages_visible "
-        "WHERE session_id = ? AND visible = 1 ORDER BY session_seq",
+        f"SELECT {_VISIBLE_COLUMNS} FROM transcript WHERE session_id = ? ORDER BY session_seq",
         (session_id,),
     )
     return [Message(**dict(row)) for row in rows]

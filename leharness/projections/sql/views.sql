@@ -14,7 +14,7 @@ SELECT session_id, session_seq, ts,
        CASE WHEN compacted_by = 'summary' THEN NULL ELSE tool_calls END AS tool_calls,
        CASE WHEN compacted_by = 'summary' THEN NULL ELSE tool_call_id END AS tool_call_id,
        name, compacted_by
-FROM messages
+FROM messages INDEXED BY messages_visible  -- the loop reads each step through it (invariant 7)
 WHERE visible = 1;
 
 -- One row per step, model call, tool call, background task and subagent, with
