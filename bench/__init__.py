@@ -30,6 +30,7 @@ BENCHMARKS = (
     "history",
     "crash",
     "compaction",
+    "redaction",
 )
 
 

@@ -62,7 +62,8 @@ def test_typing_while_lh_answers_in_a_terminal(terminal: Terminal, isolated_home
         Text("**all done**"),
     ]
     with ScriptedServer(steps) as server:
-        env = lh_env(isolated_home, server.base_url, TERM="screen")  # what tmux emulates
+        # what tmux emulates; auto: this test is about steering, not approvals
+        env = lh_env(isolated_home, server.base_url, TERM="screen", LEHARNESS_APPROVAL="auto")
         command = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         terminal.tmux(
             "new-session", "-d", "-s", "lh", "-x", "100", "-y", "40",
@@ -84,3 +85,41 @@ def test_typing_while_lh_answers_in_a_terminal(terminal: Terminal, isolated_home
     )
     assert rows == [("do the thing", "message"), ("and mind the tests", "steering")]
     assert server.requests[1].messages[-1] == {"role": "user", "content": "and mind the tests"}
+
+
+def test_the_interactive_default_asks_before_bash_in_a_terminal(
+    terminal: Terminal, isolated_home: Path
+):
+    work = isolated_home.parent
+    steps = [
+        ToolCalls(Call("bash", {"command": "touch asked-first"})),
+        Text("made it"),
+        ToolCalls(Call("bash", {"command": "touch refused"})),
+        Text("fine, I did not"),
+    ]
+    with ScriptedServer(steps) as server:
+        env = lh_env(isolated_home, server.base_url, TERM="screen")
+        command = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        terminal.tmux(
+            "new-session", "-d", "-s", "lh", "-x", "100", "-y", "40", "-c", str(work),
+            f"env -i {command} {shlex.quote(LH)}; sleep 30",
+        )  # fmt: skip
+        terminal.wait_for("/help")
+        terminal.type("make a file", "Enter")
+        terminal.wait_for("? bash: touch asked-first")
+        terminal.wait_for("approve? y / n / a")  # the status line says what lh waits for
+        terminal.type("y", "Enter")
+        terminal.wait_for("made it")
+        terminal.type("another", "Enter")
+        terminal.wait_for("? bash: touch refused")
+        terminal.type("n", "Enter")
+        terminal.wait_for("fine, I did not")
+        terminal.type("C-d")
+        terminal.wait_for("resume: lh --session")
+    assert (work / "asked-first").exists() and not (work / "refused").exists()
+    rows = query(
+        isolated_home,
+        "SELECT json_extract(data, '$.decision') FROM events "
+        "WHERE type = 'approval.decided' ORDER BY seq",
+    )
+    assert rows == [("allow",), ("deny",)]

@@ -6,6 +6,8 @@ that need them so that `lh --help` stays fast.
 
 from __future__ import annotations
 
+import os
+
 import click
 from click_default_group import DefaultGroup
 
@@ -15,6 +17,7 @@ from .compact import compact_command
 from .config import config_command
 from .demo import demo_command
 from .doctor import doctor_command
+from .errors import UserError
 from .history import (
     export_command,
     fork_command,
@@ -52,6 +55,13 @@ def cli() -> None:
 
     Sessions live in .leharness/sessions.db (or $LEHARNESS_HOME/sessions.db).
     """
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise UserError(
+            "the current directory no longer exists (deleted or moved?): "
+            "cd to an existing folder and run lh again"
+        ) from None
 
 
 cli.add_command(run_command)

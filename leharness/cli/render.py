@@ -83,10 +83,16 @@ class TerminalChannel:
             self._note(f"· context compacted ({data.tier})")
         elif event.type == "compaction.summary.failed":
             self._note(f"! compaction summary failed, going on without it: {data.error}")
+        elif event.type == "agent.finished" and _empty_answer(data):
+            self._note("(the model returned an empty answer)")
 
     def _note(self, line: str) -> None:
         self.err.write(line + "\n")
         self.err.flush()
+
+
+def _empty_answer(data) -> bool:
+    return data.reason == "no_tool_calls" and not data.text.strip()
 
 
 class JsonChannel(NullChannel):

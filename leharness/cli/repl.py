@@ -28,6 +28,7 @@ from leharness import projections, store
 from leharness.loop import runner
 
 from . import locks, slash
+from .approve import LineApprover
 from .rich_channel import RichChannel
 from .session import ActiveSession, open_session
 from .status import status_line
@@ -125,6 +126,9 @@ class Repl:
         loop = self.active.loop
         conn, sid = loop.conn, self.active.session_id
         activity = self.channel.activity if isinstance(self.channel, RichChannel) else None
+        approver = self.options.get("approver")
+        if isinstance(approver, LineApprover) and approver.pending is not None:
+            activity = ("approve? y / n / a", approver.asked_at)
         return status_line(
             loop.model.model,
             projections.get_session(conn, sid),
@@ -146,6 +150,9 @@ class Repl:
 
     async def handle(self, line: str) -> bool:
         """One submitted line; False means leave."""
+        approver = self.options.get("approver")
+        if isinstance(approver, LineApprover) and approver.answer(line):
+            return True  # it answered an approval question (y / n / a)
         if line.startswith("/"):
             return await slash.dispatch(self, line)
         if self.busy:
@@ -215,6 +222,8 @@ def run_repl(session_ref: str | None, continue_: bool, **options: Any) -> None:
     from prompt_toolkit.patch_stdout import patch_stdout
 
     console = Console(highlight=False)
+    if options.get("approval") == "ask":  # /new reuses options: the same approver
+        options["approver"] = LineApprover(console)
     active = open_session(session_ref, continue_, channel=RichChannel(console), **options)
     history = store.home_dir() / "history"
     console.print(

@@ -37,6 +37,21 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
 )
 @click.option("--no-wait", is_flag=True, help="Exit without waiting for background tasks.")
 @context_window_option
+@click.option(
+    "--approval",
+    type=click.Choice(["ask", "auto", "read-only"]),
+    help="ask: bash and file changes wait for y/n/always (interactive default); auto: "
+    "everything runs (one-shot default); read-only: they are refused  "
+    "[env LEHARNESS_APPROVAL]",
+)
+@click.option(
+    "--allow-path",
+    "allow_paths",
+    multiple=True,
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Let the file tools use DIR too (default: only the working directory). Repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print every event as a JSON line.")
 @user_errors
 def run_command(
@@ -50,13 +65,14 @@ def run_command(
     task_wait: float,
     no_wait: bool,
     context_window: int | None,
+    approval: str | None,
+    allow_paths: tuple[Path, ...],
     as_json: bool,
 ) -> None:
     """Run PROMPT and exit, or start an interactive session when no PROMPT is given.
 
-    Provider, model, base URL, max steps and context window: flag > environment >
-    settings.toml > default
-    (lh config shows them)."""
+    Provider, model, base URL, max steps, context window and approval: flag > environment
+    > settings.toml > default (lh config shows them)."""
     from .settings import resolve_settings
 
     flags = dict(
@@ -65,6 +81,7 @@ def run_command(
         base_url=base_url,
         max_steps=max_steps,
         context_window=context_window,
+        approval=approval,
     )
     settings = resolve_settings(flags)
     options = {key: settings[key] for key in flags}
@@ -73,6 +90,10 @@ def run_command(
         text = sys.stdin.read().strip()
         if not text:
             raise UserError("no prompt given and standard input is empty")
+    from .approve import approval_mode
+
+    options["approval"] = approval_mode(options["approval"], interactive=not text)
+    options["allow_paths"] = allow_paths
     if not text:
         from .repl import run_repl
 
@@ -80,7 +101,8 @@ def run_command(
         return
     from .session import open_session
 
-    session = open_session(session_ref, continue_, as_json=as_json, **options)
+    approver = one_shot_approver(options["approval"], as_json)
+    session = open_session(session_ref, continue_, as_json=as_json, approver=approver, **options)
     result = session.run(text, task_wait_s=task_wait, wait=not no_wait)
     if not as_json:
         click.echo(
@@ -93,6 +115,23 @@ def run_command(
     if result.reason == "max_steps" and not as_json:
         click.echo(f"stopped after {options['max_steps']} steps (--max-steps)", err=True)
     raise click.exceptions.Exit(EXIT_CODES[result.reason])
+
+
+def one_shot_approver(mode: str, as_json: bool):
+    """In ask mode, ask on the terminal; with no terminal, warn that such calls are refused."""
+    if mode != "ask":
+        return None
+    if sys.stdin.isatty():
+        from .approve import terminal_approver
+
+        return terminal_approver(sys.stderr, sys.stdin.fileno())
+    if not as_json:
+        click.echo(
+            "lh: --approval ask but no terminal to answer on: bash, write_file and "
+            "edit_file calls will be refused",
+            err=True,
+        )
+    return None
 
 
 def _fix_hint(kind: str, message: str, provider: str) -> str:

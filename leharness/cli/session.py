@@ -12,6 +12,7 @@ from leharness.loop import runner
 from leharness.loop.model import ModelClient, OpenAICompatibleModel, RetryPolicy
 from leharness.loop.providers import ProviderConfigError, resolve_provider
 from leharness.tools import default_registry
+from leharness.tools.approval import Approval, Approver
 
 from . import faults, locks
 from .errors import UserError
@@ -79,6 +80,9 @@ def open_session(
     client: ModelClient | None = None,
     cwd: Path | None = None,
     mcp: bool = True,
+    allow_paths: tuple[Path, ...] = (),
+    approval: str = "auto",
+    approver: Approver | None = None,
 ) -> ActiveSession:
     client = client or model_client(provider, model, base_url)
     cwd = cwd or Path.cwd()
@@ -99,6 +103,8 @@ def open_session(
         home=store.home_dir(),
         max_depth=max_subagent_depth(),
         context_window=context_window,
+        allowed_paths=tuple(path.resolve() for path in allow_paths),
+        approval=Approval(approval, approver),  # type: ignore[arg-type] - a checked Mode
     )
     if mcp:  # the servers of $LEHARNESS_HOME/mcp.json, if there is one
         attach_mcp(loop_session)

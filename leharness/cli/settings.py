@@ -34,6 +34,7 @@ ENV_VARS = {
     "context_window": "LEHARNESS_CONTEXT_WINDOW",
 }  # base_url's variable depends on the provider: see base_url_env()
 DEFAULT_MAX_STEPS = 50
+APPROVAL_MODES = ("ask", "auto", "read-only")  # as tools/approval.py MODES (kept import-free)
 
 Source = Literal["flag", "env", "settings", "default"]
 
@@ -136,6 +137,8 @@ def _check(key: str, value: Any) -> str:
 
     if key == "provider" and str(value).lower() not in DEFAULT_MODELS:
         return f"must be one of {', '.join(DEFAULT_MODELS)}"
+    if key == "approval" and value not in APPROVAL_MODES:
+        return f"must be one of {', '.join(APPROVAL_MODES)}"
     if KEYS[key] is int:
         ok = type(value) is int and value >= 1  # type(): True is an int to Python
         return "" if ok else "must be a whole number of 1 or more"
@@ -143,6 +146,8 @@ def _check(key: str, value: Any) -> str:
 
 
 def _from_env(key: str, variable: str, text: str) -> Any:
+    if key == "approval" and text not in APPROVAL_MODES:
+        raise UserError(f"{variable} must be one of {', '.join(APPROVAL_MODES)}, not {text!r}")
     if KEYS[key] is not int:
         return text
     try:

@@ -28,6 +28,7 @@ from typing import Any
 from leharness import store
 from leharness.store import events as ev
 from leharness.tools import CORE_TOOLS
+from leharness.tools.approval import Approval, ApprovalRequest, Decision
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
 
 from . import runner
@@ -241,6 +242,7 @@ def replay(
             cwd=cwd,
             channel=served.channel(channel) if served else channel,
             home=home,
+            approval=recorded_approval(recording.events),
         )
         asyncio.run(_run(session, recording.invocations()))
         events = list(store.read_events(conn, session_id))
@@ -252,6 +254,24 @@ def replay(
     return Replay(
         recording, session_id, home, events, compare(recording.events, events, substitutions)
     )
+
+
+def recorded_approval(events: list[store.Event]) -> Approval:
+    """The approval mode the recording ran under, with the user's answers served in order
+    (a session recorded under --approval ask replays its questions and answers)."""
+    decided = [e.data for e in events if isinstance(e.data, ev.ApprovalDecided)]
+    if decided:
+        answers: list[Decision] = [d.decision for d in decided if d.by == "user"]
+        if not answers and all(d.by == "no_terminal" for d in decided):
+            return Approval("ask")
+
+        async def answer(request: ApprovalRequest) -> Decision:
+            return answers.pop(0) if answers else "deny"
+
+        return Approval("ask", answer)
+    if any(isinstance(e.data, ev.ToolFailed) and e.data.kind == "read_only" for e in events):
+        return Approval("read-only")
+    return Approval("auto")
 
 
 async def _run(session: runner.Session, invocations: list[Invocation]) -> None:

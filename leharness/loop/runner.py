@@ -24,8 +24,10 @@ from leharness import projections, store
 from leharness.store import events as ev
 from leharness.tools import artifacts, skills
 from leharness.tools.agents import READ_ONLY_TOOLS, Spawn
+from leharness.tools.approval import Approval
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
 from leharness.tools.project import Instructions, project_instructions
+from leharness.tools.redact import redact
 from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 
 from . import compaction
@@ -51,6 +53,8 @@ class Session:
     home: Path | None = None
     depth: int = 0  # 0 for a top-level session, 1 for its subagents, …
     max_depth: int = 1  # sessions at this depth cannot spawn subagents
+    allowed_paths: tuple[Path, ...] = ()  # folders beyond cwd the file tools may use
+    approval: Approval = field(default_factory=Approval)  # default: auto, everything runs
     # Messages the user typed while a run is going, taken (and emptied) at each step boundary.
     steering: Callable[[], list[str]] | None = None
     context_window: int | None = None  # tokens; None: the model's known window or 32,000
@@ -220,6 +224,8 @@ def spawner(session: Session) -> Spawn | None:
             depth=session.depth + 1,
             max_depth=session.max_depth,
             context_window=session.context_window,
+            allowed_paths=session.allowed_paths,
+            approval=session.approval.for_subagent(),
         )
 
         async def run() -> tuple[str, str]:
@@ -258,13 +264,19 @@ async def call_model(
     session: Session, view: projections.SessionView
 ) -> Replied | Failed | Cancelled:
     channel = session.channel
-    sink = StreamSink(on_text=channel.text, on_reasoning=channel.reasoning, on_retry=channel.retry)
+    sink = StreamSink(
+        on_text=channel.text,
+        on_reasoning=channel.reasoning,
+        on_retry=lambda attempt, message, delay: channel.retry(attempt, redact(message), delay),
+    )
     messages = build_messages(view, session.system or system_text(session, view))
     try:
         await asyncio.sleep(0)  # a cancel that is already pending lands before any request
         reply = await session.model.complete(messages, session.tools.specs(), sink)
     except ProviderError as error:
-        session.record(ev.ModelFailed(error=str(error), kind=error.kind, attempts=error.attempts))
+        session.record(
+            ev.ModelFailed(error=redact(str(error)), kind=error.kind, attempts=error.attempts)
+        )
         return Failed(error)
     except asyncio.CancelledError:
         _uncancel()
@@ -320,6 +332,14 @@ async def run_tool_calls(session: Session, calls: list[ev.ToolCall]) -> bool:
             _record_failure(session, calls[index], str(error), error.kind)
             index += 1
             continue
+        approved = await approve_batch(session, batch)
+        if approved is not True:
+            if approved is None:  # cancelled while asking
+                for call in calls[index:]:
+                    _record_failure(session, call, "not run: the user cancelled", "interrupted")
+                return False
+            index += 1
+            continue
         if not await _run_batch(session, batch):
             for call in calls[index + len(batch) :]:
                 _record_failure(session, call, "not run: the user cancelled", "interrupted")
@@ -329,6 +349,23 @@ async def run_tool_calls(session: Session, calls: list[ev.ToolCall]) -> bool:
 
 
 Planned = tuple[ev.ToolCall, Tool, Any]
+
+
+async def approve_batch(session: Session, batch: list[Planned]) -> bool | None:
+    """Ask the session's approval policy about a call that mutates (such a call is always
+    a batch of one). True: run it; False: refused and recorded; None: cancelled."""
+    call, tool, args = batch[0]
+    if not tool.mutates:
+        return True
+    try:
+        await session.approval.check(call.id, tool, args, session.record)
+    except ToolError as refusal:
+        _record_failure(session, call, str(refusal), refusal.kind)
+        return False
+    except asyncio.CancelledError:
+        _uncancel()
+        return None
+    return True
 
 
 def _next_batch(tools: ToolRegistry, calls: list[ev.ToolCall], start: int) -> list[Planned]:
@@ -377,6 +414,7 @@ def _record_result(
 ) -> None:
     """tool.completed; an output over 8 KiB (or the tool's own limit) goes to an artifact file
     and the model gets a stub."""
+    output = redact(output)  # before it reaches the event, the artifact or the model
     data = output.encode("utf-8", "replace")
     artifact_id = None
     if len(data) > (limit or artifacts.INLINE_LIMIT):
@@ -418,6 +456,7 @@ async def _run_one(
         home=session.home,
         call_id=call.id,
         extra={"tasks": session.tasks, "spawn": spawner(session), "record": session.record},
+        allowed_paths=session.allowed_paths,
     )
     started = time.monotonic()
     try:
@@ -435,7 +474,7 @@ def _record_failure(
 ) -> None:
     session.record(
         ev.ToolFailed(
-            call_id=call.id, name=call.name, error=error, kind=kind, duration_ms=duration_ms
+            call_id=call.id, name=call.name, error=redact(error), kind=kind, duration_ms=duration_ms
         )
     )
 

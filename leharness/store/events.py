@@ -152,6 +152,24 @@ class ToolFailed(Payload):
     duration_ms: int | None = None
 
 
+class ApprovalRequested(Payload):
+    """A tool call that runs a command or changes files waited for the user's approval."""
+
+    type: Literal["approval.requested"] = "approval.requested"
+    call_id: str
+    name: str
+    summary: str
+
+
+class ApprovalDecided(Payload):
+    """The answer to an approval (allow, deny, always for this session) and who gave it."""
+
+    type: Literal["approval.decided"] = "approval.decided"
+    call_id: str
+    decision: Literal["allow", "deny", "always"]
+    by: str = "user"  # user | always (earlier answer) | no_terminal | subagent | cancelled | error
+
+
 # -- tasks ------------------------------------------------------------------
 
 
@@ -317,6 +335,8 @@ PAYLOAD_MODELS: tuple[type[Payload], ...] = (
     ToolStarted,
     ToolCompleted,
     ToolFailed,
+    ApprovalRequested,
+    ApprovalDecided,
     TaskStarted,
     TaskCompleted,
     TaskFailed,

@@ -41,12 +41,16 @@ def save(home: Path, session_id: str, data: bytes, *, sync: bool = True) -> Save
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / artifact_id
     partial = folder / f".{artifact_id}.partial"
-    with open(partial, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        if sync:
-            os.fsync(handle.fileno())
-    os.replace(partial, path)
+    try:
+        with open(partial, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if sync:
+                os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException:  # a full disk, say: leave no half-written file behind
+        partial.unlink(missing_ok=True)
+        raise
     return SavedArtifact(artifact_id, path, len(data), hashlib.sha256(data).hexdigest())
 
 

@@ -30,13 +30,17 @@ class ToolError(Exception):
 
 @dataclass
 class ToolContext:
-    """What a running tool may know: where it runs and for which session."""
+    """What a running tool may know: where it runs and for which session.
+
+    File tools stay inside `cwd` and `allowed_paths` (see tools/paths.py).
+    """
 
     cwd: Path
     session_id: str = ""
     home: Path | None = None
     call_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    allowed_paths: tuple[Path, ...] = ()
 
 
 Runner = Callable[[Any, ToolContext], Awaitable[str]]
@@ -47,11 +51,12 @@ class Tool:
     name: str
     args: type[BaseModel] | None  # None: `schema` is passed through, `run` gets the raw dict
     run: Runner
-    read_only: bool = False
+    read_only: bool = False  # read-only calls in a row run together
     inline_limit: int | None = None  # bytes shown inline before an artifact (None: 8 KiB)
     schema: dict[str, Any] | None = None  # a raw JSON schema, sent to the model unchanged
     about: str | None = None  # the description when there is no argument model
     available: Callable[[], bool] | None = None  # False: withdrawn (e.g. its server crashed)
+    mutates: bool = False  # runs commands or changes files: subject to the approval mode
 
     @property
     def description(self) -> str:

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leharness.store.events import TaskStarted
 from leharness.tools.base import Tool, ToolContext, ToolError
+from leharness.tools.paths import working_dir
+from leharness.tools.redact import StreamRedactor
 from leharness.tools.tasks import RunningTask, TaskRuntime
 
 MAX_TIMEOUT_S = 600
@@ -73,7 +75,8 @@ class OutputSink:
     """Where a command's output goes: keeps the head and the tail, counts the rest.
 
     A later sink can also stream every byte to an artifact file on disk; the
-    bash tool only calls `write` and `text`.
+    bash tool only calls `write` and `text`. Secret values are redacted as the
+    bytes arrive, so neither the kept text nor the file ever holds one.
     """
 
     def __init__(self, kept_bytes: int = KEPT_BYTES) -> None:
@@ -83,20 +86,33 @@ class OutputSink:
         self._tail = bytearray()
         self.total = 0
         self._file: BinaryIO | None = None
+        self._redactor = StreamRedactor()
+        self.file_error: OSError | None = None  # e.g. a full disk: the log stops, output goes on
 
     def attach(self, path: Path) -> None:
         """From now on also stream every byte to `path` (a background task's log)."""
         self._file = open(path, "wb", buffering=0)  # noqa: SIM115 - closed by close_file
-        self._file.write(self.text().encode("utf-8", errors="replace"))
+        self._to_file(self.text(with_pending=False).encode("utf-8", errors="replace"))
 
     def close_file(self) -> None:
         if self._file is not None:
+            self._accept(self._redactor.flush())
             self._file.close()
             self._file = None
 
+    def _to_file(self, data: bytes) -> None:
+        if self._file is None or self.file_error is not None or not data:
+            return
+        try:
+            self._file.write(data)
+        except OSError as error:
+            self.file_error = error
+
     def write(self, chunk: bytes) -> None:
-        if self._file is not None:
-            self._file.write(chunk)
+        self._accept(self._redactor.feed(chunk))
+
+    def _accept(self, chunk: bytes) -> None:
+        self._to_file(chunk)
         self.total += len(chunk)
         room = self._head_cap - len(self._head)
         if room > 0:
@@ -107,16 +123,48 @@ class OutputSink:
             if len(self._tail) > 2 * self._tail_cap:  # trim in batches, not on every chunk
                 del self._tail[: -self._tail_cap]
 
-    def text(self) -> str:
-        tail = bytes(self._tail[-self._tail_cap :]) if self._tail_cap else b""
-        dropped = self.total - len(self._head) - len(tail)
+    def text(self, with_pending: bool = True) -> str:
+        pending = self._redactor.pending() if with_pending else b""  # held back: split secrets
+        tail = (bytes(self._tail[-self._tail_cap :]) if self._tail_cap else b"") + pending
+        dropped = self.total - len(self._head) - len(tail) + len(pending)
         if not dropped:
-            return (bytes(self._head) + tail).decode("utf-8", errors="replace")
-        head = bytes(self._head).decode("utf-8", errors="replace")
-        return (
-            f"{head}\n[... {dropped} bytes of output dropped ...]\n"
-            f"{tail.decode('utf-8', errors='replace')}"
-        )
+            body, binary = _decode(bytes(self._head) + tail)
+        else:
+            head, head_binary = _decode(_cut_partial_end(bytes(self._head)))
+            rest, tail_binary = _decode(tail.lstrip(_CONTINUATION))
+            body = f"{head}\n[... {dropped} bytes of output dropped ...]\n{rest}"
+            binary = head_binary or tail_binary
+        return body + BINARY_NOTE if binary else body
+
+
+BINARY_NOTE = (
+    "\n[binary output: bytes that are not UTF-8 text are shown as \ufffd; "
+    "write it to a file and inspect it with `file`, `xxd` or `od`]"
+)
+_CONTINUATION = bytes(range(0x80, 0xC0))  # a tail cut inside a character starts with these
+
+
+def _cut_partial_end(data: bytes) -> bytes:
+    """Drop a character cut in half at the end (the head stops at a byte count)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte < 0x80:
+            return data
+        if byte >= 0xC0:  # the lead byte: complete only if all its continuation bytes are here
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return data if back >= need else data[:-back]
+    return data
+
+
+def _decode(data: bytes) -> tuple[str, bool]:
+    """(text, whether it looked binary: NUL bytes or invalid UTF-8, shown as U+FFFD)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace").replace("\0", "\ufffd"), True
+    if "\0" in text:
+        return text.replace("\0", "\ufffd"), True
+    return text, False
 
 
 class _Collector(asyncio.Protocol):
@@ -135,9 +183,8 @@ class _Collector(asyncio.Protocol):
 
 
 async def run_bash(args: BashArgs, ctx: ToolContext) -> str:
+    working_dir(ctx)  # a clear error if the folder was deleted
     cwd = Path(ctx.cwd)
-    if not cwd.is_dir():
-        raise ToolError(f"working directory {cwd} does not exist", "bad_cwd")
     sink = OutputSink()
     read_fd, write_fd = os.pipe()
     transport, collector = await _open_reader(read_fd, sink)
@@ -216,6 +263,8 @@ async def _follow(
     transport.close()
     task.sink.close_file()
     output = _format(task.sink.text(), proc.returncode, args.timeout_s, timed_out, lingering)
+    if task.sink.file_error is not None:
+        output += f"\n[the log file {task.log_path} is incomplete: {task.sink.file_error}]"
     code = (
         proc.returncode
         if proc.returncode is not None and proc.returncode >= 0
@@ -325,4 +374,4 @@ def _format(
     return "\n".join(lines)
 
 
-BASH = Tool(name="bash", args=BashArgs, run=run_bash)
+BASH = Tool(name="bash", args=BashArgs, run=run_bash, mutates=True)

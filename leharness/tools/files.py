@@ -1,6 +1,7 @@
 """The file tools: `read_file`, `write_file` and `edit_file`.
 
-Relative paths are taken from the session's working directory. Writes are
+Relative paths are taken from the session's working directory, and every
+path must resolve inside the folders the session may use (tools/paths.py). Writes are
 atomic (a temporary file in the same folder, then `os.replace`), so a crash or
 a Ctrl-C never leaves half a file. Expected failures raise `ToolError`.
 """
@@ -20,6 +21,7 @@ from typing import BinaryIO
 from pydantic import BaseModel, ConfigDict, Field
 
 from leharness.tools.base import Tool, ToolContext, ToolError
+from leharness.tools.paths import confine
 
 MAX_LINE_CHARS = 2000
 MAX_READ_CHARS = 100_000  # a page stops early past this many characters
@@ -28,9 +30,9 @@ DIFF_CONTEXT = 3
 MAX_DIFF_CHARS = 4000
 
 
-def resolve(ctx: ToolContext, path: str) -> Path:
-    """The absolute path a tool argument names (relative to the session's cwd)."""
-    return Path(ctx.cwd, Path(path).expanduser())
+def resolve(ctx: ToolContext, path: str, write: bool = False) -> Path:
+    """The absolute path a tool argument names (relative to the session's cwd), if allowed."""
+    return confine(ctx, path, write)
 
 
 def looks_binary(head: bytes) -> bool:
@@ -198,7 +200,7 @@ def _write(path: Path, shown: str, data: bytes) -> bool:
 
 async def write_file(args: WriteFileArgs, ctx: ToolContext) -> str:
     data = args.content.encode("utf-8", errors="surrogateescape")
-    created = _write(resolve(ctx, args.path), args.path, data)
+    created = _write(resolve(ctx, args.path, write=True), args.path, data)
     return f"wrote {len(data)} bytes to {args.path} ({'created' if created else 'overwrote'})"
 
 
@@ -303,7 +305,7 @@ async def edit_file(args: EditFileArgs, ctx: ToolContext) -> str:
         raise ToolError("old_string is empty; use write_file to create or rewrite a file")
     if args.old_string == args.new_string:
         raise ToolError("old_string and new_string are the same; nothing would change")
-    path = resolve(ctx, args.path)
+    path = resolve(ctx, args.path, write=True)
     before = _read_text(path, args.path)
     start, old, new = _locate(before, args)
     after = before[:start] + new + before[start + len(old) :]
@@ -312,5 +314,5 @@ async def edit_file(args: EditFileArgs, ctx: ToolContext) -> str:
 
 
 READ_FILE = Tool(name="read_file", args=ReadFileArgs, run=read_file, read_only=True)
-WRITE_FILE = Tool(name="write_file", args=WriteFileArgs, run=write_file)
-EDIT_FILE = Tool(name="edit_file", args=EditFileArgs, run=edit_file)
+WRITE_FILE = Tool(name="write_file", args=WriteFileArgs, run=write_file, mutates=True)
+EDIT_FILE = Tool(name="edit_file", args=EditFileArgs, run=edit_file, mutates=True)

@@ -2,6 +2,8 @@
 
 Both skip the folders nobody wants searched (.git, virtualenvs, caches and
 the harness's own home) and binary files, and say when they cut a long list.
+Both stay inside the folders the session may use: the starting folder is
+confined, and a match whose symlink leads outside is skipped.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from .base import Tool, ToolContext, ToolError
+from .paths import allowed_roots, confine, inside
 
 SKIPPED = {".git", ".venv", "venv", "node_modules", "__pycache__", ".leharness", ".mypy_cache"}
 MAX_FILES = 500
@@ -39,19 +42,22 @@ class GrepArgs(BaseModel):
 
 
 def _root(ctx: ToolContext, path: str) -> Path:
-    root = (ctx.cwd / path).resolve()
+    root = confine(ctx, path)
     if not root.exists():
         raise ToolError(f"{path} does not exist (relative to {ctx.cwd})")
     return root
 
 
-def _walk(root: Path, pattern: str) -> Iterator[Path]:
+def _walk(ctx: ToolContext, root: Path, pattern: str) -> Iterator[Path]:
     if root.is_file():
         yield root
         return
+    roots = allowed_roots(ctx)
     for candidate in sorted(root.glob(pattern)):
         relative = candidate.relative_to(root).parts
-        if candidate.is_file() and not SKIPPED.intersection(relative):
+        if SKIPPED.intersection(relative) or not candidate.is_file():
+            continue
+        if inside(candidate, roots):  # else a symlink leads out of the allowed folders
             yield candidate
 
 
@@ -64,7 +70,7 @@ def _shown(path: Path, ctx: ToolContext) -> str:
 
 async def list_files(args: ListFilesArgs, ctx: ToolContext) -> str:
     root = _root(ctx, args.path)
-    found = [_shown(path, ctx) for path in _walk(root, args.pattern)]
+    found = [_shown(path, ctx) for path in _walk(ctx, root, args.pattern)]
     if not found:
         return f"no files match {args.pattern!r} under {args.path}"
     more = len(found) - MAX_FILES
@@ -81,7 +87,7 @@ async def grep(args: GrepArgs, ctx: ToolContext) -> str:
         raise ToolError(f"invalid regular expression {args.pattern!r}: {error}") from None
     root = _root(ctx, args.path)
     results: list[str] = []
-    for path in _walk(root, f"**/{args.glob}" if args.glob else "**/*"):
+    for path in _walk(ctx, root, f"**/{args.glob}" if args.glob else "**/*"):
         data = path.read_bytes()
         if b"\0" in data[:4096]:
             continue  # binary

@@ -28,6 +28,7 @@ from leharness.store import Event, Payload, new_ulid
 from leharness.store import events as ev
 
 from .artifacts import INLINE_LIMIT, artifacts_dir
+from .redact import redact
 
 TAIL_CHARS = 2000
 
@@ -53,12 +54,21 @@ class TaskRuntime:
         session_id: str,
         conn: sqlite3.Connection | None = None,
     ) -> None:
-        self.record = record
+        self._record = record
         self.home = home
         self.session_id = session_id
         self.conn = conn  # read-only use: the tasks projection
         self.running: dict[str, RunningTask] = {}
         self.changed = asyncio.Event()  # set whenever a task of this process ends
+
+    def record(self, payload: Payload) -> Event:
+        """Record a task event; its output and error texts lose any secret value first."""
+        texts = {
+            name: redact(value)
+            for name in ("output", "error", "summary", "text")
+            if isinstance(value := getattr(payload, name, None), str)
+        }
+        return self._record(payload.model_copy(update=texts) if texts else payload)
 
     def row(self, task_id: str) -> TaskRow | None:
         if self.conn is None:

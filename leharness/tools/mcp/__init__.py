@@ -20,6 +20,7 @@ from leharness.store import Payload
 from leharness.store import events as ev
 
 from ..base import Tool, ToolContext, ToolError
+from ..redact import redact
 from .client import CallFailed, Connection, Hub, ServerDown
 from .config import ConfigFileError, ConfigProblem, McpConfig, config_path, load_config
 
@@ -85,7 +86,13 @@ def _adapt(hub: Hub, connection: Connection, listed: Any, name: str) -> Tool:
         schema=listed.input_schema,
         about=listed.description or listed.title or listed.name,
         available=lambda: connection.status == "connected",
+        mutates=not _read_only_hint(listed),  # a server's tool may do anything: ask first
     )
+
+
+def _read_only_hint(listed: Any) -> bool:
+    """Whether the server says the tool only reads (MCP's annotations.readOnlyHint)."""
+    return getattr(getattr(listed, "annotations", None), "readOnlyHint", None) is True
 
 
 def _record(ctx: ToolContext, payload: Payload) -> None:
@@ -121,8 +128,8 @@ def render_result(result: Any) -> str:
 def failed_event(connection: Connection) -> ev.McpFailed:
     return ev.McpFailed(
         server=connection.name,
-        error=connection.error,
-        stderr_tail=connection.stderr_tail(),
+        error=redact(connection.error),
+        stderr_tail=redact(connection.stderr_tail()),  # a server may print its own token
         kind=connection.failed_during,
     )
 

@@ -1,0 +1,118 @@
+"""Secret redaction: tool output never carries the value of a secret environment variable.
+
+A secret is `OPENAI_API_KEY` or any variable whose name ends in `_KEY`,
+`_TOKEN` or `_SECRET`, with a value of at least MIN_SECRET_CHARS characters
+(shorter values would match too much ordinary text). Every tool output is
+passed through `redact` before it becomes an event, an artifact or part of a
+prompt; streamed output (a background task's log) goes through a
+`StreamRedactor`, which holds back just enough bytes that a secret split
+across two chunks is still caught.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+MIN_SECRET_CHARS = 8
+SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET")
+
+
+@dataclass(frozen=True)
+class Secret:
+    name: str
+    value: bytes
+
+    @property
+    def marker(self) -> bytes:
+        return f"[redacted ${self.name}]".encode()
+
+
+def is_secret_name(name: str) -> bool:
+    upper = name.upper()
+    return upper == "OPENAI_API_KEY" or upper.endswith(SECRET_SUFFIXES)
+
+
+def secrets(env: Mapping[str, str] | None = None) -> list[Secret]:
+    """The secret values of the environment, longest first (so no secret hides another)."""
+    env = os.environ if env is None else env
+    found = {
+        value: name
+        for name, value in env.items()
+        if is_secret_name(name) and len(value.strip()) >= MIN_SECRET_CHARS
+    }
+    ordered = sorted(found.items(), key=lambda item: -len(item[0]))
+    return [Secret(name, value.encode("utf-8", "surrogateescape")) for value, name in ordered]
+
+
+def redact_bytes(data: bytes, found: list[Secret]) -> bytes:
+    for secret in found:
+        if secret.value in data:
+            data = data.replace(secret.value, secret.marker)
+    return data
+
+
+def redact(text: str, found: list[Secret] | None = None) -> str:
+    """`text` with every secret value replaced by `[redacted $NAME]`."""
+    found = secrets() if found is None else found
+    if not text or not found:
+        return text
+    for secret in found:
+        value = secret.value.decode("utf-8", "surrogateescape")
+        if value in text:
+            text = text.replace(value, secret.marker.decode())
+    return text
+
+
+class StreamRedactor:
+    """Redacts a byte stream chunk by chunk; `feed` returns what is safe to pass on.
+
+    Only an end that could be the start of a secret is held back (usually
+    nothing, so a live log is not behind), and the cut moves earlier when a
+    secret straddles it, so no secret is ever split between two outputs.
+    """
+
+    def __init__(self, found: list[Secret] | None = None) -> None:
+        self.found = secrets() if found is None else found
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not self.found:
+            return chunk
+        data = self._pending + chunk
+        cut = self._safe_cut(data)
+        self._pending = data[cut:]
+        return redact_bytes(data[:cut], self.found)
+
+    def pending(self) -> bytes:
+        """The held-back bytes, redacted, without consuming them (for a live view)."""
+        return redact_bytes(self._pending, self.found)
+
+    def flush(self) -> bytes:
+        rest, self._pending = self._pending, b""
+        return redact_bytes(rest, self.found)
+
+    def _held_back(self, data: bytes) -> int:
+        """The length of the longest end of `data` that is a proper prefix of a secret."""
+        longest = 0
+        for secret in self.found:
+            for size in range(min(len(secret.value) - 1, len(data)), longest, -1):
+                if data.endswith(secret.value[:size]):
+                    longest = size
+                    break
+        return longest
+
+    def _safe_cut(self, data: bytes) -> int:
+        cut = len(data) - self._held_back(data)
+        moved = True
+        while moved and cut > 0:
+            moved = False
+            for secret in self.found:
+                start = data.find(secret.value, max(0, cut - len(secret.value) + 1))
+                while start != -1 and start < cut:
+                    if cut < start + len(secret.value):
+                        cut, moved = start, True
+                        break
+                    start = data.find(secret.value, start + 1)
+        return cut

@@ -1,0 +1,124 @@
+"""Secret values never reach an event, an artifact, a task log or the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from leharness.testing import Call, ScriptedServer, Text, ToolCalls
+from leharness.tools.redact import Secret, StreamRedactor, redact, secrets
+
+from .e2e_helpers import TEST_KEY, lh_env, run_lh
+
+GH_TOKEN = "ghp_0123456789abcdefXYZ"
+
+
+def test_which_variables_are_secrets():
+    env = {
+        "OPENAI_API_KEY": "sk-aaaaaaaaaaaa",
+        "GITHUB_TOKEN": "ghp-bbbbbbbbbbbb",
+        "AWS_SECRET": "cccccccccccc",
+        "SHORT_KEY": "abc",  # under 8 characters: not redacted (too many false hits)
+        "HOME": "/home/someone-long",
+        "KEYBOARD": "dddddddddddd",
+    }
+    assert sorted(s.name for s in secrets(env)) == ["AWS_SECRET", "GITHUB_TOKEN", "OPENAI_API_KEY"]
+    found = secrets(env)
+    text = "key sk-aaaaaaaaaaaa and ghp-bbbbbbbbbbbb, abc, /home/someone-long"
+    assert redact(text, found) == (
+        "key [redacted $OPENAI_API_KEY] and [redacted $GITHUB_TOKEN], abc, /home/someone-long"
+    )
+
+
+SECRET = Secret("X_TOKEN", b"s3cr3t-value-123")
+
+
+@given(st.binary(max_size=200), st.binary(max_size=200), st.lists(st.integers(1, 64), min_size=1))
+def test_a_secret_split_across_chunks_is_still_redacted(before, after, sizes):
+    data = before + SECRET.value + after
+    redactor = StreamRedactor([SECRET])
+    out, at, index = b"", 0, 0
+    while at < len(data):
+        size = sizes[index % len(sizes)]
+        out += redactor.feed(data[at : at + size])
+        at, index = at + size, index + 1
+    out += redactor.flush()
+    assert SECRET.value not in out
+    assert out == (before + SECRET.value + after).replace(SECRET.value, SECRET.marker)
+
+
+@pytest.fixture
+def server():
+    with ScriptedServer() as scripted:
+        yield scripted
+    assert not scripted.exhausted, "the scripted server ran out of steps"
+
+
+def all_bytes(home: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file())
+
+
+def test_keys_printed_by_bash_never_reach_the_database_artifacts_or_model(server, isolated_home):
+    big = "python3 -c \"import os; print(('x' * 50 + os.environ['GITHUB_TOKEN'] + '\\n') * 400)\""
+    server.push(
+        ToolCalls(
+            Call("bash", {"command": "echo key=$OPENAI_API_KEY token=$GITHUB_TOKEN"}, id="a"),
+            Call("bash", {"command": big}, id="b"),
+            Call("bash", {"command": "sleep 0.5; echo bg $OPENAI_API_KEY", "inline_ms": 0}, id="c"),
+        ),
+        Text("started"),
+        Text("all done"),
+    )
+    env = lh_env(isolated_home, server.base_url, GITHUB_TOKEN=GH_TOKEN)
+    done = run_lh("--json", "show me the keys", env=env, cwd=isolated_home.parent)
+    assert done.returncode == 0, done.stderr
+    assert TEST_KEY not in done.stdout and GH_TOKEN not in done.stdout
+    stored = all_bytes(isolated_home)
+    assert list((isolated_home / "artifacts").rglob("*")), "the test should produce artifacts"
+    assert TEST_KEY.encode() not in stored and GH_TOKEN.encode() not in stored
+    first = json.loads(
+        next(line for line in done.stdout.splitlines() if '"tool.completed"' in line)
+    )
+    assert first["data"]["result"] == (
+        "key=[redacted $OPENAI_API_KEY] token=[redacted $GITHUB_TOKEN]\n[exit: 0]"
+    )
+    assert "bg [redacted $OPENAI_API_KEY]" in done.stdout  # the task's output, redacted
+    sent = json.dumps([r.body for r in server.requests])
+    assert TEST_KEY not in sent and GH_TOKEN not in sent
+
+
+def test_read_file_of_a_dotenv_is_redacted(server, isolated_home):
+    (isolated_home.parent / ".env").write_text(f"OPENAI_API_KEY={TEST_KEY}\nDEBUG=1\n")
+    server.push(ToolCalls(Call("read_file", {"path": ".env"})), Text("ok"))
+    done = run_lh("--json", "read .env", env=lh_env(isolated_home, server.base_url))
+    assert done.returncode == 0, done.stderr
+    assert TEST_KEY.encode() not in all_bytes(isolated_home)
+    tool_message = next(m for m in server.requests[1].messages if m["role"] == "tool")
+    assert "OPENAI_API_KEY=[redacted $OPENAI_API_KEY]" in tool_message["content"]
+
+
+def test_a_stream_holds_back_only_what_could_start_a_secret():
+    redactor = StreamRedactor([SECRET])
+    assert redactor.feed(b"partial-out\n") == b"partial-out\n"  # a live log is not behind
+    assert redactor.feed(b"key: s3cr") == b"key: "  # could be the secret: wait and see
+    assert redactor.feed(b"3t-value-123 done") == b"[redacted $X_TOKEN] done"
+    assert redactor.feed(b" s3") == b" "
+    assert redactor.flush() == b"s3"
+
+
+def test_a_provider_error_that_echoes_the_key_is_redacted(server, isolated_home):
+    from leharness.testing import HttpError
+
+    server.push(*[HttpError(500, f"upstream rejected key {TEST_KEY}")] * 2)
+    env = lh_env(isolated_home, server.base_url, LEHARNESS_RETRIES="1")
+    done = run_lh("--json", "go", env=env)
+    assert done.returncode == 1
+    assert "upstream rejected key [redacted $OPENAI_API_KEY]" in done.stdout
+    assert TEST_KEY not in done.stdout and TEST_KEY.encode() not in all_bytes(isolated_home)
+    server.push(*[HttpError(500, f"upstream rejected key {TEST_KEY}")] * 2)
+    shown = run_lh("go", env=env)  # the retry and failure lines on stderr too
+    assert "retrying" in shown.stderr and TEST_KEY not in shown.stderr + shown.stdout
