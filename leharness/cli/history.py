@@ -117,7 +117,7 @@ def show_command(session: str, as_json: bool, full: bool, at: int | None) -> Non
             from leharness.store.timetravel import session_at
 
             last = records.session(live, session_id).event_count  # its last session_seq
-            conn = session_at(live, session_id, at)
+            conn = session_at(live, session_id, at, records.TRANSCRIPT_PROJECTIONS)
             note = f"(as it stood after event {at} of {last})\n"
         row = records.session(conn, session_id)
         messages = records.all_messages(conn, session_id)

@@ -14,6 +14,10 @@ from typing import Any
 
 from leharness.store import StoreError
 
+# The projections a transcript reads (their .sql files): what `lh show --at`
+# needs projected in its scratch database.
+TRANSCRIPT_PROJECTIONS = ("sessions", "messages", "tasks")
+
 MESSAGE_COLUMNS = (
     "session_seq, role, kind, content, reasoning, tool_calls, tool_call_id, name, ts, visible, "
     "compacted_by"

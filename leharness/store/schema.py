@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 from importlib import resources
 
@@ -97,8 +98,24 @@ def projection_tables(conn: sqlite3.Connection) -> list[str]:
     return [name for (name,) in rows if name not in SOURCE_TABLES]
 
 
-def install_projections(conn: sqlite3.Connection) -> None:
-    """Drop every derived object and create them again from the projection files."""
+def install_source_tables(conn: sqlite3.Connection) -> None:
+    """Create the source tables and their guards (every step's own SQL file), on an
+    empty database; `migrate` is the way for a real one."""
+    for step in MIGRATIONS:
+        if step.sql_file:
+            execute_script(conn, _read_sql("store", step.sql_file))
+
+
+def install_projections(conn: sqlite3.Connection, only: Collection[str] | None = None) -> None:
+    """Drop every derived object and create them again from the projection files.
+
+    `only` names the files (without `.sql`) to create, for a scratch database
+    that needs a few projections: each file writes and reads its own tables only.
+    """
+    files = projection_files()
+    unknown = set(only or ()) - {name.removesuffix(".sql") for name in files}
+    if unknown:
+        raise StoreError(f"no projection file {sorted(unknown)[0]}.sql")
     triggers = conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_%'"
     ).fetchall()
@@ -109,8 +126,9 @@ def install_projections(conn: sqlite3.Connection) -> None:
         conn.execute(f'DROP VIEW "{name}"')
     for name in projection_tables(conn):
         conn.execute(f'DROP TABLE "{name}"')
-    for filename in projection_files():
-        execute_script(conn, _read_sql("projections", filename))
+    for filename in files:
+        if only is None or filename.removesuffix(".sql") in only:
+            execute_script(conn, _read_sql("projections", filename))
 
 
 _TRIGGER_HEAD = re.compile(r"^CREATE TRIGGER (proj_\w+) AFTER INSERT ON events\b", re.I)
