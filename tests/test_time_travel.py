@@ -75,5 +75,5 @@ def test_a_scratch_of_some_projections_projects_them_as_the_full_one(db):
         some = snapshot(session_at(db, session_id, at, TRANSCRIPT_PROJECTIONS))
         assert set(some) == set(TRANSCRIPT_PROJECTIONS)
         assert some == {table: full[table] for table in TRANSCRIPT_PROJECTIONS}, at
-    with pytest.raises(store.StoreError, match=r"no projection file nope\.sql"):
+    with pytest.raises(store.StoreError, match=r"no projections file nope\.sql"):
         session_at(db, session_id, 3, ("messages", "nope"))

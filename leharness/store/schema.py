@@ -13,7 +13,6 @@ import re
 import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass
-from importlib import resources
 
 from .connection import StoreError, execute_script, write_transaction
 
@@ -85,6 +84,8 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 def projection_files() -> list[str]:
+    from importlib import resources  # here, not at the top: every open would pay for it
+
     folder = resources.files("leharness").joinpath("projections", "sql")
     return sorted(item.name for item in folder.iterdir() if item.name.endswith(".sql"))
 
@@ -112,10 +113,7 @@ def install_projections(conn: sqlite3.Connection, only: Collection[str] | None =
     `only` names the files (without `.sql`) to create, for a scratch database
     that needs a few projections: each file writes and reads its own tables only.
     """
-    files = projection_files()
-    unknown = set(only or ()) - {name.removesuffix(".sql") for name in files}
-    if unknown:
-        raise StoreError(f"no projection file {sorted(unknown)[0]}.sql")
+    files = projection_files() if only is None else sorted(f"{name}.sql" for name in set(only))
     triggers = conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_%'"
     ).fetchall()
@@ -127,8 +125,7 @@ def install_projections(conn: sqlite3.Connection, only: Collection[str] | None =
     for name in projection_tables(conn):
         conn.execute(f'DROP TABLE "{name}"')
     for filename in files:
-        if only is None or filename.removesuffix(".sql") in only:
-            execute_script(conn, _read_sql("projections", filename))
+        execute_script(conn, _read_sql("projections", filename))
 
 
 _TRIGGER_HEAD = re.compile(r"^CREATE TRIGGER (proj_\w+) AFTER INSERT ON events\b", re.I)
@@ -169,4 +166,15 @@ def rebuild(conn: sqlite3.Connection, *, in_transaction: bool = False) -> int:
 
 
 def _read_sql(package: str, filename: str) -> str:
-    return resources.files("leharness").joinpath(package, "sql", filename).read_text()
+    # pkgutil reads through the package's loader as importlib.resources does (so it
+    # works from a zip too) without importing tempfile, shutil and zipfile: that
+    # was a tenth of `lh show --at`.
+    import pkgutil
+
+    try:
+        data = pkgutil.get_data("leharness", f"{package}/sql/{filename}")
+    except FileNotFoundError:
+        data = None
+    if data is None:
+        raise StoreError(f"no {package} file {filename}")
+    return data.decode("utf-8")
