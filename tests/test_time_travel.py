@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from leharness import projections, store
@@ -59,3 +60,20 @@ def test_show_at_outside_the_session_is_a_clear_error(db):
         assert "--at must be between 1 and 9" in result.output
         assert "Traceback" not in result.output
     assert store.last_seq(db, session_id) == 9
+
+
+def test_a_scratch_of_some_projections_projects_them_as_the_full_one(db):
+    """`lh show --at` builds only the projections a transcript reads; those tables
+    come out exactly as in a scratch database holding every projection."""
+    from leharness.projections.records import TRANSCRIPT_PROJECTIONS
+
+    session_id = store.create_session(db)
+    tool_round(db, session_id, "first question")
+    tool_round(db, session_id, "second question")
+    for at in (1, 6, 9, 17):
+        full = snapshot(session_at(db, session_id, at))
+        some = snapshot(session_at(db, session_id, at, TRANSCRIPT_PROJECTIONS))
+        assert set(some) == set(TRANSCRIPT_PROJECTIONS)
+        assert some == {table: full[table] for table in TRANSCRIPT_PROJECTIONS}, at
+    with pytest.raises(store.StoreError, match=r"no projections file nope\.sql"):
+        session_at(db, session_id, 3, ("messages", "nope"))

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
 
 from .errors import user_errors
-
-
-def context_window_option(command: Any) -> Any:
-    return click.option(
-        "--context-window",
-        type=click.IntRange(min=1_000),
-        metavar="TOKENS",
-        envvar="LEHARNESS_CONTEXT_WINDOW",
-        help="The model's context window (default: known models, else 32,000)  "
-        "[env LEHARNESS_CONTEXT_WINDOW]",
-    )(command)
+from .options import context_window_option
 
 
 @click.command("compact")
@@ -36,6 +25,8 @@ def compact_command(
     context_window: int | None,
 ) -> None:
     """Summarise the oldest turns of SESSION now (compaction tier T4)."""
+    import asyncio
+
     from leharness.loop import compaction
 
     from .session import open_session
@@ -68,6 +59,8 @@ def describe(result: Any) -> str:
 async def compact_in_repl(active: Any, console: Any) -> None:
     """`/compact`: the same as `lh compact` on the REPL's session. The REPL runs it as it
     runs an answer, so Ctrl-C or Esc stops it (recorded as a failed summary)."""
+    import asyncio
+
     from leharness.loop import compaction
 
     try:

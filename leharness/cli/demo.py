@@ -8,7 +8,6 @@ lands in sessions.db, so the newcomer can inspect it afterwards.
 from __future__ import annotations
 
 import json
-from importlib import resources
 
 import click
 
@@ -20,6 +19,8 @@ from .errors import user_errors
 @user_errors
 def demo_command(as_json: bool) -> None:
     """Run a recorded session offline (no API key) and show how to inspect it."""
+    from importlib import resources
+
     from leharness import store
     from leharness.loop.replay import ReplayModel
     from leharness.store.events import ModelCompleted

@@ -23,13 +23,14 @@ def user_errors(command: Callable) -> Callable:
         import sqlite3
 
         from leharness.store import StoreError, db_path
-        from leharness.store.health import is_corruption
 
         try:
             return command(*args, **kwargs)
         except StoreError as error:
             raise UserError(str(error)) from None
         except sqlite3.DatabaseError as error:
+            from leharness.store.health import is_corruption
+
             if not is_corruption(error):
                 raise
             raise UserError(

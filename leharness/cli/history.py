@@ -106,21 +106,29 @@ def show_command(session: str, as_json: bool, full: bool, at: int | None) -> Non
     """Show the transcript of SESSION (id or prefix) from the projections."""
     import json
 
-    from leharness import projections, store
+    from leharness import store
+    from leharness.projections import records
 
+    # Plain records, not the typed models: pydantic would double the start-up time.
     with closing(store.open_store()) as live:
-        session_id = projections.resolve_session_id(live, session)
+        session_id = records.resolve_session_id(live, session)
         conn, note = live, ""
         if at is not None:  # time travel: events 1..AT projected in a scratch database
             from leharness.store.timetravel import session_at
 
-            conn = session_at(live, session_id, at)
-            note = f"(as it stood after event {at} of {store.last_seq(live, session_id)})\n"
-        row = projections.get_session(conn, session_id)
-        messages = projections.all_messages(conn, session_id)
-        tasks = projections.tasks(conn, session_id)
+            last = records.session(live, session_id).event_count  # its last session_seq
+            conn = session_at(live, session_id, at, records.TRANSCRIPT_PROJECTIONS)
+            note = f"(as it stood after event {at} of {last})\n"
+        row = records.session(conn, session_id)
+        messages = records.all_messages(conn, session_id)
+        tasks = records.tasks(conn, session_id)
     if as_json:
-        payload = {"session": row.model_dump(), "messages": [m.model_dump() for m in messages]}
+        from leharness.projections import Message, SessionRow
+
+        payload = {
+            "session": SessionRow(**row).model_dump(),
+            "messages": [Message(**m).model_dump() for m in messages],
+        }
         click.echo(json.dumps(payload, indent=2))
         return
     from .transcript import format_transcript

@@ -9,15 +9,15 @@ for it, with a warning.
 from __future__ import annotations
 
 import errno
-import ipaddress
-import socket
-import threading
-import webbrowser
 from contextlib import closing
+from typing import TYPE_CHECKING
 
 import click
 
 from .errors import UserError, user_errors
+
+if TYPE_CHECKING:
+    import socket
 
 
 @click.command("inspect")
@@ -61,11 +61,16 @@ def inspect_command(session: str | None, port: int, host: str, no_open: bool) ->
         url += f"{store.db_path().stem}/-/session/{session_id}"
     click.echo(f"Inspecting {store.db_path()} at {url}  (Ctrl-C to stop)")
     if not no_open:
+        import threading
+        import webbrowser
+
         threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
     serve(datasette, sock)
 
 
 def is_loopback(host: str) -> bool:
+    import ipaddress
+
     if host == "localhost":
         return True
     try:
@@ -76,6 +81,8 @@ def is_loopback(host: str) -> bool:
 
 def bind(port: int, host: str = "127.0.0.1") -> socket.socket:
     """A listening socket on host:port; connections queue until the server runs."""
+    import socket
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

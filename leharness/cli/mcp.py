@@ -10,7 +10,6 @@ on stderr as warnings, and the session goes on without those tools.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import os
 from typing import Any
@@ -36,6 +35,8 @@ def connect_timeout_s() -> float:
 
 def current_hub(warn: bool = True) -> Any:
     """This process's connected Hub for $LEHARNESS_HOME/mcp.json (None without the file)."""
+    import hashlib
+
     from leharness import store
     from leharness.tools.mcp import ConfigFileError, Hub, config_path, load_config
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from leharness.loop.channel import NullChannel
-from leharness.store import Event
+
+if TYPE_CHECKING:
+    from leharness.store import Event
 
 MAX_ARG_CHARS = 80
 

@@ -4,7 +4,6 @@ the first event where the new run differs from the recording (exit code 1)."""
 from __future__ import annotations
 
 import json
-import shutil
 from contextlib import closing
 from pathlib import Path
 
@@ -37,6 +36,8 @@ def replay_command(session: str, sandbox_dir: Path | None, keep: bool, as_json: 
         raise UserError(str(error)) from None
     kept = str(store.db_path(done.scratch_home)) if keep else None
     if not keep:
+        import shutil
+
         shutil.rmtree(done.scratch_home, ignore_errors=True)
     click.echo(report_json(done, kept) if as_json else report_text(done, kept))
     if done.comparison.divergence is not None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from .compact import context_window_option
 from .errors import UserError, user_errors
+from .options import context_window_option
 
 EXIT_CODES = {"no_tool_calls": 0, "max_steps": 1, "model_failed": 1, "cancelled": 130}
 # Provider failures the user must fix (key, address, model name): exit code 2.

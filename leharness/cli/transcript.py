@@ -1,15 +1,22 @@
-"""A session's transcript as plain text, for `lh show`."""
+"""A session's transcript as plain text, for `lh show`.
+
+It reads only attributes, so it formats the typed rows (`SessionRow`,
+`Message`) and the light records `lh show` reads without pydantic alike.
+"""
 
 from __future__ import annotations
 
-from leharness.projections import Message, SessionRow
+from typing import TYPE_CHECKING
 
 from .render import call_summary
+
+if TYPE_CHECKING:
+    from leharness.projections import Message, Record, SessionRow
 
 PREVIEW_LINES = 8
 
 
-def format_header(row: SessionRow) -> list[str]:
+def format_header(row: SessionRow | Record) -> list[str]:
     lines = [
         f"session {row.id} · {row.provider or '?'}/{row.model or '?'} · {row.status} · "
         f"{row.event_count} events · {row.steps} steps · created {row.created_at}"
@@ -21,7 +28,7 @@ def format_header(row: SessionRow) -> list[str]:
     return lines
 
 
-def format_message(message: Message, full: bool = False) -> list[str]:
+def format_message(message: Message | Record, full: bool = False) -> list[str]:
     if message.role == "user":
         label = "[notification]" if message.kind == "notification" else "›"
         return [f"{label} {message.content}"]
@@ -40,7 +47,9 @@ def format_message(message: Message, full: bool = False) -> list[str]:
     return [f"    {marker} {body[0]}", *(f"      {line}" for line in body[1:])]
 
 
-def format_transcript(row: SessionRow, messages: list[Message], full: bool = False) -> str:
+def format_transcript(
+    row: SessionRow | Record, messages: list[Message] | list[Record], full: bool = False
+) -> str:
     lines = format_header(row)
     for message in messages:
         lines.append("")

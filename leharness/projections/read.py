@@ -4,7 +4,9 @@ Each function reads a bounded set of rows through an index; none folds the
 event log, so a step costs the same at event 100 and at event 100,000. The
 per-step queries name their partial index (INDEXED BY): without statistics
 the planner scans the session's whole primary-key range instead, which made a
-step at 100,000 events 40 times slower than at 100.
+step at 100,000 events 40 times slower than at 100. The transcript's reads
+(session, all messages, tasks) type the rows of `records.py`, which serves the
+same rows without pydantic to commands that only display them.
 """
 
 from __future__ import annotations
@@ -13,12 +15,10 @@ import sqlite3
 
 from leharness.store import StoreError
 
+from . import records
 from .models import ArtifactRow, Message, SessionRow, SessionView, TaskRow, ToolCallRow
+from .records import MESSAGE_COLUMNS
 
-_MESSAGE_COLUMNS = (
-    "session_seq, role, kind, content, reasoning, tool_calls, tool_call_id, name, ts, visible, "
-    "compacted_by"
-)
 # What the model sees is the `transcript` view (views.sql): compaction's
 # replacements over the original columns, in one place for the loop, Datasette
 # and any SQLite tool.
@@ -29,8 +29,8 @@ _VISIBLE_COLUMNS = (
 
 
 def get_session(conn: sqlite3.Connection, session_id: str) -> SessionRow | None:
-    row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-    return SessionRow(**dict(row)) if row else None
+    row = records.session(conn, session_id)
+    return SessionRow(**row) if row else None
 
 
 def list_sessions(conn: sqlite3.Connection, limit: int | None = None) -> list[SessionRow]:
@@ -51,22 +51,6 @@ def latest_session_id(conn: sqlite3.Connection) -> str | None:
     return row[0] if row else None
 
 
-def resolve_session_id(conn: sqlite3.Connection, prefix: str) -> str:
-    """A full session id from an id or a unique prefix of one (as git does)."""
-    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    rows = conn.execute(
-        "SELECT id FROM sessions WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 2", (pattern,)
-    ).fetchall()
-    ids = [row[0] for row in rows]
-    if prefix in ids:
-        return prefix
-    if not prefix or not ids:
-        raise StoreError(f"no session {prefix!r} (`lh sessions` lists them)")
-    if len(ids) > 1:
-        raise StoreError(f"session prefix {prefix!r} matches several sessions: give more of it")
-    return ids[0]
-
-
 def visible_messages(conn: sqlite3.Connection, session_id: str) -> list[Message]:
     """The conversation the model sees, compaction applied."""
     rows = conn.execute(
@@ -78,11 +62,7 @@ def visible_messages(conn: sqlite3.Connection, session_id: str) -> list[Message]
 
 def all_messages(conn: sqlite3.Connection, session_id: str) -> list[Message]:
     """Every message as it happened, visible or compacted away (for transcripts)."""
-    rows = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = ? ORDER BY session_seq",
-        (session_id,),
-    )
-    return [Message(**dict(row)) for row in rows]
+    return [Message(**row) for row in records.all_messages(conn, session_id)]
 
 
 def messages_between(
@@ -90,7 +70,7 @@ def messages_between(
 ) -> list[Message]:
     """The messages of events first_seq..last_seq as they happened (a compaction window)."""
     rows = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages "
+        f"SELECT {MESSAGE_COLUMNS} FROM messages "
         "WHERE session_id = ? AND session_seq BETWEEN ? AND ? ORDER BY session_seq",
         (session_id, first_seq, last_seq),
     )
@@ -124,10 +104,7 @@ def tool_call_exists(conn: sqlite3.Connection, session_id: str, call_id: str) ->
 
 
 def tasks(conn: sqlite3.Connection, session_id: str) -> list[TaskRow]:
-    rows = conn.execute(
-        "SELECT * FROM tasks WHERE session_id = ? ORDER BY started_at, task_id", (session_id,)
-    )
-    return [TaskRow(**dict(row)) for row in rows]
+    return [TaskRow(**row) for row in records.tasks(conn, session_id)]
 
 
 def open_tasks(conn: sqlite3.Connection, session_id: str) -> list[TaskRow]:

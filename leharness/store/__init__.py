@@ -2,12 +2,18 @@
 
 Connections (WAL, busy timeout, foreign keys), migrations, `append()`, fork by
 copying rows, and projection rebuilds. Imports nothing else of leharness.
+
+The event models, the log and transfer need pydantic; their names are imported
+on first use (PEP 562), so a command that only opens the file and reads rows
+(`lh show`, `lh --help`) never loads it.
 """
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .connection import (
     StoreError,
@@ -20,19 +26,40 @@ from .connection import (
     now_iso,
     write_transaction,
 )
-from .events import EVENT_TYPES, Event, Payload
-from .log import (
-    EventValidationError,
-    append,
-    create_session,
-    fork,
-    last_seq,
-    read_events,
-    row_to_event,
-    validate_payload,
-)
 from .schema import SCHEMA_VERSION, migrate, projection_tables, rebuild
-from .transfer import export_lines, import_records, read_import, session_tree
+
+if TYPE_CHECKING:
+    from .events import EVENT_TYPES, Event, Payload
+    from .log import (
+        EventValidationError,
+        append,
+        create_session,
+        fork,
+        last_seq,
+        read_events,
+        row_to_event,
+        validate_payload,
+    )
+    from .transfer import export_lines, import_records, read_import, session_tree
+
+# name -> the submodule that defines it, imported by __getattr__ on first use
+_LAZY = {
+    **dict.fromkeys(("EVENT_TYPES", "Event", "Payload"), "events"),
+    **dict.fromkeys(
+        (
+            "EventValidationError",
+            "append",
+            "create_session",
+            "fork",
+            "last_seq",
+            "read_events",
+            "row_to_event",
+            "validate_payload",
+        ),
+        "log",
+    ),
+    **dict.fromkeys(("export_lines", "import_records", "read_import", "session_tree"), "transfer"),
+}
 
 __all__ = [
     "EVENT_TYPES",
@@ -66,6 +93,15 @@ __all__ = [
     "validate_payload",
     "write_transaction",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
 def open_store(path: Path | str | None = None) -> sqlite3.Connection:

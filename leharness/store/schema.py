@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
-from importlib import resources
 
 from .connection import StoreError, execute_script, write_transaction
 
@@ -84,6 +84,8 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 def projection_files() -> list[str]:
+    from importlib import resources  # here, not at the top: every open would pay for it
+
     folder = resources.files("leharness").joinpath("projections", "sql")
     return sorted(item.name for item in folder.iterdir() if item.name.endswith(".sql"))
 
@@ -97,8 +99,21 @@ def projection_tables(conn: sqlite3.Connection) -> list[str]:
     return [name for (name,) in rows if name not in SOURCE_TABLES]
 
 
-def install_projections(conn: sqlite3.Connection) -> None:
-    """Drop every derived object and create them again from the projection files."""
+def install_source_tables(conn: sqlite3.Connection) -> None:
+    """Create the source tables and their guards (every step's own SQL file), on an
+    empty database; `migrate` is the way for a real one."""
+    for step in MIGRATIONS:
+        if step.sql_file:
+            execute_script(conn, _read_sql("store", step.sql_file))
+
+
+def install_projections(conn: sqlite3.Connection, only: Collection[str] | None = None) -> None:
+    """Drop every derived object and create them again from the projection files.
+
+    `only` names the files (without `.sql`) to create, for a scratch database
+    that needs a few projections: each file writes and reads its own tables only.
+    """
+    files = projection_files() if only is None else sorted(f"{name}.sql" for name in set(only))
     triggers = conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_%'"
     ).fetchall()
@@ -109,7 +124,7 @@ def install_projections(conn: sqlite3.Connection) -> None:
         conn.execute(f'DROP VIEW "{name}"')
     for name in projection_tables(conn):
         conn.execute(f'DROP TABLE "{name}"')
-    for filename in projection_files():
+    for filename in files:
         execute_script(conn, _read_sql("projections", filename))
 
 
@@ -151,4 +166,15 @@ def rebuild(conn: sqlite3.Connection, *, in_transaction: bool = False) -> int:
 
 
 def _read_sql(package: str, filename: str) -> str:
-    return resources.files("leharness").joinpath(package, "sql", filename).read_text()
+    # pkgutil reads through the package's loader as importlib.resources does (so it
+    # works from a zip too) without importing tempfile, shutil and zipfile: that
+    # was a tenth of `lh show --at`.
+    import pkgutil
+
+    try:
+        data = pkgutil.get_data("leharness", f"{package}/sql/{filename}")
+    except FileNotFoundError:
+        data = None
+    if data is None:
+        raise StoreError(f"no {package} file {filename}")
+    return data.decode("utf-8")

@@ -9,17 +9,25 @@ projections are never written.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 
 from .connection import StoreError, write_transaction
-from .schema import migrate
+from .schema import install_projections, install_source_tables, migrate
 
 _COLUMNS = "seq, id, session_id, session_seq, ts, type, data"
 
 
-def session_at(conn: sqlite3.Connection, session_id: str, at: int) -> sqlite3.Connection:
+def session_at(
+    conn: sqlite3.Connection,
+    session_id: str,
+    at: int,
+    projections: Collection[str] | None = None,
+) -> sqlite3.Connection:
     """An in-memory database holding only events 1..`at` of the session, projected.
 
-    Raises StoreError when `at` is outside 1..the session's last event.
+    `projections` limits the projections built to those files (by name, e.g.
+    "messages"): the caller that reads three tables does not pay the triggers
+    of the others. Raises StoreError when `at` is outside 1..the session's last event.
     """
     (end,) = conn.execute(
         "SELECT coalesce(max(session_seq), 0) FROM events WHERE session_id = ?", (session_id,)
@@ -33,7 +41,7 @@ def session_at(conn: sqlite3.Connection, session_id: str, at: int) -> sqlite3.Co
         "ORDER BY session_seq",
         (session_id, at),
     ).fetchall()
-    scratch = empty_database()
+    scratch = empty_database(projections)
     with write_transaction(scratch):
         scratch.executemany(
             f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", map(tuple, rows)
@@ -41,10 +49,15 @@ def session_at(conn: sqlite3.Connection, session_id: str, at: int) -> sqlite3.Co
     return scratch
 
 
-def empty_database() -> sqlite3.Connection:
+def empty_database(projections: Collection[str] | None = None) -> sqlite3.Connection:
     """A new in-memory database with the events table, its guards and every projection
-    (every migration step applied, as on a new file)."""
+    (every migration step applied, as on a new file), or only the named projections."""
     scratch = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     scratch.row_factory = sqlite3.Row
-    migrate(scratch)
+    if projections is None:
+        migrate(scratch)
+        return scratch
+    with write_transaction(scratch):
+        install_source_tables(scratch)
+        install_projections(scratch, only=projections)
     return scratch

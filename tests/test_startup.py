@@ -1,0 +1,93 @@
+"""Start-up stays light: `lh --help` and `lh show` (with and without --at) run
+without importing pydantic, asyncio or openai. Checked on `sys.modules` in a
+fresh interpreter, so a module-level import anywhere on those paths fails here
+(bench/cold_start.py and bench/history.py time them)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from leharness import projections, store
+from leharness.projections import records
+
+from .util import tool_round
+
+HEAVY = ("pydantic", "asyncio", "openai", "rich", "prompt_toolkit", "datasette")
+
+PROBE = """
+import json, sys
+from leharness.cli import cli
+try:
+    cli(sys.argv[1:])
+except SystemExit as end:
+    code = end.code
+else:
+    code = 0
+heavy = sorted({name.split(".")[0] for name in sys.modules} & set(json.loads(HEAVY)))
+sys.stderr.write("\\n" + json.dumps({"code": code, "heavy": heavy}))
+"""
+
+
+def run_lh(*args: str) -> tuple[str, dict]:
+    """`lh ARGS` in a fresh interpreter: its stdout and what it had imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.replace("HEAVY", repr(json.dumps(HEAVY))), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout, json.loads(done.stderr.rsplit("\n", 1)[1])
+
+
+def test_importing_the_cli_loads_nothing_heavy():
+    stdout, probe = run_lh("--help")
+    assert probe == {"code": 0, "heavy": []}
+    assert "show" in stdout and "inspect" in stdout
+
+
+@pytest.mark.parametrize("extra", [[], ["--at", "6"], ["--full"]])
+def test_show_reads_plain_records_without_pydantic(db, extra):
+    session_id = store.create_session(db)
+    tool_round(db, session_id, "first question")
+    tool_round(db, session_id, "second question")
+    stdout, probe = run_lh("show", session_id[:8], *extra)
+    assert probe == {"code": 0, "heavy": []}
+    assert "first question" in stdout and "⏺ bash: ls" in stdout
+    assert ("second question" in stdout) is (extra != ["--at", "6"])
+
+
+def test_show_json_still_types_its_rows(db):
+    """--json keeps the typed models' shape, so it may load pydantic."""
+    session_id = store.create_session(db)
+    tool_round(db, session_id)
+    stdout, probe = run_lh("show", session_id, "--json")
+    assert probe["code"] == 0 and "pydantic" in probe["heavy"]
+    assert json.loads(stdout)["messages"][1]["tool_calls"][0]["name"] == "bash"
+
+
+def test_records_hold_what_the_typed_rows_hold(db):
+    session_id = store.create_session(db)
+    tool_round(db, session_id)
+    row = records.session(db, session_id)
+    assert row.status == row["status"] == "idle"
+    assert projections.SessionRow(**row) == projections.get_session(db, session_id)
+    messages = records.all_messages(db, session_id)
+    assert [projections.Message(**m) for m in messages] == projections.all_messages(db, session_id)
+    (call,) = messages[1].tool_calls
+    assert (call.name, call.arguments) == ("bash", '{"command": "ls"}')
+    assert records.session(db, "nope") is None
+    with pytest.raises(AttributeError):
+        _ = row.no_such_column
+
+
+def test_lazy_package_names_resolve_and_unknown_ones_fail():
+    assert store.append is store.log.append
+    assert projections.tasks is projections.read.tasks
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = store.nothing
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = projections.nothing
