@@ -310,16 +310,7 @@ def move_results(session: Session, pressure: Pressure, old: list[Message]) -> se
             saved = artifacts.save(home, session.session_id, message.content.encode(), sync=False)
         except OSError:
             continue  # the result simply stays; T3 and T6 still bound the prompt
-        session.record(
-            ev.ArtifactCreated(
-                artifact_id=saved.artifact_id,
-                kind="compacted_tool_result",
-                path=str(saved.path),
-                bytes=saved.bytes,
-                sha256=saved.sha256,
-                call_id=message.tool_call_id,
-            )
-        )
+        session.record(saved.created("compacted_tool_result", call_id=message.tool_call_id))
         stub = (
             f"[tool result moved to artifact {saved.artifact_id} during compaction: "
             f"{saved.bytes:,} bytes at {saved.path}; read it with read_file if needed]"

@@ -424,16 +424,7 @@ def _record_result(
             message = f"the output ({len(data):,} bytes) could not be saved as an artifact: {error}"
             _record_failure(session, call, message, "artifact_error", duration_ms)
             return
-        session.record(
-            ev.ArtifactCreated(
-                artifact_id=saved.artifact_id,
-                kind="tool_output",
-                path=str(saved.path),
-                bytes=saved.bytes,
-                sha256=saved.sha256,
-                call_id=call.id,
-            )
-        )
+        session.record(saved.created("tool_output", call_id=call.id))
         output, artifact_id = artifacts.stub(saved, output), saved.artifact_id
     session.record(
         ev.ToolCompleted(

@@ -55,15 +55,7 @@ async def summarise(
             )
         )
         return message
-    session.record(
-        ev.ArtifactCreated(
-            artifact_id=saved.artifact_id,
-            kind="compaction_transcript",
-            path=str(saved.path),
-            bytes=saved.bytes,
-            sha256=saved.sha256,
-        )
-    )
+    session.record(saved.created("compaction_transcript"))
     request = [
         {"role": "system", "content": SUMMARY_SYSTEM},
         {"role": "user", "content": _clip(transcript(window), limit)},

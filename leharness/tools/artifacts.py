@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leharness.store import new_ulid
+from leharness.store.events import ArtifactCreated
 
 INLINE_LIMIT = 8 * 1024  # bytes: outputs above this live on disk
 PREVIEW_CHARS = 400
@@ -24,6 +25,20 @@ class SavedArtifact:
     path: Path
     bytes: int
     sha256: str
+
+    def created(
+        self, kind: str, *, call_id: str | None = None, task_id: str | None = None
+    ) -> ArtifactCreated:
+        """The `artifact.created` event that records this file."""
+        return ArtifactCreated(
+            artifact_id=self.artifact_id,
+            kind=kind,
+            path=str(self.path),
+            bytes=self.bytes,
+            sha256=self.sha256,
+            call_id=call_id,
+            task_id=task_id,
+        )
 
 
 def artifacts_dir(home: Path, session_id: str) -> Path:
