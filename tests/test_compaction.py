@@ -246,6 +246,28 @@ def test_without_usage_the_pressure_is_estimated_from_characters():
     assert 0.68 < started.data.pressure < 0.72
 
 
+def test_the_estimate_counts_the_system_prompt_the_model_is_sent():
+    """Project instructions (and the skills catalog) are part of every request: an estimate
+    that left them out would let a request with a long AGENTS.md outgrow the window."""
+    server = ScriptedServer(report_usage=False).start()
+    session = scripted_session(server)
+    seed(server, session, 0)
+    view = projections.session_view(session.conn, session.session_id)
+    chars = compaction.request_chars(build_messages(view), session.tools.specs())
+    assert chars < 30_000  # so the instructions below fit under their 32,000-character cap
+    # The conversation alone is about 0.3 of the budget: no tier would run.
+    session.context_window = round(chars / 4 / 0.3 / compaction.BUDGET_SHARE)
+    (session.cwd / "AGENTS.md").write_text("x" * chars)  # as long again: about 0.6
+    before = len(events_rows(session))
+    server.push(Text("final"))
+    run(session, "third")
+    server.stop()
+    events = new_events(session, before)
+    assert started_tiers(events) == ["T1"]
+    started = next(e for e in events if e.type == "compaction.started")
+    assert 0.55 < started.data.pressure < 0.65
+
+
 def test_a_compaction_makes_the_last_measurement_stale_until_the_next_call():
     server = ScriptedServer().start()
     session = scripted_session(server)

@@ -35,7 +35,7 @@ from leharness.projections import Message, SessionRow, SessionView
 from leharness.store import events as ev
 from leharness.tools import artifacts
 
-from .prompt import build_messages, to_openai
+from .prompt import build_messages, session_system, to_openai
 from .summary import summarise
 
 if TYPE_CHECKING:
@@ -202,6 +202,7 @@ def _chars(turn: list[Message]) -> int:
 @dataclass
 class Compacted:
     view: SessionView
+    system: str  # this step's system prompt, measured here and sent as it is
 
 
 @dataclass
@@ -218,7 +219,8 @@ async def compact_context(session: Session) -> Compacted | Interrupted:
     view = _read(session)
     budget = budget_of(session)
     tools = session.tools.specs()
-    chars = 0 if is_fresh(view.session) else _prompt_chars(session, view, tools)
+    system = session_system(session, view)
+    chars = 0 if is_fresh(view.session) else _prompt_chars(view, system, tools)
     pressure = measure(view.session, chars, budget)
     old = [m for turn in old_turns(view.messages) for m in turn]
     if old and pressure.value >= THRESHOLD["T1"] and cheap_tiers(session, pressure, old):
@@ -239,9 +241,9 @@ async def compact_context(session: Session) -> Compacted | Interrupted:
     except asyncio.CancelledError:
         _uncancel()
         return Interrupted()
-    if enforce_ceiling(session, view, budget, tools, pressure):
+    if enforce_ceiling(session, view, system, budget, tools, pressure):
         view = _read(session)
-    return Compacted(view)
+    return Compacted(view, system)
 
 
 THRESHOLD = dict(TIERS)
@@ -257,8 +259,8 @@ def _reread_messages(session: Session, view: SessionView) -> SessionView:
     return view.model_copy(update={"messages": messages})
 
 
-def _prompt_chars(session: Session, view: SessionView, tools: list[dict[str, Any]]) -> int:
-    return request_chars(build_messages(view, session.system), tools)
+def _prompt_chars(view: SessionView, system: str, tools: list[dict[str, Any]]) -> int:
+    return request_chars(build_messages(view, system), tools)
 
 
 def _started(session: Session, tier: str, pressure: Pressure, **extra: Any) -> None:
@@ -350,6 +352,7 @@ def retire_summaries(session: Session, tier: str, view: SessionView, budget: Bud
 def enforce_ceiling(
     session: Session,
     view: SessionView,
+    system: str,
     budget: Budget,
     tools: list[dict[str, Any]],
     pressure: Pressure,
@@ -358,7 +361,7 @@ def enforce_ceiling(
     """T6: hide the oldest turns (never the latest) until the request fits the ceiling;
     if the latest turn alone is too large, its tool result bodies go too."""
     ceiling = ceiling or budget.ceiling_chars
-    total = _prompt_chars(session, view, tools)
+    total = _prompt_chars(view, system, tools)
     if total <= ceiling:
         return False
     groups = turns(view.messages)
@@ -388,10 +391,11 @@ def shrink_after_overflow(session: Session) -> bool:
     False when nothing could be taken away."""
     view = _read(session)
     tools = session.tools.specs()
-    chars = _prompt_chars(session, view, tools)
+    system = session_system(session, view)
+    chars = _prompt_chars(view, system, tools)
     budget = budget_of(session)
     pressure = measure(view.session, chars, budget)
-    return enforce_ceiling(session, view, budget, tools, pressure, ceiling=chars // 2)
+    return enforce_ceiling(session, view, system, budget, tools, pressure, ceiling=chars // 2)
 
 
 def _sent_chars(message: Message) -> int:
@@ -418,7 +422,7 @@ async def compact_now(session: Session) -> ManualResult:
     if not window:
         return ManualResult()
     budget = budget_of(session)
-    chars = request_chars(build_messages(view, session.system), session.tools.specs())
+    chars = _prompt_chars(view, session_system(session, view), session.tools.specs())
     _started(session, "T4", measure(view.session, chars, budget), manual=True)
     outcome = await summarise(session, "T4", window, _summary_limit(session))
     if isinstance(outcome, str):

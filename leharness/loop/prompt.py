@@ -11,7 +11,9 @@ from __future__ import annotations
 import platform
 from typing import Any
 
+from leharness import store
 from leharness.projections import Message, SessionView
+from leharness.tools import skills
 
 SYSTEM_PROMPT = """\
 You are lh, a careful coding agent running in a terminal harness.
@@ -34,6 +36,19 @@ def system_prompt(view: SessionView, instructions: str = "", skills_catalog: str
     if skills_catalog:
         parts.append(skills_catalog)
     return "\n\n".join(parts)
+
+
+def session_system(session: Any, view: SessionView) -> str:
+    """This step's system prompt, the one the model gets and compaction measures: the
+    session's own when it has one, else ours with the project instructions and, for a
+    session that can load skills, their catalog. Skills are rescanned every step (a stat
+    per SKILL.md; only changed files are read again), so an edit shows at the next step."""
+    if session.system:
+        return session.system
+    catalog = ""
+    if skills.LOAD_SKILL.name in session.tools:
+        catalog = skills.catalog(skills.discover(session.home or store.home_dir(), session.cwd))
+    return system_prompt(view, session.instructions.text, catalog)
 
 
 def to_openai(message: Message) -> dict[str, Any] | None:

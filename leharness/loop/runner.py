@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from leharness import projections, store
 from leharness.store import events as ev
-from leharness.tools import artifacts, skills
+from leharness.tools import artifacts
 from leharness.tools.agents import READ_ONLY_TOOLS, Spawn
 from leharness.tools.approval import Approval
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
@@ -33,7 +33,7 @@ from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 from . import compaction
 from .channel import Channel, NullChannel
 from .model import ModelClient, ProviderError, Reply, StreamSink
-from .prompt import build_messages, system_prompt
+from .prompt import build_messages
 
 FinishReason = Literal["no_tool_calls", "max_steps", "model_failed", "cancelled"]
 
@@ -120,12 +120,12 @@ async def run_invocation(session: Session, text: str | None) -> Result:
         match await compaction.compact_context(session):
             case compaction.Interrupted():
                 return finish(session, "cancelled")
-            case compaction.Compacted(view):
+            case compaction.Compacted(view, system):
                 pass
         session.record(
             ev.StepStarted(step=step, provider=session.model.provider, model=session.model.model)
         )
-        match await call_model(session, view):
+        match await call_model(session, view, system):
             case Cancelled():
                 return finish(session, "cancelled")
             case Failed(error) if error.kind == "context_length" and not overflowed:
@@ -261,7 +261,7 @@ def settle_unanswered_calls(session: Session) -> None:
 
 
 async def call_model(
-    session: Session, view: projections.SessionView
+    session: Session, view: projections.SessionView, system: str
 ) -> Replied | Failed | Cancelled:
     channel = session.channel
     sink = StreamSink(
@@ -269,7 +269,7 @@ async def call_model(
         on_reasoning=channel.reasoning,
         on_retry=lambda attempt, message, delay: channel.retry(attempt, redact(message), delay),
     )
-    messages = build_messages(view, session.system or system_text(session, view))
+    messages = build_messages(view, system)
     try:
         await asyncio.sleep(0)  # a cancel that is already pending lands before any request
         reply = await session.model.complete(messages, session.tools.specs(), sink)
@@ -295,16 +295,6 @@ async def call_model(
         )
     )
     return Replied(reply)
-
-
-def system_text(session: Session, view: projections.SessionView) -> str:
-    """This step's system prompt. Skills are rescanned every step (a stat per SKILL.md;
-    only changed files are read again), so an edited skill shows at the next step. No
-    catalog for a session that cannot load skills."""
-    catalog = ""
-    if skills.LOAD_SKILL.name in session.tools:
-        catalog = skills.catalog(skills.discover(session.home or store.home_dir(), session.cwd))
-    return system_prompt(view, session.instructions.text, catalog)
 
 
 def unique_call_ids(session: Session, calls: list[ev.ToolCall]) -> list[ev.ToolCall]:
