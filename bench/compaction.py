@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -62,7 +61,6 @@ def measure(turns: int) -> tuple[list[float], list[float], int, int]:
     """(per-turn ms, every request's tokens ÷ budget, summariser calls, compaction events)."""
     budget = Budget(WINDOW).tokens
     with tempfile.TemporaryDirectory() as folder, ScriptedServer(responder=respond) as server:
-        os.environ["LEHARNESS_HOME"] = folder
         conn = store.open_events_only(Path(folder) / "sessions.db")
         model = OpenAICompatibleModel("openai", "bench", server.base_url, "k", RetryPolicy(0))
         session_id = runner.new_session(conn, Path(folder), "openai", "bench")

@@ -96,6 +96,40 @@ def test_lh_compact_summarises_now_and_says_so(server, isolated_home):
     assert "SUMMARY of the first turns" in server.requests[-1].messages[1]["content"]
 
 
+def test_lh_compact_takes_the_settings_and_starts_no_mcp_server(server, isolated_home):
+    env = lh_env(isolated_home, server.base_url)
+    for turn in range(3):
+        server.push(Text(f"answer {turn}"))
+        args = ["-c", "turn"] if turn else ["first"]
+        assert run_lh(*args, env=env).returncode == 0
+    (isolated_home / "settings.toml").write_text('model = "model-from-settings"\n')
+    (isolated_home / "mcp.json").write_text(
+        json.dumps({"mcpServers": {"nowhere": {"command": "/nonexistent/mcp-server"}}})
+    )
+    server.push(Text("SUMMARY"))
+    done = run_lh("compact", session_id(isolated_home), env=env)
+    assert done.returncode == 0, done.stderr
+    (call,) = summariser_calls(server)
+    assert call.body["model"] == "model-from-settings"
+    assert query(isolated_home, "SELECT count(*) FROM events WHERE type LIKE 'mcp.%'") == [(0,)]
+
+
+def test_a_context_window_under_1000_is_refused_from_the_flag_the_variable_or_the_file(
+    server, isolated_home
+):
+    done = run_lh("--context-window", "500", "hi", env=lh_env(isolated_home, server.base_url))
+    assert done.returncode == 2 and "--context-window" in done.stderr
+    env = lh_env(isolated_home, server.base_url, LEHARNESS_CONTEXT_WINDOW="500")
+    done = run_lh("hi", env=env)
+    assert done.returncode == 2 and "LEHARNESS_CONTEXT_WINDOW must be a whole number of 1,000" in (
+        done.stderr
+    )
+    isolated_home.mkdir(exist_ok=True)  # nothing above got far enough to make it
+    (isolated_home / "settings.toml").write_text("context_window = 500\n")
+    done = run_lh("config", env=lh_env(isolated_home, server.base_url))
+    assert done.returncode == 2 and "context_window must be a whole number of 1,000" in done.stderr
+
+
 def test_lh_compact_on_a_short_session_does_nothing(server, isolated_home):
     env = lh_env(isolated_home, server.base_url)
     server.push(Text("hi"))
@@ -144,3 +178,31 @@ def test_slash_compact_in_the_interactive_session(monkeypatch):
     assert "· context compacted (T4)" in screen  # the REPL renders the compaction event
     visible = projections.visible_messages(repl.active.loop.conn, repl.active.session_id)
     assert visible[0].kind == "summary" and "SUMMARY from the repl" in visible[0].content
+
+
+def test_slash_compact_keeps_the_prompt_and_puts_typed_lines_back(monkeypatch):
+    from leharness.testing import Slow
+
+    from .test_repl import Typist, make_repl, screen, session_with, until
+
+    steps = [Text("one"), Text("two"), Text("three"), Slow(Text("SUMMARY"), delay_s=0.5)]
+    with ScriptedServer(steps) as server:
+        repl = make_repl(server, monkeypatch)
+
+        async def script(typist: Typist) -> None:
+            for text in ("first", "second", "third"):
+                await typist.line(text)
+            await typist.line("/compact")
+            assert repl.busy  # the summary runs while the prompt stays
+            await typist.now("typed meanwhile")
+            assert repl.queued == ["typed meanwhile"]
+            await until(lambda: not repl.busy)
+            assert typist.buffer.text == "typed meanwhile"  # back at the prompt, unsent
+            typist.buffer.text = ""
+            await typist.line("/exit")
+
+        session_with(repl, script)
+    shown = screen(repl)
+    assert "⧗ queued: typed meanwhile" in shown and "summarised events 2–" in shown
+    assert "1 queued line(s) put back at the prompt" in shown
+    assert len(server.requests) == 4  # the line was not sent on its own

@@ -13,18 +13,7 @@ from .e2e_helpers import lh_env, run_lh
 
 @pytest.mark.parametrize(
     "point",
-    [
-        pytest.param(
-            point,
-            id=point.name.replace(" ", "-"),
-            marks=pytest.mark.skipif(
-                not point.available,
-                reason=f"{point.requires} is not in this build yet (compaction lands on "
-                "another branch); the point runs as soon as it is",
-            ),
-        )
-        for point in crash.POINTS
-    ],
+    [pytest.param(point, id=point.name.replace(" ", "-")) for point in crash.POINTS],
 )
 def test_a_session_killed_at_this_point_resumes_cleanly(point, tmp_path):
     outcome = crash.run_point(point, tmp_path)

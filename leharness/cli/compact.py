@@ -30,16 +30,13 @@ def compact_command(
     from leharness.loop import compaction
 
     from .session import open_session
+    from .settings import resolve_settings
 
-    active = open_session(
-        session_ref,
-        False,
-        provider=provider,
-        model=model,
-        base_url=base_url,
-        max_steps=1,
-        context_window=context_window,
-    )
+    flags = dict(provider=provider, model=model, base_url=base_url, context_window=context_window)
+    settings = resolve_settings(flags)
+    # A summary calls no tool: no MCP server is started for it.
+    options = {key: settings[key] for key in flags}
+    active = open_session(session_ref, False, max_steps=1, mcp=False, **options)
     result = asyncio.run(compaction.compact_now(active.loop))
     click.echo(describe(result))
     if result.error is not None:

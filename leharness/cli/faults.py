@@ -67,7 +67,7 @@ def parse(spec: str) -> tuple[str, int]:
 def wrap(channel: Channel) -> Channel:
     """The channel itself, or a KillSwitch around it when LEHARNESS_TEST_KILL_AT is set."""
     spec = os.environ.get(ENV)
-    if not spec:
+    if not spec or isinstance(channel, KillSwitch):  # /new, /resume, /fork reuse the channel
         return channel
     try:
         point, nth = parse(spec)

@@ -17,6 +17,7 @@ import contextlib
 import signal
 import subprocess
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +63,12 @@ class Repl:
 
     def start(self, text: str | None) -> None:
         """Answer `text` (None: a background task woke the session) while the prompt stays."""
-        self.run = asyncio.ensure_future(self._answer(text))
+        self.begin(self._answer(text))
+
+    def begin(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as the session's run: the prompt stays, typed lines queue, and Ctrl-C
+        or Esc cancels it (answers, /compact)."""
+        self.run = asyncio.ensure_future(work)
         self.run.add_done_callback(self._report)
 
     def _report(self, run: asyncio.Task) -> None:

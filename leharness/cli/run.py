@@ -10,6 +10,7 @@ import click
 
 from .errors import UserError, user_errors
 from .options import context_window_option
+from .settings import APPROVAL_MODES
 
 EXIT_CODES = {"no_tool_calls": 0, "max_steps": 1, "model_failed": 1, "cancelled": 130}
 # Provider failures the user must fix (key, address, model name): exit code 2.
@@ -39,7 +40,7 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
 @context_window_option
 @click.option(
     "--approval",
-    type=click.Choice(["ask", "auto", "read-only"]),
+    type=click.Choice(APPROVAL_MODES),
     help="ask: bash and file changes wait for y/n/always (interactive default); auto: "
     "everything runs (one-shot default); read-only: they are refused  "
     "[env LEHARNESS_APPROVAL]",

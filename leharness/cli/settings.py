@@ -35,6 +35,7 @@ ENV_VARS = {
 }  # base_url's variable depends on the provider: see base_url_env()
 DEFAULT_MAX_STEPS = 50
 APPROVAL_MODES = ("ask", "auto", "read-only")  # as tools/approval.py MODES (kept import-free)
+MINIMUMS = {"context_window": 1_000}  # whole numbers below this are refused (others: 1)
 
 Source = Literal["flag", "env", "settings", "default"]
 
@@ -140,8 +141,9 @@ def _check(key: str, value: Any) -> str:
     if key == "approval" and value not in APPROVAL_MODES:
         return f"must be one of {', '.join(APPROVAL_MODES)}"
     if KEYS[key] is int:
-        ok = type(value) is int and value >= 1  # type(): True is an int to Python
-        return "" if ok else "must be a whole number of 1 or more"
+        low = MINIMUMS.get(key, 1)
+        ok = type(value) is int and value >= low  # type(): True is an int to Python
+        return "" if ok else f"must be a whole number of {low:,} or more"
     return "" if isinstance(value, str) and value.strip() else "must be a non-empty string"
 
 
@@ -154,6 +156,7 @@ def _from_env(key: str, variable: str, text: str) -> Any:
         number = int(text)
     except ValueError:
         number = 0
-    if number < 1:
-        raise UserError(f"{variable} must be a whole number of 1 or more, not {text!r}")
+    low = MINIMUMS.get(key, 1)
+    if number < low:
+        raise UserError(f"{variable} must be a whole number of {low:,} or more, not {text!r}")
     return number

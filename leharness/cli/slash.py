@@ -9,7 +9,6 @@ it runs.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import os
 import socket
@@ -179,12 +178,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def compact(repl: Repl, arg: str) -> None:
-    """Summarise the oldest turns now, as a run: Ctrl-C or Esc cancels it like an answer."""
+def compact(repl: Repl, arg: str) -> None:
+    """Summarise the oldest turns now, as a run: the prompt stays, and Ctrl-C or Esc
+    cancels it as it cancels an answer."""
     from .compact import compact_in_repl
 
-    repl.run = asyncio.ensure_future(compact_in_repl(repl.active, repl.console))
-    await asyncio.gather(repl.run, return_exceptions=True)
+    async def work() -> None:
+        await compact_in_repl(repl.active, repl.console)
+        if repl.queued:  # typed while it ran: back to the prompt, to send when ready
+            repl.restore_queued()
+
+    repl.begin(work())
 
 
 def fork(repl: Repl, arg: str) -> None:

@@ -12,7 +12,6 @@ without exactly one result in the resumed request, a resumed run that fails.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -44,11 +43,6 @@ class CrashPoint:
     kill_at: str | None = None  # LEHARNESS_TEST_KILL_AT; None: killed from outside
     kill_when: Callable[[Path], bool] | None = None  # outside kill once this holds (cwd)
     env: dict[str, str] = field(default_factory=dict)
-    requires: str | None = None  # a module the point needs (compaction lands later)
-
-    @property
-    def available(self) -> bool:
-        return self.requires is None or importlib.util.find_spec(self.requires) is not None
 
 
 def _tool_running(cwd: Path) -> bool:
@@ -94,7 +88,6 @@ POINTS: tuple[CrashPoint, ...] = (
         ),
         "compaction.started",
         env={"LEHARNESS_CONTEXT_WINDOW": "2000"},
-        requires="leharness.loop.compaction",
     ),
     CrashPoint(
         "between the two halves of a multi-tool reply",
