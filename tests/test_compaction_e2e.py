@@ -69,6 +69,12 @@ def test_a_24_kb_output_five_turns_and_pressure_0_9_give_one_summary(server, iso
         "WHERE type = 'compaction.started' ORDER BY seq"
     )  # fmt: skip
     assert [t for (t,) in tiers] == ["T3", "T4"]  # no reasoning; the stub is under 1 KiB
+    # The compacted session replays as recorded: the summariser is served its recorded
+    # summary, and the window comes from the recording (the variable is not set here).
+    plain = lh_env(isolated_home, server.base_url)
+    replayed = run_lh("replay", session_id(isolated_home), env=plain)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "no divergence" in replayed.stdout
 
 
 def test_lh_compact_summarises_now_and_says_so(server, isolated_home):

@@ -223,8 +223,9 @@ async def compact_context(session: Session) -> Compacted | Interrupted:
     chars = 0 if is_fresh(view.session) else _prompt_chars(view, system, tools)
     pressure = measure(view.session, chars, budget)
     old = [m for turn in old_turns(view.messages) for m in turn]
+    measured = chars or None  # the request's size while no tier has changed the view
     if old and pressure.value >= THRESHOLD["T1"] and cheap_tiers(session, pressure, old):
-        view = _reread_messages(session, view)
+        view, measured = _reread_messages(session, view), None
     try:
         for tier in ("T4", "T5"):
             if pressure.value < THRESHOLD[tier]:
@@ -235,13 +236,13 @@ async def compact_context(session: Session) -> Compacted | Interrupted:
             _started(session, tier, pressure)
             if isinstance(await summarise(session, tier, window, _summary_limit(session)), str):
                 break  # recorded; the model call goes ahead, and no second try this step
-            view = _read(session)
+            view, measured = _read(session), None
             if retire_summaries(session, tier, view, budget):
                 view = _read(session)
     except asyncio.CancelledError:
         _uncancel()
         return Interrupted()
-    if enforce_ceiling(session, view, system, budget, tools, pressure):
+    if enforce_ceiling(session, view, system, budget, tools, pressure, total=measured):
         view = _read(session)
     return Compacted(view, system)
 
@@ -357,11 +358,12 @@ def enforce_ceiling(
     tools: list[dict[str, Any]],
     pressure: Pressure,
     ceiling: int | None = None,
+    total: int | None = None,
 ) -> bool:
     """T6: hide the oldest turns (never the latest) until the request fits the ceiling;
     if the latest turn alone is too large, its tool result bodies go too."""
     ceiling = ceiling or budget.ceiling_chars
-    total = _prompt_chars(view, system, tools)
+    total = total or _prompt_chars(view, system, tools)  # measured already, if unchanged
     if total <= ceiling:
         return False
     groups = turns(view.messages)

@@ -9,9 +9,11 @@ mapped to the recorded one where the two first meet).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from leharness.store import Event
@@ -20,8 +22,9 @@ from leharness.store import Event
 IGNORED = frozenset({"duration_ms", "attempts", "pid", "harness_pid", "provider", "model"})
 #: Payload fields naming something the run created; replayed values map to recorded ones.
 MINTED = ("task_id", "artifact_id", "child_session_id")
-#: Events about the session itself rather than its run.
-SKIPPED = frozenset({"session.created", "session.forked"})
+#: Events about the session itself rather than its run (MCP servers are connected when a
+#: session opens, and a replay starts none).
+SKIPPED = frozenset({"session.created", "session.forked", "mcp.connected", "mcp.failed"})
 
 
 @dataclass
@@ -60,11 +63,31 @@ class Normalizer:
             self.pairs.append(pair)
 
     def apply(self, data: dict[str, Any]) -> dict[str, Any]:
-        text = json.dumps(data, ensure_ascii=False)
+        return json.loads(self.apply_text(json.dumps(data, ensure_ascii=False), _escaped))
+
+    def apply_text(self, text: str, form: Any = str) -> str:
         # Longest first, so a session id inside a longer path is not replaced half-way.
         for new, old in sorted(self.pairs, key=lambda pair: -len(pair[0])):
-            text = text.replace(_escaped(new), _escaped(old))
-        return json.loads(text)
+            text = text.replace(form(new), form(old))
+        return text
+
+    def artifact(self, recorded: dict[str, Any], replayed: dict[str, Any]) -> dict[str, Any]:
+        """A replayed artifact in the recording's terms: a file that quotes the run's own
+        paths and ids (a compaction transcript quoting a stub) matches once they are mapped."""
+        shown = self.apply(replayed)
+        if (shown.get("bytes"), shown.get("sha256")) == (
+            recorded.get("bytes"),
+            recorded.get("sha256"),
+        ):
+            return shown
+        try:
+            text = Path(replayed["path"]).read_bytes().decode("utf-8")
+        except (KeyError, OSError, UnicodeDecodeError):
+            return shown
+        mapped = self.apply_text(text).encode("utf-8")
+        if hashlib.sha256(mapped).hexdigest() == recorded.get("sha256"):
+            shown.update(bytes=len(mapped), sha256=recorded["sha256"])
+        return shown
 
 
 def _escaped(value: str) -> str:
@@ -89,7 +112,10 @@ def compare(
         old_data, new_data = payload(old), payload(new)
         if old.type == new.type:
             normal.learn(old_data, new_data)
-        shown = normal.apply(new_data)
+        if old.type == new.type == "artifact.created":
+            shown = normal.artifact(old_data, new_data)
+        else:
+            shown = normal.apply(new_data)
         if old.type != new.type or old_data != shown:
             return Comparison(position - 1, Divergence(position, old, new, shown))
     if len(left) != len(right):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -31,7 +32,7 @@ from leharness.tools import CORE_TOOLS
 from leharness.tools.approval import Approval, ApprovalRequest, Decision
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
 
-from . import runner
+from . import compaction, runner
 from .channel import Channel, NullChannel
 from .divergence import Comparison, compare
 from .model import ProviderError, Reply, StreamSink
@@ -86,6 +87,28 @@ class Recording:
     def outcomes(self) -> list[Outcome]:
         return [e.data for e in self.events if isinstance(e.data, Outcome)]
 
+    def context_window(self) -> int | None:
+        """The window the recording was compacted under, from the budget (0.85 × window)
+        its first compaction.started records; windows that share a budget compact alike."""
+        for event in self.events:
+            if isinstance(event.data, ev.CompactionStarted):
+                budget = event.data.details.get("budget")
+                if isinstance(budget, int):
+                    return math.ceil(budget / compaction.BUDGET_SHARE)
+        return None
+
+    def summaries(self) -> list[ev.CompactionSummary | ev.CompactionSummaryFailed]:
+        """What each summariser call answered, across this session and its subagents in
+        the order they were recorded (an artifact failure came before any call: left out)."""
+        found = [
+            e
+            for r in self.tree()
+            for e in r.events
+            if isinstance(e.data, ev.CompactionSummary)
+            or (isinstance(e.data, ev.CompactionSummaryFailed) and e.data.kind != "artifact_error")
+        ]
+        return [e.data for e in sorted(found, key=lambda e: e.seq)]
+
     def tool_results(self) -> dict[str, ev.ToolCompleted | ev.ToolFailed]:
         return {
             e.data.call_id: e.data
@@ -130,10 +153,17 @@ class RecordedModel:
         for child in recording.tree()[1:]:
             self._children.setdefault(child.prompt(), []).extend(child.outcomes())
         self._children.pop(None, None)
+        self._summaries = recording.summaries()
 
     async def complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], sink: StreamSink
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        sink: StreamSink,
+        max_tokens: int | None = None,
     ) -> Reply:
+        if max_tokens is not None:  # only compaction's summariser bounds its output
+            return await self._summary()
         first = next((m.get("content") for m in messages if m.get("role") == "user"), None)
         queue = self._children.get(first, self._main)
         if not queue:
@@ -148,6 +178,21 @@ class RecordedModel:
                 raise asyncio.CancelledError  # as when the user pressed Ctrl-C mid-answer
         sink.add(recorded.text, recorded.reasoning)
         return Reply(recorded.text, recorded.reasoning, list(recorded.tool_calls), recorded.usage)
+
+    async def _summary(self) -> Reply:
+        """The recorded summariser answer, in order: the summary, or the same failure."""
+        if not self._summaries:
+            raise ProviderError("the recording has no summary left for this call", "exhausted")
+        recorded = self._summaries.pop(0)
+        await asyncio.sleep(0)
+        match recorded:
+            case ev.CompactionSummaryFailed(kind="cancelled"):
+                raise asyncio.CancelledError
+            case ev.CompactionSummaryFailed(kind="empty"):
+                return Reply("", "", [], None)
+            case ev.CompactionSummaryFailed(error=error, kind=kind):
+                raise ProviderError(error, kind)
+        return Reply(recorded.summary, "", [], None)
 
 
 #: Tools that run for real even when the others answer from the recording.
@@ -222,6 +267,7 @@ def replay(
     sandbox: Path | None = None,
     scratch_home: Path | None = None,
     channel: Channel | None = None,
+    context_window: int | None = None,
 ) -> Replay:
     """Re-run the recording in a scratch database under `scratch_home` (a new temporary
     folder when None) and compare. The caller removes the folder when it is done."""
@@ -243,6 +289,7 @@ def replay(
             channel=served.channel(channel) if served else channel,
             home=home,
             approval=recorded_approval(recording.events),
+            context_window=context_window or recording.context_window(),
         )
         asyncio.run(_run(session, recording.invocations()))
         events = list(store.read_events(conn, session_id))
