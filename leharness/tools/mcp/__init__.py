@@ -96,10 +96,10 @@ def _read_only_hint(listed: Any) -> bool:
 
 
 def _record(ctx: ToolContext, payload: Payload) -> None:
-    """Record through the session's recorder (the task runtime the loop hands every tool)."""
-    runtime = ctx.extra.get("tasks")
-    if runtime is not None:
-        runtime.record(payload)
+    """Record through the session's recorder, which the loop hands every tool."""
+    record = ctx.extra.get("record")
+    if record is not None:
+        record(payload)
 
 
 def render_result(result: Any) -> str:
