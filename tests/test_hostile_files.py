@@ -1,0 +1,175 @@
+"""A hostile filesystem: the harness's own folder, FIFOs, a symlink race, names that are
+not UTF-8. Each ends in a clear tool error or works; none hangs, crashes or escapes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from leharness.tools import ToolContext, ToolError, default_registry
+
+REGISTRY = default_registry()
+
+
+def call(name: str, ctx: ToolContext, **arguments) -> str:
+    return asyncio.run(REGISTRY.invoke(name, json.dumps(arguments), ctx))
+
+
+def failure(name: str, ctx: ToolContext, **arguments) -> ToolError:
+    with pytest.raises(ToolError) as caught:
+        call(name, ctx, **arguments)
+    return caught.value
+
+
+# -- 13.4: nothing of LEHARNESS_HOME but artifacts (read) --------------------------
+
+
+@pytest.fixture
+def home_in_tree(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    work = tmp_path / "work"
+    home = work / ".leharness"
+    for folder in ("locks", "skills/deploy", "artifacts/s1", "demo"):
+        (home / folder).mkdir(parents=True)
+    (home / "locks" / "01ABC.lock").write_text("4242\n")
+    (home / "skills" / "deploy" / "SKILL.md").write_text("---\nname: deploy\n---\nbody\n")
+    (home / "artifacts" / "s1" / "a1").write_text("big output\n")
+    (home / "settings.toml").write_text('model = "x"\n')
+    monkeypatch.setenv("LEHARNESS_HOME", str(home))
+    return work, home
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".leharness/locks/01ABC.lock",
+        ".leharness/locks/new.lock",
+        ".leharness/skills/deploy/SKILL.md",
+        ".leharness/skills/evil/SKILL.md",
+        ".leharness/artifacts/s1/a1",
+        ".leharness/settings.toml",
+        ".leharness/mcp.json",
+        ".leharness/sessions.db",
+    ],
+)
+def test_no_file_tool_writes_anywhere_in_the_harness_home(home_in_tree, path):
+    work, home = home_in_tree
+    ctx = ToolContext(cwd=work, home=home)
+    before = {p: p.read_bytes() for p in home.rglob("*") if p.is_file()}
+    for name, args in [
+        ("write_file", {"content": "taken over"}),
+        ("edit_file", {"old_string": "4242", "new_string": "1"}),
+    ]:
+        error = failure(name, ctx, path=path, **args)
+        assert error.kind == "outside_workspace" and "lh's own folder" in str(error)
+    after = {p: p.read_bytes() for p in home.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_reads_in_the_home_reach_only_artifacts_and_skills(home_in_tree):
+    work, home = home_in_tree
+    ctx = ToolContext(cwd=work, home=home)
+    assert "big output" in call("read_file", ctx, path=".leharness/artifacts/s1/a1")
+    assert "name: deploy" in call("read_file", ctx, path=".leharness/skills/deploy/SKILL.md")
+    for path in (".leharness/locks/01ABC.lock", ".leharness/settings.toml"):
+        assert failure("read_file", ctx, path=path).kind == "outside_workspace"
+    # a session working in a folder of the home (lh demo's) uses that folder freely
+    demo = ToolContext(cwd=home / "demo", home=home)
+    assert "created" in call("write_file", demo, path="hello.py", content="print(1)\n")
+    assert failure("write_file", demo, path="../locks/x.lock", content="1").kind == (
+        "outside_workspace"
+    )
+
+
+# -- 14.4: a FIFO is refused, never read ---------------------------------------
+
+
+def _unblock_later(fifo: Path, seconds: float) -> threading.Thread:
+    """Open the FIFO's other ends late, so that a regression fails instead of hanging."""
+
+    def run() -> None:
+        time.sleep(seconds)
+        for flags in (os.O_WRONLY | os.O_NONBLOCK, os.O_RDONLY | os.O_NONBLOCK):
+            try:
+                os.close(os.open(fifo, flags))
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_file_tools_refuse_a_fifo_at_once(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    ctx = ToolContext(cwd=tmp_path)
+    _unblock_later(fifo, 10)
+    started = time.monotonic()
+    for name, args in [
+        ("read_file", {}),
+        ("edit_file", {"old_string": "a", "new_string": "b"}),
+        ("write_file", {"content": "x"}),
+        ("grep", {"pattern": "x"}),
+    ]:
+        error = failure(name, ctx, path="pipe", **args)
+        assert error.kind == "not_a_file" and "FIFO" in str(error), (name, error)
+    assert time.monotonic() - started < 5
+    assert fifo.exists() and not fifo.is_file()  # write_file did not replace it
+
+
+# -- 14.5: what is checked is what is opened -----------------------------------
+
+RACER = r"""
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+a, b = sys.argv[1].encode(), sys.argv[2].encode()
+while True:
+    if libc.renameat2(-100, a, -100, b, 2) != 0:  # RENAME_EXCHANGE
+        sys.exit("renameat2: errno %d" % ctypes.get_errno())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux's")
+def test_a_folder_swapped_for_a_symlink_never_lets_a_call_out(tmp_path):
+    work, outside = tmp_path / "work", tmp_path / "outside"
+    (work / "d").mkdir(parents=True)
+    outside.mkdir()
+    (work / "d" / "f.txt").write_text("inside\n")
+    (outside / "f.txt").write_text("OUTSIDE\n")
+    (work / "s").symlink_to(outside)
+    ctx = ToolContext(cwd=work)
+    racer = subprocess.Popen([sys.executable, "-c", RACER, str(work / "d"), str(work / "s")])
+    escapes = worked = 0
+    try:
+        for number in range(300):
+            try:
+                text = call("read_file", ctx, path="d/f.txt")
+                worked += 1
+                escapes += "OUTSIDE" in text
+            except ToolError:
+                pass
+            try:
+                call("write_file", ctx, path=f"d/w{number}.txt", content="x")
+                worked += 1
+            except ToolError:
+                pass
+            try:
+                call("edit_file", ctx, path="d/f.txt", old_string="OUTSIDE", new_string="PWNED")
+            except ToolError:
+                pass
+        assert racer.poll() is None, "the racer stopped: the race did not run"
+    finally:
+        racer.kill()
+        racer.wait()
+    written = list(outside.glob("w*.txt"))
+    assert (escapes, written) == (0, [])
+    assert (outside / "f.txt").read_text() == "OUTSIDE\n"
+    assert worked > 0
