@@ -173,3 +173,110 @@ def test_a_folder_swapped_for_a_symlink_never_lets_a_call_out(tmp_path):
     assert (escapes, written) == (0, [])
     assert (outside / "f.txt").read_text() == "OUTSIDE\n"
     assert worked > 0
+
+
+# -- 14.4: searches stream through ripgrep, have a time limit and can be cancelled --------
+
+CATASTROPHIC = r"""
+import asyncio, json, sys
+from pathlib import Path
+from leharness.tools import ToolContext, default_registry
+ctx = ToolContext(cwd=Path(sys.argv[1]))
+print(asyncio.run(default_registry().invoke("grep", json.dumps({"pattern": "^(a+)+$"}), ctx)))
+"""
+
+
+def test_a_catastrophic_pattern_does_not_block(tmp_path):
+    (tmp_path / "a.txt").write_text("a" * 40 + "!\n" + "a" * 40 + "\n")
+    done = subprocess.run(
+        [sys.executable, "-c", CATASTROPHIC, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "a.txt:2:" + "a" * 40
+
+
+def test_searches_respect_gitignore_outside_a_repository_too(tmp_path):
+    (tmp_path / ".gitignore").write_text("build/\n*.log\n")
+    for name in ("build/out.py", "run.log", "src/main.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("needle\n")
+    ctx = ToolContext(cwd=tmp_path)
+    assert call("grep", ctx, pattern="needle") == "src/main.py:1:needle"
+    assert call("list_files", ctx, pattern="**/*").splitlines() == [".gitignore", "src/main.py"]
+    assert call("list_files", ctx, pattern="*") == ".gitignore"  # pathlib's meaning: this folder
+
+
+@pytest.fixture
+def slow_rg(tmp_path, monkeypatch) -> Path:
+    """A ripgrep that never answers, and the file where it writes its pid."""
+    pid_file = tmp_path / "rg.pid"
+    fake = tmp_path / "rg"
+    fake.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr("leharness.tools.search.rg_path", lambda: str(fake))
+    (tmp_path / "work").mkdir()
+    return pid_file
+
+
+def _gone(pid_file: Path) -> bool:
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").exists() and " Z " in Path(f"/proc/{pid}/stat").read_text()
+
+
+def test_a_search_stops_at_its_time_limit_and_kills_ripgrep(slow_rg, monkeypatch):
+    monkeypatch.setattr("leharness.tools.search.SEARCH_TIMEOUT_S", 0.5)
+    ctx = ToolContext(cwd=slow_rg.parent / "work")
+    started = time.monotonic()
+    assert "stopped after 0.5 s" in call("grep", ctx, pattern="x")
+    assert "stopped after 0.5 s" in call("list_files", ctx)
+    assert time.monotonic() - started < 10
+    assert _gone(slow_rg)
+
+
+def test_a_cancelled_search_kills_ripgrep(slow_rg):
+    ctx = ToolContext(cwd=slow_rg.parent / "work")
+
+    async def cancel_it() -> None:
+        job = asyncio.ensure_future(REGISTRY.invoke("grep", '{"pattern": "x"}', ctx))
+        while not slow_rg.exists():
+            await asyncio.sleep(0.01)
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+
+    asyncio.run(asyncio.wait_for(cancel_it(), 20))
+    assert _gone(slow_rg)
+
+
+# -- 14.3: names that are not UTF-8 --------------------------------------------
+
+RAW = b"\xff-caf\xe9.txt"  # Latin-1 bytes: not UTF-8
+ESCAPED = "\\xff-caf\\xe9.txt"
+
+
+@pytest.fixture
+def raw_named(tmp_path: Path) -> Path:
+    (tmp_path / "sub").mkdir()
+    with open(os.path.join(os.fsencode(tmp_path / "sub"), RAW), "wb") as handle:
+        handle.write(b"needle one\n")
+    return tmp_path
+
+
+def test_names_that_are_not_utf8_are_shown_escaped_and_usable(raw_named):
+    ctx = ToolContext(cwd=raw_named)
+    assert call("list_files", ctx) == f"sub/{ESCAPED}"
+    assert call("grep", ctx, pattern="needle") == f"sub/{ESCAPED}:1:needle one"
+    assert "needle one" in call("read_file", ctx, path=f"sub/{ESCAPED}")
+    assert "overwrote" in call("write_file", ctx, path=f"sub/{ESCAPED}", content="needle two\n")
+    call("edit_file", ctx, path=f"sub/{ESCAPED}", old_string="two", new_string="three")
+    assert "created" in call("write_file", ctx, path="new-\\xe9.txt", content="x")
+    raw_file = os.path.join(os.fsencode(raw_named / "sub"), RAW)
+    assert open(raw_file, "rb").read() == b"needle three\n"
+    assert os.path.exists(os.path.join(os.fsencode(raw_named), b"new-\xe9.txt"))
