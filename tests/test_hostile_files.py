@@ -4,6 +4,7 @@ not UTF-8. Each ends in a clear tool error or works; none hangs, crashes or esca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -97,10 +98,8 @@ def _unblock_later(fifo: Path, seconds: float) -> threading.Thread:
     def run() -> None:
         time.sleep(seconds)
         for flags in (os.O_WRONLY | os.O_NONBLOCK, os.O_RDONLY | os.O_NONBLOCK):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(os.open(fifo, flags))
-            except OSError:
-                pass
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -161,10 +160,8 @@ def test_a_folder_swapped_for_a_symlink_never_lets_a_call_out(tmp_path):
                 worked += 1
             except ToolError:
                 pass
-            try:
+            with contextlib.suppress(ToolError):
                 call("edit_file", ctx, path="d/f.txt", old_string="OUTSIDE", new_string="PWNED")
-            except ToolError:
-                pass
         assert racer.poll() is None, "the racer stopped: the race did not run"
     finally:
         racer.kill()
@@ -278,5 +275,44 @@ def test_names_that_are_not_utf8_are_shown_escaped_and_usable(raw_named):
     call("edit_file", ctx, path=f"sub/{ESCAPED}", old_string="two", new_string="three")
     assert "created" in call("write_file", ctx, path="new-\\xe9.txt", content="x")
     raw_file = os.path.join(os.fsencode(raw_named / "sub"), RAW)
-    assert open(raw_file, "rb").read() == b"needle three\n"
+    assert Path(os.fsdecode(raw_file)).read_bytes() == b"needle three\n"
     assert os.path.exists(os.path.join(os.fsencode(raw_named), b"new-\xe9.txt"))
+
+
+def test_names_that_are_not_utf8_survive_the_event_log_and_a_resume(raw_named, tmp_path):
+    from leharness.testing import Call, ScriptedServer, Text, ToolCalls
+    from leharness.tools.redact import storable
+
+    from .e2e_helpers import lh_env, query, run_lh
+
+    (raw_named / "sub" / "link").symlink_to(os.fsdecode(b"\xfe-gone"))  # dangling, raw target
+    calls = ToolCalls(
+        Call("list_files", {}),
+        Call("grep", {"pattern": "needle"}),
+        Call("read_file", {"path": f"sub/{ESCAPED}"}),
+        Call("read_file", {"path": "sub/link"}),
+        Call("write_file", {"path": f"sub/{ESCAPED}", "content": "needle two\n"}),
+    )
+    home = tmp_path.parent / (tmp_path.name + "-home")
+    with ScriptedServer([calls, Text("done"), Text("again")]) as server:
+        env = lh_env(home, server.base_url)
+        first = run_lh("look", env=env, cwd=raw_named)
+        second = run_lh("-c", "go on", env=env, cwd=raw_named)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    rows = query(
+        home,
+        "SELECT json_extract(data, '$.name'), type, coalesce(json_extract(data, '$.result'), "
+        "json_extract(data, '$.error')) FROM events "
+        "WHERE type IN ('tool.completed', 'tool.failed') ORDER BY seq",
+    )
+    assert [kind for _, kind, _ in rows] == ["tool.completed"] * 3 + ["tool.failed"] + [
+        "tool.completed"
+    ]
+    assert rows[3][2] == "file not found: sub/link"
+    results = {name: result for name, _, result in rows}
+    assert results["list_files"] == f"sub/{ESCAPED}"  # a dangling link is no file
+    assert results["grep"] == f"sub/{ESCAPED}:1:needle one"
+    raw_file = os.path.join(os.fsencode(raw_named / "sub"), RAW)
+    assert Path(os.fsdecode(raw_file)).read_bytes() == b"needle two\n"
+    assert storable("\udcfe") == "\\xfe"

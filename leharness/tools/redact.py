@@ -12,6 +12,7 @@ across two chunks is still caught.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -53,9 +54,24 @@ def redact_bytes(data: bytes, found: list[Secret]) -> bytes:
     return data
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """`text` without lone surrogates, which no event can hold: a byte a file name smuggled
+    in (os.fsdecode's U+DC80..U+DCFF) becomes `\\xNN` as backslashreplace writes it."""
+    return _SURROGATE.sub(_escape_surrogate, text)
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
 def redact(text: str, found: list[Secret] | None = None) -> str:
-    """`text` with every secret value replaced by `[redacted $NAME]`."""
+    """`text` with every secret value replaced by `[redacted $NAME]` (and made storable)."""
     found = secrets() if found is None else found
+    text = storable(text)
     if not text or not found:
         return text
     for secret in found:
