@@ -27,7 +27,7 @@ from leharness.tools.agents import READ_ONLY_TOOLS, Spawn
 from leharness.tools.approval import Approval
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
 from leharness.tools.project import Instructions, project_instructions
-from leharness.tools.redact import redact
+from leharness.tools.redact import redact, redact_json, secrets
 from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 
 from . import compaction
@@ -287,7 +287,7 @@ async def call_model(
         ev.ModelCompleted(
             text=reply.text,
             reasoning=reply.reasoning,
-            tool_calls=reply.tool_calls,
+            tool_calls=redacted_calls(reply.tool_calls),  # the tools still get what was sent
             usage=reply.usage,
             model=session.model.model,
             attempts=reply.attempts,
@@ -295,6 +295,14 @@ async def call_model(
         )
     )
     return Replied(reply)
+
+
+def redacted_calls(calls: list[ev.ToolCall]) -> list[ev.ToolCall]:
+    """The calls as they may be stored and shown: a secret in an argument is redacted."""
+    found = secrets()
+    return [
+        call.model_copy(update={"arguments": redact_json(call.arguments, found)}) for call in calls
+    ]
 
 
 def unique_call_ids(session: Session, calls: list[ev.ToolCall]) -> list[ev.ToolCall]:

@@ -2,15 +2,18 @@
 
 A secret is `OPENAI_API_KEY` or any variable whose name ends in `_KEY`,
 `_TOKEN` or `_SECRET`, with a value of at least MIN_SECRET_CHARS characters
-(shorter values would match too much ordinary text). Every tool output is
-passed through `redact` before it becomes an event, an artifact or part of a
-prompt; streamed output (a background task's log) goes through a
-`StreamRedactor`, which holds back just enough bytes that a secret split
-across two chunks is still caught.
+(shorter values would match too much ordinary text); so is such a value that
+only mcp.json sets (`register` makes it known). Every tool output, and the
+arguments of every tool call the model asks for, is passed through `redact`
+before it becomes an event, an artifact or part of a prompt; streamed
+output (a background task's log) goes through a `StreamRedactor`, which
+holds back just enough bytes that a secret split across two chunks is
+still caught.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -35,10 +38,23 @@ def is_secret_name(name: str) -> bool:
     return upper == "OPENAI_API_KEY" or upper.endswith(SECRET_SUFFIXES)
 
 
+_REGISTERED: dict[str, str] = {}  # secret-named values known from config files, not env
+
+
+def register(values: Mapping[str, str], any_name: bool = False) -> None:
+    """Make secret values that are not in the environment known: mcp.json's `env` entries
+    with a secret's name, or (`any_name`) every value, e.g. its HTTP headers."""
+    for name, value in values.items():
+        if (any_name or is_secret_name(name)) and len(value.strip()) >= MIN_SECRET_CHARS:
+            _REGISTERED[name] = value
+
+
 def secrets(env: Mapping[str, str] | None = None) -> list[Secret]:
-    """The secret values of the environment, longest first (so no secret hides another)."""
+    """The secret values of the environment (and the registered ones), longest first (so no
+    secret hides another)."""
+    found = {value: name for name, value in _REGISTERED.items()} if env is None else {}
     env = os.environ if env is None else env
-    found = {
+    found |= {
         value: name
         for name, value in env.items()
         if is_secret_name(name) and len(value.strip()) >= MIN_SECRET_CHARS
@@ -78,6 +94,19 @@ def redact(text: str, found: list[Secret] | None = None) -> str:
         value = secret.value.decode("utf-8", "surrogateescape")
         if value in text:
             text = text.replace(value, secret.marker.decode())
+    return text
+
+
+def redact_json(text: str, found: list[Secret] | None = None) -> str:
+    """JSON text (a tool call's arguments) with every secret redacted, also where JSON
+    escaped it (a quote, a backslash, non-ASCII); the result is still the same JSON shape."""
+    found = secrets() if found is None else found
+    text = redact(text, found)
+    for secret in found:
+        value = secret.value.decode("utf-8", "surrogateescape")
+        for escaped in {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}:
+            if escaped != value and escaped in text:
+                text = text.replace(escaped, secret.marker.decode())
     return text
 
 
