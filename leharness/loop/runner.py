@@ -54,6 +54,7 @@ class Session:
     depth: int = 0  # 0 for a top-level session, 1 for its subagents, …
     max_depth: int = 1  # sessions at this depth cannot spawn subagents
     allowed_paths: tuple[Path, ...] = ()  # folders beyond cwd the file tools may use
+    sandbox: str = "off"  # where bash commands run: read-only | workspace-write | off
     approval: Approval = field(default_factory=Approval)  # default: auto, everything runs
     # Messages the user typed while a run is going, taken (and emptied) at each step boundary.
     steering: Callable[[], list[str]] | None = None
@@ -225,6 +226,7 @@ def spawner(session: Session) -> Spawn | None:
             max_depth=session.max_depth,
             context_window=session.context_window,
             allowed_paths=session.allowed_paths,
+            sandbox=session.sandbox,
             approval=session.approval.for_subagent(),
         )
 
@@ -446,6 +448,7 @@ async def _run_one(
         call_id=call.id,
         extra={"tasks": session.tasks, "spawn": spawner(session), "record": session.record},
         allowed_paths=session.allowed_paths,
+        sandbox=session.sandbox,
     )
     started = time.monotonic()
     try:
