@@ -73,6 +73,16 @@ def test_workspace_write_confines_writes_to_the_workspace(layout):
     assert not Path("~/.lh-probe").expanduser().exists()
 
 
+@needs_bwrap
+def test_a_work_tree_inside_the_home_stays_writable(layout):
+    demo = layout["home"] / "demo"  # lh demo's work tree lies inside the home
+    demo.mkdir()
+    ctx = ToolContext(cwd=demo, home=layout["home"], sandbox="workspace-write")
+    out = bash(ctx, "touch mine; echo own=$?; touch ../lock; echo home=$?")
+    assert "own=0" in out and "home=1" in out, out
+    assert (demo / "mine").exists() and not (layout["home"] / "lock").exists()
+
+
 def _listener() -> socket.socket:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

@@ -65,10 +65,13 @@ def prefix(
     argv = [bwrap_path() or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     argv += ["--tmpfs", "/tmp"]  # private; mounted first so a workspace under /tmp shows
     cwd = cwd.resolve()
-    for folder in dict.fromkeys(str(path.resolve()) for path in (cwd, *allowed)):
-        argv += [bind, folder, folder]
-    if home is not None:  # after the workspace: read-only even when it lies inside it
-        argv += ["--ro-bind-try", str(home), str(home)]
+    mounts = {str(path.resolve()): bind for path in (cwd, *allowed)}
+    if home is not None:  # read-only even when it lies inside the workspace
+        mounts[str(home.resolve())] = "--ro-bind-try"
+    # A folder inside another is mounted after it, so each keeps its own mode
+    # (the home inside the work tree; `lh demo`'s work tree inside the home).
+    for folder in sorted(mounts, key=lambda folder: len(Path(folder).parts)):
+        argv += [mounts[folder], folder, folder]
     if mode == "read-only":
         argv.append("--unshare-net")
     return [*argv, "--die-with-parent", "--chdir", str(cwd), "--"]
