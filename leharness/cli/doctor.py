@@ -14,8 +14,9 @@ from .errors import UserError, user_errors
 @user_errors
 def doctor_command(repair: bool) -> None:
     """Check sessions.db: integrity, projections against a rebuild, orphaned tasks and
-    artifact files; and say whether bash can run in the sandbox here. Exit 0 healthy, 1 problems found. It never edits the file unless
-    --repair is given, and then only rebuilds projections from the events."""
+    artifact files; and say whether bash can run in the sandbox here. Exit 0 healthy, 1
+    problems found. It never edits the file unless --repair is given, and then only
+    rebuilds projections from the events."""
     from leharness import store
     from leharness.tools import doctor
 
