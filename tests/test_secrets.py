@@ -170,3 +170,27 @@ def test_a_secret_set_only_in_mcp_json_is_redacted(server, isolated_home):
     )
     assert token not in done.stdout and token.encode() not in stored
     assert "[redacted $SERVICE_TOKEN]" in done.stdout
+
+
+def test_mcp_json_registers_env_secrets_and_credential_headers_only(tmp_path):
+    from leharness.tools import redact as redaction
+    from leharness.tools.mcp import load_config
+
+    servers = {
+        "local": {"command": "x", "env": {"SVC_TOKEN": "tok-0123456789", "MODE": "production-x"}},
+        "remote": {
+            "url": "http://127.0.0.1:9/mcp",
+            "headers": {"Authorization": "Bearer bear-0123456789", "Accept": "application/json"},
+        },
+    }
+    (tmp_path / "mcp.json").write_text(json.dumps({"mcpServers": servers}))
+    saved = dict(redaction._REGISTERED)
+    try:
+        load_config(tmp_path / "mcp.json")
+        text = "tok-0123456789 bear-0123456789 production-x application/json"
+        assert redact(text) == (
+            "[redacted $SVC_TOKEN] [redacted $Authorization] production-x application/json"
+        )
+    finally:
+        redaction._REGISTERED.clear()
+        redaction._REGISTERED.update(saved)

@@ -41,11 +41,25 @@ def is_secret_name(name: str) -> bool:
 _REGISTERED: dict[str, str] = {}  # secret-named values known from config files, not env
 
 
-def register(values: Mapping[str, str], any_name: bool = False) -> None:
+CREDENTIAL_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie", "password")
+
+
+def is_credential_header(name: str) -> bool:
+    """Authorization, X-Api-Key, Cookie, …: an HTTP header that carries a credential."""
+    lower = name.lower()
+    return any(word in lower for word in CREDENTIAL_HEADER_WORDS)
+
+
+def register(values: Mapping[str, str], headers: bool = False) -> None:
     """Make secret values that are not in the environment known: mcp.json's `env` entries
-    with a secret's name, or (`any_name`) every value, e.g. its HTTP headers."""
+    with a secret's name, or (`headers`) its HTTP servers' credential headers (the value
+    after a scheme such as `Bearer`)."""
     for name, value in values.items():
-        if (any_name or is_secret_name(name)) and len(value.strip()) >= MIN_SECRET_CHARS:
+        if headers:
+            value = value.split(" ", 1)[-1] if is_credential_header(name) else ""
+        elif not is_secret_name(name):
+            continue
+        if len(value.strip()) >= MIN_SECRET_CHARS:
             _REGISTERED[name] = value
 
 

@@ -107,7 +107,7 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> McpConfig:
         if isinstance(server, StdioServer):
             register(server.env)
         else:
-            register({k: v.split(" ", 1)[-1] for k, v in server.headers.items()}, any_name=True)
+            register(server.headers, headers=True)
     return config
 
 
