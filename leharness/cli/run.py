@@ -51,7 +51,8 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
     multiple=True,
     metavar="DIR",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Let the file tools use DIR too (default: only the working directory). Repeatable.",
+    help="Let the file tools and sandboxed bash commands use DIR too (default: only the "
+    "working directory). Repeatable.",
 )
 @click.option(
     "--sandbox",
