@@ -74,4 +74,6 @@ def prefix(
         argv += [mounts[folder], folder, folder]
     if mode == "read-only":
         argv.append("--unshare-net")
-    return [*argv, "--die-with-parent", "--chdir", str(cwd), "--"]
+    # No --die-with-parent: a background task outlives lh as it does unsandboxed, and
+    # bwrap and the command share one process group, which is what lh signals.
+    return [*argv, "--chdir", str(cwd), "--"]
