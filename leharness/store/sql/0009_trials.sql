@@ -1,7 +1,7 @@
 -- Trials of a Harbor job (or several), read from each trial's result.json by
 -- `lh merge`. Like `events`, these hold facts from outside the event log, so
 -- a projection rebuild never touches them.
-CREATE TABLE trials (
+CREATE TABLE IF NOT EXISTS trials (
     trial_id TEXT PRIMARY KEY,          -- Harbor's TrialResult.id
     job TEXT,                           -- the job folder's name
     trial TEXT NOT NULL,                -- trial_name, e.g. make-file__AbC123
@@ -25,13 +25,13 @@ CREATE TABLE trials (
     result TEXT NOT NULL CHECK (json_valid(result))  -- the whole result.json
 );
 
-CREATE INDEX trials_job ON trials (job);
-CREATE INDEX trials_task ON trials (task);
+CREATE INDEX IF NOT EXISTS trials_job ON trials (job);
+CREATE INDEX IF NOT EXISTS trials_task ON trials (task);
 
 -- Which trial each merged session came from (subagents' sessions included).
-CREATE TABLE trial_sessions (
+CREATE TABLE IF NOT EXISTS trial_sessions (
     session_id TEXT PRIMARY KEY,
     trial_id TEXT NOT NULL
 );
 
-CREATE INDEX trial_sessions_trial ON trial_sessions (trial_id);
+CREATE INDEX IF NOT EXISTS trial_sessions_trial ON trial_sessions (trial_id);
