@@ -145,3 +145,23 @@ def test_trials_survive_a_rebuild(tmp_path, db):
     assert merge(tmp_path / "job").exit_code == 0
     store.rebuild(db)
     assert db.execute("SELECT count(*) FROM trial_runs").fetchone()[0] == 1
+
+
+def test_a_file_with_other_projection_triggers_is_projected_by_ours(tmp_path, db):
+    """The projection rows of a file are copied only when its triggers are ours; a file
+    from another version goes through our triggers, so its rows are what a rebuild gives."""
+    path = tmp_path / "old" / "sessions.db"
+    old = store.open_store(path)
+    for (name,) in old.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_timeline%'"
+    ).fetchall():
+        old.execute(f'DROP TRIGGER "{name}"')
+    session_id = store.create_session(old)
+    tool_round(old, session_id)
+    assert old.execute("SELECT count(*) FROM timeline").fetchone()[0] == 0
+    old.close()
+    assert merge(path).exit_code == 0
+    assert db.execute("SELECT count(*) FROM timeline").fetchone()[0] > 0
+    before = snapshot(db)
+    store.rebuild(db)
+    assert snapshot(db) == before
