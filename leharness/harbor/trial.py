@@ -40,7 +40,9 @@ def usage(db_file: Path) -> Usage | None:
             "SELECT coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0) "
             "FROM model_usage"
         ).fetchone()
-        models = tuple(m for (m,) in conn.execute("SELECT DISTINCT model FROM model_usage") if m)
+        models = tuple(
+            m for (m,) in conn.execute("SELECT DISTINCT model FROM model_usage") if m != "?"
+        )
     return Usage(prompt, completion, models)
 
 
