@@ -165,3 +165,20 @@ def test_a_file_with_other_projection_triggers_is_projected_by_ours(tmp_path, db
     before = snapshot(db)
     store.rebuild(db)
     assert snapshot(db) == before
+
+
+def test_an_event_id_already_here_in_another_session_is_refused(tmp_path, db):
+    session_id = store.create_session(db)
+    (event_id,) = db.execute("SELECT id FROM events WHERE session_id = ?", (session_id,)).fetchone()
+    other = store.open_store(tmp_path / "other" / "sessions.db")
+    other.execute(
+        "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
+        "VALUES (?, 'S-OTHER', 1, '2026-01-01T00:00:00.000Z', 'session.created', '{}')",
+        (event_id,),
+    )
+    other.close()
+    refused = merge(tmp_path / "other" / "sessions.db")
+    assert refused.exit_code == 2, refused.output
+    assert "clash with events already here" in refused.output
+    assert "Traceback" not in refused.output
+    assert db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1

@@ -62,24 +62,35 @@ def merge_database(conn: sqlite3.Connection, path: Path) -> Merged:
     _check_source(path)
     conn.execute("ATTACH DATABASE ? AS src", (str(path),))
     try:
-        with write_transaction(conn):
-            _check_attached(conn, path)
-            have = _plan(conn, path, result)
-            if have and _can_copy_projections(conn, have):
-                _copy_with_projections(conn, result)
-            elif have:
-                _copy_events(conn, have, result)
-            if trial is not None:
-                record_trial(conn, trial)
-                conn.execute(
-                    "INSERT OR REPLACE INTO trial_sessions (session_id, trial_id) "
-                    "SELECT DISTINCT session_id, ? FROM src.events",
-                    (trial.trial_id,),
-                )
-                result.trial = trial.trial
+        _merge_attached(conn, path, result, trial)
+    except sqlite3.IntegrityError as error:  # an event id already here in another session
+        raise MergeConflict(
+            f"{path}: its events clash with events already here ({error}); "
+            "nothing of this file was merged"
+        ) from None
     finally:
         conn.execute("DETACH DATABASE src")
     return result
+
+
+def _merge_attached(
+    conn: sqlite3.Connection, path: Path, result: Merged, trial: TrialRow | None
+) -> None:
+    with write_transaction(conn):
+        _check_attached(conn, path)
+        have = _plan(conn, path, result)
+        if have and _can_copy_projections(conn, have):
+            _copy_with_projections(conn, result)
+        elif have:
+            _copy_events(conn, have, result)
+        if trial is not None:
+            record_trial(conn, trial)
+            conn.execute(
+                "INSERT OR REPLACE INTO trial_sessions (session_id, trial_id) "
+                "SELECT DISTINCT session_id, ? FROM src.events",
+                (trial.trial_id,),
+            )
+            result.trial = trial.trial
 
 
 def merge_trials(conn: sqlite3.Connection, paths: Iterable[Path]) -> int:
