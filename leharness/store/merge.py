@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .connection import DB_FILENAME, StoreError, check_is_sqlite, write_transaction
-from .schema import SCHEMA_VERSION, projection_tables
+from .schema import SCHEMA_VERSION, SOURCE_TABLES, projection_tables
 from .trials import TrialRow, find_trial_results, read_trial, record_trial, trial_folder
 
 _EVENT_COLUMNS = "id, session_id, session_seq, ts, type, data"
@@ -174,24 +174,34 @@ def _copy_events(conn: sqlite3.Connection, have: dict[str, int], result: Merged)
 
 def _can_copy_projections(conn: sqlite3.Connection, have: dict[str, int]) -> bool:
     """Whether the source's projection rows are exactly what our triggers would make of
-    its events: every session is new here, both files have the same projection
-    triggers, and every projection table is a plain table keyed by session."""
+    its events: every session is new here, both files define the same derived tables,
+    indexes and triggers (same SQL), and every projection table is a plain table keyed
+    by session."""
     if any(have.values()):
         return False
-    if _triggers(conn, "main") != _triggers(conn, "src"):
+    if _derived_schema(conn, "main") != _derived_schema(conn, "src"):
         return False
-    for table in projection_tables(conn):
-        columns = {row[1] for row in conn.execute(f'PRAGMA main.table_info("{table}")')}
-        theirs = [row[1] for row in conn.execute(f'PRAGMA src.table_info("{table}")')]
-        if set(theirs) != columns or not ({"session_id", "id"} & columns):
+    for kind, name, sql in _derived_schema(conn, "main"):
+        if kind != "table":
+            continue
+        if sql.upper().startswith("CREATE VIRTUAL"):
             return False
-        virtual = conn.execute(
-            "SELECT 1 FROM main.sqlite_master WHERE name = ? AND sql LIKE 'CREATE VIRTUAL%'",
-            (table,),
-        ).fetchone()
-        if virtual:
+        columns = {row[1] for row in conn.execute(f'PRAGMA main.table_info("{name}")')}
+        if not {"session_id", "id"} & columns:
             return False
     return True
+
+
+def _derived_schema(conn: sqlite3.Connection, schema: str) -> list[tuple[str, str, str]]:
+    """(type, name, sql) of every projection table, its indexes and the projection
+    triggers."""
+    sources = ", ".join(f"'{name}'" for name in sorted(SOURCE_TABLES))
+    return conn.execute(
+        f"SELECT type, name, sql FROM {schema}.sqlite_master "
+        "WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' AND ("
+        "(type = 'trigger' AND name LIKE 'proj_%') OR "
+        f"(type IN ('table', 'index') AND tbl_name NOT IN ({sources}))) ORDER BY type, name"
+    ).fetchall()
 
 
 def _copy_with_projections(conn: sqlite3.Connection, result: Merged) -> None:
@@ -215,13 +225,6 @@ def _copy_with_projections(conn: sqlite3.Connection, result: Merged) -> None:
         conn.execute(f'INSERT INTO main."{table}" ({columns}) SELECT {columns} FROM src."{table}"')
     for _name, sql in triggers:
         conn.execute(sql)
-
-
-def _triggers(conn: sqlite3.Connection, schema: str) -> list[tuple[str, str]]:
-    return conn.execute(
-        f"SELECT name, sql FROM {schema}.sqlite_master WHERE type = 'trigger' "
-        "AND name LIKE 'proj_%' ORDER BY name"
-    ).fetchall()
 
 
 def _qualified(alias: str) -> str:
