@@ -182,3 +182,21 @@ def test_an_event_id_already_here_in_another_session_is_refused(tmp_path, db):
     assert "clash with events already here" in refused.output
     assert "Traceback" not in refused.output
     assert db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
+
+
+def test_a_file_with_one_session_here_and_one_new_adds_the_new_one(tmp_path, db):
+    job = tmp_path / "job"
+    first = make_trial(job, "t__1", reward=1.0)
+    assert merge(job).exit_code == 0
+    source = store.open_store(job / "t__1" / "agent" / "leharness" / "sessions.db")
+    second = store.create_session(source)
+    tool_round(source, second, "another prompt")
+    source.close()
+    result = merge(job)
+    assert result.exit_code == 0, result.output
+    assert "1 sessions added" in result.output and "1 already here" in result.output
+    counts = dict(db.execute("SELECT id, event_count FROM sessions").fetchall())
+    assert counts == {first: 9, second: 9}
+    before = snapshot(db)
+    store.rebuild(db)
+    assert snapshot(db) == before

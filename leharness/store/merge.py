@@ -79,7 +79,7 @@ def _merge_attached(
     with write_transaction(conn):
         _check_attached(conn, path)
         have = _plan(conn, path, result)
-        if have and _can_copy_projections(conn, have):
+        if have and _can_copy_projections(conn, result):
             _copy_with_projections(conn, result)
         elif have:
             _copy_events(conn, have, result)
@@ -172,13 +172,13 @@ def _copy_events(conn: sqlite3.Connection, have: dict[str, int], result: Merged)
         conn.execute("DROP TABLE temp.merge_todo")
 
 
-def _can_copy_projections(conn: sqlite3.Connection, have: dict[str, int]) -> bool:
+def _can_copy_projections(conn: sqlite3.Connection, result: Merged) -> bool:
     """Whether the source's projection rows are exactly what our triggers would make of
     its events: every session is new here, both files define the same derived tables,
     indexes and triggers (same SQL), and every projection table is a plain table keyed
     by session."""
-    if any(have.values()):
-        return False
+    if result.sessions_extended or result.sessions_unchanged:
+        return False  # the file's rows of those sessions are here already
     if _derived_schema(conn, "main") != _derived_schema(conn, "src"):
         return False
     for kind, name, sql in _derived_schema(conn, "main"):
