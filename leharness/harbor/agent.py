@@ -70,6 +70,7 @@ class Leharness(BaseInstalledAgent):
                 "yum": ("python3",),
                 "apk": ("python3", "py3-pip"),
             },
+            always_install=True,  # asked for only when `python3 -m venv` cannot work
         ),
     }
     options_model = LeharnessOptions
@@ -90,7 +91,9 @@ class Leharness(BaseInstalledAgent):
 
     @override
     async def install(self, environment: BaseEnvironment) -> None:
-        await self.ensure_system_dependencies(environment, ("python3_venv",))
+        probe = await environment.exec("python3 -c 'import ensurepip, venv'", user="root")
+        if probe.return_code != 0:  # no python3, or Debian's without python3-venv
+            await self.ensure_system_dependencies(environment, ("python3_venv",))
         if self.options.wheelhouse:
             await environment.upload_dir(self.options.wheelhouse, str(WHEELHOUSE))
             source = f"--no-index --find-links {WHEELHOUSE} leharness"
