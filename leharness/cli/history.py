@@ -19,7 +19,7 @@ def sessions_command(limit: int | None, as_json: bool, as_csv: bool) -> None:
     """List sessions, newest first."""
     from leharness import projections, store
 
-    with closing(store.open_store()) as conn:
+    with closing(store.open_existing()) as conn:
         rows = projections.list_sessions(conn, limit)
     if as_json or as_csv:
         columns = ("id", "title", "created_at", "event_count", "status", "parent_session_id")
@@ -66,7 +66,7 @@ def sql_command(query: str, as_json: bool, as_csv: bool) -> None:
 
     from leharness import store
 
-    store.open_store().close()  # create and migrate the file on first use
+    store.open_existing().close()  # migrate it if an older lh made it; never create it
     conn = store.connect_readonly(store.db_path())
     try:
         cursor = conn.execute(query)
@@ -91,7 +91,7 @@ def fork_command(session: str, at: int | None) -> None:
     """Branch SESSION into a new session; print the new session's id."""
     from leharness import projections, store
 
-    with closing(store.open_store()) as conn:
+    with closing(store.open_existing()) as conn:
         source = projections.resolve_session_id(conn, session)
         click.echo(store.fork(conn, source, at))
 
@@ -110,7 +110,7 @@ def show_command(session: str, as_json: bool, full: bool, at: int | None) -> Non
     from leharness.projections import records
 
     # Plain records, not the typed models: pydantic would double the start-up time.
-    with closing(store.open_store()) as live:
+    with closing(store.open_existing()) as live:
         session_id = records.resolve_session_id(live, session)
         conn, note = live, ""
         if at is not None:  # time travel: events 1..AT projected in a scratch database
@@ -149,7 +149,7 @@ def export_command(session: str, with_children: bool, output) -> None:
     """Write SESSION's events as JSON lines (lh import loads them back)."""
     from leharness import projections, store
 
-    with closing(store.open_store()) as conn:
+    with closing(store.open_existing()) as conn:
         session_id = projections.resolve_session_id(conn, session)
         for line in store.export_lines(conn, store.session_tree(conn, session_id, with_children)):
             output.write(line + "\n")

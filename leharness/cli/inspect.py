@@ -43,7 +43,7 @@ def inspect_command(session: str | None, port: int, host: str, no_open: bool) ->
     """Browse sessions.db in Datasette; with SESSION, open that session's page."""
     from leharness import projections, store
 
-    with closing(store.open_store()) as conn:  # create and migrate it on first use
+    with closing(store.open_existing()) as conn:  # migrate it if an older lh made it
         session_id = projections.resolve_session_id(conn, session) if session else None
     from .inspector.app import make_datasette
 
