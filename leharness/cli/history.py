@@ -157,10 +157,15 @@ def export_command(session: str, with_children: bool, output) -> None:
 
 @click.command("import")
 @click.argument("source", type=click.Path(exists=True, allow_dash=True, path_type=Path))
+@click.option(
+    "--as-new", is_flag=True, help="Import as new sessions with fresh ids, even if already here."
+)
 @user_errors
-def import_command(source: Path) -> None:
-    """Load exported events from SOURCE as new sessions; print the new session ids.
+def import_command(source: Path, as_new: bool) -> None:
+    """Load exported events from SOURCE; print the ids of the sessions that got events.
 
+    Events keep their ids, so importing the same file again adds nothing (and a later
+    export of a session that grew adds only its new events); --as-new makes a copy.
     SOURCE may also be a session of the original TypeScript leharness: its
     sessions/<id>/ folder, that folder's events.jsonl, or a sessions/ folder.
     """
@@ -169,9 +174,17 @@ def import_command(source: Path) -> None:
     lines = click.get_text_stream("stdin") if str(source) == "-" else None
     loaded = store.read_import(source, lines)
     with closing(store.open_store()) as conn:
-        mapping = store.import_records(conn, loaded.records)
-    for new_id in mapping.values():
+        done = store.import_records(conn, loaded.records, as_new=as_new)
+    for new_id in done.sessions.values():
         click.echo(new_id)
+    if done.already:
+        what = "nothing imported: " if not done.sessions else ""
+        click.echo(
+            f"{what}{len(done.already)} of the file's sessions are here already with all "
+            f"their events ({', '.join(done.already[:3])}{', …' if len(done.already) > 3 else ''})"
+            "; --as-new imports a copy",
+            err=True,
+        )
     if loaded.skipped:
         kinds = ", ".join(f"{name} ({n})" for name, n in sorted(loaded.skipped.items()))
         total = sum(loaded.skipped.values())
