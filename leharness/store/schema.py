@@ -50,6 +50,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         None,
         True,
     ),
+    Migration(
+        9, "approvals_always: an 'always' answer lasts for the rest of the session", None, True
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
