@@ -154,11 +154,11 @@ TABLES: dict[str, dict] = {
         },
     },
     "approvals_always": {
-        "description": "Tools the user answered \"always\" for (--approval ask): not asked "
+        "description": 'Tools the user answered "always" for (--approval ask): not asked '
         "about again for the rest of that session, also after lh -c or /resume.",
         "columns": {
             "name": "The tool.",
-            "call_id": "The call whose approval was answered \"always\".",
+            "call_id": 'The call whose approval was answered "always".',
             "decided_at": "When the answer was recorded.",
         },
     },
