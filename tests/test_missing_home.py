@@ -8,6 +8,8 @@ from click.testing import CliRunner
 
 from leharness.cli import cli
 
+from .e2e_helpers import lh_env, run_lh
+
 NO_DATABASE = "no database at {db}: no sessions here yet"
 
 # (arguments, the line it prints) for every command that must not create the home
@@ -33,16 +35,16 @@ def files_under(folder) -> list[str]:
 
 
 @pytest.mark.parametrize("args", NEEDS_HISTORY, ids=" ".join)
-def test_a_missing_home_is_one_line_and_stays_missing(tmp_path, monkeypatch, args):
+def test_a_missing_home_is_one_line_and_stays_missing(tmp_path, args):
     home = tmp_path / "no-such-home"
-    monkeypatch.setenv("LEHARNESS_HOME", str(home))
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-unused")
     before = files_under(tmp_path)
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 2, result.output
+    # The real program, with a time limit: before the fix `lh inspect` created the file
+    # and served it.
+    done = run_lh(*args, env=lh_env(home, "http://127.0.0.1:9/v1"), cwd=tmp_path, timeout=60)
+    assert done.returncode == 2, done.stderr
     line = NO_DATABASE.format(db=home / "sessions.db")
-    assert result.output.startswith(f"Error: {line}"), result.output
-    assert len(result.output.strip().splitlines()) == 1
+    assert done.stderr.startswith(f"Error: {line}"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""
     assert not home.exists()
     assert files_under(tmp_path) == before  # not even a .leharness in the working directory
 
