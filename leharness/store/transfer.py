@@ -1,4 +1,4 @@
-"""Export and import: a session's events as JSON lines, loaded back as new sessions.
+"""Export and import: a session's events as JSON lines, loaded back once (or as a copy).
 
 Import keeps every event's and session's id, so an event is imported once: a
 second import of the same file adds nothing. `--as-new` instead remaps every
