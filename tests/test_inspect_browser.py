@@ -71,21 +71,20 @@ def server(scripted) -> Iterator[tuple[str, str, str, str]]:  # noqa: F811
         text=True,
         stdin=subprocess.DEVNULL,
     )
-    url = printed_url(process)
-    base = f"http://127.0.0.1:{port}"
-    assert url.startswith(base + "/?token=")
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if fetch(url)[0] == 200:  # sets the cookie
-                break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"lh inspect did not start: {process.communicate()}")
-        time.sleep(0.1)
-    try:
+    try:  # the server is stopped whatever happens, a failed check included
+        url = printed_url(process)
+        base = f"http://127.0.0.1:{port}"
+        assert url.startswith(base + "/?token=")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if fetch(url)[0] == 200:  # sets the cookie
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"lh inspect did not start: {process.poll()}")
+            time.sleep(0.1)
         yield base, parent, child, url
     finally:
         process.terminate()
