@@ -51,13 +51,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         True,
     ),
     Migration(
-        9, "approvals_always: an 'always' answer lasts for the rest of the session", None, True
+        9,
+        "trials and trial_sessions from Harbor's result.json (lh merge), and views over them",
+        "0009_trials.sql",
+        True,
+    ),
+    Migration(
+        10, "approvals_always: an 'always' answer lasts for the rest of the session", None, True
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
-# Tables that hold truth. Everything else in the file is derived from them.
-SOURCE_TABLES = frozenset({"events"})
+# Tables that hold truth. Everything else in the file is derived from them. `trials`
+# and `trial_sessions` hold what Harbor's result.json files said (lh merge).
+SOURCE_TABLES = frozenset({"events", "trials", "trial_sessions"})
 
 
 def user_version(conn: sqlite3.Connection) -> int:
