@@ -79,6 +79,12 @@ class TerminalChannel:
         elif event.type == "tool.failed":
             first = data.error.splitlines()[0] if data.error else ""
             self._note(f"  ✗ {self._calls.get(data.call_id, data.name)}: {first}")
+        elif event.type == "approval.decided" and data.by == "no_terminal":
+            self._note(
+                "  ! refused: no terminal to answer on (approval is ask). To let bash and "
+                "file changes run without asking: lh --approval auto, LEHARNESS_APPROVAL=auto "
+                'or approval = "auto" in settings.toml'
+            )
         elif event.type == "model.failed":
             self._note(f"✗ model call failed after {data.attempts} attempt(s): {data.error}")
         elif event.type == "compaction.completed":

@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prompt_toolkit.filters import Condition
@@ -192,6 +193,18 @@ def key_bindings(repl: Repl) -> KeyBindings:
     def _cancel(event: Any) -> None:
         repl.cancel()
 
+    def asking() -> bool:
+        approver = repl.options.get("approver")
+        buffer = repl.prompt_session.default_buffer if repl.prompt_session else None
+        typing = buffer is not None and bool(buffer.text)
+        return isinstance(approver, LineApprover) and approver.asking and not typing
+
+    for key in "ynaYNA":  # an approval question takes one key at an empty prompt
+
+        @bindings.add(key, filter=Condition(asking))
+        def _answer(event: Any) -> None:
+            repl.options["approver"].answer(event.data)
+
     return bindings
 
 
@@ -229,7 +242,7 @@ def run_repl(session_ref: str | None, continue_: bool, **options: Any) -> None:
 
     console = Console(highlight=False)
     if options.get("approval") == "ask":  # /new reuses options: the same approver
-        options["approver"] = LineApprover(console)
+        options["approver"] = LineApprover(console, Path.cwd())
     active = open_session(session_ref, continue_, channel=RichChannel(console), **options)
     history = store.home_dir() / "history"
     console.print(

@@ -8,7 +8,6 @@ running and since when); it never touches the database.
 
 from __future__ import annotations
 
-import difflib
 import json
 import time
 from pathlib import Path
@@ -20,10 +19,11 @@ from rich.text import Text
 from leharness import store
 from leharness.store.events import ToolCall
 
+from .diffs import MAX_PREVIEW_BYTES as MAX_SNAPSHOT_BYTES
+from .diffs import write_diff
 from .render import call_summary, result_summary
 
 MAX_DIFF_LINES = 60
-MAX_SNAPSHOT_BYTES = 1 << 20  # write_file diffs files up to 1 MiB; larger ones get a summary
 
 
 def complete_blocks(text: str) -> int:
@@ -43,18 +43,6 @@ def complete_blocks(text: str) -> int:
         elif not stripped and not in_fence:
             end = pos
     return end
-
-
-def write_diff(path: str, before: str | None, after: str) -> list[str]:
-    """The unified diff write_file made, from the old content and its `content` argument."""
-    lines = difflib.unified_diff(
-        (before or "").splitlines(),
-        after.splitlines(),
-        "/dev/null" if before is None else f"a/{path}",
-        f"b/{path}",
-        lineterm="",
-    )
-    return list(lines)
 
 
 class RichChannel:
@@ -200,10 +188,15 @@ class RichChannel:
         self._print_diff(lines)
 
     def _print_diff(self, lines: list[str]) -> None:
-        styles = {"+": "green", "-": "red", "@": "cyan"}
-        shown = lines[:MAX_DIFF_LINES]
-        for line in shown:
-            style = "bold" if line.startswith(("+++", "---")) else styles.get(line[:1], "")
-            self.console.print(Text("    " + line, style=style))
-        if len(lines) > len(shown):
-            self.console.print(f"    … {len(lines) - len(shown)} more diff lines", style="dim")
+        print_diff(self.console, lines)
+
+
+def print_diff(console: Console, lines: list[str]) -> None:
+    """A unified diff, coloured, cut at MAX_DIFF_LINES."""
+    styles = {"+": "green", "-": "red", "@": "cyan"}
+    shown = lines[:MAX_DIFF_LINES]
+    for line in shown:
+        style = "bold" if line.startswith(("+++", "---")) else styles.get(line[:1], "")
+        console.print(Text("    " + line, style=style))
+    if len(lines) > len(shown):
+        console.print(f"    … {len(lines) - len(shown)} more diff lines", style="dim")

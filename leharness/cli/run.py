@@ -41,9 +41,9 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
 @click.option(
     "--approval",
     type=click.Choice(APPROVAL_MODES),
-    help="ask: bash and file changes wait for y/n/always (interactive default); auto: "
-    "everything runs (one-shot default); read-only: they are refused  "
-    "[env LEHARNESS_APPROVAL]",
+    help="ask (default): bash and file changes wait for one key, y/n/a(lways), after "
+    "showing the command or diff (refused when there is no terminal); auto: everything "
+    "runs; read-only: they are refused  [env LEHARNESS_APPROVAL]",
 )
 @click.option(
     "--allow-path",
@@ -93,7 +93,7 @@ def run_command(
             raise UserError("no prompt given and standard input is empty")
     from .approve import approval_mode
 
-    options["approval"] = approval_mode(options["approval"], interactive=not text)
+    options["approval"] = approval_mode(options["approval"])
     options["allow_paths"] = allow_paths
     if not text:
         from .repl import run_repl
@@ -119,20 +119,13 @@ def run_command(
 
 
 def one_shot_approver(mode: str, as_json: bool):
-    """In ask mode, ask on the terminal; with no terminal, warn that such calls are refused."""
-    if mode != "ask":
+    """In ask mode on a terminal, ask there (one key). With no terminal there is no
+    approver: such calls are refused, and the channel says how to let them run."""
+    if mode != "ask" or not sys.stdin.isatty():
         return None
-    if sys.stdin.isatty():
-        from .approve import terminal_approver
+    from .approve import terminal_approver
 
-        return terminal_approver(sys.stderr, sys.stdin.fileno())
-    if not as_json:
-        click.echo(
-            "lh: --approval ask but no terminal to answer on: bash, write_file and "
-            "edit_file calls will be refused",
-            err=True,
-        )
-    return None
+    return terminal_approver(sys.stderr, sys.stdin.fileno())
 
 
 def _fix_hint(kind: str, message: str, provider: str) -> str:
