@@ -86,11 +86,7 @@ def run_command(
     )
     settings = resolve_settings(flags)
     options = {key: settings[key] for key in flags}
-    text = " ".join(prompt).strip()
-    if not text and not sys.stdin.isatty():
-        text = sys.stdin.read().strip()
-        if not text:
-            raise UserError("no prompt given and standard input is empty")
+    text = prompt_text(" ".join(prompt).strip())
     from .approve import approval_mode
 
     options["approval"] = approval_mode(options["approval"])
@@ -116,6 +112,32 @@ def run_command(
     if result.reason == "max_steps" and not as_json:
         click.echo(f"stopped after {options['max_steps']} steps (--max-steps)", err=True)
     raise click.exceptions.Exit(EXIT_CODES[result.reason])
+
+
+def prompt_text(text: str) -> str:
+    """The prompt, with what was piped in appended (`git diff | lh "review this"`), or the
+    piped text alone when there is no prompt. Only a pipe or a file counts as piped: an
+    inherited terminal or /dev/null is not read."""
+    piped = _piped_stdin()
+    if piped is None and not text and not sys.stdin.isatty():
+        piped = sys.stdin.read()  # no prompt and no terminal: stdin is the prompt
+    if piped is None:
+        return text
+    if not text and not piped.strip():
+        raise UserError("no prompt given and standard input is empty")
+    return f"{text}\n\n{piped.rstrip()}" if text and piped.strip() else text or piped.strip()
+
+
+def _piped_stdin() -> str | None:
+    import stat
+
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):  # no real stdin (closed, or in-process)
+        return None
+    if not (stat.S_ISFIFO(mode) or stat.S_ISREG(mode)):
+        return None
+    return sys.stdin.read()
 
 
 def one_shot_approver(mode: str, as_json: bool):

@@ -1,4 +1,4 @@
-"""A mistyped subcommand is not sent to the model: a hint and exit code 2, no session."""
+"""The one-shot command line as people type it: typos of commands, piped input, homes."""
 
 from __future__ import annotations
 
@@ -50,3 +50,24 @@ def test_dash_dash_sends_the_word_as_a_prompt(server, isolated_home):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "sent"
     assert server.requests[0].body["messages"][-1]["content"] == "sesions"
+
+
+def test_piped_text_is_appended_to_the_prompt(server, isolated_home):
+    import subprocess
+
+    from .e2e_helpers import LH
+
+    server.push(Text("summary"), Text("alone"))
+    env = lh_env(isolated_home, server.base_url)
+    done = subprocess.run(
+        [LH, "summarize this"], input="line one\nline two\n", env=env, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    sent = server.requests[0].body["messages"][-1]["content"]
+    assert sent == "summarize this\n\nline one\nline two"
+    alone = subprocess.run(
+        [LH], input="just this\n", env=env, capture_output=True, text=True, timeout=60
+    )
+    assert alone.returncode == 0, alone.stderr
+    assert server.requests[1].body["messages"][-1]["content"] == "just this"
