@@ -71,3 +71,51 @@ def test_piped_text_is_appended_to_the_prompt(server, isolated_home):
     )
     assert alone.returncode == 0, alone.stderr
     assert server.requests[1].body["messages"][-1]["content"] == "just this"
+
+
+def test_the_home_is_found_like_git_and_dash_c_resumes_from_a_subfolder(server, tmp_path):
+    import subprocess
+
+    project = tmp_path / "project"
+    deeper = project / "src" / "deeper"
+    deeper.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    env = lh_env(tmp_path / "unused", server.base_url)
+    del env["LEHARNESS_HOME"]
+    server.push(Text("first"), Text("second"))
+    assert run_lh("start here", env=env, cwd=project).returncode == 0
+    home = project / ".leharness"
+    assert (home / "sessions.db").exists()
+    assert (home / ".gitignore").read_text().splitlines()[-1] == "*"
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=project,
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert ".leharness" not in status.stdout  # the history stays out of git
+    again = run_lh("-c", "and again", env=env, cwd=deeper)
+    assert again.returncode == 0, again.stderr
+    assert not (deeper / ".leharness").exists() and not (project / "src" / ".leharness").exists()
+    assert server.requests[1].body["messages"][-1]["content"] == "and again"
+    assert [m["content"] for m in server.requests[1].body["messages"] if m["role"] == "user"] == [
+        "start here",
+        "and again",
+    ]
+
+
+def test_leharness_home_wins_and_the_search_stops_below_the_user_home(tmp_path, monkeypatch):
+    from leharness import store
+
+    user = tmp_path / "user"
+    (user / ".leharness").mkdir(parents=True)
+    (user / "project" / "sub").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(user))
+    monkeypatch.delenv("LEHARNESS_HOME")
+    monkeypatch.chdir(user / "project" / "sub")
+    assert store.home_dir() == user / "project" / "sub" / ".leharness"  # ~/.leharness not taken
+    monkeypatch.chdir(user)
+    assert store.home_dir() == user / ".leharness"  # but used in ~ itself
+    (user / "project" / ".leharness").mkdir()
+    monkeypatch.chdir(user / "project" / "sub")
+    assert store.home_dir() == user / "project" / ".leharness"
+    monkeypatch.setenv("LEHARNESS_HOME", str(tmp_path / "elsewhere"))
+    assert store.home_dir() == tmp_path / "elsewhere"
