@@ -9,7 +9,7 @@ from leharness.cli import cli
 from leharness.cli.typos import distance, suggestion
 from leharness.testing import ScriptedServer, Text
 
-from .e2e_helpers import lh_env, run_lh
+from .e2e_helpers import lh_env, query, run_lh
 
 
 @pytest.fixture
@@ -119,3 +119,19 @@ def test_leharness_home_wins_and_the_search_stops_below_the_user_home(tmp_path, 
     assert store.home_dir() == user / "project" / ".leharness"
     monkeypatch.setenv("LEHARNESS_HOME", str(tmp_path / "elsewhere"))
     assert store.home_dir() == tmp_path / "elsewhere"
+
+
+def test_a_one_shot_run_ends_with_a_usage_line_on_stderr(server, isolated_home):
+    from leharness.testing import Call, ToolCalls
+
+    server.push(ToolCalls(Call("bash", {"command": "echo hi"})), Text("done"))
+    done = run_lh("go", env=lh_env(isolated_home, server.base_url))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"  # the answer alone on stdout
+    line = next(x for x in done.stderr.splitlines() if x.startswith("2 steps"))
+    _steps, calls, tokens, price = line.split(" · ")
+    assert calls == "1 tool call"
+    assert tokens.endswith(" out") and " tokens in / " in tokens
+    assert price.startswith("$")  # gpt-4o-mini's price is known
+    (prompt_tokens,) = query(isolated_home, "SELECT prompt_tokens FROM sessions")[0]
+    assert tokens.startswith(f"{prompt_tokens:,} tokens in")

@@ -21,13 +21,30 @@ def sessions_command(limit: int | None, as_json: bool, as_csv: bool) -> None:
 
     with closing(store.open_store()) as conn:
         rows = projections.list_sessions(conn, limit)
+    tokens = {row.id: row.completion_tokens for row in rows}
     if as_json or as_csv:
-        columns = ("id", "title", "created_at", "event_count", "status", "parent_session_id")
+        columns = (
+            "id", "title", "created_at", "event_count", "status", "parent_session_id",
+            "steps", "prompt_tokens", "completion_tokens",
+        )  # fmt: skip
         values = ([getattr(row, c) for c in columns] for row in rows)
         print_rows(columns, values, as_json=as_json, as_csv=as_csv)
         return
-    columns = ("id", "title", "created_at", "event_count", "status")
-    print_rows(columns, _nested(rows, columns), as_json=False, as_csv=False)
+    from .usage import tokens_cell
+
+    columns = ("id", "title", "created_at", "steps", "tokens in/out", "status")
+    nested = _nested(rows, ("id", "title", "created_at", "steps", "prompt_tokens", "status"))
+    shown = [
+        [
+            v[0],
+            " ".join(str(v[1] or "").split()),
+            *v[2:4],
+            tokens_cell(v[4], tokens[v[0]]),
+            v[5],
+        ]
+        for v in nested
+    ]  # a title from piped text has newlines: one line per session
+    print_rows(columns, shown, as_json=False, as_csv=False)
 
 
 def _nested(rows: list, columns: tuple[str, ...]) -> list[list]:

@@ -100,8 +100,14 @@ def run_command(
 
     approver = one_shot_approver(options["approval"], as_json)
     session = open_session(session_ref, continue_, as_json=as_json, approver=approver, **options)
+    from .usage import cost, session_usage, summary_line
+
+    before = session_usage(session.loop.conn, session.session_id)
     result = session.run(text, task_wait_s=task_wait, wait=not no_wait)
     if not as_json:
+        used = session_usage(session.loop.conn, session.session_id) - before
+        price = cost(session.provider, session.loop.model.model, used)
+        click.echo(summary_line(used, price), err=True)
         click.echo(
             f"session {session.session_id} · resume: lh --session {session.session_id}", err=True
         )
