@@ -37,7 +37,7 @@ def sessions_command(limit: int | None, as_json: bool, as_csv: bool) -> None:
     shown = [
         [
             v[0],
-            " ".join(str(v[1] or "").split()),
+            " ".join(str(v[1] or "").splitlines()),
             *v[2:4],
             tokens_cell(v[4], tokens[v[0]]),
             v[5],
