@@ -135,3 +135,27 @@ def test_a_one_shot_run_ends_with_a_usage_line_on_stderr(server, isolated_home):
     assert price.startswith("$")  # gpt-4o-mini's price is known
     (prompt_tokens,) = query(isolated_home, "SELECT prompt_tokens FROM sessions")[0]
     assert tokens.startswith(f"{prompt_tokens:,} tokens in")
+
+
+def test_hints_name_lh_so_they_can_be_pasted(isolated_home, tmp_path):
+    import os
+    from pathlib import Path
+
+    from .e2e_helpers import LH
+
+    bin_dir = str(Path(LH).parent)
+    bare = {"PATH": "/usr/bin:/bin", "LEHARNESS_HOME": str(isolated_home)}
+    done = subprocess_run([LH, "demo"], bare, tmp_path)
+    assert f"  {LH} show " in done.stderr  # lh is not on PATH: the hint names its path
+    assert f"  {Path(LH).with_name('datasette')} " in done.stderr
+    on_path = dict(bare, PATH=bin_dir + os.pathsep + bare["PATH"])
+    done = subprocess_run([LH, "demo"], on_path, tmp_path)
+    assert "\n  lh show " in done.stderr
+
+
+def subprocess_run(args, env, cwd):
+    import subprocess
+
+    done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done

@@ -7,6 +7,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 
 import pytest
@@ -221,9 +222,7 @@ def test_help_does_not_import_openai_or_datasette():
         "bad = [m for m in ('openai', 'datasette', 'rich', 'pydantic') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
-    done = subprocess.run(
-        [LH.replace("/lh", "/python"), "-c", code], capture_output=True, text=True
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 

@@ -254,4 +254,6 @@ def run_repl(session_ref: str | None, continue_: bool, **options: Any) -> None:
     with patch_stdout(raw=True):  # output goes above the prompt, which stays while answering
         asyncio.run(repl_loop(repl, PromptSession(history=FileHistory(str(history)))))
     sid = repl.active.session_id
-    console.print(f"session {sid} · resume: lh --session {sid}", style="dim")
+    from .hints import lh
+
+    console.print(f"session {sid} · resume: {lh()} --session {sid}", style="dim")

@@ -108,9 +108,10 @@ def run_command(
         used = session_usage(session.loop.conn, session.session_id) - before
         price = cost(session.provider, session.loop.model.model, used)
         click.echo(summary_line(used, price), err=True)
-        click.echo(
-            f"session {session.session_id} · resume: lh --session {session.session_id}", err=True
-        )
+        from .hints import lh
+
+        sid = session.session_id
+        click.echo(f"session {sid} · resume: {lh()} --session {sid}", err=True)
     if result.reason == "model_failed" and result.error is not None:
         if result.error.kind in USER_FIXABLE:
             raise UserError(_fix_hint(result.error.kind, str(result.error), session.provider))
