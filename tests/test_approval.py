@@ -119,15 +119,15 @@ def test_ask_records_question_and_answer_and_always_lasts_the_session(work):
         "three.txt (1 bytes)",
     ]
     recorded = tool_events(session)
-    assert recorded[:10] == [
+    assert recorded[:10] == [  # every question first, then the results in call order
         ("approval.requested", "c0", "bash"),
         ("approval.decided", "c0", "allow", "user"),
-        ("tool.completed", "c0", ""),
         ("approval.requested", "c1", "bash"),
         ("approval.decided", "c1", "deny", "user"),
-        ("tool.failed", "c1", "denied"),
         ("approval.requested", "c2", "write_file"),
         ("approval.decided", "c2", "always", "user"),
+        ("tool.completed", "c0", ""),
+        ("tool.failed", "c1", "denied"),
         ("tool.completed", "c2", ""),
         ("tool.completed", "c3", ""),  # list_files only reads: it never asks
     ]
@@ -579,3 +579,53 @@ def test_the_repl_question_shows_the_diff_first_and_takes_one_key(tmp_path):
     assert asyncio.run(ask()) == "deny"
     shown = out.getvalue()
     assert -1 < shown.index("-beta") < shown.index("+BETA") < shown.index("allow?")
+
+
+def test_approved_side_effecting_calls_of_one_reply_run_together(work):
+    """The first call waits (up to 3 s) for a file the second makes: one after the other,
+    it would give up; run together, it sees it. Results are recorded in call order."""
+    wait = "for i in $(seq 60); do [ -f b ] && echo seen && exit 0; sleep 0.05; done; echo never"
+    replies = [
+        calls(("bash", {"command": wait}), ("bash", {"command": "touch b"})),
+        ModelCompleted(text="done"),
+    ]
+    session = make_session(ReplayModel(replies), tools=default_registry(), cwd=work)
+    asked: list[str] = []
+
+    async def approve(request: ApprovalRequest) -> str:
+        asked.append(request.call_id)
+        return "allow"
+
+    session.approval = Approval("ask", approve)
+    assert asyncio.run(runner.run_invocation(session, "go")).reason == "no_tool_calls"
+    assert asked == ["c0", "c1"]  # both asked before either ran, in call order
+    events = [e for e in store.read_events(session.conn, session.session_id)]
+    tool_events = [(e.type, e.data.call_id) for e in events if e.type.startswith("tool.")]
+    assert tool_events == [
+        ("tool.started", "c0"),
+        ("tool.started", "c1"),
+        ("tool.completed", "c0"),
+        ("tool.completed", "c1"),
+    ]
+    first = next(e.data for e in events if e.type == "tool.completed")
+    assert first.result.startswith("seen")
+
+
+def test_a_refused_call_keeps_its_place_among_the_results(work):
+    replies = [
+        calls(("bash", {"command": "echo one"}), ("bash", {"command": "echo two"})),
+        ModelCompleted(text="done"),
+    ]
+    session = make_session(ReplayModel(replies), tools=default_registry(), cwd=work)
+
+    async def approve(request: ApprovalRequest) -> str:
+        return "deny" if request.call_id == "c0" else "allow"
+
+    session.approval = Approval("ask", approve)
+    asyncio.run(runner.run_invocation(session, "go"))
+    results = [
+        (e.type, e.data.call_id)
+        for e in store.read_events(session.conn, session.session_id)
+        if e.type in ("tool.completed", "tool.failed")
+    ]
+    assert results == [("tool.failed", "c0"), ("tool.completed", "c1")]
