@@ -40,6 +40,8 @@ class LhGroup(DefaultGroup):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["lh.dashdash"] = bool(args) and args[0] == "--"
+        if ctx.resilient_parsing and not args:  # shell completion: offer the subcommands
+            return click.Group.parse_args(self, ctx, args)
         return super().parse_args(ctx, args)
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:

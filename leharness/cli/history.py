@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .completion import session_ids
 from .errors import UserError, user_errors
 from .output import output_options, print_rows
 
@@ -101,7 +102,7 @@ def sql_command(query: str, as_json: bool, as_csv: bool) -> None:
 
 
 @click.command("fork")
-@click.argument("session")
+@click.argument("session", shell_complete=session_ids)
 @click.option("--at", "at", type=int, default=None, help="Copy events 1..AT (default: all).")
 @user_errors
 def fork_command(session: str, at: int | None) -> None:
@@ -114,7 +115,7 @@ def fork_command(session: str, at: int | None) -> None:
 
 
 @click.command("show")
-@click.argument("session")
+@click.argument("session", shell_complete=session_ids)
 @click.option("--json", "as_json", is_flag=True, help="Output the messages as JSON.")
 @click.option("--full", is_flag=True, help="Show tool results in full.")
 @click.option("--at", "at", type=int, default=None, help="As it stood after event AT.")
@@ -158,7 +159,7 @@ def show_command(session: str, as_json: bool, full: bool, at: int | None) -> Non
 
 
 @click.command("export")
-@click.argument("session")
+@click.argument("session", shell_complete=session_ids)
 @click.option("--with-children", is_flag=True, help="Include its subagents' sessions.")
 @click.option("-o", "--output", type=click.File("w"), default="-", help="File (default stdout).")
 @user_errors

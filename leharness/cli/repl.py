@@ -51,6 +51,7 @@ class Repl:
     prompt_session: Any = None
     inspector: subprocess.Popen | None = None
     inspector_url: str = ""
+    picker_options: dict[str, Any] = field(default_factory=dict)  # tests: input and output
 
     @property
     def busy(self) -> bool:
@@ -250,6 +251,10 @@ def run_repl(session_ref: str | None, continue_: bool, **options: Any) -> None:
         f"session {active.session_id} · /help",
         style="dim",
     )
+    if session_ref is not None or continue_:
+        from .recap import show_recap
+
+        show_recap(console, active.loop.conn, active.session_id)
     repl = Repl(active, console, options)
     with patch_stdout(raw=True):  # output goes above the prompt, which stays while answering
         asyncio.run(repl_loop(repl, PromptSession(history=FileHistory(str(history)))))

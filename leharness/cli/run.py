@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from .completion import session_ids
 from .errors import UserError, user_errors
 from .options import context_window_option
 from .settings import APPROVAL_MODES
@@ -19,8 +20,21 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
 
 @click.command("run", hidden=True)
 @click.argument("prompt", nargs=-1)
-@click.option("--session", "session_ref", metavar="ID", help="Resume this session (id or prefix).")
+@click.option(
+    "--session",
+    "session_ref",
+    metavar="ID",
+    shell_complete=session_ids,
+    help="Resume this session (id or prefix).",
+)
 @click.option("-c", "--continue", "continue_", is_flag=True, help="Resume the latest session.")
+@click.option(
+    "-r",
+    "--resume",
+    "pick",
+    is_flag=True,
+    help="Pick the session to resume from a list (type to filter).",
+)
 @click.option("--provider", help="openai or ollama  [env LEHARNESS_PROVIDER]")
 @click.option("--model", help="Model name  [env LEHARNESS_MODEL]")
 @click.option("--base-url", help="OpenAI-compatible server URL  [env OPENAI_BASE_URL]")
@@ -59,6 +73,7 @@ def run_command(
     prompt: tuple[str, ...],
     session_ref: str | None,
     continue_: bool,
+    pick: bool,
     provider: str | None,
     model: str | None,
     base_url: str | None,
@@ -86,6 +101,8 @@ def run_command(
     )
     settings = resolve_settings(flags)
     options = {key: settings[key] for key in flags}
+    if pick:
+        session_ref = pick_session()
     text = prompt_text(" ".join(prompt).strip())
     from .approve import approval_mode
 
@@ -119,6 +136,23 @@ def run_command(
     if result.reason == "max_steps" and not as_json:
         click.echo(f"stopped after {options['max_steps']} steps (--max-steps)", err=True)
     raise click.exceptions.Exit(EXIT_CODES[result.reason])
+
+
+def pick_session() -> str:
+    """--resume: the session chosen in the picker; leaving it (Esc) ends lh."""
+    from contextlib import closing
+
+    from leharness import store
+
+    from .picker import pick
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UserError("--resume needs a terminal to pick on: use --session ID (lh sessions)")
+    with closing(store.open_store()) as conn:
+        chosen = pick(conn)
+    if chosen is None:
+        raise click.exceptions.Exit(0)
+    return chosen
 
 
 def prompt_text(text: str) -> str:
