@@ -33,7 +33,7 @@ from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 from . import compaction
 from .channel import Channel, NullChannel
 from .model import ModelClient, ProviderError, Reply, StreamSink
-from .prompt import build_messages
+from .prompt import accepts_images, build_messages
 
 FinishReason = Literal["no_tool_calls", "max_steps", "model_failed", "cancelled"]
 
@@ -269,7 +269,7 @@ async def call_model(
         on_reasoning=channel.reasoning,
         on_retry=lambda attempt, message, delay: channel.retry(attempt, redact(message), delay),
     )
-    messages = build_messages(view, system)
+    messages = build_messages(view, system, images=accepts_images(session.model.model))
     try:
         await asyncio.sleep(0)  # a cancel that is already pending lands before any request
         reply = await session.model.complete(messages, session.tools.specs(), sink)
