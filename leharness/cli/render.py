@@ -82,6 +82,7 @@ class TerminalChannel:
         self._calls: dict[str, str] = {}
         self._mid_line = False
         self._dim = self.err.isatty()
+        self._told = False  # said how to let refused calls run
 
     def text(self, delta: str) -> None:
         self.out.write(delta)
@@ -115,7 +116,8 @@ class TerminalChannel:
         elif event.type == "tool.failed":
             first = data.error.splitlines()[0] if data.error else ""
             self._note(f"  ✗ {self._calls.get(data.call_id, data.name)}: {first}")
-        elif event.type == "approval.decided" and data.by == "no_terminal":
+        elif event.type == "approval.decided" and data.by == "no_terminal" and not self._told:
+            self._told = True  # once per run, not once per refused call
             self._note(
                 "  ! refused: no terminal to answer on (approval is ask). To let bash and "
                 "file changes run without asking: lh --approval auto, LEHARNESS_APPROVAL=auto "
