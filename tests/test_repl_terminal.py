@@ -77,7 +77,7 @@ def test_typing_while_lh_answers_in_a_terminal(terminal: Terminal, isolated_home
         assert "**all done**" not in shown  # markdown rendered
         assert "⏺ bash: echo first-step" in shown
         terminal.type("C-d")
-        terminal.wait_for("resume: lh --session")
+        terminal.wait_for("· resume: ")  # then lh by its full path: it is not on PATH here
     rows = query(
         isolated_home,
         "SELECT json_extract(data, '$.text'), json_extract(data, '$.kind') FROM events "
@@ -115,7 +115,7 @@ def test_the_interactive_default_asks_before_bash_in_a_terminal(
         terminal.type("n")
         terminal.wait_for("fine, I did not")
         terminal.type("C-d")
-        terminal.wait_for("resume: lh --session")
+        terminal.wait_for("· resume: ")  # then lh by its full path: it is not on PATH here
     assert (work / "asked-first").exists() and not (work / "refused").exists()
     rows = query(
         isolated_home,
