@@ -1,13 +1,15 @@
 """Parallel tool calls: one reply asking for two `sleep 1` bash calls, run by the real
 `lh` one-shot process (approval auto) against the scripted server. Run together they
-cost about one second, not two; the figure is the wall time of the tool phase (the
-whole run minus the same run with `sleep 0`)."""
+cost about one second, not two; the figure is the tool phase as the events record it,
+from the first `tool.started` to the last `tool.completed`."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 from leharness.testing import Call, ScriptedServer, Text, ToolCalls
@@ -39,15 +41,25 @@ def one_run(seconds: float) -> float:
             OPENAI_BASE_URL=server.base_url,
             LEHARNESS_APPROVAL="auto",
         )
-        wall, _peak, code = measure_process([LH, "sleep twice"], env, home)
+        _wall, _peak, code = measure_process([LH, "sleep twice"], env, home)
         if code != 0:
             raise RuntimeError(f"lh exited {code}")
-        return wall
+        with sqlite3.connect(Path(home, "sessions.db")) as conn:
+            first, last = conn.execute(
+                "SELECT min(ts) FILTER (WHERE type = 'tool.started'), "
+                "max(ts) FILTER (WHERE type = 'tool.completed') FROM events"
+            ).fetchone()
+        conn.close()
+        return (parse(last) - parse(first)).total_seconds() * 1000
+
+
+def parse(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
 def run(quick: bool) -> list[Figure]:
     repeat = 3 if quick else 5
-    phase = [one_run(1.0) - one_run(0) for _ in range(repeat)]
+    phase = [one_run(1.0) for _ in range(repeat)]
     median = sorted(phase)[len(phase) // 2]
     return [
         Figure(
