@@ -32,6 +32,7 @@ BENCHMARKS = (
     "compaction",
     "redaction",
     "parallel_tools",
+    "merge",
 )
 
 

@@ -64,6 +64,7 @@ class SessionPage:
     timeline_count: int
     tasks: list[dict]
     mcp: list[dict] = field(default_factory=list)  # mcp.connected / mcp.failed, in order
+    trial: dict | None = None  # the Harbor trial the session came from (lh merge)
 
 
 def load(conn: sqlite3.Connection, session_ref: str) -> SessionPage:
@@ -113,6 +114,7 @@ def _load(conn: sqlite3.Connection, session_id: str) -> SessionPage:
             )
         ],
         mcp=_mcp_events(conn, session_id),
+        trial=_trial(conn, session_id),
     )
 
 
@@ -125,6 +127,16 @@ def _mcp_events(conn: sqlite3.Connection, session_id: str) -> list[dict]:
         (session_id,),
     )
     return [{"seq": row[0], "ts": row[1], "type": row[2], **json.loads(row[3])} for row in rows]
+
+
+def _trial(conn: sqlite3.Connection, session_id: str) -> dict | None:
+    row = conn.execute(
+        "SELECT t.trial_id, t.job, t.trial, t.task, t.agent, t.reward, t.exception_type "
+        "FROM trial_sessions AS link JOIN trials AS t ON t.trial_id = link.trial_id "
+        "WHERE link.session_id = ?",
+        (session_id,),
+    ).fetchone()
+    return dict(row) if row else None
 
 
 def _messages(conn: sqlite3.Connection, session_id: str) -> list[Message]:
