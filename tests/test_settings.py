@@ -169,6 +169,7 @@ def test_config_shows_every_effective_value_defaults_included(isolated_home, mon
     from click.testing import CliRunner
 
     from leharness.cli import cli
+    from leharness.tools.sandbox import unavailable
 
     monkeypatch.delenv("LEHARNESS_APPROVAL")
     monkeypatch.setenv("OPENAI_API_KEY", "k")
@@ -181,6 +182,7 @@ def test_config_shows_every_effective_value_defaults_included(isolated_home, mon
         "approval": "ask",
         "max_steps": 50,
         "context_window": 128_000,
+        "sandbox": "off" if unavailable() else "workspace-write",
     }
     table = CliRunner().invoke(cli, ["config"]).output
     assert "128000" in table and "https://api.openai.com/v1" in table
