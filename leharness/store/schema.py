@@ -50,6 +50,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         None,
         True,
     ),
+    Migration(
+        9,
+        "processes projection; tasks: process identity (boot id, start time, owner), "
+        "a fork closes the running tasks it copied",
+        None,
+        True,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
