@@ -83,3 +83,27 @@ def test_a_compaction_that_hides_old_messages_is_projected_in_forks_too(db):
     early, late = store.fork(db, source, before), store.fork(db, source)
     assert len(projections.visible_messages(db, early)) == 8
     assert len(projections.visible_messages(db, late)) == 4
+
+
+def test_a_fork_closes_the_running_tasks_it_copied_and_a_rebuild_agrees(db):
+    source = store.create_session(db)
+    started = {"type": "task.started", "owner_session_id": source, "harness_pid": 1}
+    store.append(db, source, {**started, "task_id": "t1", "kind": "bash", "pid": 4242})
+    store.append(db, source, {**started, "task_id": "t2", "kind": "agent", "child_session_id": "C"})
+    process = {"type": "process.started", "task_id": "t1", "pid": 4242, "owner_session_id": source}
+    store.append(db, source, process)
+    forked = store.fork(db, source)
+
+    assert projections.open_tasks(db, forked) == []  # nothing for the fork's recovery to stop
+    copies = {task.task_id: task for task in projections.tasks(db, forked)}
+    assert {t.status for t in copies.values()} == {"cancelled"}
+    assert {t.cancel_reason for t in copies.values()} == {"forked"}
+    assert {t.forked_from for t in copies.values()} == {source}  # the source's, not its own
+    assert copies["t2"].child_session_id == "C"
+    pending = projections.pending_notifications(db, forked)
+    assert {t.task_id for t in pending} == {"t1", "t2"}  # its model hears why at its next step
+    assert {t.status for t in projections.tasks(db, source)} == {"running"}
+    assert [tuple(r) for r in db.execute("SELECT session_id FROM processes")] == [(source,)]
+    before = snapshot(db)
+    store.rebuild(db)
+    assert snapshot(db) == before
