@@ -83,9 +83,16 @@ def recover_tasks(runtime: TaskRuntime) -> list[str]:
                 runtime.record(ev.TaskCompleted(task_id=row.task_id, summary=first, output=answer))
                 continue
         unknown.append(row)
-    return [row.task_id for row in candidates if row not in unknown] + recover_orphans(
-        runtime, unknown
-    )
+    recovered = [row.task_id for row in candidates if row not in unknown]
+    recovered += recover_orphans(runtime, unknown)
+    # A child created just before its task.started was recorded has no task row: find
+    # every unfinished child that no live run (this process or another) stands behind.
+    orphans = {row.task_id for row in candidates}
+    live = {t.task_id for t in projections.open_tasks(conn, runtime.session_id)} - orphans
+    for child in projections.unfinished_children(conn, runtime.session_id):
+        if child.parent_task_id not in live and child.parent_task_id not in runtime.running:
+            recover_child(conn, runtime.home, child.id)
+    return recovered
 
 
 def final_answer(conn: sqlite3.Connection, session_id: str) -> str | None:
