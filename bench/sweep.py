@@ -9,9 +9,32 @@ of the run left (`leharness.testing.sweep`)."""
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
 from leharness.testing import sweep
+from leharness.tools.base import ToolContext
+from leharness.tools.bash import BASH, BashArgs
 
 from . import Figure
+
+
+def bash_round_trip(repeat: int) -> list[float]:
+    """Milliseconds of one `true` through the bash tool (spawn, supervisor, status file)."""
+
+    async def measure() -> list[float]:
+        folder = Path(tempfile.mkdtemp())
+        ctx = ToolContext(cwd=folder, session_id="bench", home=folder, call_id="c", extra={})
+        samples = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            await BASH.run(BashArgs(command="true"), ctx)
+            samples.append((time.perf_counter() - started) * 1000)
+        return samples
+
+    return asyncio.run(measure())
 
 
 def run(quick: bool) -> list[Figure]:
@@ -41,6 +64,15 @@ def run(quick: bool) -> list[Figure]:
             "s",
             [result.run_s],
             note=f"{landed} of {kills} runs were still going when the SIGKILL came",
+        )
+    )
+    figures.append(
+        Figure(
+            "bash tool round trip of `true` (under its supervisor)",
+            "ms",
+            bash_round_trip(30),
+            note="python -I -S supervise.py starts per command: it holds the time limit "
+            "and writes the exit status even when lh is killed",
         )
     )
     return figures
