@@ -251,9 +251,11 @@ def supervised(argv: list[str], status: Path, timeout_s: int, drain_fd: int | No
 
 
 def status_path(runtime: TaskRuntime | None, task_id: str) -> Path:
-    """Where the supervisor writes the exit status: beside the task's log file."""
+    """Where the supervisor writes the exit status: beside the task's log file (or, when
+    that folder cannot be made, in the temporary folder: the command still runs)."""
     if runtime is not None:
-        return runtime.status_path(task_id)
+        with contextlib.suppress(OSError):
+            return runtime.status_path(task_id)
     return Path(tempfile.gettempdir()) / f"lh-{task_id}.status"
 
 
