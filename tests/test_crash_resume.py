@@ -79,3 +79,10 @@ def test_the_sweep_checks_catch_a_user_message_between_a_call_and_its_result():
         "request 1: calls ['c1'] answered by []",
         "request 1: tool result c1 does not follow its call",
     ]
+
+
+def test_the_sweep_checks_accept_a_file_killed_before_its_schema(tmp_path):
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "sessions.db").close()  # lh died while creating it
+    assert sweep.check_database(tmp_path / "sessions.db", None, [], []) == {}

@@ -208,6 +208,8 @@ def check_database(
 ) -> dict[str, list[str]]:
     conn = store.connect(path)
     try:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone():
+            return {}  # killed before the schema was made: nothing was ever committed
         found: dict[str, list[str]] = {"seq": _seq_gaps(conn)}
         (duplicates,) = conn.execute("SELECT count(*) - count(DISTINCT id) FROM events").fetchone()
         found["ids"] = [f"{duplicates} duplicate event ids"] if duplicates else []
