@@ -32,6 +32,7 @@ BENCHMARKS = (
     "sweep",
     "compaction",
     "redaction",
+    "merge",
 )
 
 
