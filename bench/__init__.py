@@ -29,6 +29,7 @@ BENCHMARKS = (
     "inspector",
     "history",
     "crash",
+    "sweep",
     "compaction",
     "redaction",
     "search",

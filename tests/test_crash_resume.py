@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from leharness.testing import ScriptedServer, Text, crash
+from leharness.testing import ScriptedServer, Text, crash, sweep
 
 from .e2e_helpers import lh_env, run_lh
 
@@ -59,3 +59,30 @@ def test_a_malformed_kill_spec_is_a_clear_error(isolated_home):
         done = run_lh("hi", env=env)
     assert done.returncode == 2
     assert "LEHARNESS_TEST_KILL_AT must look like" in done.stderr
+
+
+def test_a_short_random_kill_sweep_holds_every_invariant(tmp_path):
+    result = sweep.run_sweep(2, seed=7, workdir=tmp_path)
+    assert all(kill.problems == {} for kill in result.kills), result.kills
+
+
+def test_the_sweep_checks_catch_a_user_message_between_a_call_and_its_result():
+    call = {"id": "c1", "type": "function", "function": {"name": "bash", "arguments": "{}"}}
+    body = {
+        "messages": [
+            {"role": "assistant", "tool_calls": [call]},
+            {"role": "user", "content": "go on"},
+            {"role": "tool", "tool_call_id": "c1", "content": "interrupted"},
+        ]
+    }
+    assert sweep.check_requests([body]) == [
+        "request 1: calls ['c1'] answered by []",
+        "request 1: tool result c1 does not follow its call",
+    ]
+
+
+def test_the_sweep_checks_accept_a_file_killed_before_its_schema(tmp_path):
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "sessions.db").close()  # lh died while creating it
+    assert sweep.check_database(tmp_path / "sessions.db", None, [], []) == {}

@@ -15,9 +15,9 @@ import pytest
 from leharness.testing import Call, Cut, HttpError, ScriptedServer, Slow, Text, ToolCalls
 
 from .e2e_helpers import LH, TEST_KEY, event_types, lh_env, query, run_lh
-from .util import ONE_TOOL_ROUND_TRIP
+from .util import BASH_ROUND_TRIP
 
-ROUND_TRIP = ONE_TOOL_ROUND_TRIP
+ROUND_TRIP = BASH_ROUND_TRIP
 
 
 @pytest.fixture

@@ -24,6 +24,9 @@ def test_fork_at_n_projects_like_a_replay_of_events_1_to_n(db, tmp_path):
         actual = snapshot(db, rename={forked: "S"})
         for table in ("messages", "tool_calls", "tasks", "artifacts"):
             rows = [r for r in actual[table] if ("session_id", "S") in r]
+            if table == "tasks":  # a copied task says whose it is: the fork did not run it
+                assert all(dict(r)["forked_from"] == source for r in rows)
+                rows = [tuple((k, None if k == "forked_from" else v) for k, v in r) for r in rows]
             assert rows == expected[table], table
         fork_row = projections.get_session(db, forked).model_dump()
         expected_row = projections.get_session(expected_conn, source).model_dump()
@@ -80,3 +83,27 @@ def test_a_compaction_that_hides_old_messages_is_projected_in_forks_too(db):
     early, late = store.fork(db, source, before), store.fork(db, source)
     assert len(projections.visible_messages(db, early)) == 8
     assert len(projections.visible_messages(db, late)) == 4
+
+
+def test_a_fork_closes_the_running_tasks_it_copied_and_a_rebuild_agrees(db):
+    source = store.create_session(db)
+    started = {"type": "task.started", "owner_session_id": source, "harness_pid": 1}
+    store.append(db, source, {**started, "task_id": "t1", "kind": "bash", "pid": 4242})
+    store.append(db, source, {**started, "task_id": "t2", "kind": "agent", "child_session_id": "C"})
+    process = {"type": "process.started", "task_id": "t1", "pid": 4242, "owner_session_id": source}
+    store.append(db, source, process)
+    forked = store.fork(db, source)
+
+    assert projections.open_tasks(db, forked) == []  # nothing for the fork's recovery to stop
+    copies = {task.task_id: task for task in projections.tasks(db, forked)}
+    assert {t.status for t in copies.values()} == {"cancelled"}
+    assert {t.cancel_reason for t in copies.values()} == {"forked"}
+    assert {t.forked_from for t in copies.values()} == {source}  # the source's, not its own
+    assert copies["t2"].child_session_id == "C"
+    pending = projections.pending_notifications(db, forked)
+    assert {t.task_id for t in pending} == {"t1", "t2"}  # its model hears why at its next step
+    assert {t.status for t in projections.tasks(db, source)} == {"running"}
+    assert [tuple(r) for r in db.execute("SELECT session_id FROM processes")] == [(source,)]
+    before = snapshot(db)
+    store.rebuild(db)
+    assert snapshot(db) == before

@@ -54,7 +54,11 @@ def replay(*args: str):
 
 def test_an_unchanged_session_replays_without_divergence(isolated_home, tmp_path):
     session_id = record(tmp_path / "work")
-    events = store.last_seq(store.open_store(), session_id)
+    conn = store.open_store()
+    # session.created and process.started (where a command ran) are not compared
+    events = store.last_seq(conn, session_id) - len(
+        conn.execute("SELECT 1 FROM events WHERE type = 'process.started'").fetchall()
+    )
 
     served = replay(session_id[:12])  # tools answer from the recording
     assert served.exit_code == 0, served.output
@@ -76,19 +80,20 @@ def test_a_changed_tool_output_is_reported_at_the_first_divergent_event(isolated
     result = replay(session_id, "--sandbox-dir", str(tmp_path / "sandbox"))
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
-    # session.created is not compared: event 5 of the run is the cat's tool.completed (#6).
+    # session.created and process.started are not compared: event 5 of the run is the
+    # cat's tool.completed (#7).
     assert lines[0] == "diverged at event 5 after 4 equal events"
-    assert lines[1].startswith("  recorded: #6 tool.completed ")
+    assert lines[1].startswith("  recorded: #7 tool.completed ")
     work = tmp_path / "work"
     assert f'"result": "hello\\n{work}\\n[exit: 0]"' in lines[1]
-    assert lines[2].startswith("  replayed: #6 tool.completed ")
+    assert lines[2].startswith("  replayed: #7 tool.completed ")
     assert f'"result": "changed\\n{work}\\n[exit: 0]"' in lines[2]  # in the recording's terms
 
     as_json = replay(session_id, "--sandbox-dir", str(tmp_path / "sandbox2"), "--json")
     assert as_json.exit_code == 1
     outcome = json.loads(as_json.output)
     assert (outcome["diverged"], outcome["position"], outcome["compared"]) == (True, 5, 4)
-    assert outcome["recorded"]["session_seq"] == 6 and outcome["replay_database"] is None
+    assert outcome["recorded"]["session_seq"] == 7 and outcome["replay_database"] is None
     assert outcome["replayed"]["data"]["result"] == f"changed\n{work}\n[exit: 0]"
 
     # Without a sandbox the tools answer from the recording: the loop alone agrees.
@@ -166,13 +171,14 @@ def test_background_tasks_replay_with_and_without_a_sandbox(isolated_home, tmp_p
     types = [e.type for e in store.read_events(session.conn, session.session_id)]
     assert types.count("task.completed") == 2 and types.count("invocation.auto") == 1
     assert types.count("artifact.created") == 1 and types[-1] == "agent.finished"
+    compared = len(types) - 1 - types.count("process.started")
 
     result = replay(session.session_id, "--sandbox-dir", str(tmp_path / "sandbox"))
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == f"no divergence ({len(types) - 1} events)"
+    assert result.output.strip() == f"no divergence ({compared} events)"
     served = replay(session.session_id)
     assert served.exit_code == 0, served.output
-    assert served.output.strip() == f"no divergence ({len(types) - 1} events)"
+    assert served.output.strip() == f"no divergence ({compared} events)"
 
 
 def test_step_limits_failures_and_cancels_replay_as_recorded(isolated_home):

@@ -98,6 +98,20 @@ def test_a_failing_task_records_its_exit_code(isolated_home):
     assert task.status == "failed" and task.delivered
 
 
+def test_a_background_command_past_its_time_limit_records_timed_out(isolated_home):
+    command = {"command": "trap '' TERM; sleep 30", "inline_ms": 0, "timeout_s": 1}
+    model = ReplayModel(
+        [calls(("bash", command)), ModelCompleted(text="waiting"), ModelCompleted(text="seen")]
+    )
+    session = make_session(model, tools=default_registry())
+    settle(session)
+    failed = next(e for e in events(session) if e.type == "task.failed")
+    assert failed.data.timed_out is True and failed.data.exit_code == 137  # TERM ignored: KILL
+    assert "timed out" in failed.data.error
+    (started,) = [e for e in events(session) if e.type == "process.started"]
+    assert started.data.task_id == failed.data.task_id and started.data.timeout_s == 1
+
+
 def test_cancel_task_kills_the_process_group(isolated_home, tmp_path):
     pid_file = tmp_path / "pid"
     command = f"echo $$ > {pid_file}; sleep 30"

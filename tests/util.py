@@ -20,6 +20,8 @@ ONE_TOOL_ROUND_TRIP = [
     "model.completed",
     "agent.finished",
 ]
+#: The same with bash: its process group is recorded right after the call starts.
+BASH_ROUND_TRIP = [*ONE_TOOL_ROUND_TRIP[:5], "process.started", *ONE_TOOL_ROUND_TRIP[5:]]
 
 
 def snapshot(conn: sqlite3.Connection, rename: dict[str, str] | None = None) -> dict:

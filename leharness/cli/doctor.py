@@ -13,10 +13,10 @@ from .errors import UserError, user_errors
 @click.option("--repair", is_flag=True, help="Rebuild projections that differ from the events.")
 @user_errors
 def doctor_command(repair: bool) -> None:
-    """Check sessions.db: integrity, projections against a rebuild, orphaned tasks and
-    artifact files; and say whether bash can run in the sandbox here. Exit 0 healthy, 1
-    problems found. It never edits the file unless --repair is given, and then only
-    rebuilds projections from the events."""
+    """Check sessions.db: integrity, projections against a rebuild, orphaned tasks, tool
+    calls without a result, unfinished subagent sessions and artifact files; and say whether
+    bash can run in the sandbox here. Exit 0 healthy, 1 problems found. It never edits the
+    file unless --repair is given, and then only rebuilds projections from the events."""
     from leharness import store
     from leharness.tools import doctor
 
@@ -26,7 +26,7 @@ def doctor_command(repair: bool) -> None:
     if not path.exists():
         raise UserError(f"no database at {path}: nothing to check (is LEHARNESS_HOME right?)")
     with closing(store.connect_readonly(path)) as conn:
-        report = doctor.examine(conn)
+        report = doctor.examine(conn, _live)
     click.echo(str(path))
     _print(report)
     if repair and report.drift:
@@ -34,7 +34,7 @@ def doctor_command(repair: bool) -> None:
             replayed = doctor.repair_projections(conn)
         click.echo(f"repaired: rebuilt every projection from {replayed:,} events")
         with closing(store.connect_readonly(path)) as conn:
-            report = doctor.examine(conn)
+            report = doctor.examine(conn, _live)
         _print(report)
     raise click.exceptions.Exit(0 if report.healthy else 1)
 
@@ -50,6 +50,15 @@ def sandbox_status() -> str:
         f"✓ sandbox: {sandbox.version() or 'bubblewrap'} works; bash commands run in "
         f"{sandbox.DEFAULT} unless --sandbox / LEHARNESS_SANDBOX / settings say otherwise"
     )
+
+
+def _live(session_id: str) -> bool:
+    """Whether an lh process runs this top-level session now (it holds its lock)."""
+    from leharness import store
+
+    from .locks import holder_pid
+
+    return holder_pid(store.home_dir(), session_id) is not None
 
 
 def _print(report) -> None:

@@ -106,7 +106,13 @@ def sql_command(query: str, as_json: bool, as_csv: bool) -> None:
 @click.option("--at", "at", type=int, default=None, help="Copy events 1..AT (default: all).")
 @user_errors
 def fork_command(session: str, at: int | None) -> None:
-    """Branch SESSION into a new session; print the new session's id."""
+    """Branch SESSION into a new session; print the new session's id.
+
+    The fork holds copies of SESSION's own events 1..AT. Its subagent sessions are not
+    copied: their tasks show in the fork as the source's (forked_from), and `lh show`
+    points at the source's children. Running background tasks are not inherited either:
+    they go on in SESSION, and the fork records them as cancelled (reason "forked"), which
+    its model is told at its next step."""
     from leharness import projections, store
 
     with closing(store.open_existing()) as conn:
@@ -154,7 +160,9 @@ def show_command(session: str, as_json: bool, full: bool, at: int | None) -> Non
     click.echo(note + format_transcript(row, messages, full=full))
     for task in tasks:
         child = task.child_session_id
-        if child:
+        if child and task.forked_from:  # copied by a fork: the source's subagent, not this one's
+            click.echo(f"\nsubagent {child} of session {task.forked_from}: lh show {child}")
+        elif child:
             click.echo(f"\nsubagent {child} ({task.status}): lh show {child}")
 
 

@@ -20,12 +20,27 @@ from leharness.store import Event
 from leharness.tools.artifacts import locate, portable
 
 #: Payload fields that differ between two honest runs.
-IGNORED = frozenset({"duration_ms", "attempts", "pid", "harness_pid", "provider", "model"})
+IGNORED = frozenset(
+    {
+        "duration_ms",
+        "attempts",
+        "pid",
+        "harness_pid",
+        "boot_id",
+        "start_time",
+        "owner_session_id",
+        "provider",
+        "model",
+    }
+)
 #: Payload fields naming something the run created; replayed values map to recorded ones.
 MINTED = ("task_id", "artifact_id", "child_session_id")
 #: Events about the session itself rather than its run (MCP servers are connected when a
 #: session opens, and a replay starts none).
-SKIPPED = frozenset({"session.created", "session.forked", "mcp.connected", "mcp.failed"})
+#: process.started records where a command runs, which says nothing of what it did.
+SKIPPED = frozenset(
+    {"session.created", "session.forked", "mcp.connected", "mcp.failed", "process.started"}
+)
 
 
 @dataclass

@@ -117,6 +117,14 @@ class Recording:
             if isinstance(e.data, ev.ToolCompleted | ev.ToolFailed)
         }
 
+    def processes(self) -> dict[str, ev.ProcessStarted]:
+        """The process.started of each call that ran a command, by call id."""
+        return {
+            e.data.call_id: e.data
+            for e in self.events
+            if isinstance(e.data, ev.ProcessStarted) and e.data.call_id
+        }
+
     def artifact_paths(self, home: Path) -> dict[str, Path]:
         """Large recorded outputs on disk, by artifact id (`home`: the recording's)."""
         return {
@@ -211,12 +219,19 @@ def recorded_tools(
     A call that became a background task starts a stand-in for it (`served`)."""
     results: dict[str, ev.ToolCompleted | ev.ToolFailed] = {}
     artifacts: dict[str, Path] = {}
+    processes: dict[str, ev.ProcessStarted] = {}
     # Keyed by call id: providers mint unique ones; on a clash the parent's own wins.
     for part in reversed(recording.tree()):
         results.update(part.tool_results())
         artifacts.update(part.artifact_paths(home or store.home_dir()))
+        processes.update(part.processes())
 
     async def serve(_args: Any, ctx: ToolContext) -> str:
+        started, record = processes.get(ctx.call_id), ctx.extra.get("record")
+        if started is not None and record is not None:
+            # Recorded as it was, so later events keep their places; its owner is the
+            # recorded session, so nothing in the replay ever signals that pid.
+            record(started)
         result = results.get(ctx.call_id)
         if result is None:
             raise ToolError("replay: the recording holds no result for this call", "not_recorded")

@@ -28,9 +28,9 @@ from leharness.tools.approval import Approval
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
 from leharness.tools.project import Instructions, project_instructions
 from leharness.tools.redact import redact, redact_json, secrets
-from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
+from leharness.tools.tasks import TaskRuntime, notification
 
-from . import compaction
+from . import compaction, recovery
 from .channel import Channel, NullChannel
 from .model import ModelClient, ProviderError, Reply, StreamSink
 from .prompt import accepts_images, build_messages
@@ -107,12 +107,14 @@ async def run_invocation(session: Session, text: str | None) -> Result:
     """Run the loop for one user message (or, with None, an automatic wake-up)."""
     session.instructions = project_instructions(session.cwd)
     digest = session.instructions.hash
+    # Calls a crash left open get their results first: a new user message may only
+    # follow them (a trigger refuses an invocation.received while one is open).
+    settle_unanswered_calls(session)
     session.record(
         ev.InvocationReceived(text=text, instructions_hash=digest)
         if text is not None
         else ev.InvocationAuto(instructions_hash=digest)
     )
-    settle_unanswered_calls(session)
     recover_orphaned_tasks(session)
     overflowed = False  # a "prompt too long" refusal shrinks the prompt and retries once
     for step in range(1, session.max_steps + 1):
@@ -243,23 +245,15 @@ def spawner(session: Session) -> Spawn | None:
 
 
 def recover_orphaned_tasks(session: Session) -> None:
-    """Tasks left running by an lh process that died are stopped and recorded as such."""
-    running = projections.open_tasks(session.conn, session.session_id)
-    recover_orphans(session.tasks, [t for t in running if t.task_id not in session.tasks.running])
+    """Tasks left running by an lh process that died get their real ending or are stopped
+    and recorded as such; the subagent sessions it ran are recovered and finished."""
+    recovery.recover_tasks(session.tasks)
 
 
 def settle_unanswered_calls(session: Session) -> None:
-    """Give every tool call left without a result (crash, kill) its one result."""
-    for call in projections.unanswered_tool_calls(session.conn, session.session_id):
-        session.record(
-            ev.ToolFailed(
-                call_id=call.call_id,
-                name=call.name,
-                error="interrupted: lh stopped before this call finished; "
-                "it may or may not have taken effect",
-                kind="interrupted",
-            )
-        )
+    """Give every tool call left without a result (crash, kill) its one result, after
+    stopping the command it left running."""
+    recovery.settle_calls(session.tasks)
 
 
 async def call_model(

@@ -14,12 +14,21 @@ from typing import TYPE_CHECKING, Any
 from .records import Record, resolve_session_id
 
 if TYPE_CHECKING:
-    from .models import ArtifactRow, Message, SessionRow, SessionView, TaskRow, ToolCallRow
+    from .models import (
+        ArtifactRow,
+        Message,
+        ProcessRow,
+        SessionRow,
+        SessionView,
+        TaskRow,
+        ToolCallRow,
+    )
     from .read import (
         all_messages,
         always_allowed,
         artifacts,
         get_session,
+        interrupted_processes,
         latest_session_id,
         list_sessions,
         messages_between,
@@ -30,12 +39,14 @@ if TYPE_CHECKING:
         tool_call_exists,
         tool_calls,
         unanswered_tool_calls,
+        unfinished_children,
         visible_messages,
     )
 
 __all__ = [
     "ArtifactRow",
     "Message",
+    "ProcessRow",
     "Record",
     "SessionRow",
     "SessionView",
@@ -45,6 +56,7 @@ __all__ = [
     "always_allowed",
     "artifacts",
     "get_session",
+    "interrupted_processes",
     "latest_session_id",
     "list_sessions",
     "messages_between",
@@ -56,10 +68,19 @@ __all__ = [
     "tool_call_exists",
     "tool_calls",
     "unanswered_tool_calls",
+    "unfinished_children",
     "visible_messages",
 ]
 
-_MODELS = ("ArtifactRow", "Message", "SessionRow", "SessionView", "TaskRow", "ToolCallRow")
+_MODELS = (
+    "ArtifactRow",
+    "Message",
+    "ProcessRow",
+    "SessionRow",
+    "SessionView",
+    "TaskRow",
+    "ToolCallRow",
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -86,6 +86,10 @@ class TaskRow(Row):
     child_session_id: str | None = None
     pid: int | None = None
     harness_pid: int | None = None
+    boot_id: str | None = None
+    start_time: str | None = None
+    owner_session_id: str | None = None
+    forked_from: str | None = None
     started_at: str
     finished_at: str | None = None
     exit_code: int | None = None
@@ -95,6 +99,18 @@ class TaskRow(Row):
     artifact_id: str | None = None
     delivered: bool
     delivered_seq: int | None = None
+
+
+class ProcessRow(Row):
+    session_id: str
+    task_id: str
+    call_id: str | None = None
+    pid: int
+    boot_id: str | None = None
+    start_time: str | None = None
+    owner_session_id: str | None = None
+    timeout_s: int | None = None
+    started_at: str
 
 
 class ArtifactRow(Row):

@@ -16,7 +16,15 @@ import sqlite3
 from leharness.store import StoreError
 
 from . import records
-from .models import ArtifactRow, Message, SessionRow, SessionView, TaskRow, ToolCallRow
+from .models import (
+    ArtifactRow,
+    Message,
+    ProcessRow,
+    SessionRow,
+    SessionView,
+    TaskRow,
+    ToolCallRow,
+)
 from .records import MESSAGE_COLUMNS
 
 # What the model sees is the `transcript` view (views.sql): compaction's
@@ -94,6 +102,27 @@ def unanswered_tool_calls(conn: sqlite3.Connection, session_id: str) -> list[Too
         (session_id,),
     )
     return [ToolCallRow(**dict(row)) for row in rows]
+
+
+def interrupted_processes(conn: sqlite3.Connection, session_id: str) -> list[ProcessRow]:
+    """Commands started for tool calls that have no result yet (a killed lh left them)."""
+    rows = conn.execute(
+        "SELECT p.* FROM processes AS p JOIN tool_calls AS c "
+        "ON c.session_id = p.session_id AND c.call_id = p.call_id "
+        "WHERE p.session_id = ? AND c.status IN ('requested', 'running') ORDER BY p.started_at",
+        (session_id,),
+    )
+    return [ProcessRow(**dict(row)) for row in rows]
+
+
+def unfinished_children(conn: sqlite3.Connection, session_id: str) -> list[SessionRow]:
+    """Subagent sessions of this session that never recorded how their run ended."""
+    rows = conn.execute(
+        "SELECT * FROM sessions INDEXED BY sessions_parent "
+        "WHERE parent_session_id = ? AND status IN ('new', 'running') ORDER BY created_at, id",
+        (session_id,),
+    )
+    return [SessionRow(**dict(row)) for row in rows]
 
 
 def tool_call_exists(conn: sqlite3.Connection, session_id: str, call_id: str) -> bool:

@@ -130,6 +130,19 @@ class ToolStarted(Payload):
     name: str
 
 
+class ProcessStarted(Payload):
+    """A command started: its process group, and what proves that process is still it."""
+
+    type: Literal["process.started"] = "process.started"
+    call_id: str | None = None
+    task_id: str  # the task it becomes if it outlives inline_ms; names its status file
+    pid: int  # leads the process group
+    boot_id: str | None = None  # None where the platform does not say
+    start_time: str | None = None
+    owner_session_id: str  # copies (fork, import) keep the original: not theirs to stop
+    timeout_s: int | None = None
+
+
 class ToolCompleted(Payload):
     """A tool call finished; `result` is what the model sees."""
 
@@ -186,6 +199,9 @@ class TaskStarted(Payload):
     pid: int | None = None
     artifact_id: str | None = None
     harness_pid: int | None = None  # the lh process that owns the task
+    boot_id: str | None = None  # with start_time: proves pid is still the task's process
+    start_time: str | None = None
+    owner_session_id: str | None = None  # the session whose runtime started it
 
 
 class TaskCompleted(Payload):
@@ -200,7 +216,7 @@ class TaskCompleted(Payload):
 
 
 class TaskFailed(Payload):
-    """A background task failed, e.g. a non-zero exit code."""
+    """A background task failed, e.g. a non-zero exit code or its time limit."""
 
     type: Literal["task.failed"] = "task.failed"
     task_id: str
@@ -208,6 +224,7 @@ class TaskFailed(Payload):
     output: str | None = None
     exit_code: int | None = None
     artifact_id: str | None = None
+    timed_out: bool | None = None
 
 
 class TaskCancelled(Payload):
@@ -333,6 +350,7 @@ PAYLOAD_MODELS: tuple[type[Payload], ...] = (
     ModelFailed,
     ModelCancelled,
     ToolStarted,
+    ProcessStarted,
     ToolCompleted,
     ToolFailed,
     ApprovalRequested,

@@ -59,6 +59,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         10, "approvals_always: an 'always' answer lasts for the rest of the session", None, True
     ),
+    Migration(
+        11,
+        "processes projection; tasks: process identity (boot id, start time, owner), "
+        "a fork closes the running tasks it copied",
+        None,
+        True,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

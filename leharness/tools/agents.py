@@ -60,6 +60,7 @@ async def spawn_agent(args: SpawnAgentArgs, ctx: ToolContext) -> str:
         prompt=args.prompt,
         child_session_id=child_id,
         harness_pid=os.getpid(),
+        owner_session_id=ctx.session_id,
     )
     handle = runtime.start(task, started)
     if args.inline_ms and await runtime.wait(task_id, args.inline_ms / 1000):

@@ -1,6 +1,9 @@
 """The `bash` tool: run one shell command in the session's folder and return its output.
 
-The command runs in its own process group with stdin from /dev/null; on a
+The command runs in its own process group with stdin from /dev/null, under a
+small supervisor (supervise.py) that leads the group, holds the time limit and
+writes the exit status to a file even if lh dies; `process.started` records the
+group with its boot id and start time so a resumed session can stop it. On a
 timeout or a cancellation (Ctrl-C) the whole group is killed, never just the
 shell. Memory stays bounded whatever the command prints: `OutputSink` keeps
 the head and the tail and counts what fell between.
@@ -13,23 +16,31 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
+import tempfile
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from leharness.store.events import TaskStarted
+from leharness.store import new_ulid
+from leharness.store.events import ProcessStarted, TaskStarted
+from leharness.tools import procs
 from leharness.tools.base import Tool, ToolContext, ToolError
 from leharness.tools.paths import harness_home, working_dir
 from leharness.tools.redact import StreamRedactor
 from leharness.tools.sandbox import prefix as sandbox_prefix
-from leharness.tools.tasks import RunningTask, TaskRuntime
+from leharness.tools.supervise import exit_code
+from leharness.tools.tasks import Ended, RunningTask, TaskRuntime, read_status
 
 MAX_TIMEOUT_S = 600
 MAX_INLINE_MS = 60_000
 KEPT_BYTES = 1024 * 1024  # output kept in memory: half head, half tail
 KILL_GRACE_S = 2.0  # between SIGTERM and SIGKILL
 DRAIN_GRACE_S = 1.0  # how long to wait for background processes to close the output
+BACKSTOP_S = 5.0  # lh kills the group itself if the supervisor has not ended it by then
+SUPERVISOR = str(Path(__file__).with_name("supervise.py"))
 
 
 class BashArgs(BaseModel):
@@ -186,19 +197,25 @@ class _Collector(asyncio.Protocol):
 async def run_bash(args: BashArgs, ctx: ToolContext) -> str:
     working_dir(ctx)  # a clear error if the folder was deleted
     cwd = Path(ctx.cwd)
+    runtime: TaskRuntime | None = ctx.extra.get("tasks")
+    task_id = runtime.new_task_id() if runtime is not None else f"task_{new_ulid().lower()}"
+    status = status_path(runtime, task_id)
     sink = OutputSink()
     read_fd, write_fd = os.pipe()
     transport, collector = await _open_reader(read_fd, sink)
-    runtime: TaskRuntime | None = ctx.extra.get("tasks")
     backgrounded = False
     try:
-        proc = await _spawn(command_argv(args.command, ctx), cwd, write_fd)
+        argv = supervised(command_argv(args.command, ctx), status, args.timeout_s, read_fd)
+        proc = await _spawn(argv, cwd, write_fd, read_fd)
+        started = _record_start(ctx, proc.pid, task_id, args.timeout_s)
         try:
             can_background = runtime is not None and args.inline_ms < args.timeout_s * 1000
             if can_background and not await _finished_within(proc, args.inline_ms / 1000):
                 backgrounded = True
-                return _background(runtime, proc, transport, collector, sink, args, ctx)
-            timed_out = await _wait(proc, args.timeout_s)
+                task = RunningTask(task_id, "bash", log_path=runtime.log_path(task_id), sink=sink)
+                job = _follow(runtime, task, proc, transport, collector, args, status)
+                return _background(runtime, task, job, started, args, ctx)
+            ended = await _wait(proc, args.timeout_s, status)
             lingering = not await _drained(collector)
         except asyncio.CancelledError:
             await kill_group(proc)
@@ -206,7 +223,54 @@ async def run_bash(args: BashArgs, ctx: ToolContext) -> str:
     finally:
         if not backgrounded:
             transport.close()
-    return _format(sink.text(), proc.returncode, args.timeout_s, timed_out, lingering)
+            with contextlib.suppress(OSError):
+                status.unlink(missing_ok=True)
+    return _format(sink.text(), ended.exit_code, args.timeout_s, ended.timed_out, lingering)
+
+
+def supervised(argv: list[str], status: Path, timeout_s: int, drain_fd: int | None) -> list[str]:
+    """`argv` under lh's supervisor (supervise.py), which leads the process group, holds
+    the time limit and writes the exit status to `status`, whether lh lives or not; it
+    drains `drain_fd` (the output pipe's read end) only once lh is gone."""
+    return [
+        sys.executable,
+        "-I",
+        "-S",
+        SUPERVISOR,
+        str(status),
+        str(timeout_s),
+        str(KILL_GRACE_S),
+        str(drain_fd) if drain_fd is not None else "-",
+        "--",
+        *argv,
+    ]
+
+
+def status_path(runtime: TaskRuntime | None, task_id: str) -> Path:
+    """Where the supervisor writes the exit status: beside the task's log file (or, when
+    that folder cannot be made, in the temporary folder: the command still runs)."""
+    if runtime is not None:
+        with contextlib.suppress(OSError):
+            return runtime.status_path(task_id)
+    return Path(tempfile.gettempdir()) / f"lh-{task_id}.status"
+
+
+def _record_start(ctx: ToolContext, pid: int, task_id: str, timeout_s: int) -> ProcessStarted:
+    """process.started: after a crash, the resumed session finds the group and stops it."""
+    boot, start = procs.identity(pid)
+    started = ProcessStarted(
+        call_id=ctx.call_id or None,
+        task_id=task_id,
+        pid=pid,
+        boot_id=boot,
+        start_time=start,
+        owner_session_id=ctx.session_id,
+        timeout_s=timeout_s,
+    )
+    record = ctx.extra.get("record")
+    if record is not None:
+        record(started)
+    return started
 
 
 async def _finished_within(proc: asyncio.subprocess.Process, seconds: float) -> bool:
@@ -219,26 +283,26 @@ async def _finished_within(proc: asyncio.subprocess.Process, seconds: float) -> 
 
 def _background(
     runtime: TaskRuntime,
-    proc: asyncio.subprocess.Process,
-    transport: asyncio.BaseTransport,
-    collector: _Collector,
-    sink: OutputSink,
+    task: RunningTask,
+    job: Coroutine[Any, Any, None],
+    process: ProcessStarted,
     args: BashArgs,
     ctx: ToolContext,
 ) -> str:
     """Hand the running command to the task runtime; its output now streams to a log file."""
-    task_id = runtime.new_task_id()
-    log_path = runtime.log_path(task_id)
-    sink.attach(log_path)
-    task = RunningTask(task_id, "bash", log_path=log_path, sink=sink)
-    task.job = asyncio.ensure_future(_follow(runtime, task, proc, transport, collector, args))
+    assert task.log_path is not None
+    task.sink.attach(task.log_path)
+    task.job = asyncio.ensure_future(job)
     started = TaskStarted(
-        task_id=task_id,
+        task_id=task.task_id,
         kind="bash",
         call_id=ctx.call_id,
         command=args.command,
-        pid=proc.pid,
+        pid=process.pid,
         harness_pid=os.getpid(),
+        boot_id=process.boot_id,
+        start_time=process.start_time,
+        owner_session_id=ctx.session_id,
     )
     return runtime.start(task, started)
 
@@ -250,28 +314,29 @@ async def _follow(
     transport: asyncio.BaseTransport,
     collector: _Collector,
     args: BashArgs,
+    status: Path,
 ) -> None:
     """Wait for a background command, then record how it ended."""
     try:
-        timed_out = await _wait(proc, args.timeout_s)
+        ended = await _wait(proc, args.timeout_s, status)
         lingering = not await _drained(collector)
     except asyncio.CancelledError:
         await kill_group(proc)
         transport.close()
         task.sink.close_file()
         runtime.cancelled(task.task_id, task.cancel_reason, task.sink.text(), task.log_path)
+        with contextlib.suppress(OSError):
+            status.unlink(missing_ok=True)
         raise
     transport.close()
     task.sink.close_file()
-    output = _format(task.sink.text(), proc.returncode, args.timeout_s, timed_out, lingering)
+    output = _format(task.sink.text(), ended.exit_code, args.timeout_s, ended.timed_out, lingering)
     if task.sink.file_error is not None:
         output += f"\n[the log file {task.log_path} is incomplete: {task.sink.file_error}]"
-    code = (
-        proc.returncode
-        if proc.returncode is not None and proc.returncode >= 0
-        else 128 - (proc.returncode or 0)
-    )
-    runtime.finish_bash(task.task_id, output, code, task.log_path)
+    assert task.log_path is not None
+    runtime.finish_bash(task.task_id, output, ended.exit_code, task.log_path, ended.timed_out)
+    with contextlib.suppress(OSError):
+        status.unlink(missing_ok=True)
 
 
 async def _open_reader(read_fd: int, sink: OutputSink) -> tuple[asyncio.BaseTransport, _Collector]:
@@ -294,11 +359,14 @@ def command_argv(command: str, ctx: ToolContext) -> list[str]:
     ]
 
 
-async def _spawn(argv: list[str], cwd: Path, write_fd: int) -> asyncio.subprocess.Process:
+async def _spawn(
+    argv: list[str], cwd: Path, write_fd: int, read_fd: int
+) -> asyncio.subprocess.Process:
     try:
         return await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
+            pass_fds=(read_fd,),  # the supervisor's copy, drained only once lh is gone
             stdin=subprocess.DEVNULL,
             stdout=write_fd,
             stderr=write_fd,
@@ -310,14 +378,15 @@ async def _spawn(argv: list[str], cwd: Path, write_fd: int) -> asyncio.subproces
         os.close(write_fd)  # the child has its copy; EOF comes when the last holder exits
 
 
-async def _wait(proc: asyncio.subprocess.Process, timeout_s: int) -> bool:
-    """Wait for the shell to exit; True if it timed out and its group was killed."""
+async def _wait(proc: asyncio.subprocess.Process, timeout_s: int, status: Path) -> Ended:
+    """Wait for the supervisor to exit and read how the command ended. The supervisor
+    holds the time limit; lh steps in only if it has not, well after the limit."""
     try:
-        await asyncio.wait_for(proc.wait(), timeout_s)
+        await asyncio.wait_for(proc.wait(), timeout_s + KILL_GRACE_S + BACKSTOP_S)
     except TimeoutError:
         await kill_group(proc)
-        return True
-    return False
+        return Ended(exit_code(proc.returncode or 0), True)
+    return read_status(status) or Ended(exit_code(proc.returncode or 0), False)
 
 
 async def _drained(collector: _Collector) -> bool:
@@ -371,15 +440,12 @@ def _stat_is_live_member(stat: Path, pgid: int) -> bool:
     return fields[0] != "Z" and int(fields[2]) == pgid  # state, ppid, pgrp
 
 
-def _format(
-    output: str, returncode: int | None, timeout_s: int, timed_out: bool, lingering: bool
-) -> str:
+def _format(output: str, code: int, timeout_s: int, timed_out: bool, lingering: bool) -> str:
     lines = [output.removesuffix("\n")] if output else []
     if lingering:
         lines.append("[background processes still hold the output open; later output not captured]")
     if timed_out:
         lines.append(f"[timed out after {timeout_s} s; process group killed]")
-    code = returncode if returncode is None or returncode >= 0 else 128 - returncode
     lines.append(f"[exit: {code}]")
     return "\n".join(lines)
 

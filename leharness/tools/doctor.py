@@ -1,15 +1,18 @@
 """Health checks of a sessions database for `lh doctor`: it reports, it never edits.
 
 Checks: SQLite's own integrity check, projections against a rebuild (on a
-scratch copy), tasks still marked running whose `lh` process is gone, and
-artifact files that are missing or whose sha256 no longer matches. Lives with
-the tools because tasks and artifacts are theirs (process liveness, hashing).
-The one repair, `repair_projections`, rebuilds projections from the events.
+scratch copy), tasks still marked running whose `lh` process is gone, tool
+calls without a result and subagent sessions that never finished in sessions
+no `lh` process runs now, and artifact files that are missing or whose sha256
+no longer matches. Lives with the tools because tasks and artifacts are theirs
+(process liveness, hashing). The one repair, `repair_projections`, rebuilds
+projections from the events.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +22,8 @@ from leharness.store import health
 
 from .artifacts import locate
 from .tasks import file_sha256, process_alive
+
+Live = Callable[[str], bool]
 
 
 @dataclass
@@ -34,11 +39,12 @@ class Report:
         return not self.problems
 
 
-def examine(conn: sqlite3.Connection) -> Report:
-    """Run every check on an open (possibly read-only) connection."""
+def examine(conn: sqlite3.Connection, live: Live = lambda _session_id: False) -> Report:
+    """Run every check on an open (possibly read-only) connection. `live` says whether an
+    lh process is running a top-level session now (its calls may rightly be open)."""
     report = Report()
     try:
-        _examine(conn, report)
+        _examine(conn, report, live)
     except sqlite3.DatabaseError as error:
         if not health.is_corruption(error):
             raise
@@ -46,7 +52,7 @@ def examine(conn: sqlite3.Connection) -> Report:
     return report
 
 
-def _examine(conn: sqlite3.Connection, report: Report) -> None:
+def _examine(conn: sqlite3.Connection, report: Report, live: Live) -> None:
     damaged = health.integrity_problems(conn)
     if damaged:
         report.problems += [f"integrity_check: {line}" for line in damaged]
@@ -69,7 +75,50 @@ def _examine(conn: sqlite3.Connection, report: Report) -> None:
     if not report.drift:
         report.facts.append("projections match a rebuild from the events")
     report.problems += [_orphan(task) for task in orphaned_tasks(conn)]
+    report.problems += unanswered_calls(conn, live)
+    report.problems += unfinished_children(conn, live)
     report.problems += artifact_problems(conn)
+
+
+# Each session with its top-level ancestor (the one an lh process locks and runs).
+_ROOTS = """
+WITH RECURSIVE up(id, root, depth) AS (
+    SELECT id, id, 0 FROM sessions WHERE parent_session_id IS NULL
+    UNION ALL
+    SELECT s.id, up.root, up.depth + 1 FROM sessions AS s JOIN up ON s.parent_session_id = up.id
+    WHERE up.depth < 50
+)
+"""
+
+
+def unanswered_calls(conn: sqlite3.Connection, live: Live) -> list[str]:
+    """Tool calls without a result in sessions that no lh process is running."""
+    rows = conn.execute(
+        _ROOTS + "SELECT c.session_id, c.call_id, c.name, up.root FROM tool_calls AS c "
+        "JOIN up ON up.id = c.session_id WHERE c.status IN ('requested', 'running') "
+        "ORDER BY c.session_id, c.model_seq, c.position"
+    )
+    return [
+        f"tool call {call_id} ({name}) of session {session_id} has no result: "
+        f"`lh --session {root}` records it as interrupted"
+        for session_id, call_id, name, root in rows
+        if not live(root)
+    ]
+
+
+def unfinished_children(conn: sqlite3.Connection, live: Live) -> list[str]:
+    """Subagent sessions still marked running whose top-level session no lh process runs."""
+    rows = conn.execute(
+        _ROOTS + "SELECT s.id, s.parent_session_id, up.root FROM sessions AS s "
+        "JOIN up ON up.id = s.id WHERE s.parent_session_id IS NOT NULL "
+        "AND s.status IN ('new', 'running') ORDER BY s.created_at, s.id"
+    )
+    return [
+        f"subagent session {session_id} of {parent} never finished its run: "
+        f"`lh --session {root}` recovers and finishes it"
+        for session_id, parent, root in rows
+        if not live(root)
+    ]
 
 
 def orphaned_tasks(conn: sqlite3.Connection) -> list[TaskRow]:

@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import json
 import os
-import signal
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from leharness.projections import TaskRow
 from leharness.store import Event, Payload, new_ulid
 from leharness.store import events as ev
 
+from . import procs
 from .artifacts import INLINE_LIMIT, artifacts_dir, recorded_path
 from .redact import redact
 
@@ -42,6 +42,23 @@ class RunningTask:
     sink: Any = None  # the bash OutputSink, for read_task
     cancel_reason: str = "process_exited"
     done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How a command ended, as its supervisor wrote it beside the log."""
+
+    exit_code: int
+    timed_out: bool = False
+
+
+def read_status(path: Path) -> Ended | None:
+    """The exit status the supervisor wrote (None: still running, killed, or unreadable)."""
+    try:
+        data = json.loads(path.read_text())
+        return Ended(int(data["exit_code"]), bool(data.get("timed_out")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class TaskRuntime:
@@ -85,6 +102,10 @@ class TaskRuntime:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"{task_id}.log"
 
+    def status_path(self, task_id: str) -> Path:
+        """Where the command's supervisor writes its exit status, beside the log."""
+        return self.log_path(task_id).with_suffix(".status")
+
     def start(self, task: RunningTask, started: ev.TaskStarted) -> str:
         """Record task.started and keep the handle; the tool result says so."""
         self.record(started)
@@ -98,10 +119,12 @@ class TaskRuntime:
         task.done.set()
         self.changed.set()
 
-    def finish_bash(self, task_id: str, output: str, exit_code: int, log_path: Path) -> None:
+    def finish_bash(
+        self, task_id: str, output: str, exit_code: int, log_path: Path, timed_out: bool = False
+    ) -> None:
         """Record how a background command ended, with its output or artifact."""
         artifact_id, shown = self._output(task_id, output, log_path)
-        if exit_code == 0:
+        if exit_code == 0 and not timed_out:
             payload: Payload = ev.TaskCompleted(
                 task_id=task_id,
                 summary=f"exit 0 · {_line_count(output)}",
@@ -112,10 +135,11 @@ class TaskRuntime:
         else:
             payload = ev.TaskFailed(
                 task_id=task_id,
-                error=f"exit {exit_code}",
+                error=f"timed out · exit {exit_code}" if timed_out else f"exit {exit_code}",
                 output=shown,
                 exit_code=exit_code,
                 artifact_id=artifact_id,
+                timed_out=timed_out or None,
             )
         self.record(payload)
 
@@ -210,22 +234,50 @@ def process_alive(pid: int) -> bool:
 
 
 def recover_orphans(runtime: TaskRuntime, candidates: list[TaskRow]) -> list[str]:
-    """Tasks the projection says are running but whose lh process is gone: kill what is
-    left of their process group and record task.cancelled{process_exited} with the
-    output their log kept."""
+    """Tasks the projection says are running but whose lh process is gone get their ending
+    recorded: the real one (task.completed / task.failed with the exit code) when the
+    command's supervisor wrote it, else task.cancelled{process_exited} after SIGKILLing
+    what is left of the group. Only a group this session started and whose leader is
+    provably the recorded process (boot id, start time) is ever signalled."""
     recovered = []
-    for row in candidates:
-        task_id, owner = row.task_id, row.harness_pid
-        if task_id in runtime.running or (owner and owner != os.getpid() and process_alive(owner)):
-            continue  # ours, or another live lh process's
-        if row.pid:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(row.pid, signal.SIGKILL)
-        log = runtime.log_path(task_id)
-        output = file_tail(log, TAIL_CHARS) if log.exists() else ""
-        runtime.cancelled(task_id, "process_exited", output, log if log.exists() else None)
-        recovered.append(task_id)
+    for row in orphaned(runtime, candidates):
+        if row.kind == "bash":
+            recover_command(runtime, row)
+        else:
+            runtime.cancelled(row.task_id, "process_exited", "", None)
+        recovered.append(row.task_id)
     return recovered
+
+
+def orphaned(runtime: TaskRuntime, rows: list[TaskRow]) -> list[TaskRow]:
+    """The running tasks that no live lh process runs: neither this one nor another."""
+    return [
+        row
+        for row in rows
+        if row.task_id not in runtime.running
+        and not (
+            row.harness_pid and row.harness_pid != os.getpid() and process_alive(row.harness_pid)
+        )
+    ]
+
+
+def recover_command(runtime: TaskRuntime, row: TaskRow) -> None:
+    """Record how an orphaned background command ended (see recover_orphans)."""
+    status = runtime.status_path(row.task_id)
+    ended = read_status(status)
+    if ended is None and row.owner_session_id == runtime.session_id:
+        procs.kill_recorded_group(row.pid, row.boot_id, row.start_time)
+        ended = read_status(status)  # it may have ended just before the signal
+    log = runtime.log_path(row.task_id)
+    output = file_tail(log, TAIL_CHARS) if log.exists() else ""
+    if ended is None:
+        runtime.cancelled(row.task_id, "process_exited", output, log if log.exists() else None)
+        return
+    note = "[lh had stopped: the output after that point is not in the log]"
+    output = f"{output.removesuffix(chr(10))}\n{note}\n[exit: {ended.exit_code}]".lstrip("\n")
+    runtime.finish_bash(row.task_id, output, ended.exit_code, log, ended.timed_out)
+    with contextlib.suppress(OSError):
+        status.unlink(missing_ok=True)
 
 
 def notification(task_id: str, status: str, summary: str, output: str | None) -> str:

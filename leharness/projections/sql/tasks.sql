@@ -1,6 +1,9 @@
 -- tasks: background work with a durable handle (bash processes, subagents).
 -- `delivered` = 1 once a task.delivered event showed the result to the model;
 -- a finished task with delivered = 0 is a pending notification.
+-- A fork does not inherit running tasks: they keep running in the source, so
+-- session.forked closes the copies (cancel_reason 'forked') and marks every
+-- copied row with the session that really ran it (forked_from).
 CREATE TABLE tasks (
     session_id TEXT NOT NULL,
     task_id TEXT NOT NULL,
@@ -12,6 +15,10 @@ CREATE TABLE tasks (
     child_session_id TEXT,
     pid INTEGER,
     harness_pid INTEGER,                 -- the lh process that runs it
+    boot_id TEXT,                        -- with start_time: proves pid is still the task's
+    start_time TEXT,
+    owner_session_id TEXT,               -- the session whose runtime started it
+    forked_from TEXT,                    -- copied by a fork: the session that ran it
     started_at TEXT NOT NULL,
     finished_at TEXT,
     exit_code INTEGER,
@@ -31,11 +38,14 @@ CREATE TRIGGER proj_tasks_started AFTER INSERT ON events
 WHEN NEW.type = 'task.started'
 BEGIN
     INSERT INTO tasks (session_id, task_id, kind, call_id, command, prompt, child_session_id,
-                       pid, harness_pid, started_at, artifact_id)
+                       pid, harness_pid, boot_id, start_time, owner_session_id, started_at,
+                       artifact_id)
     VALUES (NEW.session_id, json_extract(NEW.data, '$.task_id'), json_extract(NEW.data, '$.kind'),
             json_extract(NEW.data, '$.call_id'), json_extract(NEW.data, '$.command'),
             json_extract(NEW.data, '$.prompt'), json_extract(NEW.data, '$.child_session_id'),
-            json_extract(NEW.data, '$.pid'), json_extract(NEW.data, '$.harness_pid'), NEW.ts,
+            json_extract(NEW.data, '$.pid'), json_extract(NEW.data, '$.harness_pid'),
+            json_extract(NEW.data, '$.boot_id'), json_extract(NEW.data, '$.start_time'),
+            json_extract(NEW.data, '$.owner_session_id'), NEW.ts,
             json_extract(NEW.data, '$.artifact_id'));
 END;
 
@@ -63,4 +73,16 @@ BEGIN
     UPDATE tasks SET delivered = 1, delivered_seq = NEW.session_seq
     WHERE session_id = NEW.session_id
       AND task_id IN (SELECT value FROM json_each(NEW.data, '$.task_ids'));
+END;
+
+CREATE TRIGGER proj_tasks_forked AFTER INSERT ON events
+WHEN NEW.type = 'session.forked'
+BEGIN
+    UPDATE tasks SET status = 'cancelled', finished_at = NEW.ts, cancel_reason = 'forked',
+        summary = 'cancelled: it goes on in session '
+            || json_extract(NEW.data, '$.source_session_id')
+            || ', which started it; a fork does not inherit running tasks'
+    WHERE session_id = NEW.session_id AND status = 'running';
+    UPDATE tasks SET forked_from = json_extract(NEW.data, '$.source_session_id')
+    WHERE session_id = NEW.session_id;
 END;

@@ -110,3 +110,12 @@ BEGIN
     WHERE session_id = NEW.session_id AND kind IN ('task', 'subagent')
       AND ref = json_extract(NEW.data, '$.task_id') AND finished_at IS NULL;
 END;
+
+-- A fork does not inherit the running tasks and subagents of its source (tasks.sql).
+CREATE TRIGGER proj_timeline_forked AFTER INSERT ON events
+WHEN NEW.type = 'session.forked'
+BEGIN
+    UPDATE timeline SET finished_at = NEW.ts, status = 'cancelled',
+        duration_ms = CAST(round((julianday(NEW.ts) - julianday(started_at)) * 86400000) AS INTEGER)
+    WHERE session_id = NEW.session_id AND kind IN ('task', 'subagent') AND finished_at IS NULL;
+END;
