@@ -248,11 +248,11 @@ def test_fork_help_says_what_a_fork_of_a_session_with_children_holds(isolated_ho
 
 def test_a_killed_parents_subagent_is_recovered_on_resume(isolated_home, tmp_path, reaper):
     steps = [ToolCalls(Call("spawn_agent", {"prompt": "child: work"})), Text("waiting")]
+    # Two replies: the calls of one reply run together and record their results together,
+    # so the background one would have no result yet when lh is killed.
     child = [
-        ToolCalls(
-            Call("bash", {"command": "echo $$ > bg.pid; sleep 30", "inline_ms": 0}),
-            Call("bash", {"command": "echo $$ > fg.pid; sleep 30", "inline_ms": 60_000}),
-        )
+        ToolCalls(Call("bash", {"command": "echo $$ > bg.pid; sleep 30", "inline_ms": 0})),
+        ToolCalls(Call("bash", {"command": "echo $$ > fg.pid; sleep 30", "inline_ms": 60_000})),
     ]
     with ScriptedServer(responder=responder(steps, child)) as server:
         env = lh_env(isolated_home, server.base_url)
