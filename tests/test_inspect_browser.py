@@ -250,7 +250,7 @@ def test_first_screens_show_rows_and_the_timeline(server, tmp_path):
 
     from leharness import store
 
-    base, parent, _ = server
+    base, parent, _, url = server
     with closing(store.open_store()) as conn:
         listed = store.create_session(conn)
         store.append(conn, listed, {"type": "invocation.received", "text": "- one\n- two"})
@@ -258,6 +258,7 @@ def test_first_screens_show_rows_and_the_timeline(server, tmp_path):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="load")  # the printed URL's token sets the cookie
             page.goto(f"{base}/sessions/sessions", wait_until="load")
             page.screenshot(path=str(tmp_path / "sessions.png"))
             row = page.locator("table.rows-and-columns tbody tr").first.bounding_box()
