@@ -106,12 +106,14 @@ async def run_invocation(session: Session, text: str | None) -> Result:
     """Run the loop for one user message (or, with None, an automatic wake-up)."""
     session.instructions = project_instructions(session.cwd)
     digest = session.instructions.hash
+    # Calls a crash left open get their results first: a new user message may only
+    # follow them (a trigger refuses an invocation.received while one is open).
+    settle_unanswered_calls(session)
     session.record(
         ev.InvocationReceived(text=text, instructions_hash=digest)
         if text is not None
         else ev.InvocationAuto(instructions_hash=digest)
     )
-    settle_unanswered_calls(session)
     recover_orphaned_tasks(session)
     overflowed = False  # a "prompt too long" refusal shrinks the prompt and retries once
     for step in range(1, session.max_steps + 1):
