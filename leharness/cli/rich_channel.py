@@ -20,7 +20,7 @@ from rich.text import Text
 from leharness import store
 from leharness.store.events import ToolCall
 
-from .render import call_summary, result_summary
+from .render import DISCARDED, call_summary, result_summary
 
 MAX_DIFF_LINES = 60
 MAX_SNAPSHOT_BYTES = 1 << 20  # write_file diffs files up to 1 MiB; larger ones get a summary
@@ -102,6 +102,11 @@ class RichChannel:
 
     def retry(self, attempt: int, message: str, delay_s: float) -> None:
         self.console.print(f"! {message}; retrying in {delay_s:.1f}s", style="yellow")
+
+    def discard(self, text: str, reasoning: str) -> None:
+        """Drop what was held back of the cut attempt; say that what is shown is void."""
+        self._text = self._reasoning = ""
+        self.console.print(DISCARDED, style="yellow", markup=False)
 
     def _flush_reasoning(self) -> None:
         if self._reasoning:

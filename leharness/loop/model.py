@@ -2,18 +2,24 @@
 
 The only module that imports `openai`. It turns SDK objects into our own
 `Reply` at the boundary, retries what is worth retrying (429 honouring
-Retry-After, 5xx, connection errors, timeouts, a stream cut half-way) and
-raises `ProviderError` for the rest. The API key stays inside the client: it
-is never part of a Reply, an error message or an event.
+Retry-After, 5xx, connection errors, timeouts, a stream cut half-way or
+ended before its `finish_reason`, malformed chunks) with jittered backoff,
+and raises `ProviderError` for the rest. A stream is an answer only when it
+finished; whatever a failed attempt streamed is discarded (the sink tells the
+screen). The API key stays inside the client: it is never part of a Reply, an
+error message or an event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import openai
@@ -49,6 +55,8 @@ class StreamSink:
     on_text: Callable[[str], None] = lambda _delta: None
     on_reasoning: Callable[[str], None] = lambda _delta: None
     on_retry: Callable[[int, str, float], None] = lambda _attempt, _error, _delay: None
+    # what a failed attempt streamed (text, reasoning): shown, but not the answer
+    on_discard: Callable[[str, str], None] = lambda _text, _reasoning: None
     text: str = ""
     reasoning: str = ""
 
@@ -62,6 +70,12 @@ class StreamSink:
 
     def reset(self) -> None:
         self.text = self.reasoning = ""
+
+    def discard(self) -> None:
+        """The attempt failed: what it streamed is not the answer."""
+        if self.text or self.reasoning:
+            self.on_discard(self.text, self.reasoning)
+        self.reset()
 
 
 class ModelClient(Protocol):
@@ -82,11 +96,15 @@ class RetryPolicy:
     retries: int = 3  # attempts = retries + 1
     base_delay_s: float = 0.5
     max_delay_s: float = 20.0
+    jitter: float = 0.25  # up to this fraction of a backoff is taken off at random
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
+        """The provider's Retry-After when it gave one, else exponential backoff with jitter
+        (so many clients refused at once do not come back at once)."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_delay_s)
-        return min(self.base_delay_s * 2 ** (attempt - 1), self.max_delay_s)
+        backoff = min(self.base_delay_s * 2 ** (attempt - 1), self.max_delay_s)
+        return backoff * (1 - self.jitter * random.random())
 
 
 @dataclass
@@ -124,6 +142,7 @@ class OpenAICompatibleModel:
                 reply = await self._stream_once(messages, tools, sink, max_tokens)
             except Exception as error:  # classified below; anything unknown re-raises
                 failure = self._classify(error, attempt)
+                sink.discard()
                 if failure.kind not in _RETRYABLE or attempt > self.retry.retries:
                     raise failure from None
                 delay = self.retry.delay(attempt, _retry_after(error))
@@ -149,42 +168,26 @@ class OpenAICompatibleModel:
         # The conversation goes in extra_body, which the SDK sends as is: passed as
         # `messages=` it is re-walked by the SDK's typed-dict transform on every call,
         # measured at 30 ms per request for a 50-turn conversation (quadratic overall).
-        splitter = ThinkSplitter()
-        calls: dict[int, dict[str, str]] = {}
-        usage: Usage | None = None
+        fold = _Fold(sink, self.where)
         # The raw SSE lines are parsed here with json.loads: building the SDK's
         # pydantic chunk objects cost ~2 ms per turn of pure overhead.
         async with self._client.chat.completions.with_streaming_response.create(
             model=self.model, messages=[], stream=True, extra_body=body
         ) as response:
             async for line in response.iter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
+                if not fold.line(line):
                     break
-                chunk = json.loads(data)
-                if chunk.get("error"):
-                    raise ProviderError(f"{self.provider} stream error: {chunk['error']}", "stream")
-                if chunk.get("usage"):
-                    usage = Usage(
-                        prompt_tokens=chunk["usage"].get("prompt_tokens") or 0,
-                        completion_tokens=chunk["usage"].get("completion_tokens") or 0,
-                    )
-                for choice in chunk.get("choices") or ():
-                    _apply_delta(choice.get("delta") or {}, splitter, calls, sink)
-        sink.add(*splitter.flush())
-        tool_calls = [
-            ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"] or "{}")
-            for _, c in sorted(calls.items())
-        ]
-        return Reply(sink.text, sink.reasoning, tool_calls, usage)
+        return fold.reply()
+
+    @property
+    def where(self) -> str:
+        return f"{self.provider} at {self.base_url or 'https://api.openai.com/v1'}"
 
     def _classify(self, error: Exception, attempt: int) -> ProviderError:
         if isinstance(error, ProviderError):
             error.attempts = attempt
             return error
-        where = f"{self.provider} at {self.base_url or 'https://api.openai.com/v1'}"
+        where = self.where
         if isinstance(error, openai.AuthenticationError):
             hint = "check OPENAI_API_KEY" if self.provider == "openai" else "check the API key"
             return ProviderError(f"{where} rejected the API key (401): {hint}", "auth", attempt)
@@ -228,38 +231,171 @@ def _is_transport_error(error: Exception) -> bool:
     return bool(names & {"TransportError", "StreamError"}) or isinstance(error, ConnectionError)
 
 
-def _apply_delta(
-    delta: dict[str, Any],
-    splitter: ThinkSplitter,
-    calls: dict[int, dict[str, str]],
-    sink: StreamSink,
-) -> None:
-    """Fold one streamed delta into the sink (text, reasoning) and the tool calls."""
-    native = delta.get("reasoning_content") or delta.get("reasoning")
-    if isinstance(native, str) and native:
-        sink.add("", native)
-    if delta.get("content"):
-        sink.add(*splitter.feed(delta["content"]))
-    for part in delta.get("tool_calls") or ():
-        call = calls.setdefault(part.get("index", 0), {"id": "", "name": "", "arguments": ""})
-        call["id"] = call["id"] or (part.get("id") or "")
-        function = part.get("function") or {}
-        call["name"] += function.get("name") or ""
-        call["arguments"] += function.get("arguments") or ""
+class _Fold:
+    """One attempt's event stream, folded line by line into text, reasoning, tool calls
+    and usage. Anything malformed raises ProviderError("malformed"); a stream that ends
+    with neither a finish_reason nor [DONE] is no answer (ProviderError("stream")).
+
+    Lines follow the SSE rules: `data:` lines accumulate until a blank line ends the
+    event; comments (`:`) and other fields (`event:`, `id:`, `retry:`) are skipped.
+    """
+
+    def __init__(self, sink: StreamSink, where: str) -> None:
+        self.sink, self.where = sink, where
+        self.splitter = ThinkSplitter()
+        self.calls: dict[int, dict[str, str]] = {}
+        self.usage: Usage | None = None
+        self.finished = False  # a choice came with its finish_reason
+        self.done = False  # [DONE] arrived
+        self.events = 0
+        self.data: list[str] = []
+        self.other: list[str] = []  # lines that are no SSE at all (a JSON or HTML body)
+
+    def line(self, line: str) -> bool:
+        """Fold one line; False once the stream said [DONE]."""
+        if not line:
+            return self._dispatch()
+        name, colon, value = line.partition(":")
+        if name == "data":
+            self.data.append(value[1:] if value.startswith(" ") else value)
+        elif colon and name in ("", "event", "id", "retry"):
+            pass
+        elif len(self.other) < 40:
+            self.other.append(line)
+        return True
+
+    def reply(self) -> Reply:
+        self._dispatch()
+        if not self.events and self.other:
+            raise self._not_a_stream()
+        if not (self.finished or self.done):
+            raise ProviderError(
+                f"the stream from {self.where} ended before the answer did "
+                "(no finish_reason, no [DONE])",
+                "stream",
+            )
+        self.sink.add(*self.splitter.flush())
+        try:
+            tool_calls = [
+                ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"] or "{}")
+                for _, c in sorted(self.calls.items())
+            ]
+        except (TypeError, ValueError) as error:  # pydantic's ValidationError is a ValueError
+            raise ProviderError(
+                f"{self.where} sent malformed tool calls: {error}", "malformed"
+            ) from None
+        return Reply(self.sink.text, self.sink.reasoning, tool_calls, self.usage)
+
+    def _dispatch(self) -> bool:
+        if not self.data:
+            return True
+        data, self.data = "\n".join(self.data).strip(), []
+        self.events += 1
+        if data == "[DONE]":
+            self.done = True
+            return False
+        try:
+            self._chunk(json.loads(data))
+        except (TypeError, AttributeError, ValueError, KeyError):
+            raise ProviderError(
+                f"{self.where} sent a malformed stream chunk: {data[:120]!r}", "malformed"
+            ) from None
+        return True
+
+    def _chunk(self, chunk: dict[str, Any]) -> None:
+        if not isinstance(chunk, dict):
+            raise TypeError("a chunk is a JSON object")
+        if chunk.get("error"):
+            raise ProviderError(f"{self.where} stream error: {chunk['error']}", "stream")
+        if chunk.get("usage"):
+            self.usage = Usage(
+                prompt_tokens=chunk["usage"].get("prompt_tokens") or 0,
+                completion_tokens=chunk["usage"].get("completion_tokens") or 0,
+            )
+        for choice in chunk.get("choices") or ():
+            self._delta(choice.get("delta") or {})
+            if choice.get("finish_reason"):
+                self.finished = True
+
+    def _delta(self, delta: dict[str, Any]) -> None:
+        """Fold one streamed delta into the sink (text, reasoning) and the tool calls."""
+        native = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(native, str) and native:
+            self.sink.add("", native)
+        content = delta.get("content")
+        if content:
+            if not isinstance(content, str):
+                raise TypeError("content is a string")
+            self.sink.add(*self.splitter.feed(content))
+        for part in delta.get("tool_calls") or ():
+            index = part.get("index", 0)
+            if not isinstance(index, int):
+                raise TypeError("a tool call's index is an integer")
+            call = self.calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+            call_id = part.get("id") or ""
+            function = part.get("function") or {}
+            name, arguments = function.get("name") or "", function.get("arguments") or ""
+            if not all(isinstance(v, str) for v in (call_id, name, arguments)):
+                raise TypeError("a tool call's id, name and arguments are strings")
+            call["id"] = call["id"] or call_id
+            call["name"] += name
+            call["arguments"] += arguments
+
+    def _not_a_stream(self) -> ProviderError:
+        body = "\n".join(self.other)
+        if body.lstrip().startswith("<"):
+            return ProviderError(
+                f"{self.where} answered with an HTML page instead of an event stream "
+                f"(is the base URL right?): {' '.join(body.split())[:120]}",
+                "bad_response",
+            )
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict | str):
+            error = parsed["error"]
+            message = error.get("message", error) if isinstance(error, dict) else error
+            return ProviderError(f"{self.where} answered with an error: {message}", "bad_response")
+        what = "JSON" if parsed is not None else "something else"
+        return ProviderError(
+            f"{self.where} answered with {what} instead of an event stream: "
+            f"{' '.join(body.split())[:120]}",
+            "bad_response",
+        )
 
 
-_RETRYABLE = {"rate_limit", "timeout", "unreachable", "stream", "server"}
+_RETRYABLE = {"rate_limit", "timeout", "unreachable", "stream", "server", "malformed"}
 
 
 def _retry_after(error: Exception) -> float | None:
+    """Seconds the provider asks us to wait: `retry-after-ms` (OpenAI's), else
+    `Retry-After` as seconds or as an HTTP date."""
     response = getattr(error, "response", None)
     if response is None:
         return None
-    value = response.headers.get("retry-after")
+    headers = response.headers
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return float(value) / scale
+        except ValueError:
+            pass
+        if name == "retry-after":
+            return _seconds_until(value)
+    return None
+
+
+def _seconds_until(http_date: str) -> float | None:
     try:
-        return float(value) if value is not None else None
-    except ValueError:
+        when = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _error_message(error: openai.APIStatusError) -> str:
