@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from leharness import store
+from leharness.testing import ScriptedServer
 
 
 def pytest_report_header() -> str:
@@ -30,3 +31,20 @@ def db(isolated_home: Path) -> Iterator[sqlite3.Connection]:
     conn = store.open_store(isolated_home / "sessions.db")
     yield conn
     conn.close()
+
+
+@pytest.fixture(autouse=True)
+def strict_servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every scripted server a test starts is strict like OpenAI; a request it refused fails
+    the test even when the test did not look (a test of the refusal clears `refused`)."""
+    started: list[ScriptedServer] = []
+    start = ScriptedServer.start
+
+    def tracked(self: ScriptedServer) -> ScriptedServer:
+        started.append(self)
+        return start(self)
+
+    monkeypatch.setattr(ScriptedServer, "start", tracked)
+    yield
+    refused = [why for server in started for _, why in server.refused]
+    assert refused == [], "the strict scripted server refused a request OpenAI would refuse"

@@ -168,7 +168,7 @@ class OpenAICompatibleModel:
         # The conversation goes in extra_body, which the SDK sends as is: passed as
         # `messages=` it is re-walked by the SDK's typed-dict transform on every call,
         # measured at 30 ms per request for a 50-turn conversation (quadratic overall).
-        fold = _Fold(sink, self.where)
+        fold = StreamFold(sink, self.where)
         # The raw SSE lines are parsed here with json.loads: building the SDK's
         # pydantic chunk objects cost ~2 ms per turn of pure overhead.
         async with self._client.chat.completions.with_streaming_response.create(
@@ -231,7 +231,7 @@ def _is_transport_error(error: Exception) -> bool:
     return bool(names & {"TransportError", "StreamError"}) or isinstance(error, ConnectionError)
 
 
-class _Fold:
+class StreamFold:
     """One attempt's event stream, folded line by line into text, reasoning, tool calls
     and usage. Anything malformed raises ProviderError("malformed"); a stream that ends
     with neither a finish_reason nor [DONE] is no answer (ProviderError("stream")).
