@@ -134,3 +134,30 @@ def test_an_old_history_out_of_order_still_reads_and_forks_with_a_clear_error(db
     assert store.fork(db, session, 2)  # before the break: fine
     with pytest.raises(store.StoreError, match=r"cannot be forked at 4: .*has no result yet"):
         store.fork(db, session, 4)
+
+
+def test_lh_fork_inside_a_tool_call_then_a_prompt_sends_a_valid_conversation(
+    isolated_home, tmp_path
+):
+    """`lh fork ID --at N` with N inside a call, then a prompt in the fork: the strict
+    server gets the cut call answered (interrupted) before the new user message."""
+    from leharness.testing import Call, ToolCalls
+
+    from .e2e_helpers import lh_env, query, run_lh
+
+    steps = [ToolCalls(Call("bash", {"command": "echo one"})), Text("done"), Text("forked")]
+    with ScriptedServer(steps) as server:
+        env = lh_env(isolated_home, server.base_url)
+        assert run_lh("go", env=env, cwd=tmp_path).returncode == 0
+        ((source,),) = query(isolated_home, "SELECT id FROM sessions")
+        ((at,),) = query(
+            isolated_home,
+            "SELECT session_seq FROM events WHERE session_id = ? AND type = 'tool.started'",
+            source,
+        )
+        forked = run_lh("fork", source, "--at", str(at), env=env).stdout.strip()
+        resumed = run_lh("--session", forked, "go on", env=env, cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr
+        sent = [(m["role"], m.get("tool_call_id")) for m in server.requests[-1].messages]
+    assert sent[1:] == [("user", None), ("assistant", None), ("tool", "call_1"), ("user", None)]
+    assert "cut at its event" in server.requests[-1].messages[3]["content"]
