@@ -17,7 +17,8 @@ from pathlib import Path
 
 from leharness import store
 from leharness.loop import runner
-from leharness.loop.model import OpenAICompatibleModel, RetryPolicy, StreamFold, StreamSink
+from leharness.loop.model import OpenAICompatibleModel, RetryPolicy
+from leharness.loop.reply import StreamFold, StreamSink
 from leharness.store.log import encode_data
 from leharness.testing import ScriptedServer, Text
 from leharness.tools.base import ToolRegistry
