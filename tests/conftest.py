@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from leharness import store
-from leharness.testing import ScriptedServer
+from leharness.loop.replay import ReplayModel
+from leharness.testing import ScriptedServer, conversation_problems
 
 
 def pytest_report_header() -> str:
@@ -45,6 +46,17 @@ def strict_servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         return start(self)
 
     monkeypatch.setattr(ScriptedServer, "start", tracked)
+    # the in-process recorded model gets the same check, as a provider would make it
+    refused: list[list[str]] = []
+    complete = ReplayModel.complete
+
+    async def checked(self: ReplayModel, messages: list, *args: object, **kwargs: object):
+        problems = conversation_problems(messages)
+        if problems:
+            refused.append(problems)
+        return await complete(self, messages, *args, **kwargs)
+
+    monkeypatch.setattr(ReplayModel, "complete", checked)
     yield
-    refused = [why for server in started for _, why in server.refused]
-    assert refused == [], "the strict scripted server refused a request OpenAI would refuse"
+    refused += [why for server in started for _, why in server.refused]
+    assert refused == [], "a request broke OpenAI's rules (the strict server would refuse it)"
