@@ -57,7 +57,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         True,
     ),
     Migration(
-        10,
+        10, "approvals_always: an 'always' answer lasts for the rest of the session", None, True
+    ),
+    Migration(
+        11,
         "guard: no invocation.received while a tool call of the session has no result",
         None,
         True,
