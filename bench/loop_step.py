@@ -2,11 +2,14 @@
 to the instant scripted server, events appended) in sessions whose log holds
 100, 10,000 and 100,000 events, with the visible conversation bounded by a
 compaction event as a long session has it. Beside it, the naive design of the
-original JSONL harness: re-read and fold every event of the session per step."""
+original JSONL harness: re-read and fold every event of the session per step.
+And the adapter's parse of a streamed answer: 1,000 SSE chunks folded into a
+reply (what a long answer costs on top of the network)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import tempfile
 import time
@@ -15,6 +18,7 @@ from pathlib import Path
 from leharness import store
 from leharness.loop import runner
 from leharness.loop.model import OpenAICompatibleModel, RetryPolicy
+from leharness.loop.reply import StreamFold, StreamSink
 from leharness.store.log import encode_data
 from leharness.testing import ScriptedServer, Text
 from leharness.tools.base import ToolRegistry
@@ -104,6 +108,33 @@ def measure(size: int, base_url: str, repeat: int) -> tuple[list[float], list[fl
     return step_ms, naive_ms
 
 
+def stream_lines(chunks: int) -> list[str]:
+    """An answer streamed as OpenAI streams it: one `data:` line and a blank line per chunk."""
+    chunk = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "bench",
+        "choices": [{"index": 0, "delta": {"content": "word "}, "finish_reason": None}],
+    }
+    lines = [f"data: {json.dumps(chunk)}", ""] * chunks
+    end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    return [*lines, f"data: {json.dumps(end)}", "", "data: [DONE]", ""]
+
+
+def fold_ms(lines: list[str], repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fold = StreamFold(StreamSink(), "bench")
+        for line in lines:
+            if not fold.line(line):
+                break
+        fold.reply()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
 def run(quick: bool) -> list[Figure]:
     sizes = (100, 10_000, 100_000)
     repeat = 10 if quick else 30
@@ -127,6 +158,19 @@ def run(quick: bool) -> list[Figure]:
             naive_ratio,
             "reported",
             note="the fold alone, before any model call, against our whole step",
+        )
+    )
+    figures.append(
+        Figure(
+            "stream fold, 1,000 SSE chunks",
+            "ms",
+            fold_ms(stream_lines(1_000), repeat),
+            note="SSE rules (multi-line data, comments), type checks, cut and malformed "
+            "detection; mostly json.loads. Measured side by side (2026-12-06, 60 interleaved "
+            "runs, min): main's line loop 4.72 ms, this fold 5.12 ms, httpx-sse's decoder "
+            "feeding the same fold 5.87 ms per 1,000 chunks. httpx-sse was not taken: no "
+            "faster, and importing it loads the separate httpx package (the openai client "
+            "ships its own), 55-480 ms more for every `lh` process on this machine",
         )
     )
     return figures

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from leharness import store
+from leharness.loop.replay import ReplayModel
+from leharness.testing import ScriptedServer, conversation_problems
 
 
 def pytest_report_header() -> str:
@@ -33,3 +35,31 @@ def db(isolated_home: Path) -> Iterator[sqlite3.Connection]:
     conn = store.open_store(isolated_home / "sessions.db")
     yield conn
     conn.close()
+
+
+@pytest.fixture(autouse=True)
+def strict_servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every scripted server a test starts is strict like OpenAI; a request it refused fails
+    the test even when the test did not look (a test of the refusal clears `refused`)."""
+    started: list[ScriptedServer] = []
+    start = ScriptedServer.start
+
+    def tracked(self: ScriptedServer) -> ScriptedServer:
+        started.append(self)
+        return start(self)
+
+    monkeypatch.setattr(ScriptedServer, "start", tracked)
+    # the in-process recorded model gets the same check, as a provider would make it
+    refused: list[list[str]] = []
+    complete = ReplayModel.complete
+
+    async def checked(self: ReplayModel, messages: list, *args: object, **kwargs: object):
+        problems = conversation_problems(messages)
+        if problems:
+            refused.append(problems)
+        return await complete(self, messages, *args, **kwargs)
+
+    monkeypatch.setattr(ReplayModel, "complete", checked)
+    yield
+    refused += [why for server in started for _, why in server.refused]
+    assert refused == [], "a request broke OpenAI's rules (the strict server would refuse it)"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 
-from leharness.testing import ScriptedServer, Text, crash, sweep
+from leharness.testing import Call, ScriptedServer, Text, ToolCalls, crash, sweep
 
-from .e2e_helpers import lh_env, run_lh
+from .e2e_helpers import event_types, lh_env, query, run_lh
 
 
 @pytest.mark.parametrize(
@@ -86,3 +87,29 @@ def test_the_sweep_checks_accept_a_file_killed_before_its_schema(tmp_path):
 
     sqlite3.connect(tmp_path / "sessions.db").close()  # lh died while creating it
     assert sweep.check_database(tmp_path / "sessions.db", None, [], []) == {}
+
+
+def test_resume_after_a_kill_inside_a_tool_call_answers_the_call_before_the_new_prompt(tmp_path):
+    """SIGKILL while a tool call runs, then `lh -c "go on"`: the request is user,
+    assistant(tool_calls), tool, user (OpenAI refuses a user message in between)."""
+    home = tmp_path / "home"
+    bash = Call("bash", {"command": "sleep 2", "inline_ms": 60_000})
+    with ScriptedServer([ToolCalls(bash), Text("resumed")]) as server:
+        env = lh_env(home, server.base_url)
+        killed = run_lh("--json", "start", env={**env, "LEHARNESS_TEST_KILL_AT": "tool.started"})
+        assert killed.returncode == -signal.SIGKILL
+        resumed = run_lh("-c", "go on", env=env)
+        assert resumed.returncode == 0, resumed.stderr
+        assert server.refused == []
+        roles = [(m["role"], m.get("tool_call_id")) for m in server.requests[-1].messages]
+    assert roles == [
+        ("system", None), ("user", None), ("assistant", None), ("tool", "call_1"), ("user", None)
+    ]  # fmt: skip
+    types = event_types(home)
+    assert types[types.index("tool.started") :][:3] == [
+        "tool.started", "tool.failed", "invocation.received"
+    ]  # fmt: skip
+    (error,) = query(
+        home, "SELECT json_extract(data, '$.kind') FROM events WHERE type = 'tool.failed'"
+    )
+    assert error == ("interrupted",)

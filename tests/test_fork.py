@@ -17,7 +17,7 @@ def test_fork_at_n_projects_like_a_replay_of_events_1_to_n(db, tmp_path):
     tool_round(db, source, "second")
     total = store.last_seq(db, source)
 
-    for at in (1, 4, 8, 11, total):
+    for at in (1, 6, 8, 11, total):  # cuts between calls (inside one: the tests below)
         forked = store.fork(db, source, at)
         expected_conn = replay_into_fresh_file(db, tmp_path / f"expected-{at}.db", source, at)
         expected = snapshot(expected_conn, rename={source: "S"})
@@ -45,11 +45,11 @@ def test_fork_gives_new_event_ids_and_leaves_the_source_untouched(db):
     source = store.create_session(db)
     tool_round(db, source)
     before = [e.model_dump() for e in store.read_events(db, source)]
-    forked = store.fork(db, source, 5)
+    forked = store.fork(db, source, 6)
     assert [e.model_dump() for e in store.read_events(db, source)] == before
     copies = list(store.read_events(db, forked))
     assert [e.type for e in copies][-1] == "session.forked"
-    assert [e.session_seq for e in copies] == list(range(1, 7))
+    assert [e.session_seq for e in copies] == list(range(1, 8))
     assert not {e.id for e in copies} & {e["id"] for e in before}
 
 
@@ -107,3 +107,31 @@ def test_a_fork_closes_the_running_tasks_it_copied_and_a_rebuild_agrees(db):
     before = snapshot(db)
     store.rebuild(db)
     assert snapshot(db) == before
+
+
+# at 4: model.completed asked for the call; at 5: tool.started
+@pytest.mark.parametrize("at", [4, 5])
+def test_a_fork_cut_inside_a_tool_call_closes_the_call_it_cuts(db, at):
+    source = store.create_session(db)
+    tool_round(db, source, "first")
+    forked = store.fork(db, source, at)
+    events = list(store.read_events(db, forked))
+    assert [e.type for e in events][at:] == ["session.forked", "tool.failed"]
+    closed = events[-1].data
+    assert (closed.call_id, closed.name, closed.kind) == ("call_1", "bash", "interrupted")
+    assert f"cut at its event {at}" in closed.error
+    assert projections.unanswered_tool_calls(db, forked) == []
+    assert [c.status for c in projections.tool_calls(db, forked)] == ["failed"]
+    # the fork takes a new prompt: every call has its result before it
+    store.append(db, forked, {"type": "invocation.received", "text": "go on"})
+    roles = [(m.role, m.tool_call_id) for m in projections.visible_messages(db, forked)]
+    assert roles == [("user", None), ("assistant", None), ("tool", "call_1"), ("user", None)]
+    # the source is untouched: its call still has its one real result
+    assert [c.status for c in projections.tool_calls(db, source)] == ["completed"]
+
+
+def test_a_fork_between_calls_adds_no_synthetic_result(db):
+    source = store.create_session(db)
+    tool_round(db, source, "first")
+    forked = store.fork(db, source, 6)
+    assert [e.type for e in store.read_events(db, forked)][-1] == "session.forked"

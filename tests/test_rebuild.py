@@ -37,10 +37,12 @@ class SessionModel:
 
 
 def next_payload(data: st.DataObject, s: SessionModel) -> dict:
-    choices = ["prompt", "auto", "step", "model", "failed", "cancelled", "artifact", "finish"]
+    choices = ["auto", "step", "model", "failed", "cancelled", "artifact", "finish"]
     choices += ["task_start", "compact", "compact_tier", "summary"]
     if s.pending_calls:
         choices += ["tool_start", "tool_done", "tool_fail"]
+    else:  # a user message only once every call has its result (a trigger guards it)
+        choices += ["prompt"]
     if s.running_tasks:
         choices += ["task_done", "task_fail", "task_cancel"]
     if s.finished_tasks:

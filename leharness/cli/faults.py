@@ -43,6 +43,9 @@ class KillSwitch:
     def retry(self, attempt: int, message: str, delay_s: float) -> None:
         self.inner.retry(attempt, message, delay_s)
 
+    def discard(self, text: str, reasoning: str) -> None:
+        self.inner.discard(text, reasoning)
+
     def _count(self, point: str) -> None:
         if point != self.point:
             return

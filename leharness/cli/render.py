@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from leharness.store import Event
 
 MAX_ARG_CHARS = 80
+DISCARDED = "[the partial answer above was cut off: discarded]"
 
 
 def call_summary(name: str, arguments: str) -> str:
@@ -95,6 +96,17 @@ class TerminalChannel:
 
     def retry(self, attempt: int, message: str, delay_s: float) -> None:
         self._note(f"! {message}; retrying in {delay_s:.1f}s (attempt {attempt + 1})")
+
+    def discard(self, text: str, reasoning: str) -> None:
+        if self._mid_line:
+            self.out.write("\n")
+            self.out.flush()
+            self._mid_line = False
+        if text:  # on stdout beside the text it disowns, so `lh … > answer.txt` shows it too
+            self.out.write(DISCARDED + "\n")
+            self.out.flush()
+        else:
+            self._note(DISCARDED)
 
     def event(self, event: Event) -> None:
         data = event.data

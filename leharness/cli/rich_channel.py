@@ -22,7 +22,7 @@ from leharness.store.events import ToolCall
 
 from .diffs import MAX_PREVIEW_BYTES as MAX_SNAPSHOT_BYTES
 from .diffs import counts_summary, write_diff
-from .render import call_summary, output_preview, result_summary
+from .render import DISCARDED, call_summary, output_preview, result_summary
 
 MAX_DIFF_LINES = 60
 
@@ -92,6 +92,11 @@ class RichChannel:
 
     def retry(self, attempt: int, message: str, delay_s: float) -> None:
         self.console.print(f"! {message}; retrying in {delay_s:.1f}s", style="yellow")
+
+    def discard(self, text: str, reasoning: str) -> None:
+        """Drop what was held back of the cut attempt; say that what is shown is void."""
+        self._text = self._reasoning = ""
+        self.console.print(DISCARDED, style="yellow", markup=False)
 
     def _flush_reasoning(self) -> None:
         if self._reasoning:

@@ -18,6 +18,8 @@ class Channel(Protocol):
     def text(self, delta: str) -> None: ...
     def reasoning(self, delta: str) -> None: ...
     def retry(self, attempt: int, message: str, delay_s: float) -> None: ...
+    def discard(self, text: str, reasoning: str) -> None:
+        """A failed model attempt had streamed this: it is not the answer (show that)."""
 
 
 class NullChannel:
@@ -31,4 +33,7 @@ class NullChannel:
         pass
 
     def retry(self, attempt: int, message: str, delay_s: float) -> None:
+        pass
+
+    def discard(self, text: str, reasoning: str) -> None:
         pass

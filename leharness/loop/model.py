@@ -2,66 +2,38 @@
 
 The only module that imports `openai`. It turns SDK objects into our own
 `Reply` at the boundary, retries what is worth retrying (429 honouring
-Retry-After, 5xx, connection errors, timeouts, a stream cut half-way) and
-raises `ProviderError` for the rest. The API key stays inside the client: it
-is never part of a Reply, an error message or an event.
+Retry-After, 5xx, connection errors, timeouts, a stream cut half-way or
+ended before its `finish_reason`, malformed chunks) with jittered backoff,
+and raises `ProviderError` for the rest. A stream is an answer only when it
+finished; whatever a failed attempt streamed is discarded (the sink tells the
+screen). The API key stays inside the client: it is never part of a Reply, an
+error message or an event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
+import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import openai
 
-from leharness.store.events import ToolCall, Usage
+from .reply import ProviderError, Reply, StreamFold, StreamSink
 
-from .think import ThinkSplitter
-
-
-class ProviderError(Exception):
-    """The provider could not give an answer (after retries where they make sense)."""
-
-    def __init__(self, message: str, kind: str, attempts: int = 1) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.attempts = attempts
-
-
-@dataclass
-class Reply:
-    text: str
-    reasoning: str
-    tool_calls: list[ToolCall]
-    usage: Usage | None
-    attempts: int = 1
-    duration_ms: int = 0
-
-
-@dataclass
-class StreamSink:
-    """Where streamed output goes while it arrives; keeps the partial text for a cancel."""
-
-    on_text: Callable[[str], None] = lambda _delta: None
-    on_reasoning: Callable[[str], None] = lambda _delta: None
-    on_retry: Callable[[int, str, float], None] = lambda _attempt, _error, _delay: None
-    text: str = ""
-    reasoning: str = ""
-
-    def add(self, text: str, reasoning: str) -> None:
-        if reasoning:
-            self.reasoning += reasoning
-            self.on_reasoning(reasoning)
-        if text:
-            self.text += text
-            self.on_text(text)
-
-    def reset(self) -> None:
-        self.text = self.reasoning = ""
+__all__ = [
+    "ModelClient",
+    "OpenAICompatibleModel",
+    "ProviderError",
+    "Reply",
+    "RetryPolicy",
+    "StreamFold",
+    "StreamSink",
+]
 
 
 class ModelClient(Protocol):
@@ -82,11 +54,15 @@ class RetryPolicy:
     retries: int = 3  # attempts = retries + 1
     base_delay_s: float = 0.5
     max_delay_s: float = 20.0
+    jitter: float = 0.25  # up to this fraction of a backoff is taken off at random
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
+        """The provider's Retry-After when it gave one, else exponential backoff with jitter
+        (so many clients refused at once do not come back at once)."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_delay_s)
-        return min(self.base_delay_s * 2 ** (attempt - 1), self.max_delay_s)
+        backoff = min(self.base_delay_s * 2 ** (attempt - 1), self.max_delay_s)
+        return backoff * (1 - self.jitter * random.random())
 
 
 @dataclass
@@ -124,6 +100,7 @@ class OpenAICompatibleModel:
                 reply = await self._stream_once(messages, tools, sink, max_tokens)
             except Exception as error:  # classified below; anything unknown re-raises
                 failure = self._classify(error, attempt)
+                sink.discard()
                 if failure.kind not in _RETRYABLE or attempt > self.retry.retries:
                     raise failure from None
                 delay = self.retry.delay(attempt, _retry_after(error))
@@ -149,42 +126,26 @@ class OpenAICompatibleModel:
         # The conversation goes in extra_body, which the SDK sends as is: passed as
         # `messages=` it is re-walked by the SDK's typed-dict transform on every call,
         # measured at 30 ms per request for a 50-turn conversation (quadratic overall).
-        splitter = ThinkSplitter()
-        calls: dict[int, dict[str, str]] = {}
-        usage: Usage | None = None
+        fold = StreamFold(sink, self.where)
         # The raw SSE lines are parsed here with json.loads: building the SDK's
         # pydantic chunk objects cost ~2 ms per turn of pure overhead.
         async with self._client.chat.completions.with_streaming_response.create(
             model=self.model, messages=[], stream=True, extra_body=body
         ) as response:
             async for line in response.iter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
+                if not fold.line(line):
                     break
-                chunk = json.loads(data)
-                if chunk.get("error"):
-                    raise ProviderError(f"{self.provider} stream error: {chunk['error']}", "stream")
-                if chunk.get("usage"):
-                    usage = Usage(
-                        prompt_tokens=chunk["usage"].get("prompt_tokens") or 0,
-                        completion_tokens=chunk["usage"].get("completion_tokens") or 0,
-                    )
-                for choice in chunk.get("choices") or ():
-                    _apply_delta(choice.get("delta") or {}, splitter, calls, sink)
-        sink.add(*splitter.flush())
-        tool_calls = [
-            ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"] or "{}")
-            for _, c in sorted(calls.items())
-        ]
-        return Reply(sink.text, sink.reasoning, tool_calls, usage)
+        return fold.reply()
+
+    @property
+    def where(self) -> str:
+        return f"{self.provider} at {self.base_url or 'https://api.openai.com/v1'}"
 
     def _classify(self, error: Exception, attempt: int) -> ProviderError:
         if isinstance(error, ProviderError):
             error.attempts = attempt
             return error
-        where = f"{self.provider} at {self.base_url or 'https://api.openai.com/v1'}"
+        where = self.where
         if isinstance(error, openai.AuthenticationError):
             hint = "check OPENAI_API_KEY" if self.provider == "openai" else "check the API key"
             return ProviderError(f"{where} rejected the API key (401): {hint}", "auth", attempt)
@@ -228,38 +189,37 @@ def _is_transport_error(error: Exception) -> bool:
     return bool(names & {"TransportError", "StreamError"}) or isinstance(error, ConnectionError)
 
 
-def _apply_delta(
-    delta: dict[str, Any],
-    splitter: ThinkSplitter,
-    calls: dict[int, dict[str, str]],
-    sink: StreamSink,
-) -> None:
-    """Fold one streamed delta into the sink (text, reasoning) and the tool calls."""
-    native = delta.get("reasoning_content") or delta.get("reasoning")
-    if isinstance(native, str) and native:
-        sink.add("", native)
-    if delta.get("content"):
-        sink.add(*splitter.feed(delta["content"]))
-    for part in delta.get("tool_calls") or ():
-        call = calls.setdefault(part.get("index", 0), {"id": "", "name": "", "arguments": ""})
-        call["id"] = call["id"] or (part.get("id") or "")
-        function = part.get("function") or {}
-        call["name"] += function.get("name") or ""
-        call["arguments"] += function.get("arguments") or ""
-
-
-_RETRYABLE = {"rate_limit", "timeout", "unreachable", "stream", "server"}
+_RETRYABLE = {"rate_limit", "timeout", "unreachable", "stream", "server", "malformed"}
 
 
 def _retry_after(error: Exception) -> float | None:
+    """Seconds the provider asks us to wait: `retry-after-ms` (OpenAI's), else
+    `Retry-After` as seconds or as an HTTP date."""
     response = getattr(error, "response", None)
     if response is None:
         return None
-    value = response.headers.get("retry-after")
+    headers = response.headers
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return float(value) / scale
+        except ValueError:
+            pass
+        if name == "retry-after":
+            return _seconds_until(value)
+    return None
+
+
+def _seconds_until(http_date: str) -> float | None:
     try:
-        return float(value) if value is not None else None
-    except ValueError:
+        when = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _error_message(error: openai.APIStatusError) -> str:

@@ -264,6 +264,7 @@ async def call_model(
         on_text=channel.text,
         on_reasoning=channel.reasoning,
         on_retry=lambda attempt, message, delay: channel.retry(attempt, redact(message), delay),
+        on_discard=channel.discard,
     )
     messages = build_messages(view, system, images=accepts_images(session.model.model))
     try:

@@ -95,5 +95,8 @@ class _EndingsChannel:
     def retry(self, attempt: int, message: str, delay_s: float) -> None:
         self.inner.retry(attempt, message, delay_s)
 
+    def discard(self, text: str, reasoning: str) -> None:
+        self.inner.discard(text, reasoning)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

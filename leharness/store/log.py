@@ -16,7 +16,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from .connection import StoreError, new_ulid, now_iso, write_transaction
-from .events import EVENT_TYPES, PAYLOAD_ADAPTER, Event, Payload, SessionCreated, SessionForked
+from .events import (
+    EVENT_TYPES,
+    PAYLOAD_ADAPTER,
+    Event,
+    Payload,
+    SessionCreated,
+    SessionForked,
+    ToolFailed,
+)
 
 
 class EventValidationError(ValueError):
@@ -118,7 +126,11 @@ def last_seq(conn: sqlite3.Connection, session_id: str) -> int:
 
 def fork(conn: sqlite3.Connection, session_id: str, at_session_seq: int | None = None) -> str:
     """Branch a session: copy its events 1..N into a new session, then append
-    `session.forked`. The triggers build the new session's projections."""
+    `session.forked`. The triggers build the new session's projections.
+
+    A cut inside a tool call (N after the call's request, before its result)
+    closes that call in the fork with a synthetic "interrupted" `tool.failed`,
+    so the fork's conversation is one a provider accepts."""
     with write_transaction(conn):
         end = last_seq(conn, session_id)
         if end == 0:
@@ -127,11 +139,49 @@ def fork(conn: sqlite3.Connection, session_id: str, at_session_seq: int | None =
         if not 1 <= at <= end:
             raise StoreError(f"--at must be between 1 and {end} for session {session_id}")
         new_id = new_ulid()
-        conn.execute(
-            "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
-            "SELECT lh_ulid(), ?, session_seq, ts, type, data FROM events "
-            "WHERE session_id = ? AND session_seq <= ? ORDER BY session_seq",
-            (new_id, session_id, at),
-        )
+        try:
+            conn.execute(
+                "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
+                "SELECT lh_ulid(), ?, session_seq, ts, type, data FROM events "
+                "WHERE session_id = ? AND session_seq <= ? ORDER BY session_seq",
+                (new_id, session_id, at),
+            )
+        except sqlite3.IntegrityError as error:  # e.g. a history an older lh wrote out of order
+            raise StoreError(
+                f"session {session_id} cannot be forked at {at}: its events break a rule "
+                f"new events keep ({error}); fork it at an earlier event"
+            ) from None
         append(conn, new_id, SessionForked(source_session_id=session_id, at_session_seq=at))
+        for call_id, name in open_calls(conn, new_id):
+            append(
+                conn,
+                new_id,
+                ToolFailed(
+                    call_id=call_id,
+                    name=name,
+                    error=f"interrupted: this fork of session {session_id} was cut at its "
+                    f"event {at}, before this call's result",
+                    kind="interrupted",
+                ),
+            )
     return new_id
+
+
+def open_calls(conn: sqlite3.Connection, session_id: str) -> list[tuple[str, str]]:
+    """(call id, tool name) of every tool call of the session without a result, in order,
+    read from the events alone (the store knows no projection)."""
+    requested = conn.execute(
+        "SELECT json_extract(c.value, '$.id'), json_extract(c.value, '$.name') "
+        "FROM events AS e, json_each(e.data, '$.tool_calls') AS c "
+        "WHERE e.session_id = ? AND e.type = 'model.completed' ORDER BY e.session_seq, c.key",
+        (session_id,),
+    ).fetchall()
+    answered = {
+        call_id
+        for (call_id,) in conn.execute(
+            "SELECT json_extract(data, '$.call_id') FROM events "
+            "WHERE session_id = ? AND type IN ('tool.completed', 'tool.failed')",
+            (session_id,),
+        )
+    }
+    return [(call_id, name) for call_id, name in requested if call_id not in answered]

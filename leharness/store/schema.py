@@ -66,6 +66,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         None,
         True,
     ),
+    Migration(
+        12,
+        "guard: no invocation.received while a tool call of the session has no result",
+        None,
+        True,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -160,9 +166,10 @@ def rebuild(conn: sqlite3.Connection, *, in_transaction: bool = False) -> int:
     if not in_transaction:
         with write_transaction(conn):
             return rebuild(conn, in_transaction=True)
+    # Guards (proj_guard_*) refuse bad appends; a rebuild only projects what is stored.
     triggers = conn.execute(
         "SELECT sql FROM main.sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_%' "
-        "ORDER BY name"
+        "AND name NOT LIKE 'proj!_guard!_%' ESCAPE '!' ORDER BY name"
     ).fetchall()
     conn.execute("DROP TABLE IF EXISTS temp.replay_events")
     conn.execute("CREATE TEMP TABLE replay_events AS SELECT * FROM main.events WHERE 0")

@@ -56,8 +56,15 @@ def empty_database(projections: Collection[str] | None = None) -> sqlite3.Connec
     scratch.row_factory = sqlite3.Row
     if projections is None:
         migrate(scratch)
-        return scratch
-    with write_transaction(scratch):
-        install_source_tables(scratch)
-        install_projections(scratch, only=projections)
+    else:
+        with write_transaction(scratch):
+            install_source_tables(scratch)
+            install_projections(scratch, only=projections)
+    # Guards refuse new bad appends; a copy of what is already stored (an older lh may
+    # have written a prompt before a crashed call's result) is shown as it stands.
+    for (name,) in scratch.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'proj!_guard!_%' "
+        "ESCAPE '!'"
+    ).fetchall():
+        scratch.execute(f'DROP TRIGGER "{name}"')
     return scratch

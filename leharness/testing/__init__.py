@@ -5,11 +5,13 @@ with ScriptedServer([ToolCalls(Call("bash", {"command": "echo hi"})), Text("done
     ...  # point lh at s.base_url (OPENAI_BASE_URL) and assert on s.requests
 """
 
+from .rules import conversation_problems
 from .server import (
     Call,
     Cut,
     Hang,
     HttpError,
+    Raw,
     Recorded,
     ScriptedServer,
     Slow,
@@ -23,10 +25,12 @@ __all__ = [
     "Cut",
     "Hang",
     "HttpError",
+    "Raw",
     "Recorded",
     "ScriptedServer",
     "Slow",
     "Step",
     "Text",
     "ToolCalls",
+    "conversation_problems",
 ]

@@ -163,6 +163,7 @@ def run_point(point: CrashPoint, workdir: Path | None = None, timeout_s: float =
         second = [json.loads(line) for line in resumed.stdout.splitlines() if line.strip()]
         problems += check_history(home / "sessions.db", session_id, printed, second, point)
         problems += check_pairing([r.body for r in server.requests[before:]])
+        problems += [f"the strict server refused a request: {why[0]}" for _, why in server.refused]
     return Outcome(point.name, problems)
 
 

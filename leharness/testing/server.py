@@ -5,6 +5,12 @@ client against it. Each request takes the next scripted step (or asks a
 responder function), answers it streamed (SSE with tool-call deltas) or not,
 and is recorded so tests can assert on the exact messages sent. When the
 script runs out it answers 500 and sets `exhausted`, so a test fails loudly.
+
+It is strict like OpenAI: a conversation that breaks the provider's rules
+(`rules.py`: every tool call answered once, right after its assistant
+message) gets OpenAI's 400 and is listed in `refused`, taking no step. Faults
+a provider produces are steps too: `HttpError`, `Cut` (a broken or a cleanly
+ended but unfinished stream), `Hang`, `Raw` (any body: malformed SSE, HTML…).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from .rules import conversation_problems
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class HttpError:
     message: str = "scripted error"
     headers: dict[str, str] = field(default_factory=dict)
     code: str | None = None
+    kind: str = "scripted_error"  # OpenAI's error `type`
 
 
 @dataclass(frozen=True)
@@ -70,10 +79,36 @@ class Slow:
 
 @dataclass(frozen=True)
 class Cut:
-    """Wrap a step: send `after_chunks` stream chunks, then drop the connection."""
+    """Wrap a step: send `after_chunks` stream chunks, then drop the connection.
+
+    `clean=True` ends the HTTP body properly instead: the response is whole, but the
+    stream stops with no `finish_reason` and no `[DONE]` (a proxy or provider timing out).
+    """
 
     step: Text | ToolCalls
     after_chunks: int = 2
+    clean: bool = False
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Answer with exactly this body (malformed SSE, an HTML page, JSON instead of a stream).
+
+    `Raw.events(...)` builds an event stream: each item is sent as one `data:` line,
+    a str as is, anything else as JSON.
+    """
+
+    body: str
+    content_type: str = "text/event-stream"
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @staticmethod
+    def events(*items: Any, done: bool = True) -> Raw:
+        lines = [item if isinstance(item, str) else json.dumps(item) for item in items]
+        if done:
+            lines.append("[DONE]")
+        return Raw("".join(f"data: {line}\n\n" for line in lines))
 
 
 @dataclass(frozen=True)
@@ -83,7 +118,7 @@ class Hang:
     seconds: float = 30.0
 
 
-Step = Text | ToolCalls | HttpError | Slow | Cut | Hang
+Step = Text | ToolCalls | HttpError | Slow | Cut | Hang | Raw
 Responder = Callable[[dict[str, Any]], Step]
 
 
@@ -101,6 +136,7 @@ class ScriptedServer:
     """`with ScriptedServer([Text("hi")]) as server: ... server.base_url ...`
 
     `report_usage=False` answers without token usage, as some providers do.
+    `strict=False` accepts conversations OpenAI would refuse (only to test that refusal).
     """
 
     def __init__(
@@ -108,12 +144,15 @@ class ScriptedServer:
         steps: Iterable[Step] = (),
         responder: Responder | None = None,
         report_usage: bool = True,
+        strict: bool = True,
     ) -> None:
         self._steps: deque[Step] = deque(steps)
         self._responder = responder
         self.report_usage = report_usage
+        self.strict = strict
         self._lock = threading.Lock()
         self.requests: list[Recorded] = []
+        self.refused: list[tuple[Recorded, list[str]]] = []  # 400s for breaking the rules
         self.exhausted = False
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -154,7 +193,12 @@ class ScriptedServer:
 
     def next_step(self, body: dict[str, Any], headers: dict[str, str]) -> Step | None:
         with self._lock:
-            self.requests.append(Recorded(body, headers))
+            recorded = Recorded(body, headers)
+            self.requests.append(recorded)
+            problems = conversation_problems(recorded.messages) if self.strict else []
+            if problems:
+                self.refused.append((recorded, problems))
+                return HttpError(400, problems[0], code=None, kind="invalid_request_error")
             if self._responder is not None:
                 return self._responder(body)
             if self._steps:
@@ -203,19 +247,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if isinstance(step, HttpError):
-            self._json(step.status, _error(step.message, step.code), step.headers)
+            self._json(step.status, _error(step.message, step.code, step.kind), step.headers)
+            return
+        if isinstance(step, Raw):
+            self._raw(step)
             return
         if isinstance(step, Slow):
             step, delay = step.step, step.delay_s
+        clean = False
         if isinstance(step, Cut):
-            step, cut_after = step.step, step.after_chunks
+            step, cut_after, clean = step.step, step.after_chunks, step.clean
         if body.get("stream"):
-            self._stream(step, body, delay, cut_after)
+            self._stream(step, body, delay, cut_after, clean)
         else:
             self._json(200, _completion(step, body, self.server_ref.report_usage))
 
     def _stream(
-        self, step: Text | ToolCalls, body: dict[str, Any], delay: float, cut: int | None
+        self,
+        step: Text | ToolCalls,
+        body: dict[str, Any],
+        delay: float,
+        cut: int | None,
+        clean: bool = False,
     ) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -227,7 +280,10 @@ class _Handler(BaseHTTPRequestHandler):
             chunks.append({"choices": [], "usage": _usage(step, body)})
         for index, chunk in enumerate(chunks):
             if cut is not None and index >= cut:
-                self.close_connection = True  # no terminating chunk: the body is incomplete
+                self.close_connection = True
+                if clean:  # the body ends properly, the answer does not
+                    self.wfile.write(b"0\r\n\r\n")
+                # else no terminating chunk: the body is incomplete
                 self.wfile.flush()
                 return
             if delay:
@@ -248,6 +304,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
+    def _raw(self, step: Raw) -> None:
+        data = step.body.encode()
+        self.send_response(step.status)
+        self.send_header("Content-Type", step.content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in step.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
     def _json(
         self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
@@ -261,8 +328,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-def _error(message: str, code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": "scripted_error", "code": code}}
+def _error(message: str, code: str | None = None, kind: str = "scripted_error") -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
 def _content(step: Text | ToolCalls) -> str:

@@ -84,3 +84,17 @@ BEGIN
     SELECT NEW.session_id, name, call_id, NEW.ts FROM tool_calls
     WHERE session_id = NEW.session_id AND call_id = json_extract(NEW.data, '$.call_id');
 END;
+
+-- Guard, not a projection: a user message never lands between a tool call and
+-- its result (providers refuse such a conversation for good). Whoever records
+-- an invocation.received first gives every open call of the session its result
+-- (after a crash: a synthetic "interrupted" tool.failed). A BEFORE trigger: the
+-- rebuild does not clone it, so old histories still project as they did.
+CREATE TRIGGER proj_guard_results_before_prompt BEFORE INSERT ON events
+WHEN NEW.type = 'invocation.received' AND EXISTS (
+    SELECT 1 FROM tool_calls INDEXED BY tool_calls_open
+    WHERE session_id = NEW.session_id AND status IN ('requested', 'running')
+)
+BEGIN
+    SELECT RAISE(ABORT, 'a tool call of this session has no result yet: record its result before the next invocation.received');
+END;

@@ -1,0 +1,207 @@
+"""A provider that misbehaves: cut streams are no answer, malformed streams no crash.
+
+Each fault is scripted on the real HTTP server and read by the real adapter; the
+end-to-end tests run the real `lh` and check the events, the files and the exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import time
+
+import pytest
+
+from leharness.cli.render import DISCARDED
+from leharness.loop.model import OpenAICompatibleModel, ProviderError, RetryPolicy, StreamSink
+from leharness.testing import Call, Cut, HttpError, Raw, ScriptedServer, Text, ToolCalls
+
+from .e2e_helpers import event_types, lh_env, query, run_lh
+
+HI = [{"role": "user", "content": "hi"}]
+WRITE = ToolCalls(Call("write_file", {"path": "half.txt", "content": "x"}))
+# role, call head, 5 argument pieces, then the finish chunk and usage: 7 chunks stop
+# right before the finish_reason, with the whole call received
+BEFORE_FINISH = 7
+
+
+def complete(server: ScriptedServer, retries: int = 1, sink: StreamSink | None = None):
+    model = OpenAICompatibleModel(
+        "openai", "m", server.base_url, "k", RetryPolicy(retries=retries, base_delay_s=0)
+    )
+    return asyncio.run(model.complete(HI, [], sink or StreamSink()))
+
+
+# -- 14.1: a cut stream is not an answer ----------------------------------------------
+
+
+def test_a_stream_that_ends_without_finish_reason_or_done_is_retried_not_answered():
+    discarded: list[str] = []
+    sink = StreamSink(on_discard=lambda text, _reasoning: discarded.append(text))
+    with ScriptedServer(
+        [Cut(Text("half an answer, then nothing"), 3, clean=True), Text("whole")]
+    ) as s:
+        reply = complete(s, sink=sink)
+    assert (reply.text, reply.attempts) == ("whole", 2)
+    assert discarded == ["half an answer, "]  # two 8-character pieces had arrived
+
+
+def test_a_finish_reason_without_done_or_done_without_finish_reason_is_an_answer():
+    finish_only = Raw.events(
+        {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]},
+        done=False,
+    )
+    done_only = Raw.events({"choices": [{"index": 0, "delta": {"content": "ok too"}}]})
+    with ScriptedServer([finish_only, done_only]) as s:
+        assert complete(s, retries=0).text == "ok"
+        assert complete(s, retries=0).text == "ok too"
+
+
+def test_a_cut_tool_call_reply_never_runs_and_ends_as_model_failed(isolated_home, tmp_path):
+    cut = Cut(WRITE, BEFORE_FINISH, clean=True)
+    with ScriptedServer([cut, cut, cut, cut]) as server:  # 1 attempt + 3 retries
+        done = run_lh("go", env=lh_env(isolated_home, server.base_url), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "half.txt").exists()
+    assert event_types(isolated_home) == [
+        "session.created", "invocation.received", "step.started", "model.failed",
+        "agent.finished",
+    ]  # fmt: skip
+    ((kind, attempts, error),) = query(
+        isolated_home,
+        "SELECT json_extract(data, '$.kind'), json_extract(data, '$.attempts'), "
+        "json_extract(data, '$.error') FROM events WHERE type = 'model.failed'",
+    )
+    assert (kind, attempts) == ("stream", 4)
+    assert "no finish_reason" in error
+
+
+def test_text_printed_by_a_cut_attempt_is_marked_discarded_on_screen(isolated_home):
+    with ScriptedServer([Cut(Text("the first try " * 4), 3, clean=True), Text("finally")]) as s:
+        done = run_lh("go", env=lh_env(isolated_home, s.base_url))
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout.splitlines()
+    assert printed[0].startswith("the first try")
+    assert printed[1] == DISCARDED
+    assert printed[-1] == "finally"
+    assert query(
+        isolated_home,
+        "SELECT json_extract(data, '$.text') FROM events WHERE type = 'model.completed'",
+    ) == [("finally",)]
+
+
+# -- 14.2: malformed streams are provider errors ---------------------------------------
+
+CHUNK = {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}
+NUMBER_NAME = {"choices": [{"index": 0, "delta": {"tool_calls": [
+    {"index": 0, "id": "c1", "type": "function", "function": {"name": 7, "arguments": "{}"}}
+]}, "finish_reason": "tool_calls"}]}  # fmt: skip
+ANSWER = {"role": "assistant", "content": "hi"}
+COMPLETION = {
+    "object": "chat.completion",
+    "choices": [{"message": ANSWER, "finish_reason": "stop"}],
+}
+
+MALFORMED = {
+    "data is not JSON": Raw.events(CHUNK, "{not json"),
+    "data is null": Raw.events("null"),
+    "data is a list": Raw.events("[1,2]"),
+    "a tool name that is a number": Raw.events(NUMBER_NAME),
+    "a delta that is a string": Raw.events({"choices": [{"index": 0, "delta": "hi"}]}),
+}
+NOT_A_STREAM = {
+    "a JSON completion": (Raw(json.dumps(COMPLETION), "application/json"), "JSON instead"),
+    "a JSON error": (
+        Raw(json.dumps({"error": {"message": "quota exceeded"}}), "application/json"),
+        "answered with an error: quota exceeded",
+    ),
+    "an HTML page": (
+        Raw("<!DOCTYPE html>\n<html><body>Welcome to nginx!</body></html>\n", "text/html"),
+        "an HTML page instead of an event stream",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED), ids=list(MALFORMED))
+def test_a_malformed_stream_is_a_provider_error_that_is_retried(case):
+    with ScriptedServer([MALFORMED[case]] * 2) as s, pytest.raises(ProviderError) as failed:
+        complete(s, retries=1)
+    assert (failed.value.kind, failed.value.attempts) == ("malformed", 2)
+    assert "malformed" in str(failed.value)
+
+
+@pytest.mark.parametrize("case", list(NOT_A_STREAM), ids=list(NOT_A_STREAM))
+def test_a_200_whose_body_is_no_event_stream_is_a_provider_error_not_retried(case):
+    step, message = NOT_A_STREAM[case]
+    with ScriptedServer([step, Text("never asked")]) as s, pytest.raises(ProviderError) as failed:
+        complete(s, retries=3)
+    assert (failed.value.kind, failed.value.attempts) == ("bad_response", 1)
+    assert message in str(failed.value)
+
+
+@pytest.mark.parametrize("case", ["data is not JSON", "a tool name that is a number"])
+def test_lh_records_model_failed_for_a_malformed_stream_and_does_not_crash(case, isolated_home):
+    with ScriptedServer([MALFORMED[case]] * 4) as server:
+        done = run_lh("--json", "go", env=lh_env(isolated_home, server.base_url))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert event_types(isolated_home)[-2:] == ["model.failed", "agent.finished"]
+
+
+def test_a_malformed_attempt_then_a_good_one_is_an_answer():
+    with ScriptedServer([MALFORMED["data is null"], Text("fine")]) as s:
+        reply = complete(s, retries=1)
+    assert (reply.text, reply.attempts) == ("fine", 2)
+
+
+# -- retry timing: what the provider asks, jitter otherwise ----------------------------
+
+
+def delays_for(headers: dict[str, str]) -> list[float]:
+    seen: list[float] = []
+    sink = StreamSink(on_retry=lambda _attempt, _message, delay: seen.append(delay))
+    with ScriptedServer([HttpError(429, headers=headers), Text("ok")]) as s:
+        model = OpenAICompatibleModel(
+            "openai", "m", s.base_url, "k", RetryPolicy(retries=1, base_delay_s=9)
+        )
+        assert asyncio.run(model.complete(HI, [], sink)).text == "ok"
+    return seen
+
+
+def test_retry_after_ms_is_honoured():
+    assert delays_for({"retry-after-ms": "120"}) == [pytest.approx(0.12)]
+
+
+def test_retry_after_as_an_http_date_is_honoured():
+    when = email.utils.formatdate(time.time() + 2, usegmt=True)
+    (delay,) = delays_for({"Retry-After": when})
+    assert 0.5 < delay <= 2.0
+
+
+def test_the_backoff_has_jitter_within_a_quarter():
+    policy = RetryPolicy(base_delay_s=1.0)
+    draws = [policy.delay(3, None) for _ in range(200)]
+    assert all(3.0 <= d <= 4.0 for d in draws)
+    assert len(set(draws)) > 100
+    assert policy.delay(3, 0.25) == 0.25  # the provider's word is taken as is
+
+
+def test_the_repl_channel_drops_what_it_held_back_and_marks_the_rest_discarded():
+    import io
+
+    from rich.console import Console
+
+    from leharness.cli.rich_channel import RichChannel
+
+    out = io.StringIO()
+    channel = RichChannel(Console(file=out, width=80))
+    channel.text("a whole first paragraph.\n\nthe held-back half of a sec")
+    channel.discard("a whole first paragraph.\n\nthe held-back half of a sec", "")
+    channel.text("the retry's answer")
+    channel._end_stream()
+    shown = out.getvalue()
+    assert "a whole first paragraph." in shown
+    assert "held-back" not in shown
+    assert shown.index(DISCARDED) < shown.index("the retry's answer")
