@@ -50,14 +50,29 @@ def check_home(home: Path) -> None:
         raise StoreError(f"{home} is a file, not a folder: set LEHARNESS_HOME to a folder")
 
 
+# Database files this process has opened with SQLite. Once a file is here it is never
+# opened with open() again: closing any descriptor of a file drops every POSIX lock
+# the process holds on it, and another process then deletes the WAL under the live
+# connection (seen: a lost session and a corrupt index). SQLite itself reads the
+# header of a file in this set, and says so if it is not a database.
+_CONNECTED: set[str] = set()
+
+
+def _key(path: Path) -> str:
+    return os.path.realpath(path)
+
+
 def check_is_sqlite(path: Path) -> None:
     """Raise StoreError unless `path` is absent, empty or starts with SQLite's header
-    (and its folder is a folder). Reads 16 bytes; never writes."""
+    (and its folder is a folder). Reads 16 bytes, and only before this process's first
+    connection to the file (SQLite checks it after that); never writes."""
     check_home(path.parent)
     if not path.exists():
         return
     if path.is_dir():
         raise StoreError(f"{path} is a folder, not a SQLite database")
+    if _key(path) in _CONNECTED:
+        return
     with open(path, "rb") as handle:
         head = handle.read(len(SQLITE_HEADER))
     if head and head != SQLITE_HEADER:
@@ -98,6 +113,7 @@ def connect(path: Path | str) -> sqlite3.Connection:
         raise StoreError(f"cannot create {path.parent}: {error.strerror}") from None
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        _CONNECTED.add(_key(path))
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         refuse_foreign(conn, path)  # before WAL mode, which rewrites the header
         conn.execute("PRAGMA journal_mode = WAL")
@@ -121,6 +137,7 @@ def connect_readonly(path: Path | str) -> sqlite3.Connection:
         raise StoreError(f"no database at {path}")
     check_is_sqlite(path)
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    _CONNECTED.add(_key(path))
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     refuse_foreign(conn, path)
     conn.row_factory = sqlite3.Row
