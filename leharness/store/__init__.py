@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .connection import (
+    QUERY_REFUSED,
     StoreError,
     check_is_sqlite,
     connect,
+    connect_query,
     connect_readonly,
     db_path,
     home_dir,
@@ -63,6 +65,7 @@ _LAZY = {
 
 __all__ = [
     "EVENT_TYPES",
+    "QUERY_REFUSED",
     "SCHEMA_VERSION",
     "Event",
     "EventValidationError",
@@ -71,6 +74,7 @@ __all__ = [
     "append",
     "check_is_sqlite",
     "connect",
+    "connect_query",
     "connect_readonly",
     "create_session",
     "db_path",

@@ -144,6 +144,29 @@ def connect_readonly(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
+QUERY_REFUSED = (
+    "lh sql refuses ATTACH and VACUUM INTO: a query may read the history, "
+    "not open or write other files (`lh export` copies a session)"
+)
+
+
+def _no_other_files(action: int, *_args: object) -> int:
+    # VACUUM INTO reports itself as an ATTACH of its target file.
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def connect_query(path: Path | str) -> sqlite3.Connection:
+    """A read-only connection for users' own SQL (`lh sql`): besides `mode=ro`, its
+    authorizer refuses ATTACH and VACUUM INTO, which would create or write other files.
+    A refused statement raises sqlite3.DatabaseError "not authorized" or "authorization
+    denied" (see QUERY_REFUSED)."""
+    conn = connect_readonly(path)
+    conn.set_authorizer(_no_other_files)
+    return conn
+
+
 @contextmanager
 def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
