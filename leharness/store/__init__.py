@@ -10,6 +10,7 @@ on first use (PEP 562), so a command that only opens the file and reads rows
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sqlite3
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .connection import (
     QUERY_REFUSED,
+    SqliteWrites,
     StoreError,
     check_is_sqlite,
     connect,
@@ -123,10 +125,15 @@ def open_events_only(path: Path | str | None = None) -> sqlite3.Connection:
     """The loop's connection: it may write to `events` and nothing else.
 
     Triggers still write the projections (the authorizer sees them as coming
-    from a trigger); a direct write to any other table, or any DDL, is refused.
+    from a trigger), and SQLite still writes the shadow tables of virtual tables
+    such as an FTS index a user added over `events`; a direct write to any other
+    table, or any DDL, is refused.
     """
     conn = open_store(path)
-    conn.set_authorizer(_events_only)
+    writes = SqliteWrites()
+    writes.refresh(conn)
+    conn.sqlite_writes = writes  # type: ignore[attr-defined] - a StoreConnection
+    conn.set_authorizer(functools.partial(_events_only, writes))
     return conn
 
 
@@ -146,12 +153,21 @@ _FORBIDDEN = {
 }
 
 
-def _events_only(action: int, arg1: str | None, _arg2, _db, source: str | None) -> int:
+def _events_only(
+    writes: SqliteWrites, action: int, arg1: str | None, _arg2, _db, source: str | None
+) -> int:
     if action in _FORBIDDEN:
         return sqlite3.SQLITE_DENY
     # Eponymous virtual tables such as json_each report an UPDATE of
     # sqlite_master when they are first constructed; user SQL cannot write
-    # sqlite_master anyway (writable_schema is off), so let that through.
-    if action in _WRITES and source is None and arg1 not in ("events", "sqlite_master"):
+    # sqlite_master anyway (writable_schema is off), so let that through. A
+    # virtual table's module (FTS5, say) writes its shadow tables with
+    # statements of its own, which come from no trigger: let those through too.
+    if (
+        action in _WRITES
+        and source is None
+        and arg1 not in ("events", "sqlite_master")
+        and arg1 not in writes.tables
+    ):
         return sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_OK

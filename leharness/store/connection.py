@@ -102,6 +102,29 @@ def refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
         )
 
 
+class SqliteWrites:
+    """The tables SQLite itself writes for virtual tables (the shadow tables of an FTS
+    index, say), which the loop's authorizer must let through. Refreshed by `refresh`
+    inside each append's write transaction, where the schema cannot change."""
+
+    def __init__(self) -> None:
+        self.tables: frozenset[str] = frozenset()
+        self.schema_version = -1
+
+    def refresh(self, conn: sqlite3.Connection) -> None:
+        (version,) = conn.execute("PRAGMA schema_version").fetchone()
+        if version != self.schema_version:
+            rows = conn.execute("PRAGMA main.table_list").fetchall()
+            self.tables = frozenset(row[1] for row in rows if row[2] == "shadow")
+            self.schema_version = version
+
+
+class StoreConnection(sqlite3.Connection):
+    """A connection to sessions.db; the loop's also carries `sqlite_writes`."""
+
+    sqlite_writes: SqliteWrites | None = None
+
+
 def connect(path: Path | str) -> sqlite3.Connection:
     """A connection with WAL, foreign keys and a busy timeout, in autocommit mode."""
     check_sqlite_version()
@@ -112,7 +135,9 @@ def connect(path: Path | str) -> sqlite3.Connection:
     except OSError as error:
         raise StoreError(f"cannot create {path.parent}: {error.strerror}") from None
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, factory=StoreConnection
+        )
         _CONNECTED.add(_key(path))
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         refuse_foreign(conn, path)  # before WAL mode, which rewrites the header

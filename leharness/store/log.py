@@ -66,6 +66,9 @@ def append(
 
 
 def _insert(conn: sqlite3.Connection, session_id: str, model: Payload, ts: str) -> Event:
+    writes = getattr(conn, "sqlite_writes", None)
+    if writes is not None:  # the loop's connection: see what virtual tables exist now
+        writes.refresh(conn)
     (next_seq,) = conn.execute(
         "SELECT coalesce(max(session_seq), 0) + 1 FROM events WHERE session_id = ?",
         (session_id,),
