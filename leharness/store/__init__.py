@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from .events import EVENT_TYPES, Event, Payload
     from .log import (
         EventValidationError,
+        SessionChanged,
         append,
+        claim,
         create_session,
         fork,
         last_seq,
@@ -52,7 +54,9 @@ _LAZY = {
     **dict.fromkeys(
         (
             "EventValidationError",
+            "SessionChanged",
             "append",
+            "claim",
             "create_session",
             "fork",
             "last_seq",
@@ -72,9 +76,11 @@ __all__ = [
     "Event",
     "EventValidationError",
     "Payload",
+    "SessionChanged",
     "StoreError",
     "append",
     "check_is_sqlite",
+    "claim",
     "connect",
     "connect_query",
     "connect_readonly",

@@ -123,6 +123,7 @@ class StoreConnection(sqlite3.Connection):
     """A connection to sessions.db; the loop's also carries `sqlite_writes`."""
 
     sqlite_writes: SqliteWrites | None = None
+    db_file: str | None = None  # its real path, for the log's per-file bookkeeping
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
@@ -138,7 +139,8 @@ def connect(path: Path | str) -> sqlite3.Connection:
         conn = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, factory=StoreConnection
         )
-        _CONNECTED.add(_key(path))
+        conn.db_file = _key(path)
+        _CONNECTED.add(conn.db_file)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         refuse_foreign(conn, path)  # before WAL mode, which rewrites the header
         conn.execute("PRAGMA journal_mode = WAL")

@@ -4,6 +4,11 @@
 payload with its pydantic model, computes the next `session_seq` inside a
 BEGIN IMMEDIATE transaction, and lets the triggers update the projections in
 that same transaction.
+
+One writer per session is kept by the append itself (optimistic concurrency,
+as event stores do), not only by the lock file: a process that `claim`s a
+session appends to it only while its last `session_seq` is the one this
+process last saw; otherwise `SessionChanged` stops it, and nothing is written.
 """
 
 from __future__ import annotations
@@ -21,6 +26,32 @@ from .events import EVENT_TYPES, PAYLOAD_ADAPTER, Event, Payload, SessionCreated
 
 class EventValidationError(ValueError):
     """An event payload does not match its type's model (nothing was written)."""
+
+
+class SessionChanged(StoreError):
+    """Another writer appended to a session this process writes (nothing was written)."""
+
+
+# (database file, session id) -> the last session_seq this process wrote or saw when
+# it claimed the session. Shared by every connection of the process: its loops,
+# background tasks and an interactive session's earlier views of the same session
+# are one writer.
+_SEEN: dict[tuple[str, str], int] = {}
+
+
+def claim(conn: sqlite3.Connection, session_id: str) -> int:
+    """Become `session_id`'s writer in this process: every later append to it must
+    follow its current last event, or raise SessionChanged. Returns that session_seq."""
+    seen = _SEEN[(_file_of(conn), session_id)] = last_seq(conn, session_id)
+    return seen
+
+
+def _file_of(conn: sqlite3.Connection) -> str:
+    known = getattr(conn, "db_file", None)
+    if known is not None:
+        return known
+    rows = conn.execute("PRAGMA database_list").fetchall()
+    return next((row[2] for row in rows if row[1] == "main"), "")
 
 
 def validate_payload(payload: Payload | Mapping[str, Any]) -> Payload:
@@ -73,12 +104,25 @@ def _insert(conn: sqlite3.Connection, session_id: str, model: Payload, ts: str) 
         "SELECT coalesce(max(session_seq), 0) + 1 FROM events WHERE session_id = ?",
         (session_id,),
     ).fetchone()
+    key = (_file_of(conn), session_id)
+    seen = _SEEN.get(key)
+    # Events are never deleted, so a last event beyond the one seen is another
+    # writer's (one below it is this process's own rolled-back append).
+    if seen is not None and next_seq - 1 > seen:
+        raise SessionChanged(
+            f"session {session_id} changed under me: another writer appended events "
+            f"{seen + 1}..{next_seq - 1} after event {seen}, the last this lh saw; stopping "
+            "here so that nothing is lost or written twice (`lh --session "
+            f"{session_id}` continues from the events as they are)"
+        )
     event_id = new_ulid()
     (seq,) = conn.execute(
         "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
         "VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
         (event_id, session_id, next_seq, ts, model.type, encode_data(model)),
     ).fetchone()
+    if seen is not None:
+        _SEEN[key] = next_seq
     return Event(
         seq=seq, id=event_id, session_id=session_id, session_seq=next_seq, ts=ts, data=model
     )
