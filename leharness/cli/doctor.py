@@ -13,9 +13,10 @@ from .errors import UserError, user_errors
 @click.option("--repair", is_flag=True, help="Rebuild projections that differ from the events.")
 @user_errors
 def doctor_command(repair: bool) -> None:
-    """Check sessions.db: integrity, projections against a rebuild, orphaned tasks and
-    artifact files. Exit 0 healthy, 1 problems found. It never edits the file unless
-    --repair is given, and then only rebuilds projections from the events."""
+    """Check sessions.db: integrity, event payloads, projections against a rebuild,
+    orphaned tasks and artifact files. Exit 0 healthy, 1 problems found. It never
+    edits the file unless --repair is given, and then only rebuilds projections
+    from the events."""
     from leharness import store
     from leharness.tools import doctor
 

@@ -36,10 +36,12 @@ if TYPE_CHECKING:
     from .events import EVENT_TYPES, Event, Payload
     from .log import (
         EventValidationError,
+        ForeignEvent,
         SessionChanged,
         append,
         claim,
         create_session,
+        foreign_events,
         fork,
         last_seq,
         read_events,
@@ -54,10 +56,12 @@ _LAZY = {
     **dict.fromkeys(
         (
             "EventValidationError",
+            "ForeignEvent",
             "SessionChanged",
             "append",
             "claim",
             "create_session",
+            "foreign_events",
             "fork",
             "last_seq",
             "read_events",
@@ -75,6 +79,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Event",
     "EventValidationError",
+    "ForeignEvent",
     "Payload",
     "SessionChanged",
     "StoreError",
@@ -87,6 +92,7 @@ __all__ = [
     "create_session",
     "db_path",
     "export_lines",
+    "foreign_events",
     "fork",
     "home_dir",
     "import_records",

@@ -14,8 +14,10 @@ process last saw; otherwise `SessionChanged` stops it, and nothing is written.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,6 +33,8 @@ class EventValidationError(ValueError):
 class SessionChanged(StoreError):
     """Another writer appended to a session this process writes (nothing was written)."""
 
+
+log = logging.getLogger("leharness.store")
 
 # (database file, session id) -> the last session_seq this process wrote or saw when
 # it claimed the session. Shared by every connection of the process: its loops,
@@ -136,24 +140,68 @@ def create_session(conn: sqlite3.Connection, created: SessionCreated | None = No
 
 
 def row_to_event(row: sqlite3.Row | tuple) -> Event:
+    """An `events` row as its model; EventValidationError when another program wrote a
+    type leharness does not know or a payload its model refuses."""
     seq, event_id, session_id, session_seq, ts, event_type, data = tuple(row)
-    payload = PAYLOAD_ADAPTER.validate_python({**json.loads(data), "type": event_type})
+    try:
+        fields = json.loads(data)
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict):
+        raise EventValidationError(f"{event_type} data is not a JSON object")
+    if event_type not in EVENT_TYPES:
+        raise EventValidationError(f"type {event_type!r} is not one leharness knows")
+    payload = validate_payload({**fields, "type": event_type})
     return Event(
         seq=seq, id=event_id, session_id=session_id, session_seq=session_seq, ts=ts, data=payload
     )
 
 
+@dataclass(frozen=True)
+class ForeignEvent:
+    """A row of `events` that no leharness append wrote: another program inserted a type
+    leharness does not know, or a payload its model refuses. Events are append-only, so
+    it stays; readers skip it."""
+
+    seq: int
+    session_id: str
+    session_seq: int
+    type: str
+    problem: str
+
+    def describe(self) -> str:
+        return (
+            f"event {self.session_seq} of session {self.session_id} (seq {self.seq}, "
+            f"{self.type}): {self.problem}"
+        )
+
+
+def foreign_events(conn: sqlite3.Connection) -> Iterator[ForeignEvent]:
+    """Every row of `events`, in order, that does not parse as its model."""
+    rows = conn.execute("SELECT seq, id, session_id, session_seq, ts, type, data FROM events")
+    for row in rows:
+        try:
+            row_to_event(row)
+        except EventValidationError as error:
+            yield ForeignEvent(row[0], row[2], row[3], row[5], str(error))
+
+
 def read_events(
     conn: sqlite3.Connection, session_id: str, *, after: int = 0, upto: int | None = None
 ) -> Iterator[Event]:
-    """A session's events in order, optionally only session_seq in (after, upto]."""
+    """A session's events in order, optionally only session_seq in (after, upto].
+    Rows another program wrote that do not parse are skipped with a logged warning."""
     rows = conn.execute(
         "SELECT seq, id, session_id, session_seq, ts, type, data FROM events "
         "WHERE session_id = ? AND session_seq > ? AND session_seq <= ? ORDER BY session_seq",
         (session_id, after, upto if upto is not None else 2**62),
     )
     for row in rows:
-        yield row_to_event(row)
+        try:
+            yield row_to_event(row)
+        except EventValidationError as error:
+            foreign = ForeignEvent(row[0], row[2], row[3], row[5], str(error))
+            log.warning("lh: skipped %s (written by another program)", foreign.describe())
 
 
 def last_seq(conn: sqlite3.Connection, session_id: str) -> int:

@@ -1,6 +1,7 @@
 """Health checks of a sessions database for `lh doctor`: it reports, it never edits.
 
-Checks: SQLite's own integrity check, projections against a rebuild (on a
+Checks: SQLite's own integrity check, every event's payload against its
+model (rows another program inserted), projections against a rebuild (on a
 scratch copy), tasks still marked running whose `lh` process is gone, and
 artifact files that are missing or whose sha256 no longer matches. Lives with
 the tools because tasks and artifacts are theirs (process liveness, hashing).
@@ -59,6 +60,10 @@ def _examine(conn: sqlite3.Connection, report: Report) -> None:
     ).fetchone()
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     report.facts.append(f"{events:,} events in {sessions:,} sessions, schema version {version}")
+    foreign = foreign_event_problems(conn)
+    report.problems += foreign
+    if not foreign:
+        report.facts.append("every event matches its type's model")
     report.drift = health.rebuild_drift(conn)
     report.problems += [
         f"projection {d.table} differs from a rebuild of the events: {d.stale_rows} stale, "
@@ -69,6 +74,22 @@ def _examine(conn: sqlite3.Connection, report: Report) -> None:
         report.facts.append("projections match a rebuild from the events")
     report.problems += [_orphan(task) for task in orphaned_tasks(conn)]
     report.problems += artifact_problems(conn)
+
+
+SHOWN_FOREIGN = 10  # events listed one by one; the rest are counted
+
+
+def foreign_event_problems(conn: sqlite3.Connection) -> list[str]:
+    """Rows of `events` no leharness wrote: an unknown type or a payload its model refuses."""
+    found = list(store.foreign_events(conn))
+    problems = [
+        f"{foreign.describe()}; another program wrote it, and as events are append-only "
+        "it cannot be deleted: lh skips it when reading the history"
+        for foreign in found[:SHOWN_FOREIGN]
+    ]
+    if len(found) > SHOWN_FOREIGN:
+        problems.append(f"… and {len(found) - SHOWN_FOREIGN:,} more such events")
+    return problems
 
 
 def orphaned_tasks(conn: sqlite3.Connection) -> list[TaskRow]:
