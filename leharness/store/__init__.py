@@ -28,6 +28,7 @@ from .connection import (
     home_dir,
     new_ulid,
     now_iso,
+    storage_problem,
     write_transaction,
 )
 from .schema import SCHEMA_VERSION, migrate, projection_tables, rebuild
@@ -108,6 +109,7 @@ __all__ = [
     "rebuild",
     "row_to_event",
     "session_tree",
+    "storage_problem",
     "validate_payload",
     "write_transaction",
 ]
@@ -124,9 +126,16 @@ def __getattr__(name: str) -> Any:
 
 def open_store(path: Path | str | None = None) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the sessions database."""
-    conn = connect(path or db_path())
+    path = Path(path or db_path())
+    conn = connect(path)
     try:
         migrate(conn)
+    except sqlite3.OperationalError as error:
+        conn.close()
+        problem = storage_problem(path, error)
+        if problem is None:
+            raise
+        raise StoreError(problem) from None
     except BaseException:
         conn.close()
         raise

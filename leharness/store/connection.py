@@ -9,6 +9,7 @@ thousands of "database is locked" errors with four writers, see DESIGN.md).
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import time
@@ -82,6 +83,47 @@ def check_is_sqlite(path: Path) -> None:
         )
 
 
+_STORAGE_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM}
+_STORAGE_WORDS = ("unable to open", "disk I/O", "readonly", "full")
+
+
+def storage_problem(path: Path, error: BaseException) -> str | None:
+    """One line naming the file and why it cannot be written (a read-only file system, a
+    full disk, no permission), or None when `error` is about something else. SQLite
+    reports these as "unable to open database file", "disk I/O error", "database or
+    disk is full" or "attempt to write a readonly database": say what is really wrong."""
+    code = getattr(error, "errno", None)
+    text = str(error)
+    if isinstance(error, OSError):
+        if code not in _STORAGE_ERRNOS:
+            return None
+        path = Path(error.filename) if error.filename else path
+    elif not any(words in text for words in _STORAGE_WORDS):
+        return None
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return None
+    if stats.f_flag & os.ST_RDONLY or code == errno.EROFS:
+        return (
+            f"cannot write {path}: {folder} is on a read-only file system (lh writes the "
+            "database and its -wal and -shm files there: set LEHARNESS_HOME to a writable folder)"
+        )
+    free = stats.f_bavail * stats.f_frsize
+    if code == errno.ENOSPC or "full" in text or (free < 256 * 1024 and "I/O" in text):
+        return (
+            f"cannot write {path}: the disk is full ({free // 1024:,} KiB free on {folder}); "
+            "what was written before is kept: free some space and run lh again"
+        )
+    sqlite_says = "readonly" in text or "unable to open" in text
+    if code in (errno.EACCES, errno.EPERM) or (sqlite_says and not os.access(folder, os.W_OK)):
+        return f"cannot write {path}: permission denied ({text})"
+    return None
+
+
 def refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
     """A SQLite file another program made (tables, no leharness schema version) is not
     ours to add tables to: refuse it rather than migrate into it. Only reads."""
@@ -145,8 +187,10 @@ def connect(path: Path | str) -> sqlite3.Connection:
         refuse_foreign(conn, path)  # before WAL mode, which rewrites the header
         conn.execute("PRAGMA journal_mode = WAL")
     except sqlite3.DatabaseError as error:
+        problem = storage_problem(path, error)
         raise StoreError(
-            f"{path} is not a usable SQLite database ({error}); leharness leaves it untouched"
+            problem
+            or f"{path} is not a usable SQLite database ({error}); leharness leaves it untouched"
         ) from None
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -166,7 +210,14 @@ def connect_readonly(path: Path | str) -> sqlite3.Connection:
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
     _CONNECTED.add(_key(path))
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    refuse_foreign(conn, path)
+    try:
+        refuse_foreign(conn, path)
+    except sqlite3.OperationalError as error:  # a WAL file needs its -shm, even to read
+        conn.close()
+        problem = storage_problem(path, error)
+        if problem is None:
+            raise
+        raise StoreError(problem) from None
     conn.row_factory = sqlite3.Row
     return conn
 
