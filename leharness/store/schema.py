@@ -72,14 +72,18 @@ def user_version(conn: sqlite3.Connection) -> int:
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the database to SCHEMA_VERSION and its projections to the current SQL;
-    refuse one written by a newer leharness."""
+    refuse one written by a newer leharness. On a big file the projections are rebuilt
+    beside the old ones in short transactions (`reinstall.py`), so that other processes
+    keep writing meanwhile."""
     found = user_version(conn)
     if found == SCHEMA_VERSION and installed_hash(conn) == projection_hash():
         return SCHEMA_VERSION  # the fast path of every open
     _refuse_newer(found)
-    from .backup import backup_before_migration, finish_migration
+    from .backup import backup_before_migration, database_file, finish_migration
 
     backup = backup_before_migration(conn, found) if found < SCHEMA_VERSION else None
+    path = database_file(conn)
+    in_chunks = path is not None and _events_beyond(conn, CHUNKED_FROM_EVENTS)
     with write_transaction(conn):
         found = user_version(conn)  # re-read: another process may have migrated meanwhile
         _refuse_newer(found)
@@ -87,14 +91,31 @@ def migrate(conn: sqlite3.Connection) -> int:
         for step in pending:
             if step.sql_file:
                 execute_script(conn, _read_sql("store", step.sql_file))
-        stale = installed_hash(conn) != projection_hash()
-        if stale or any(step.reinstall_projections for step in pending):
+        forced = any(step.reinstall_projections for step in pending)
+        if (forced or installed_hash(conn) != projection_hash()) and not in_chunks:
             install_projections(conn)
             rebuild(conn, in_transaction=True)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    if in_chunks and path is not None:
+        from .reinstall import reinstall_in_chunks
+
+        reinstall_in_chunks(path, force=forced)
     if backup is not None:
         finish_migration(conn, backup)
     return SCHEMA_VERSION
+
+
+# From this many events on, projections are reinstalled in chunks rather than in one
+# transaction (a rebuild runs at roughly 15,000 events a second).
+CHUNKED_FROM_EVENTS = 20_000
+
+
+def _events_beyond(conn: sqlite3.Connection, count: int) -> bool:
+    try:
+        (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+    except sqlite3.OperationalError:  # no events table yet
+        return False
+    return last > count
 
 
 def _refuse_newer(found: int) -> None:
@@ -192,13 +213,18 @@ def install_projections(conn: sqlite3.Connection, only: Collection[str] | None =
         if names is None or filename in names:
             execute_script(conn, sql)
     if only is None and _has_meta(conn):
-        conn.executemany(
-            f"INSERT OR REPLACE INTO {META_TABLE} (key, value) VALUES (?, ?)",
-            [
-                ("projections_sha256", projection_hash()),
-                ("projection_objects", json.dumps([list(o) for o in projection_objects()])),
-            ],
-        )
+        record_installed(conn)
+
+
+def record_installed(conn: sqlite3.Connection) -> None:
+    """Note in lh_meta which projection SQL is installed and the objects it created."""
+    conn.executemany(
+        f"INSERT OR REPLACE INTO {META_TABLE} (key, value) VALUES (?, ?)",
+        [
+            ("projections_sha256", projection_hash()),
+            ("projection_objects", json.dumps([list(o) for o in projection_objects()])),
+        ],
+    )
 
 
 def _ours_in(conn: sqlite3.Connection) -> list[tuple[str, str]]:
