@@ -28,7 +28,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .connection import connect, write_transaction
@@ -56,14 +56,16 @@ class Progress:
     events: int = 0
     chunks: int = 0
     longest_lock_s: float = 0.0
+    longest_by_phase: dict[str, float] = field(default_factory=dict)
 
-    def held(self, seconds: float) -> None:
+    def held(self, phase: str, seconds: float) -> None:
         self.chunks += 1
         self.longest_lock_s = max(self.longest_lock_s, seconds)
+        self.longest_by_phase[phase] = max(self.longest_by_phase.get(phase, 0.0), seconds)
 
 
 def reinstall_in_chunks(
-    path: Path, *, chunk_s: float = 0.2, force: bool = False, progress: Progress | None = None
+    path: Path, *, chunk_s: float = 0.1, force: bool = False, progress: Progress | None = None
 ) -> Progress:
     """Bring the projections of the file at `path` to the current SQL without holding the
     write lock for more than about `chunk_s` at a time. Does nothing when they already are
@@ -140,7 +142,7 @@ def _retarget(sql: str, tables: set[str]) -> str:
 
 def _build_beside(conn: sqlite3.Connection, chunk_s: float, progress: Progress) -> None:
     creates, triggers = _next_schema()
-    with _timed(progress), write_transaction(conn):
+    with _timed(progress, "create"), write_transaction(conn):
         for kind, name in _objects_named(conn, NEXT):
             conn.execute(f'DROP {kind} IF EXISTS "{name}"')
         for sql in creates:
@@ -153,9 +155,10 @@ def _build_beside(conn: sqlite3.Connection, chunk_s: float, progress: Progress) 
     batch = 500
     while True:
         started = time.perf_counter()
-        with _timed(progress), write_transaction(conn):
+        with _timed(progress, "build"), write_transaction(conn):
             done = _replay(conn, batch, progress)
         elapsed = time.perf_counter() - started
+        _let_others_in(conn)
         if done < batch:
             return  # nearly caught up: the swap replays the rest
         batch = max(100, min(200_000, int(batch * chunk_s / max(elapsed, 1e-3))))
@@ -178,7 +181,7 @@ def _replay(conn: sqlite3.Connection, limit: int | None, progress: Progress) -> 
 
 
 def _swap(conn: sqlite3.Connection, progress: Progress) -> None:
-    with _timed(progress), write_transaction(conn):
+    with _timed(progress, "swap"), write_transaction(conn):
         _replay(conn, None, progress)
         conn.execute("DROP TABLE temp.replay_events")  # and its temp triggers
         for kind, name in _ours_in(conn):  # the installed ones, as lh_meta records them
@@ -261,17 +264,30 @@ def _drop_old(conn: sqlite3.Connection, chunk_s: float, progress: Progress) -> N
         batch = 2000
         while True:
             started = time.perf_counter()
-            with _timed(progress), write_transaction(conn):
+            with _timed(progress, "empty old"), write_transaction(conn):
                 gone = conn.execute(
                     f'DELETE FROM "{name}" WHERE ({key}) IN '
                     f'(SELECT {key} FROM "{name}" LIMIT {batch})'
                 ).rowcount
             elapsed = time.perf_counter() - started
+            _let_others_in(conn)
             if gone < batch:
                 break
             batch = max(100, min(200_000, int(batch * chunk_s / max(elapsed, 1e-3))))
-        with _timed(progress), write_transaction(conn):
+        with _timed(progress, "drop old"), write_transaction(conn):
             conn.execute(f'DROP TABLE "{name}"')
+
+
+GAP_S = 0.15  # between two chunks: longer than the longest sleep of SQLite's busy handler (0.1 s)
+
+
+def _let_others_in(conn: sqlite3.Connection) -> None:
+    """Between two chunks: copy the WAL back into the file here, so that it stays small
+    and no other writer pays for a checkpoint of this rebuild's pages at its own commit
+    (a PASSIVE checkpoint takes no write lock), then leave the lock free for a moment:
+    writers waiting in SQLite's busy handler poll, they are not queued."""
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    time.sleep(GAP_S)
 
 
 def _key_columns(conn: sqlite3.Connection, table: str) -> str:
@@ -281,12 +297,12 @@ def _key_columns(conn: sqlite3.Connection, table: str) -> str:
 
 
 @contextlib.contextmanager
-def _timed(progress: Progress) -> Iterator[None]:
+def _timed(progress: Progress, phase: str) -> Iterator[None]:
     started = time.perf_counter()
     try:
         yield
     finally:
-        progress.held(time.perf_counter() - started)
+        progress.held(phase, time.perf_counter() - started)
 
 
 def _tables() -> list[str]:
