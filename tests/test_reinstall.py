@@ -76,3 +76,22 @@ def test_a_big_file_with_other_projection_sql_is_reinstalled_in_chunks(tmp_path,
         assert schema_rows(again) == expected_schema
         assert schema.installed_hash(again) == schema.projection_hash()
         assert health.rebuild_drift(again) == []
+
+
+def test_doctor_repairs_a_big_file_in_chunks(db, isolated_home, monkeypatch):
+    from leharness.tools import doctor
+
+    for _ in range(3):
+        tool_round(db, store.create_session(db))
+    db.execute("UPDATE sessions SET title = 'tampered'")
+    monkeypatch.setattr(schema, "CHUNKED_FROM_EVENTS", 10)
+    used = []
+    real = reinstall.reinstall_in_chunks
+    monkeypatch.setattr(
+        reinstall, "reinstall_in_chunks", lambda *a, **k: used.append(a) or real(*a, **k)
+    )
+    assert doctor.repair_projections(db) == 27
+    assert used
+    with closing(store.open_store(isolated_home / "sessions.db")) as after:
+        assert health.rebuild_drift(after) == []
+        assert {row[0] for row in after.execute("SELECT title FROM sessions")} == {"hi"}

@@ -122,5 +122,15 @@ def artifact_problems(conn: sqlite3.Connection) -> list[str]:
 
 
 def repair_projections(conn: sqlite3.Connection) -> int:
-    """Rebuild every projection from the events; returns the events replayed."""
-    return store.rebuild(conn)
+    """Rebuild every projection from the events; returns the events replayed. On a big
+    file the new tables are built beside the old ones in short transactions, so that
+    other `lh` processes keep writing meanwhile."""
+    from leharness.store.backup import database_file
+    from leharness.store.reinstall import reinstall_in_chunks
+    from leharness.store.schema import CHUNKED_FROM_EVENTS
+
+    path = database_file(conn)
+    (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+    if path is None or last <= CHUNKED_FROM_EVENTS:
+        return store.rebuild(conn)
+    return reinstall_in_chunks(path, force=True).events
