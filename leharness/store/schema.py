@@ -127,10 +127,22 @@ def _refuse_newer(found: int) -> None:
 
 
 def projection_files() -> list[str]:
-    from importlib import resources  # here, not at the top: every open would pay for it
+    # Every open hashes these files: a plain listdir, as importlib.resources costs
+    # tens of milliseconds of imports (tempfile, zipfile) on the first call.
+    import os
 
-    folder = resources.files("leharness").joinpath("projections", "sql")
-    return sorted(item.name for item in folder.iterdir() if item.name.endswith(".sql"))
+    import leharness
+
+    folder = os.path.join(os.path.dirname(leharness.__file__), "projections", "sql")
+    try:
+        names = os.listdir(folder)
+    except OSError:  # not installed as plain files (a zip): ask the loader
+        from importlib import resources
+
+        names = [
+            i.name for i in resources.files("leharness").joinpath("projections", "sql").iterdir()
+        ]
+    return sorted(name for name in names if name.endswith(".sql"))
 
 
 @functools.cache
