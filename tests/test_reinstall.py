@@ -95,3 +95,22 @@ def test_doctor_repairs_a_big_file_in_chunks(db, isolated_home, monkeypatch):
     with closing(store.open_store(isolated_home / "sessions.db")) as after:
         assert health.rebuild_drift(after) == []
         assert {row[0] for row in after.execute("SELECT title FROM sessions")} == {"hi"}
+
+
+def test_tables_an_interrupted_reinstall_left_are_reported_and_repaired(db, isolated_home):
+    from click.testing import CliRunner
+
+    from leharness.cli import cli
+
+    tool_round(db, store.create_session(db))
+    db.execute("CREATE TABLE lh_old_messages AS SELECT * FROM messages")  # as a crash left it
+    db.execute("CREATE TABLE my_notes (note TEXT)")
+    found = CliRunner().invoke(cli, ["doctor"])
+    assert found.exit_code == 1
+    assert "✗ table lh_old_messages is left from an interrupted projection reinstall" in (
+        found.output
+    )
+    repaired = CliRunner().invoke(cli, ["doctor", "--repair"])
+    assert repaired.exit_code == 0, repaired.output
+    names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "lh_old_messages" not in names and "my_notes" in names

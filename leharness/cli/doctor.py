@@ -28,7 +28,7 @@ def doctor_command(repair: bool) -> None:
         report = doctor.examine(conn)
     click.echo(str(path))
     _print(report)
-    if repair and report.drift:
+    if repair and (report.drift or report.leftovers):
         with closing(store.open_store(path)) as conn:
             replayed = doctor.repair_projections(conn)
         click.echo(f"repaired: rebuilt every projection from {replayed:,} events")

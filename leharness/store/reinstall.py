@@ -87,6 +87,27 @@ def reinstall_in_chunks(
     return progress
 
 
+def leftovers(conn: sqlite3.Connection) -> list[str]:
+    """Tables an interrupted reinstall left behind (lh_next_*, lh_old_*)."""
+    return [
+        name
+        for kind, name in _objects_named(conn, NEXT) + _objects_named(conn, OLD)
+        if kind == "table"
+    ]
+
+
+def drop_leftovers(path: Path, chunk_s: float = 0.1) -> None:
+    """Remove what an interrupted reinstall left, in short transactions (`lh doctor
+    --repair`; the next reinstall would do it too)."""
+    with _one_builder(path):
+        conn = connect(path)
+        try:
+            for prefix in (NEXT, OLD):
+                _drop_old(conn, chunk_s, Progress(), prefix)
+        finally:
+            conn.close()
+
+
 @contextlib.contextmanager
 def _one_builder(path: Path) -> Iterator[None]:
     with open(path.with_name(path.name + ".rebuild.lock"), "a") as handle:
@@ -255,9 +276,11 @@ def _fresh_sql() -> dict[tuple[str, str], str]:
         scratch.close()
 
 
-def _drop_old(conn: sqlite3.Connection, chunk_s: float, progress: Progress) -> None:
+def _drop_old(
+    conn: sqlite3.Connection, chunk_s: float, progress: Progress, prefix: str = OLD
+) -> None:
     """Empty the swapped-out lh_old_ tables in short transactions, then drop them."""
-    for kind, name in _objects_named(conn, OLD):
+    for kind, name in _objects_named(conn, prefix):
         if kind != "table":
             continue
         key = _key_columns(conn, name)

@@ -28,6 +28,7 @@ class Report:
     facts: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     drift: list[health.Drift] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)  # of an interrupted reinstall
 
     @property
     def healthy(self) -> bool:
@@ -72,6 +73,14 @@ def _examine(conn: sqlite3.Connection, report: Report) -> None:
     ]
     if not report.drift:
         report.facts.append("projections match a rebuild from the events")
+    from leharness.store.reinstall import leftovers
+
+    report.leftovers = leftovers(conn)
+    report.problems += [
+        f"table {name} is left from an interrupted projection reinstall "
+        "(`lh doctor --repair` removes it)"
+        for name in report.leftovers
+    ]
     report.problems += [_orphan(task) for task in orphaned_tasks(conn)]
     report.problems += artifact_problems(conn)
 
@@ -126,11 +135,15 @@ def repair_projections(conn: sqlite3.Connection) -> int:
     file the new tables are built beside the old ones in short transactions, so that
     other `lh` processes keep writing meanwhile."""
     from leharness.store.backup import database_file
-    from leharness.store.reinstall import reinstall_in_chunks
+    from leharness.store.reinstall import drop_leftovers, reinstall_in_chunks
     from leharness.store.schema import CHUNKED_FROM_EVENTS
 
     path = database_file(conn)
     (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
     if path is None or last <= CHUNKED_FROM_EVENTS:
-        return store.rebuild(conn)
-    return reinstall_in_chunks(path, force=True).events
+        replayed = store.rebuild(conn)
+    else:
+        replayed = reinstall_in_chunks(path, force=True).events
+    if path is not None:
+        drop_leftovers(path)
+    return replayed
