@@ -88,3 +88,17 @@ def test_fts_over_events_and_a_user_trigger_keep_lh_working(isolated_home):
         names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
     assert {"events_fts", "events_fts_data", "events_ai", "seen", "user_saw"} <= names
     assert rows(path, "SELECT count(*) FROM events_fts WHERE events_fts MATCH 'haystack'") == [(1,)]
+
+
+def test_the_loops_connection_forks_and_appends_once_fts_is_added_under_it(isolated_home):
+    path = isolated_home / "sessions.db"
+    conn = store.open_events_only(path)  # opened before the index exists, as a running REPL
+    session_id = store.create_session(conn)
+    store.append(conn, session_id, {"type": "invocation.received", "text": "before"})
+    sqlite_utils("enable-fts", str(path), "events", "data", "--create-triggers")
+    branch = store.fork(conn, session_id)
+    store.append(conn, branch, {"type": "invocation.received", "text": "needle"})
+    with closing(conn), __import__("pytest").raises(sqlite3.DatabaseError):  # still events-only
+        conn.execute("INSERT INTO events_fts (rowid, data) VALUES (99, 'x')")
+    found = rows(path, "SELECT count(*) FROM events_fts WHERE events_fts MATCH 'needle OR before'")
+    assert found == [(3,)]  # the source's prompt, its copy in the branch, the new one

@@ -101,9 +101,7 @@ def append(
 
 
 def _insert(conn: sqlite3.Connection, session_id: str, model: Payload, ts: str) -> Event:
-    writes = getattr(conn, "sqlite_writes", None)
-    if writes is not None:  # the loop's connection: see what virtual tables exist now
-        writes.refresh(conn)
+    _see_virtual_tables(conn)
     (next_seq,) = conn.execute(
         "SELECT coalesce(max(session_seq), 0) + 1 FROM events WHERE session_id = ?",
         (session_id,),
@@ -130,6 +128,14 @@ def _insert(conn: sqlite3.Connection, session_id: str, model: Payload, ts: str) 
     return Event(
         seq=seq, id=event_id, session_id=session_id, session_seq=next_seq, ts=ts, data=model
     )
+
+
+def _see_virtual_tables(conn: sqlite3.Connection) -> None:
+    """On the loop's connection, inside a write transaction: learn which shadow tables
+    SQLite will write (an FTS index added since), for its authorizer."""
+    writes = getattr(conn, "sqlite_writes", None)
+    if writes is not None:
+        writes.refresh(conn)
 
 
 def create_session(conn: sqlite3.Connection, created: SessionCreated | None = None) -> str:
@@ -215,6 +221,7 @@ def fork(conn: sqlite3.Connection, session_id: str, at_session_seq: int | None =
     """Branch a session: copy its events 1..N into a new session, then append
     `session.forked`. The triggers build the new session's projections."""
     with write_transaction(conn):
+        _see_virtual_tables(conn)
         end = last_seq(conn, session_id)
         if end == 0:
             raise StoreError(f"no session {session_id!r}: `lh sessions` lists them")
