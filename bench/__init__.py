@@ -32,6 +32,7 @@ BENCHMARKS = (
     "crash",
     "compaction",
     "redaction",
+    "merge",
 )
 
 

@@ -57,12 +57,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         None,
         True,
     ),
-    Migration(9, "lh_meta: the projection SQL's hash and the objects it created", "0009_meta.sql"),
+    Migration(
+        9,
+        "trials and trial_sessions from Harbor's result.json (lh merge), and views over them",
+        "0009_trials.sql",
+        True,
+    ),
+    Migration(10, "lh_meta: the projection SQL's hash and the objects it created", "0010_meta.sql"),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
-# Tables that hold truth. Everything else in the file is derived from them.
-SOURCE_TABLES = frozenset({"events"})
+# Tables that hold truth. Everything else in the file is derived from them. `trials`
+# and `trial_sessions` hold what Harbor's result.json files said (lh merge).
+SOURCE_TABLES = frozenset({"events", "trials", "trial_sessions"})
 META_TABLE = "lh_meta"
 
 
@@ -168,7 +175,7 @@ def installed_hash(conn: sqlite3.Connection) -> str | None:
 def _meta(conn: sqlite3.Connection, key: str) -> str | None:
     try:
         row = conn.execute(f"SELECT value FROM {META_TABLE} WHERE key = ?", (key,)).fetchone()
-    except sqlite3.OperationalError:  # no lh_meta: a file older than version 9
+    except sqlite3.OperationalError:  # no lh_meta: a file older than version 10
         return None
     return row[0] if row else None
 
@@ -212,7 +219,7 @@ def install_projections(conn: sqlite3.Connection, only: Collection[str] | None =
 
     Dropped are only objects leharness made: those recorded in `lh_meta` at the
     last install, those the current files create, and (on files older than
-    version 9) triggers on `events` named `proj_*`. `only` names the files
+    version 10) triggers on `events` named `proj_*`. `only` names the files
     (without `.sql`) to create, for a scratch database that needs a few
     projections: each file writes and reads its own tables only.
     """
