@@ -32,6 +32,8 @@ BENCHMARKS = (
     "crash",
     "compaction",
     "redaction",
+    "search",
+    "parallel_tools",
     "merge",
 )
 

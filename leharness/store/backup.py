@@ -2,7 +2,7 @@
 other session stores complain about most.
 
 Before a migration changes a file that holds events, `VACUUM INTO` writes a copy
-beside it named with the old schema version (`sessions.db.v9-<time>.backup`;
+beside it named with the old schema version (`sessions.db.v10-<time>.backup`;
 never a file copy under WAL). After the migration, `PRAGMA integrity_check`
 must say ok; then backups of earlier migrations are removed and this one is
 kept until the next successful migration.

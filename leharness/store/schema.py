@@ -63,7 +63,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         "0009_trials.sql",
         True,
     ),
-    Migration(10, "lh_meta: the projection SQL's hash and the objects it created", "0010_meta.sql"),
+    Migration(
+        10, "approvals_always: an 'always' answer lasts for the rest of the session", None, True
+    ),
+    Migration(11, "lh_meta: the projection SQL's hash and the objects it created", "0011_meta.sql"),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -175,7 +178,7 @@ def installed_hash(conn: sqlite3.Connection) -> str | None:
 def _meta(conn: sqlite3.Connection, key: str) -> str | None:
     try:
         row = conn.execute(f"SELECT value FROM {META_TABLE} WHERE key = ?", (key,)).fetchone()
-    except sqlite3.OperationalError:  # no lh_meta: a file older than version 10
+    except sqlite3.OperationalError:  # no lh_meta: a file older than version 11
         return None
     return row[0] if row else None
 
@@ -219,7 +222,7 @@ def install_projections(conn: sqlite3.Connection, only: Collection[str] | None =
 
     Dropped are only objects leharness made: those recorded in `lh_meta` at the
     last install, those the current files create, and (on files older than
-    version 10) triggers on `events` named `proj_*`. `only` names the files
+    version 11) triggers on `events` named `proj_*`. `only` names the files
     (without `.sql`) to create, for a scratch database that needs a few
     projections: each file writes and reads its own tables only.
     """
