@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 BENCHMARKS = (
     "store_append",
     "store_open",
+    "rebuild",
     "loop_step",
     "cold_start",
     "oneshot",

@@ -82,6 +82,19 @@ def test_sql_refuses_writes_and_changes_nothing(db):
     assert db.execute("select title from sessions").fetchone()[0] == "hi"
 
 
+def test_sql_refuses_attach_and_vacuum_into(db, tmp_path):
+    store.create_session(db)
+    for statement in (
+        f"VACUUM INTO '{tmp_path / 'copy.db'}'",
+        f"ATTACH '{tmp_path / 'other.db'}' AS other",
+        "ATTACH ':memory:' AS scratch",
+    ):
+        result = run("sql", statement)
+        assert result.exit_code == 2, result.output
+        assert result.output.strip() == f"Error: {store.QUERY_REFUSED}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # no file was written
+
+
 def test_sql_error_is_one_line(db):
     result = run("sql", "select * from nowhere")
     assert result.exit_code == 2

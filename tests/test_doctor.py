@@ -4,6 +4,7 @@ and a corrupt or non-SQLite sessions.db gives one clear line and stays untouched
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from click.testing import CliRunner
 from leharness import store
 from leharness.cli import cli
 from leharness.store import events as ev
+from leharness.testing import ScriptedServer, Text
 
 from .e2e_helpers import lh_env, run_lh
 from .util import tool_round
@@ -170,3 +172,35 @@ def test_doctor_on_an_empty_file_and_on_another_programs_database(isolated_home)
     result = doctor()
     assert result.exit_code == 2
     assert "is a SQLite database but not a leharness one (it has tables recipes)" in result.output
+
+
+def test_rows_another_program_inserted_are_reported_and_skipped_by_readers(isolated_home):
+    with ScriptedServer([Text("one"), Text("two")]) as server:
+        env = lh_env(isolated_home, server.base_url)
+        assert run_lh("hi", env=env).returncode == 0
+        path = isolated_home / "sessions.db"
+        with closing(sqlite3.connect(path)) as raw, raw:
+            (session_id, last) = raw.execute(
+                "SELECT session_id, max(session_seq) FROM events"
+            ).fetchone()
+            insert = (
+                "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
+                "VALUES (?, ?, ?, '2026-01-01T00:00:00.000Z', ?, ?)"
+            )
+            raw.execute(insert, ("x1", session_id, last + 1, "my.note", '{"note": "mine"}'))
+            raw.execute(insert, ("x2", session_id, last + 2, "model.completed", '{"text": 5}'))
+        again = run_lh("-c", "go on", env=env)
+        assert again.returncode == 0, again.stderr
+        exported = run_lh("export", session_id, env=env)
+        checked = run_lh("doctor", env=env)
+    assert exported.returncode == 0 and "Traceback" not in exported.stderr
+    assert f"lh: skipped event {last + 1} of session {session_id}" in exported.stderr
+    types = [json.loads(line)["type"] for line in exported.stdout.splitlines()]
+    assert "my.note" not in types and types.count("model.completed") == 2
+    assert checked.returncode == 1
+    lines = [line for line in checked.stdout.splitlines() if line.startswith("✗")]
+    assert len(lines) == 2
+    assert f"event {last + 1} of session {session_id}" in lines[0]
+    assert "type 'my.note' is not one leharness knows" in lines[0]
+    assert "invalid model.completed payload: text: Input should be a valid string" in lines[1]
+    assert all("cannot be deleted" in line for line in lines)

@@ -13,10 +13,11 @@ from .errors import UserError, user_errors
 @click.option("--repair", is_flag=True, help="Rebuild projections that differ from the events.")
 @user_errors
 def doctor_command(repair: bool) -> None:
-    """Check sessions.db: integrity, projections against a rebuild, orphaned tasks, tool
-    calls without a result, unfinished subagent sessions and artifact files; and say whether
-    bash can run in the sandbox here. Exit 0 healthy, 1 problems found. It never edits the
-    file unless --repair is given, and then only rebuilds projections from the events."""
+    """Check sessions.db: integrity, event payloads, projections against a rebuild,
+    orphaned tasks, tool calls without a result, unfinished subagent sessions and artifact
+    files; and say whether bash can run in the sandbox here. Exit 0 healthy, 1 problems
+    found. It never edits the file unless --repair is given, and then only rebuilds
+    projections from the events."""
     from leharness import store
     from leharness.tools import doctor
 
@@ -29,7 +30,7 @@ def doctor_command(repair: bool) -> None:
         report = doctor.examine(conn, _live)
     click.echo(str(path))
     _print(report)
-    if repair and report.drift:
+    if repair and (report.drift or report.leftovers):
         with closing(store.open_store(path)) as conn:
             replayed = doctor.repair_projections(conn)
         click.echo(f"repaired: rebuilt every projection from {replayed:,} events")

@@ -22,13 +22,19 @@ def user_errors(command: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         import sqlite3
 
-        from leharness.store import StoreError, db_path
+        from leharness.store import StoreError, db_path, storage_problem
 
         try:
             return command(*args, **kwargs)
         except StoreError as error:
             raise UserError(str(error)) from None
-        except sqlite3.DatabaseError as error:
+        except (sqlite3.DatabaseError, OSError) as error:
+            # A read-only home or a full disk, also mid-run: name the file and the cause.
+            problem = storage_problem(db_path(), error)
+            if problem is not None:
+                raise UserError(problem) from None
+            if not isinstance(error, sqlite3.DatabaseError):
+                raise
             from leharness.store.health import is_corruption
 
             if not is_corruption(error):

@@ -85,16 +85,16 @@ def sql_command(query: str, as_json: bool, as_csv: bool) -> None:
     from leharness import store
 
     store.open_existing().close()  # migrate it if an older lh made it; never create it
-    conn = store.connect_readonly(store.db_path())
+    conn = store.connect_query(store.db_path())
     try:
         cursor = conn.execute(query)
         columns = [d[0] for d in cursor.description or ()]
         rows = [tuple(row) for row in cursor.fetchall()]
-    except sqlite3.OperationalError as error:
+    except sqlite3.DatabaseError as error:
         if "readonly" in str(error):
             raise UserError("lh sql is read-only: history is not edited by a query") from None
-        raise UserError(f"SQL error: {error}") from None
-    except sqlite3.DatabaseError as error:
+        if "not authorized" in str(error) or "authorization denied" in str(error):
+            raise UserError(store.QUERY_REFUSED) from None
         raise UserError(f"SQL error: {error}") from None
     finally:
         conn.close()

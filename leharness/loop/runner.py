@@ -63,6 +63,7 @@ class Session:
     instructions: Instructions = field(default_factory=Instructions)  # read per invocation
 
     def __post_init__(self) -> None:
+        store.claim(self.conn, self.session_id)  # appends fail if another writer gets in
         self.tasks = TaskRuntime(
             self.record, self.home or store.home_dir(), self.session_id, self.conn
         )

@@ -10,20 +10,25 @@ on first use (PEP 562), so a command that only opens the file and reads rows
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .connection import (
+    QUERY_REFUSED,
+    SqliteWrites,
     StoreError,
     check_is_sqlite,
     connect,
+    connect_query,
     connect_readonly,
     db_path,
     home_dir,
     new_ulid,
     now_iso,
+    storage_problem,
     write_transaction,
 )
 from .schema import SCHEMA_VERSION, migrate, projection_tables, rebuild
@@ -32,8 +37,12 @@ if TYPE_CHECKING:
     from .events import EVENT_TYPES, Event, Payload
     from .log import (
         EventValidationError,
+        ForeignEvent,
+        SessionChanged,
         append,
+        claim,
         create_session,
+        foreign_events,
         fork,
         last_seq,
         read_events,
@@ -48,8 +57,12 @@ _LAZY = {
     **dict.fromkeys(
         (
             "EventValidationError",
+            "ForeignEvent",
+            "SessionChanged",
             "append",
+            "claim",
             "create_session",
+            "foreign_events",
             "fork",
             "last_seq",
             "read_events",
@@ -63,18 +76,24 @@ _LAZY = {
 
 __all__ = [
     "EVENT_TYPES",
+    "QUERY_REFUSED",
     "SCHEMA_VERSION",
     "Event",
     "EventValidationError",
+    "ForeignEvent",
     "Payload",
+    "SessionChanged",
     "StoreError",
     "append",
     "check_is_sqlite",
+    "claim",
     "connect",
+    "connect_query",
     "connect_readonly",
     "create_session",
     "db_path",
     "export_lines",
+    "foreign_events",
     "fork",
     "home_dir",
     "import_records",
@@ -92,6 +111,7 @@ __all__ = [
     "require_database",
     "row_to_event",
     "session_tree",
+    "storage_problem",
     "validate_payload",
     "write_transaction",
 ]
@@ -108,9 +128,16 @@ def __getattr__(name: str) -> Any:
 
 def open_store(path: Path | str | None = None) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the sessions database."""
-    conn = connect(path or db_path())
+    path = Path(path or db_path())
+    conn = connect(path)
     try:
         migrate(conn)
+    except sqlite3.OperationalError as error:
+        conn.close()
+        problem = storage_problem(path, error)
+        if problem is None:
+            raise
+        raise StoreError(problem) from None
     except BaseException:
         conn.close()
         raise
@@ -140,10 +167,15 @@ def open_events_only(path: Path | str | None = None) -> sqlite3.Connection:
     """The loop's connection: it may write to `events` and nothing else.
 
     Triggers still write the projections (the authorizer sees them as coming
-    from a trigger); a direct write to any other table, or any DDL, is refused.
+    from a trigger), and SQLite still writes the shadow tables of virtual tables
+    such as an FTS index a user added over `events`; a direct write to any other
+    table, or any DDL, is refused.
     """
     conn = open_store(path)
-    conn.set_authorizer(_events_only)
+    writes = SqliteWrites()
+    writes.refresh(conn)
+    conn.sqlite_writes = writes  # type: ignore[attr-defined] - a StoreConnection
+    conn.set_authorizer(functools.partial(_events_only, writes))
     return conn
 
 
@@ -163,12 +195,21 @@ _FORBIDDEN = {
 }
 
 
-def _events_only(action: int, arg1: str | None, _arg2, _db, source: str | None) -> int:
+def _events_only(
+    writes: SqliteWrites, action: int, arg1: str | None, _arg2, _db, source: str | None
+) -> int:
     if action in _FORBIDDEN:
         return sqlite3.SQLITE_DENY
     # Eponymous virtual tables such as json_each report an UPDATE of
     # sqlite_master when they are first constructed; user SQL cannot write
-    # sqlite_master anyway (writable_schema is off), so let that through.
-    if action in _WRITES and source is None and arg1 not in ("events", "sqlite_master"):
+    # sqlite_master anyway (writable_schema is off), so let that through. A
+    # virtual table's module (FTS5, say) writes its shadow tables with
+    # statements of its own, which come from no trigger: let those through too.
+    if (
+        action in _WRITES
+        and source is None
+        and arg1 not in ("events", "sqlite_master")
+        and arg1 not in writes.tables
+    ):
         return sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_OK

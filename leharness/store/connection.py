@@ -9,6 +9,7 @@ thousands of "database is locked" errors with four writers, see DESIGN.md).
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import time
@@ -70,14 +71,29 @@ def check_home(home: Path) -> None:
         raise StoreError(f"{home} is a file, not a folder: set LEHARNESS_HOME to a folder")
 
 
+# Database files this process has opened with SQLite. Once a file is here it is never
+# opened with open() again: closing any descriptor of a file drops every POSIX lock
+# the process holds on it, and another process then deletes the WAL under the live
+# connection (seen: a lost session and a corrupt index). SQLite itself reads the
+# header of a file in this set, and says so if it is not a database.
+_CONNECTED: set[str] = set()
+
+
+def _key(path: Path) -> str:
+    return os.path.realpath(path)
+
+
 def check_is_sqlite(path: Path) -> None:
     """Raise StoreError unless `path` is absent, empty or starts with SQLite's header
-    (and its folder is a folder). Reads 16 bytes; never writes."""
+    (and its folder is a folder). Reads 16 bytes, and only before this process's first
+    connection to the file (SQLite checks it after that); never writes."""
     check_home(path.parent)
     if not path.exists():
         return
     if path.is_dir():
         raise StoreError(f"{path} is a folder, not a SQLite database")
+    if _key(path) in _CONNECTED:
+        return
     with open(path, "rb") as handle:
         head = handle.read(len(SQLITE_HEADER))
     if head and head != SQLITE_HEADER:
@@ -85,6 +101,47 @@ def check_is_sqlite(path: Path) -> None:
             f"{path} is not a SQLite database (its first bytes are {head[:8]!r}); "
             "leharness leaves it untouched: move it away or set LEHARNESS_HOME"
         )
+
+
+_STORAGE_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM}
+_STORAGE_WORDS = ("unable to open", "disk I/O", "readonly", "full")
+
+
+def storage_problem(path: Path, error: BaseException) -> str | None:
+    """One line naming the file and why it cannot be written (a read-only file system, a
+    full disk, no permission), or None when `error` is about something else. SQLite
+    reports these as "unable to open database file", "disk I/O error", "database or
+    disk is full" or "attempt to write a readonly database": say what is really wrong."""
+    code = getattr(error, "errno", None)
+    text = str(error)
+    if isinstance(error, OSError):
+        if code not in _STORAGE_ERRNOS:
+            return None
+        path = Path(error.filename) if error.filename else path
+    elif not any(words in text for words in _STORAGE_WORDS):
+        return None
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return None
+    if stats.f_flag & os.ST_RDONLY or code == errno.EROFS:
+        return (
+            f"cannot write {path}: {folder} is on a read-only file system (lh writes the "
+            "database and its -wal and -shm files there: set LEHARNESS_HOME to a writable folder)"
+        )
+    free = stats.f_bavail * stats.f_frsize
+    if code == errno.ENOSPC or "full" in text or (free < 256 * 1024 and "I/O" in text):
+        return (
+            f"cannot write {path}: the disk is full ({free // 1024:,} KiB free on {folder}); "
+            "what was written before is kept: free some space and run lh again"
+        )
+    sqlite_says = "readonly" in text or "unable to open" in text
+    if code in (errno.EACCES, errno.EPERM) or (sqlite_says and not os.access(folder, os.W_OK)):
+        return f"cannot write {path}: permission denied ({text})"
+    return None
 
 
 def refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
@@ -107,6 +164,30 @@ def refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
         )
 
 
+class SqliteWrites:
+    """The tables SQLite itself writes for virtual tables (the shadow tables of an FTS
+    index, say), which the loop's authorizer must let through. Refreshed by `refresh`
+    inside each append's write transaction, where the schema cannot change."""
+
+    def __init__(self) -> None:
+        self.tables: frozenset[str] = frozenset()
+        self.schema_version = -1
+
+    def refresh(self, conn: sqlite3.Connection) -> None:
+        (version,) = conn.execute("PRAGMA schema_version").fetchone()
+        if version != self.schema_version:
+            rows = conn.execute("PRAGMA main.table_list").fetchall()
+            self.tables = frozenset(row[1] for row in rows if row[2] == "shadow")
+            self.schema_version = version
+
+
+class StoreConnection(sqlite3.Connection):
+    """A connection to sessions.db; the loop's also carries `sqlite_writes`."""
+
+    sqlite_writes: SqliteWrites | None = None
+    db_file: str | None = None  # its real path, for the log's per-file bookkeeping
+
+
 def connect(path: Path | str) -> sqlite3.Connection:
     """A connection with WAL, foreign keys and a busy timeout, in autocommit mode."""
     check_sqlite_version()
@@ -120,13 +201,19 @@ def connect(path: Path | str) -> sqlite3.Connection:
     except OSError as error:
         raise StoreError(f"cannot create {path.parent}: {error.strerror}") from None
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, factory=StoreConnection
+        )
+        conn.db_file = _key(path)
+        _CONNECTED.add(conn.db_file)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         refuse_foreign(conn, path)  # before WAL mode, which rewrites the header
         conn.execute("PRAGMA journal_mode = WAL")
     except sqlite3.DatabaseError as error:
+        problem = storage_problem(path, error)
         raise StoreError(
-            f"{path} is not a usable SQLite database ({error}); leharness leaves it untouched"
+            problem
+            or f"{path} is not a usable SQLite database ({error}); leharness leaves it untouched"
         ) from None
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -144,9 +231,40 @@ def connect_readonly(path: Path | str) -> sqlite3.Connection:
         raise StoreError(f"no database at {path}")
     check_is_sqlite(path)
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    _CONNECTED.add(_key(path))
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    refuse_foreign(conn, path)
+    try:
+        refuse_foreign(conn, path)
+    except sqlite3.OperationalError as error:  # a WAL file needs its -shm, even to read
+        conn.close()
+        problem = storage_problem(path, error)
+        if problem is None:
+            raise
+        raise StoreError(problem) from None
     conn.row_factory = sqlite3.Row
+    return conn
+
+
+QUERY_REFUSED = (
+    "lh sql refuses ATTACH and VACUUM INTO: a query may read the history, "
+    "not open or write other files (`lh export` copies a session)"
+)
+
+
+def _no_other_files(action: int, *_args: object) -> int:
+    # VACUUM INTO reports itself as an ATTACH of its target file.
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def connect_query(path: Path | str) -> sqlite3.Connection:
+    """A read-only connection for users' own SQL (`lh sql`): besides `mode=ro`, its
+    authorizer refuses ATTACH and VACUUM INTO, which would create or write other files.
+    A refused statement raises sqlite3.DatabaseError "not authorized" or "authorization
+    denied" (see QUERY_REFUSED)."""
+    conn = connect_readonly(path)
+    conn.set_authorizer(_no_other_files)
     return conn
 
 

@@ -4,13 +4,20 @@
 payload with its pydantic model, computes the next `session_seq` inside a
 BEGIN IMMEDIATE transaction, and lets the triggers update the projections in
 that same transaction.
+
+One writer per session is kept by the append itself (optimistic concurrency,
+as event stores do), not only by the lock file: a process that `claim`s a
+session appends to it only while its last `session_seq` is the one this
+process last saw; otherwise `SessionChanged` stops it, and nothing is written.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,6 +36,34 @@ from .events import (
 
 class EventValidationError(ValueError):
     """An event payload does not match its type's model (nothing was written)."""
+
+
+class SessionChanged(StoreError):
+    """Another writer appended to a session this process writes (nothing was written)."""
+
+
+log = logging.getLogger("leharness.store")
+
+# (database file, session id) -> the last session_seq this process wrote or saw when
+# it claimed the session. Shared by every connection of the process: its loops,
+# background tasks and an interactive session's earlier views of the same session
+# are one writer.
+_SEEN: dict[tuple[str, str], int] = {}
+
+
+def claim(conn: sqlite3.Connection, session_id: str) -> int:
+    """Become `session_id`'s writer in this process: every later append to it must
+    follow its current last event, or raise SessionChanged. Returns that session_seq."""
+    seen = _SEEN[(_file_of(conn), session_id)] = last_seq(conn, session_id)
+    return seen
+
+
+def _file_of(conn: sqlite3.Connection) -> str:
+    known = getattr(conn, "db_file", None)
+    if known is not None:
+        return known
+    rows = conn.execute("PRAGMA database_list").fetchall()
+    return next((row[2] for row in rows if row[1] == "main"), "")
 
 
 def validate_payload(payload: Payload | Mapping[str, Any]) -> Payload:
@@ -74,19 +109,41 @@ def append(
 
 
 def _insert(conn: sqlite3.Connection, session_id: str, model: Payload, ts: str) -> Event:
+    _see_virtual_tables(conn)
     (next_seq,) = conn.execute(
         "SELECT coalesce(max(session_seq), 0) + 1 FROM events WHERE session_id = ?",
         (session_id,),
     ).fetchone()
+    key = (_file_of(conn), session_id)
+    seen = _SEEN.get(key)
+    # Events are never deleted, so a last event beyond the one seen is another
+    # writer's (one below it is this process's own rolled-back append).
+    if seen is not None and next_seq - 1 > seen:
+        raise SessionChanged(
+            f"session {session_id} changed under me: another writer appended events "
+            f"{seen + 1}..{next_seq - 1} after event {seen}, the last this lh saw; stopping "
+            "here so that nothing is lost or written twice (`lh --session "
+            f"{session_id}` continues from the events as they are)"
+        )
     event_id = new_ulid()
     (seq,) = conn.execute(
         "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
         "VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
         (event_id, session_id, next_seq, ts, model.type, encode_data(model)),
     ).fetchone()
+    if seen is not None:
+        _SEEN[key] = next_seq
     return Event(
         seq=seq, id=event_id, session_id=session_id, session_seq=next_seq, ts=ts, data=model
     )
+
+
+def _see_virtual_tables(conn: sqlite3.Connection) -> None:
+    """On the loop's connection, inside a write transaction: learn which shadow tables
+    SQLite will write (an FTS index added since), for its authorizer."""
+    writes = getattr(conn, "sqlite_writes", None)
+    if writes is not None:
+        writes.refresh(conn)
 
 
 def create_session(conn: sqlite3.Connection, created: SessionCreated | None = None) -> str:
@@ -97,24 +154,68 @@ def create_session(conn: sqlite3.Connection, created: SessionCreated | None = No
 
 
 def row_to_event(row: sqlite3.Row | tuple) -> Event:
+    """An `events` row as its model; EventValidationError when another program wrote a
+    type leharness does not know or a payload its model refuses."""
     seq, event_id, session_id, session_seq, ts, event_type, data = tuple(row)
-    payload = PAYLOAD_ADAPTER.validate_python({**json.loads(data), "type": event_type})
+    try:
+        fields = json.loads(data)
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict):
+        raise EventValidationError(f"{event_type} data is not a JSON object")
+    if event_type not in EVENT_TYPES:
+        raise EventValidationError(f"type {event_type!r} is not one leharness knows")
+    payload = validate_payload({**fields, "type": event_type})
     return Event(
         seq=seq, id=event_id, session_id=session_id, session_seq=session_seq, ts=ts, data=payload
     )
 
 
+@dataclass(frozen=True)
+class ForeignEvent:
+    """A row of `events` that no leharness append wrote: another program inserted a type
+    leharness does not know, or a payload its model refuses. Events are append-only, so
+    it stays; readers skip it."""
+
+    seq: int
+    session_id: str
+    session_seq: int
+    type: str
+    problem: str
+
+    def describe(self) -> str:
+        return (
+            f"event {self.session_seq} of session {self.session_id} (seq {self.seq}, "
+            f"{self.type}): {self.problem}"
+        )
+
+
+def foreign_events(conn: sqlite3.Connection) -> Iterator[ForeignEvent]:
+    """Every row of `events`, in order, that does not parse as its model."""
+    rows = conn.execute("SELECT seq, id, session_id, session_seq, ts, type, data FROM events")
+    for row in rows:
+        try:
+            row_to_event(row)
+        except EventValidationError as error:
+            yield ForeignEvent(row[0], row[2], row[3], row[5], str(error))
+
+
 def read_events(
     conn: sqlite3.Connection, session_id: str, *, after: int = 0, upto: int | None = None
 ) -> Iterator[Event]:
-    """A session's events in order, optionally only session_seq in (after, upto]."""
+    """A session's events in order, optionally only session_seq in (after, upto].
+    Rows another program wrote that do not parse are skipped with a logged warning."""
     rows = conn.execute(
         "SELECT seq, id, session_id, session_seq, ts, type, data FROM events "
         "WHERE session_id = ? AND session_seq > ? AND session_seq <= ? ORDER BY session_seq",
         (session_id, after, upto if upto is not None else 2**62),
     )
     for row in rows:
-        yield row_to_event(row)
+        try:
+            yield row_to_event(row)
+        except EventValidationError as error:
+            foreign = ForeignEvent(row[0], row[2], row[3], row[5], str(error))
+            log.warning("lh: skipped %s (written by another program)", foreign.describe())
 
 
 def last_seq(conn: sqlite3.Connection, session_id: str) -> int:
@@ -132,6 +233,7 @@ def fork(conn: sqlite3.Connection, session_id: str, at_session_seq: int | None =
     closes that call in the fork with a synthetic "interrupted" `tool.failed`,
     so the fork's conversation is one a provider accepts."""
     with write_transaction(conn):
+        _see_virtual_tables(conn)
         end = last_seq(conn, session_id)
         if end == 0:
             raise StoreError(f"no session {session_id!r}: `lh sessions` lists them")

@@ -1,14 +1,21 @@
-"""Schema migrations and projection rebuilds.
+"""Schema migrations and projection installs and rebuilds.
 
 Migrations are an append-only list of hand-written steps guarded by
-`PRAGMA user_version`, all applied in one BEGIN IMMEDIATE transaction. Only
-`events` holds truth; every other table, trigger and view is derived, so a
-step that changes projections simply reinstalls them from the `.sql` files in
-`leharness/projections/sql/` and rebuilds their rows from the events.
+`PRAGMA user_version`, all applied in one BEGIN IMMEDIATE transaction, after a
+backup of the file (`VACUUM INTO`, named with the old version) and followed by
+`PRAGMA integrity_check` (see `backup.py`). Only `events` holds truth; the
+projections are exactly the tables, views, triggers and indexes that the
+`.sql` files in `leharness/projections/sql/` create. The sha256 of those files
+is stored in `lh_meta`: whenever it differs (a new version, or an edited file)
+they are reinstalled and rebuilt from the events. Whatever else is in the file
+belongs to other tools (sqlite-utils' FTS, a user's own tables) and is never touched.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import re
 import sqlite3
 from collections.abc import Collection
@@ -72,12 +79,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         None,
         True,
     ),
+    Migration(13, "lh_meta: the projection SQL's hash and the objects it created", "0013_meta.sql"),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 # Tables that hold truth. Everything else in the file is derived from them. `trials`
 # and `trial_sessions` hold what Harbor's result.json files said (lh merge).
 SOURCE_TABLES = frozenset({"events", "trials", "trial_sessions"})
+META_TABLE = "lh_meta"
 
 
 def user_version(conn: sqlite3.Connection) -> int:
@@ -85,41 +94,132 @@ def user_version(conn: sqlite3.Connection) -> int:
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the database to SCHEMA_VERSION; refuse one written by a newer leharness."""
-    if user_version(conn) == SCHEMA_VERSION:  # fast path for every open
-        return SCHEMA_VERSION
+    """Bring the database to SCHEMA_VERSION and its projections to the current SQL;
+    refuse one written by a newer leharness. On a big file the projections are rebuilt
+    beside the old ones in short transactions (`reinstall.py`), so that other processes
+    keep writing meanwhile."""
+    found = user_version(conn)
+    if found == SCHEMA_VERSION and installed_hash(conn) == projection_hash():
+        return SCHEMA_VERSION  # the fast path of every open
+    _refuse_newer(found)
+    from .backup import backup_before_migration, database_file, finish_migration
+
+    backup = backup_before_migration(conn, found) if found < SCHEMA_VERSION else None
+    path = database_file(conn)
+    in_chunks = path is not None and _events_beyond(conn, CHUNKED_FROM_EVENTS)
     with write_transaction(conn):
         found = user_version(conn)  # re-read: another process may have migrated meanwhile
-        if found > SCHEMA_VERSION:
-            raise StoreError(
-                f"this database has schema version {found}, newer than this leharness "
-                f"understands ({SCHEMA_VERSION}); upgrade leharness to open it"
-            )
+        _refuse_newer(found)
         pending = [m for m in MIGRATIONS if m.version > found]
         for step in pending:
             if step.sql_file:
                 execute_script(conn, _read_sql("store", step.sql_file))
-        if any(step.reinstall_projections for step in pending):
+        forced = any(step.reinstall_projections for step in pending)
+        if (forced or installed_hash(conn) != projection_hash()) and not in_chunks:
             install_projections(conn)
             rebuild(conn, in_transaction=True)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    if in_chunks and path is not None:
+        from .reinstall import reinstall_in_chunks
+
+        reinstall_in_chunks(path, force=forced)
+    if backup is not None:
+        finish_migration(conn, backup)
     return SCHEMA_VERSION
 
 
-def projection_files() -> list[str]:
-    from importlib import resources  # here, not at the top: every open would pay for it
+# From this many events on, projections are reinstalled in chunks rather than in one
+# transaction (a rebuild runs at roughly 15,000 events a second).
+CHUNKED_FROM_EVENTS = 20_000
 
-    folder = resources.files("leharness").joinpath("projections", "sql")
-    return sorted(item.name for item in folder.iterdir() if item.name.endswith(".sql"))
+
+def _events_beyond(conn: sqlite3.Connection, count: int) -> bool:
+    try:
+        (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+    except sqlite3.OperationalError:  # no events table yet
+        return False
+    return last > count
+
+
+def _refuse_newer(found: int) -> None:
+    if found > SCHEMA_VERSION:
+        raise StoreError(
+            f"this database has schema version {found}, newer than this leharness "
+            f"understands ({SCHEMA_VERSION}); upgrade leharness to open it"
+        )
+
+
+def projection_files() -> list[str]:
+    # Every open hashes these files: a plain listdir, as importlib.resources costs
+    # tens of milliseconds of imports (tempfile, zipfile) on the first call.
+    import os
+
+    import leharness
+
+    folder = os.path.join(os.path.dirname(leharness.__file__), "projections", "sql")
+    try:
+        names = os.listdir(folder)
+    except OSError:  # not installed as plain files (a zip): ask the loader
+        from importlib import resources
+
+        names = [
+            i.name for i in resources.files("leharness").joinpath("projections", "sql").iterdir()
+        ]
+    return sorted(name for name in names if name.endswith(".sql"))
+
+
+@functools.cache
+def projection_sql() -> tuple[tuple[str, str], ...]:
+    """(file name, SQL) of every projection file, in the order they are installed."""
+    return tuple((name, _read_sql("projections", name)) for name in projection_files())
+
+
+@functools.cache
+def projection_hash() -> str:
+    """sha256 over every projection file's name and SQL: what `lh_meta` records."""
+    digest = hashlib.sha256()
+    for name, sql in projection_sql():
+        digest.update(f"{name}\0{sql}\0".encode())
+    return digest.hexdigest()
+
+
+def installed_hash(conn: sqlite3.Connection) -> str | None:
+    """The projection hash recorded at their last install (None: never recorded)."""
+    return _meta(conn, "projections_sha256")
+
+
+def _meta(conn: sqlite3.Connection, key: str) -> str | None:
+    try:
+        row = conn.execute(f"SELECT value FROM {META_TABLE} WHERE key = ?", (key,)).fetchone()
+    except sqlite3.OperationalError:  # no lh_meta: a file older than version 11
+        return None
+    return row[0] if row else None
+
+
+@functools.cache
+def projection_objects() -> tuple[tuple[str, str], ...]:
+    """(type, name) of every table, view, trigger and index the projection files create,
+    found by running them on an empty in-memory database."""
+    scratch = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        install_source_tables(scratch)
+        before = set(scratch.execute("SELECT type, name FROM sqlite_master").fetchall())
+        for _name, sql in projection_sql():
+            execute_script(scratch, sql)
+        rows = scratch.execute(
+            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
+            "ORDER BY type, name"
+        ).fetchall()
+    finally:
+        scratch.close()
+    return tuple((kind, name) for kind, name in rows if (kind, name) not in before)
 
 
 def projection_tables(conn: sqlite3.Connection) -> list[str]:
-    """Derived tables: every table but the source tables and SQLite's own."""
-    rows = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-        "ORDER BY name"
-    )
-    return [name for (name,) in rows if name not in SOURCE_TABLES]
+    """The projection tables present in `conn`: only those our `.sql` files create."""
+    ours = {name for kind, name in projection_objects() if kind == "table"}
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    return [name for (name,) in rows if name in ours]
 
 
 def install_source_tables(conn: sqlite3.Connection) -> None:
@@ -131,24 +231,64 @@ def install_source_tables(conn: sqlite3.Connection) -> None:
 
 
 def install_projections(conn: sqlite3.Connection, only: Collection[str] | None = None) -> None:
-    """Drop every derived object and create them again from the projection files.
+    """Drop the projection objects and create them again from the projection files.
 
-    `only` names the files (without `.sql`) to create, for a scratch database
-    that needs a few projections: each file writes and reads its own tables only.
+    Dropped are only objects leharness made: those recorded in `lh_meta` at the
+    last install, those the current files create, and (on files older than
+    version 11) triggers on `events` named `proj_*`. `only` names the files
+    (without `.sql`) to create, for a scratch database that needs a few
+    projections: each file writes and reads its own tables only.
     """
-    files = projection_files() if only is None else sorted(f"{name}.sql" for name in set(only))
-    triggers = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_%'"
-    ).fetchall()
-    views = conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'").fetchall()
-    for (name,) in triggers:
-        conn.execute(f'DROP TRIGGER "{name}"')
-    for (name,) in views:
-        conn.execute(f'DROP VIEW "{name}"')
-    for name in projection_tables(conn):
-        conn.execute(f'DROP TABLE "{name}"')
-    for filename in files:
-        execute_script(conn, _read_sql("projections", filename))
+    for kind, name in _ours_in(conn):
+        conn.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
+    names = None if only is None else {f"{name}.sql" for name in only}
+    for missing in sorted((names or set()) - {filename for filename, _ in projection_sql()}):
+        raise StoreError(f"no projections file {missing}")
+    for filename, sql in projection_sql():
+        if names is None or filename in names:
+            execute_script(conn, sql)
+    if only is None and _has_meta(conn):
+        record_installed(conn)
+
+
+def record_installed(conn: sqlite3.Connection) -> None:
+    """Note in lh_meta which projection SQL is installed and the objects it created."""
+    conn.executemany(
+        f"INSERT OR REPLACE INTO {META_TABLE} (key, value) VALUES (?, ?)",
+        [
+            ("projections_sha256", projection_hash()),
+            ("projection_objects", json.dumps([list(o) for o in projection_objects()])),
+        ],
+    )
+
+
+def _ours_in(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """Projection objects present in `conn`, triggers and views first (tables last: a
+    dropped table takes its indexes and triggers with it)."""
+    ours = set(projection_objects())
+    recorded = _meta(conn, "projection_objects")
+    if recorded:
+        ours |= {(kind, name) for kind, name in json.loads(recorded)}
+    else:  # installed before lh_meta: our triggers were always named proj_*
+        ours |= {
+            (kind, name)
+            for kind, name in conn.execute(
+                "SELECT type, name FROM sqlite_master WHERE type = 'trigger' "
+                "AND name LIKE 'proj\\_%' ESCAPE '\\' AND tbl_name = 'events'"
+            )
+        }
+    present = {(kind, name) for kind, name in conn.execute("SELECT type, name FROM sqlite_master")}
+    order = {"trigger": 0, "view": 1, "index": 2, "table": 3}
+    return sorted((o for o in ours if o in present), key=lambda o: (order.get(o[0], 9), o[1]))
+
+
+def _has_meta(conn: sqlite3.Connection) -> bool:
+    return (
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (META_TABLE,)
+        ).fetchone()
+        is not None
+    )
 
 
 _TRIGGER_HEAD = re.compile(r"^CREATE TRIGGER (proj_\w+) AFTER INSERT ON events\b", re.I)

@@ -1,6 +1,7 @@
 """Health checks of a sessions database for `lh doctor`: it reports, it never edits.
 
-Checks: SQLite's own integrity check, projections against a rebuild (on a
+Checks: SQLite's own integrity check, every event's payload against its
+model (rows another program inserted), projections against a rebuild (on a
 scratch copy), tasks still marked running whose `lh` process is gone, tool
 calls without a result and subagent sessions that never finished in sessions
 no `lh` process runs now, and artifact files that are missing or whose sha256
@@ -33,6 +34,7 @@ class Report:
     facts: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     drift: list[health.Drift] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)  # of an interrupted reinstall
 
     @property
     def healthy(self) -> bool:
@@ -66,6 +68,10 @@ def _examine(conn: sqlite3.Connection, report: Report, live: Live) -> None:
     ).fetchone()
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     report.facts.append(f"{events:,} events in {sessions:,} sessions, schema version {version}")
+    foreign = foreign_event_problems(conn)
+    report.problems += foreign
+    if not foreign:
+        report.facts.append("every event matches its type's model")
     report.drift = health.rebuild_drift(conn)
     report.problems += [
         f"projection {d.table} differs from a rebuild of the events: {d.stale_rows} stale, "
@@ -74,6 +80,14 @@ def _examine(conn: sqlite3.Connection, report: Report, live: Live) -> None:
     ]
     if not report.drift:
         report.facts.append("projections match a rebuild from the events")
+    from leharness.store.reinstall import leftovers
+
+    report.leftovers = leftovers(conn)
+    report.problems += [
+        f"table {name} is left from an interrupted projection reinstall "
+        "(`lh doctor --repair` removes it)"
+        for name in report.leftovers
+    ]
     report.problems += [_orphan(task) for task in orphaned_tasks(conn)]
     report.problems += unanswered_calls(conn, live)
     report.problems += unfinished_children(conn, live)
@@ -121,6 +135,22 @@ def unfinished_children(conn: sqlite3.Connection, live: Live) -> list[str]:
     ]
 
 
+SHOWN_FOREIGN = 10  # events listed one by one; the rest are counted
+
+
+def foreign_event_problems(conn: sqlite3.Connection) -> list[str]:
+    """Rows of `events` no leharness wrote: an unknown type or a payload its model refuses."""
+    found = list(store.foreign_events(conn))
+    problems = [
+        f"{foreign.describe()}; another program wrote it, and as events are append-only "
+        "it cannot be deleted: lh skips it when reading the history"
+        for foreign in found[:SHOWN_FOREIGN]
+    ]
+    if len(found) > SHOWN_FOREIGN:
+        problems.append(f"… and {len(found) - SHOWN_FOREIGN:,} more such events")
+    return problems
+
+
 def orphaned_tasks(conn: sqlite3.Connection) -> list[TaskRow]:
     """Tasks the projection says are running whose `lh` process is no longer alive."""
     rows = conn.execute("SELECT * FROM tasks WHERE status = 'running' ORDER BY started_at")
@@ -160,5 +190,19 @@ def database_home(conn: sqlite3.Connection) -> Path:
 
 
 def repair_projections(conn: sqlite3.Connection) -> int:
-    """Rebuild every projection from the events; returns the events replayed."""
-    return store.rebuild(conn)
+    """Rebuild every projection from the events; returns the events replayed. On a big
+    file the new tables are built beside the old ones in short transactions, so that
+    other `lh` processes keep writing meanwhile."""
+    from leharness.store.backup import database_file
+    from leharness.store.reinstall import drop_leftovers, reinstall_in_chunks
+    from leharness.store.schema import CHUNKED_FROM_EVENTS
+
+    path = database_file(conn)
+    (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+    if path is None or last <= CHUNKED_FROM_EVENTS:
+        replayed = store.rebuild(conn)
+    else:
+        replayed = reinstall_in_chunks(path, force=True).events
+    if path is not None:
+        drop_leftovers(path)
+    return replayed

@@ -59,6 +59,7 @@ TITLES = {
     "tool_failures": "Tool failures",
     "task_durations": "Task durations",
     "token_usage": "Token usage",
+    "lh_meta": "leharness metadata",
     "trials": "Harbor trials",
     "trial_sessions": "Trial of each session",
     "trial_runs": "Trial runs",
@@ -68,6 +69,15 @@ TITLES = {
 }
 
 TABLES: dict[str, dict] = {
+    "lh_meta": {
+        "description": "What leharness installed beside the events: the sha256 of the "
+        "projection SQL (a different one reinstalls and rebuilds them) and the objects it "
+        "created. Anything else in this file belongs to other tools and is left alone.",
+        "columns": {
+            "key": "projections_sha256 or projection_objects.",
+            "value": "The hash, or the JSON list of [type, name] pairs.",
+        },
+    },
     "events": {
         "description": "The append-only log: every event of every session. The only source "
         "of truth; every other table and view is derived from it by triggers.",
