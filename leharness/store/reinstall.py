@@ -128,6 +128,8 @@ def _next_schema() -> tuple[list[str], list[str]]:
             elif re.match(r"CREATE\s+(UNIQUE\s+)?INDEX\s+(\w+)", head, re.I):
                 renamed = _INDEX_HEAD.sub(rf"CREATE \1INDEX {NEXT}\2 ON ", head, count=1)
                 creates.append(_retarget(renamed, tables))
+            elif re.match(r"CREATE\s+TRIGGER\s+proj_guard_", head, re.I):
+                continue  # guards refuse bad appends; a replay only projects what is stored
             elif re.match(r"CREATE\s+TRIGGER\s+proj_", head, re.I):
                 clone = _TRIGGER_HEAD.sub(
                     r"CREATE TEMP TRIGGER replay_\1 AFTER INSERT ON replay_events", head
