@@ -30,6 +30,7 @@ from .inspect import inspect_command
 from .mcp import mcp_group
 from .replay import replay_command
 from .run import run_command
+from .search import search_command
 from .skills import skills_command
 
 
@@ -79,6 +80,7 @@ cli.add_command(inspect_command)
 cli.add_command(replay_command)
 cli.add_command(doctor_command)
 cli.add_command(compact_command)
+cli.add_command(search_command)
 
 
 def main() -> None:

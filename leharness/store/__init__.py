@@ -122,7 +122,16 @@ def open_events_only(path: Path | str | None = None) -> sqlite3.Connection:
     from a trigger); a direct write to any other table, or any DDL, is refused.
     """
     conn = open_store(path)
-    conn.set_authorizer(_events_only)
+    from .schema import fts_shadow_tables
+
+    # An FTS5 index writes its shadow tables through statements of its own, which the
+    # authorizer sees as coming from no trigger: those (and only those) are let through.
+    shadows = frozenset(fts_shadow_tables(conn))
+    conn.set_authorizer(
+        lambda action, arg1, arg2, db, source: _events_only(action, arg1, arg2, db, source)
+        if arg1 not in shadows or action not in _WRITES
+        else sqlite3.SQLITE_OK
+    )
     return conn
 
 

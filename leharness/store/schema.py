@@ -50,6 +50,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         None,
         True,
     ),
+    Migration(9, "search: the conversation table and its FTS5 index conversation_fts", None, True),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -91,12 +92,41 @@ def projection_files() -> list[str]:
 
 
 def projection_tables(conn: sqlite3.Connection) -> list[str]:
-    """Derived tables: every table but the source tables and SQLite's own."""
+    """Derived tables: every table but the source tables, SQLite's own and the shadow
+    tables an FTS index keeps for itself (its virtual table stands for them)."""
     rows = conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
         "ORDER BY name"
     )
-    return [name for (name,) in rows if name not in SOURCE_TABLES]
+    shadows = fts_shadow_tables(conn)
+    return [name for (name,) in rows if name not in SOURCE_TABLES and name not in shadows]
+
+
+# What FTS5 (and FTS3/4) name their shadow tables: `<virtual table>_<suffix>`.
+_FTS_SHADOW_SUFFIXES = ("data", "idx", "content", "docsize", "config", "segments", "segdir", "stat")
+
+
+def fts_tables(conn: sqlite3.Connection) -> list[str]:
+    """Full-text virtual tables in the file (ours, e.g. conversation_fts, or a user's)."""
+    rows = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND rootpage = 0 "
+        "AND sql LIKE '%VIRTUAL TABLE%USING FTS%' ORDER BY name"
+    )
+    return [name for (name,) in rows]
+
+
+def fts_shadow_tables(conn: sqlite3.Connection) -> set[str]:
+    return {f"{fts}_{suffix}" for fts in fts_tables(conn) for suffix in _FTS_SHADOW_SUFFIXES}
+
+
+def check_fts(conn: sqlite3.Connection, table: str) -> str:
+    """"" when the FTS index `table` matches its content table, else SQLite's complaint.
+    Writes nothing it keeps (the integrity-check command only reads)."""
+    try:
+        conn.execute(f'INSERT INTO "{table}" ("{table}", rank) VALUES (\'integrity-check\', 1)')
+    except sqlite3.DatabaseError as error:
+        return str(error)
+    return ""
 
 
 def install_source_tables(conn: sqlite3.Connection) -> None:
@@ -122,8 +152,8 @@ def install_projections(conn: sqlite3.Connection, only: Collection[str] | None =
         conn.execute(f'DROP TRIGGER "{name}"')
     for (name,) in views:
         conn.execute(f'DROP VIEW "{name}"')
-    for name in projection_tables(conn):
-        conn.execute(f'DROP TABLE "{name}"')
+    for name in projection_tables(conn):  # an FTS table takes its shadow tables with it
+        conn.execute(f'DROP TABLE IF EXISTS "{name}"')
     for filename in files:
         execute_script(conn, _read_sql("projections", filename))
 
@@ -156,8 +186,12 @@ def rebuild(conn: sqlite3.Connection, *, in_transaction: bool = False) -> int:
         if count != 1:
             raise StoreError(f"projection trigger not in the expected form: {sql[:80]}")
         conn.execute(clone)
+    fts = set(fts_tables(conn))
     for table in projection_tables(conn):
-        conn.execute(f'DELETE FROM main."{table}"')
+        if table in fts:  # an external-content index is emptied by its own command
+            conn.execute(f'INSERT INTO main."{table}" ("{table}") VALUES (\'delete-all\')')
+        else:
+            conn.execute(f'DELETE FROM main."{table}"')
     replayed = conn.execute(
         "INSERT INTO temp.replay_events SELECT * FROM main.events ORDER BY seq"
     ).rowcount
