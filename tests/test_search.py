@@ -82,7 +82,7 @@ def test_every_kind_of_conversation_is_indexed_and_ranked(db):
 
 
 def test_filters_narrow_the_hits(db):
-    first, second = _two_sessions(db)
+    _, second = _two_sessions(db)
     assert {h.session_id for h in search(db, "the", SearchFilters(session_id=second))} == {second}
     assert {h.role for h in search(db, "parser OR http", SearchFilters(role="user"))} == {"user"}
     tool_hits = search(db, "parser OR retry", SearchFilters(tool="bash"))
@@ -105,7 +105,7 @@ def test_lh_search_prints_ranked_hits_and_json(db):
     result = run("search", "unicode")
     assert result.exit_code == 0
     assert first in result.output and "why does the parser crash" in result.output
-    assert "user" in result.output and "ago" in result.output or "just now" in result.output
+    assert "  user  " in result.output
     rows = json.loads(run("search", "unicode", "--json").output)
     assert rows[0]["session_id"] == first
     assert rows[0]["highlighted"].count("[") >= 1 and "\x02" not in rows[0]["snippet"]
