@@ -171,8 +171,10 @@ def test_the_loops_connection_keeps_the_index(isolated_home):
     store.append(conn, session_id, {"type": "invocation.received", "text": "indexed anyway"})
     assert [h.kind for h in search(conn, "indexed")] == ["prompt"]
     try:
-        conn.execute("INSERT INTO conversation (session_id, session_seq, role, kind, text, ts) "
-                     "VALUES ('x', 1, 'user', 'prompt', 'x', 'x')")
+        conn.execute(
+            "INSERT INTO conversation (session_id, session_seq, role, kind, text, ts) "
+            "VALUES ('x', 1, 'user', 'prompt', 'x', 'x')"
+        )
     except sqlite3.DatabaseError as error:
         assert "not authorized" in str(error)
     else:

@@ -96,7 +96,7 @@ def _run(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list
         message = str(error)
         if "locked" not in message and "busy" not in message:  # the rest: the query's fault
             raise StoreError(
-                f"not a valid search query ({message}); use words, \"a phrase\", prefix*, "
+                f'not a valid search query ({message}); use words, "a phrase", prefix*, '
                 "NEAR(a b), AND, OR, NOT"
             ) from None
         raise

@@ -128,9 +128,11 @@ def open_events_only(path: Path | str | None = None) -> sqlite3.Connection:
     # authorizer sees as coming from no trigger: those (and only those) are let through.
     shadows = frozenset(fts_shadow_tables(conn))
     conn.set_authorizer(
-        lambda action, arg1, arg2, db, source: _events_only(action, arg1, arg2, db, source)
-        if arg1 not in shadows or action not in _WRITES
-        else sqlite3.SQLITE_OK
+        lambda action, arg1, arg2, db, source: (
+            _events_only(action, arg1, arg2, db, source)
+            if arg1 not in shadows or action not in _WRITES
+            else sqlite3.SQLITE_OK
+        )
     )
     return conn
 

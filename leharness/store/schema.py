@@ -120,7 +120,7 @@ def fts_shadow_tables(conn: sqlite3.Connection) -> set[str]:
 
 
 def check_fts(conn: sqlite3.Connection, table: str) -> str:
-    """"" when the FTS index `table` matches its content table, else SQLite's complaint.
+    """An empty string when the FTS index `table` matches its content table, else why not.
     Writes nothing it keeps (the integrity-check command only reads)."""
     try:
         conn.execute(f'INSERT INTO "{table}" ("{table}", rank) VALUES (\'integrity-check\', 1)')
