@@ -18,6 +18,7 @@ from . import faults, locks
 from .errors import UserError
 from .mcp import attach as attach_mcp
 from .render import JsonChannel, TerminalChannel
+from .settings import load_hooks
 
 
 @dataclass
@@ -105,6 +106,7 @@ def open_session(
         context_window=context_window,
         allowed_paths=tuple(path.resolve() for path in allow_paths),
         approval=Approval(approval, approver),  # type: ignore[arg-type] - a checked Mode
+        hooks=load_hooks(),
     )
     if mcp:  # the servers of $LEHARNESS_HOME/mcp.json, if there is one
         attach_mcp(loop_session)

@@ -26,11 +26,12 @@ from leharness.tools import artifacts
 from leharness.tools.agents import READ_ONLY_TOOLS, Spawn
 from leharness.tools.approval import Approval
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
+from leharness.tools.hooks import Hooks
 from leharness.tools.project import Instructions, project_instructions
 from leharness.tools.redact import redact
 from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 
-from . import compaction
+from . import compaction, hooks
 from .channel import Channel, NullChannel
 from .model import ModelClient, ProviderError, Reply, StreamSink
 from .prompt import build_messages
@@ -60,6 +61,8 @@ class Session:
     context_window: int | None = None  # tokens; None: the model's known window or 32,000
     tasks: TaskRuntime = field(init=False)
     instructions: Instructions = field(default_factory=Instructions)  # read per invocation
+    hooks: Hooks = field(default_factory=Hooks)  # settings.toml's [[hooks.*]]; none: no cost
+    hook_queue: list[tuple[str, str | None, store.Event]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.tasks = TaskRuntime(
@@ -69,6 +72,7 @@ class Session:
     def record(self, payload: store.Payload) -> store.Event:
         event = store.append(self.conn, self.session_id, payload)
         self.channel.event(event)
+        hooks.queue(self, event)
         return event
 
 
@@ -104,6 +108,12 @@ def new_session(
 
 async def run_invocation(session: Session, text: str | None) -> Result:
     """Run the loop for one user message (or, with None, an automatic wake-up)."""
+    result = await _invocation(session, text)
+    await hooks.run_queued(session)  # invocation_end, and whatever else is still waiting
+    return result
+
+
+async def _invocation(session: Session, text: str | None) -> Result:
     session.instructions = project_instructions(session.cwd)
     digest = session.instructions.hash
     session.record(
@@ -111,6 +121,7 @@ async def run_invocation(session: Session, text: str | None) -> Result:
         if text is not None
         else ev.InvocationAuto(instructions_hash=digest)
     )
+    await hooks.run_queued(session)  # invocation_start
     settle_unanswered_calls(session)
     recover_orphaned_tasks(session)
     overflowed = False  # a "prompt too long" refusal shrinks the prompt and retries once
@@ -121,7 +132,7 @@ async def run_invocation(session: Session, text: str | None) -> Result:
             case compaction.Interrupted():
                 return finish(session, "cancelled")
             case compaction.Compacted(view, system):
-                pass
+                await hooks.run_queued(session)  # compaction hooks, if it compacted
         session.record(
             ev.StepStarted(step=step, provider=session.model.provider, model=session.model.model)
         )
@@ -226,6 +237,7 @@ def spawner(session: Session) -> Spawn | None:
             context_window=session.context_window,
             allowed_paths=session.allowed_paths,
             approval=session.approval.for_subagent(),
+            hooks=session.hooks,
         )
 
         async def run() -> tuple[str, str]:
@@ -322,6 +334,11 @@ async def run_tool_calls(session: Session, calls: list[ev.ToolCall]) -> bool:
             _record_failure(session, calls[index], str(error), error.kind)
             index += 1
             continue
+        size = len(batch)  # calls this batch covers, whether or not a hook blocks some
+        batch = await _unblocked(session, batch)
+        if not batch:
+            index += size
+            continue
         approved = await approve_batch(session, batch)
         if approved is not True:
             if approved is None:  # cancelled while asking
@@ -331,14 +348,29 @@ async def run_tool_calls(session: Session, calls: list[ev.ToolCall]) -> bool:
             index += 1
             continue
         if not await _run_batch(session, batch):
-            for call in calls[index + len(batch) :]:
+            for call in calls[index + size :]:
                 _record_failure(session, call, "not run: the user cancelled", "interrupted")
             return False
-        index += len(batch)
+        await hooks.run_queued(session)  # post_tool
+        index += size
     return True
 
 
 Planned = tuple[ev.ToolCall, Tool, Any]
+
+
+async def _unblocked(session: Session, batch: list[Planned]) -> list[Planned]:
+    """The calls no pre_tool hook blocked; a blocked call gets the hook's stderr as its error."""
+    if not session.hooks:
+        return batch
+    allowed = []
+    for planned in batch:
+        reason = await hooks.pre_tool(session, planned[0])
+        if reason is None:
+            allowed.append(planned)
+        else:
+            _record_failure(session, planned[0], reason, "hook_blocked")
+    return allowed
 
 
 async def approve_batch(session: Session, batch: list[Planned]) -> bool | None:
