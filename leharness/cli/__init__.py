@@ -29,6 +29,7 @@ from .history import (
 from .inspect import inspect_command
 from .mcp import mcp_group
 from .replay import replay_command
+from .rewind import diff_command, rewind_command
 from .run import run_command
 from .search import search_command
 from .skills import skills_command
@@ -81,6 +82,8 @@ cli.add_command(replay_command)
 cli.add_command(doctor_command)
 cli.add_command(compact_command)
 cli.add_command(search_command)
+cli.add_command(rewind_command)
+cli.add_command(diff_command)
 
 
 def main() -> None:

@@ -333,7 +333,7 @@ class HookRan(Payload):
 class FileCheckpoint(Payload):
     """write_file or edit_file changed a file: its content before and after, by sha256.
 
-    Both contents are kept in the checkpoint store (`$LEHARNESS_HOME/checkpoints/`);
+    Both contents are kept once each in `$LEHARNESS_HOME/artifacts/checkpoints/`;
     before_sha256 is None when the file did not exist.
     """
 

@@ -51,6 +51,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         True,
     ),
     Migration(9, "search: the conversation table and its FTS5 index conversation_fts", None, True),
+    Migration(
+        10, "checkpoints: file and work-tree changes lh made, for diff and rewind", None, True
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

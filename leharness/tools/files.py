@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from leharness.tools import checkpoints
 from leharness.tools.base import Tool, ToolContext, ToolError
 from leharness.tools.paths import confine
 
@@ -200,7 +201,10 @@ def _write(path: Path, shown: str, data: bytes) -> bool:
 
 async def write_file(args: WriteFileArgs, ctx: ToolContext) -> str:
     data = args.content.encode("utf-8", errors="surrogateescape")
-    created = _write(resolve(ctx, args.path, write=True), args.path, data)
+    path = resolve(ctx, args.path, write=True)
+    before = checkpoints.before_change(ctx, path)
+    created = _write(path, args.path, data)
+    checkpoints.after_change(ctx, before, data, "write_file")
     return f"wrote {len(data)} bytes to {args.path} ({'created' if created else 'overwrote'})"
 
 
@@ -309,7 +313,10 @@ async def edit_file(args: EditFileArgs, ctx: ToolContext) -> str:
     before = _read_text(path, args.path)
     start, old, new = _locate(before, args)
     after = before[:start] + new + before[start + len(old) :]
-    _write(path, args.path, after.encode("utf-8", errors="surrogateescape"))
+    data = after.encode("utf-8", errors="surrogateescape")
+    kept = checkpoints.before_change(ctx, path)
+    _write(path, args.path, data)
+    checkpoints.after_change(ctx, kept, data, "edit_file")
     return f"edited {args.path}: replaced 1 occurrence\n{_diff(before, after, start, args.path)}"
 
 
