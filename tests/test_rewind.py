@@ -174,3 +174,24 @@ def test_a_command_outside_a_git_work_tree_takes_no_snapshot(isolated_home, tmp_
         assert done.returncode == 0, done.stderr
     assert query(isolated_home, "SELECT count(*) FROM checkpoints") == [(0,)]
     assert store is not None
+
+
+def test_rewind_in_the_interactive_session_lists_turns_asks_and_switches(monkeypatch, tmp_path):
+    from leharness import projections
+
+    from .test_repl import drive
+
+    (tmp_path / "notes.txt").write_text("v0\n")
+    edit = Call("edit_file", {"path": "notes.txt", "old_string": "v0", "new_string": "v1"})
+    script = [Text("one"), ToolCalls(edit), Text("two")]
+    lines = ["first", "second", "/rewind", "/rewind 2", "/rewind 2 yes", "/exit"]
+    with ScriptedServer(script) as server:
+        repl, screen = drive(lines, server, monkeypatch)
+    assert "1  (event 2)  first" in screen and "second" in screen
+    assert "Type /rewind 2 yes to do it." in screen
+    assert "-v1\n+v0" in screen.replace("\r", "")
+    assert (tmp_path / "notes.txt").read_text() == "v0\n"
+    conn = repl.active.loop.conn
+    prompts = [m.content for m in projections.all_messages(conn, repl.active.session_id)]
+    assert prompts == ["first", "one"]
+    assert "rewound to before turn 2" in screen
