@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .errors import UserError, user_errors
+from .export import FORMATS
 from .output import output_options, print_rows
 
 
@@ -142,17 +143,26 @@ def show_command(session: str, as_json: bool, full: bool, at: int | None) -> Non
 
 @click.command("export")
 @click.argument("session")
-@click.option("--with-children", is_flag=True, help="Include its subagents' sessions.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(FORMATS)),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: events (lh import loads them); md: readable transcript; html: one page.",
+)
+@click.option("--with-children", is_flag=True, help="jsonl: include its subagents' sessions.")
 @click.option("-o", "--output", type=click.File("w"), default="-", help="File (default stdout).")
 @user_errors
-def export_command(session: str, with_children: bool, output) -> None:
-    """Write SESSION's events as JSON lines (lh import loads them back)."""
+def export_command(session: str, fmt: str, with_children: bool, output) -> None:
+    """Write SESSION as events (JSON lines), a Markdown transcript or a self-contained HTML
+    page; md and html nest the subagents' transcripts. Secrets stay redacted."""
     from leharness import projections, store
 
     with closing(store.open_store()) as conn:
         session_id = projections.resolve_session_id(conn, session)
-        for line in store.export_lines(conn, store.session_tree(conn, session_id, with_children)):
-            output.write(line + "\n")
+        for chunk in FORMATS[fmt](conn, session_id, with_children):
+            output.write(chunk)
 
 
 @click.command("import")
