@@ -137,16 +137,17 @@ def _html_escape(text: str) -> str:
 def export_html(conn: sqlite3.Connection, session_id: str, with_children: bool) -> Iterator[str]:
     """One self-contained page (inline CSS and SVG, no script, no network), like the
     inspector's session page: details, timeline, transcript, subagents nested."""
-    from importlib import resources
+    from pathlib import Path
 
-    from jinja2 import Environment, select_autoescape
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     from .inspector import cells, chart
     from .inspector.page import pretty_json
 
-    env = Environment(autoescape=select_autoescape(default=True), trim_blocks=True)
-    source = resources.files("leharness.cli").joinpath("export_session.html").read_text()
-    template = env.from_string(source)
+    here = Path(__file__).parent  # the page shares the inspector's stylesheet
+    loader = FileSystemLoader([here, here / "inspector" / "templates"])
+    env = Environment(loader=loader, autoescape=select_autoescape(default=True), trim_blocks=True)
+    template = env.get_template("export_session.html")
 
     def timeline(t: Transcript):
         return chart.draw(t.timeline, t.session.updated_at, _bar_link) if t.timeline else ""
