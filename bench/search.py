@@ -6,6 +6,7 @@ Also the whole `lh search` process, and search_sessions (the --resume picker's f
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -38,10 +39,10 @@ def build(path: Path, events: int, sessions: int) -> float:
     """Fill a database through the real triggers (FTS included); seconds taken."""
     rng = random.Random(7)
     vocab = words(rng)
-    weights = [1 / rank for rank in range(1, VOCABULARY + 1)]
+    cumulative = list(itertools.accumulate(1 / rank for rank in range(1, VOCABULARY + 1)))
 
     def text(n: int) -> str:
-        return " ".join(rng.choices(vocab, weights, k=n))
+        return " ".join(rng.choices(vocab, cum_weights=cumulative, k=n))
 
     started = time.perf_counter()
     conn = store.open_store(path)
@@ -56,11 +57,11 @@ def build(path: Path, events: int, sessions: int) -> float:
             call = f"call_{turn}"
             arguments = json.dumps({"command": f"grep -rn {text(2)} src/"})
             for payload in (
-                {"type": "invocation.received", "text": text(rng.randint(8, 30))},
+                {"type": "invocation.received", "text": text(rng.randint(5, 20))},
                 {"type": "step.started", "step": 1, "model": "m"},
                 {
                     "type": "model.completed",
-                    "text": text(rng.randint(0, 15)),
+                    "text": text(rng.randint(0, 10)),
                     "tool_calls": [{"id": call, "name": "bash", "arguments": arguments}],
                 },
                 {"type": "tool.started", "call_id": call, "name": "bash"},
@@ -68,10 +69,10 @@ def build(path: Path, events: int, sessions: int) -> float:
                     "type": "tool.completed",
                     "call_id": call,
                     "name": "bash",
-                    "result": text(rng.randint(10, 80)),
+                    "result": text(rng.randint(5, 40)),
                 },
                 {"type": "step.started", "step": 2, "model": "m"},
-                {"type": "model.completed", "text": text(rng.randint(20, 60))},
+                {"type": "model.completed", "text": text(rng.randint(10, 30))},
                 {"type": "agent.finished", "reason": "no_tool_calls"},
             ):
                 seq += 1
