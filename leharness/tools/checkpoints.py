@@ -71,11 +71,15 @@ class Before:
     home: Path
 
 
-def before_change(ctx: ToolContext, path: Path) -> Before | None:
-    """Keep `path`'s current content; call right before a file tool writes it."""
+def before_change(ctx: ToolContext, path: Path, data: bytes | None = None) -> Before | None:
+    """Keep `path`'s current content (`data`, when the tool already read it); call right
+    before a file tool writes it. None outside a recorded session."""
+    if ctx.extra.get("record") is None:
+        return None
     home = ctx.home or home_dir()
     try:
-        data = path.read_bytes() if path.is_file() else None
+        if data is None and path.is_file():
+            data = path.read_bytes()
         return Before(path, keep(home, data) if data is not None else None, home)
     except OSError:
         return None

@@ -314,7 +314,7 @@ async def edit_file(args: EditFileArgs, ctx: ToolContext) -> str:
     start, old, new = _locate(before, args)
     after = before[:start] + new + before[start + len(old) :]
     data = after.encode("utf-8", errors="surrogateescape")
-    kept = checkpoints.before_change(ctx, path)
+    kept = checkpoints.before_change(ctx, path, before.encode("utf-8", "surrogateescape"))
     _write(path, args.path, data)
     checkpoints.after_change(ctx, kept, data, "edit_file")
     return f"edited {args.path}: replaced 1 occurrence\n{_diff(before, after, start, args.path)}"

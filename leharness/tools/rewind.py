@@ -15,6 +15,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from leharness.store import StoreError
+
 from . import checkpoints
 from .files import atomic_write
 
@@ -66,8 +68,8 @@ def plan(conn: sqlite3.Connection, home: Path, session_id: str, at: int) -> list
 
 def _changes(home: Path, kind: str, path: str, before: str | None, after: str, git_dir: str | None):
     if kind == "file":
-        old = FileState(checkpoints.read_blob(home, before) if before else None)
-        yield Path(path), old, FileState(checkpoints.read_blob(home, after))
+        old = FileState(_blob(home, before, path) if before else None)
+        yield Path(path), old, FileState(_blob(home, after, path))
         return
     repo, top = Path(git_dir or ""), Path(path)
     for name in checkpoints.changed_paths(repo, before or "", after):
@@ -76,6 +78,16 @@ def _changes(home: Path, kind: str, path: str, before: str | None, after: str, g
             FileState(checkpoints.tree_blob(repo, before or "", name)),
             FileState(checkpoints.tree_blob(repo, after, name)),
         )
+
+
+def _blob(home: Path, sha256: str, path: str) -> bytes:
+    try:
+        return checkpoints.read_blob(home, sha256)
+    except OSError:
+        where = checkpoints.blob_path(home, sha256)
+        raise StoreError(
+            f"the checkpoint of {path} ({where}) is missing: cannot rewind it"
+        ) from None
 
 
 def _current(path: Path) -> FileState:
