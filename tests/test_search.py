@@ -180,3 +180,15 @@ def test_the_loops_connection_keeps_the_index(isolated_home):
     else:
         raise AssertionError("the loop's connection wrote a projection directly")
     conn.close()
+
+
+def test_past_the_rank_window_the_newest_matches_are_ranked(db, monkeypatch):
+    from leharness.projections import search as search_module
+
+    session_id = store.create_session(db)
+    for text in ("needle needle needle first", "needle second", "needle third"):
+        store.append(db, session_id, {"type": "invocation.received", "text": text})
+    assert len(search(db, "needle")) == 3
+    monkeypatch.setattr(search_module, "RANK_WINDOW", 2)
+    hits = search(db, "needle")
+    assert sorted(h.session_seq for h in hits) == [3, 4]  # the best match, seq 2, is older
