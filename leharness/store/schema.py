@@ -122,6 +122,11 @@ def fts_shadow_tables(conn: sqlite3.Connection) -> set[str]:
     return {f"{fts}_{suffix}" for fts in fts_tables(conn) for suffix in _FTS_SHADOW_SUFFIXES}
 
 
+def _external_content(conn: sqlite3.Connection, table: str) -> bool:
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    return "content=" in sql.replace(" ", "").lower()
+
+
 def check_fts(conn: sqlite3.Connection, table: str) -> str:
     """An empty string when the FTS index `table` matches its content table, else why not.
     Writes nothing it keeps (the integrity-check command only reads)."""
@@ -191,7 +196,7 @@ def rebuild(conn: sqlite3.Connection, *, in_transaction: bool = False) -> int:
         conn.execute(clone)
     fts = set(fts_tables(conn))
     for table in projection_tables(conn):
-        if table in fts:  # an external-content index is emptied by its own command
+        if table in fts and _external_content(conn, table):  # emptied by its own command
             conn.execute(f'INSERT INTO main."{table}" ("{table}") VALUES (\'delete-all\')')
         else:
             conn.execute(f'DELETE FROM main."{table}"')
