@@ -94,7 +94,9 @@ def test_every_change_is_checkpointed_with_both_hashes(session, isolated_home):
     git_dir = Path(query(home, "SELECT git_dir FROM checkpoints WHERE kind = 'tree'")[0][0])
     assert git_dir.is_relative_to(home / "snapshots")
     assert sorted(checkpoints.changed_paths(git_dir, tree[2], tree[3])) == ["a.txt", "d.txt"]
-    assert not (work / ".git" / "refs" / "heads" / "lh").exists()  # the project's repo untouched
+    assert not (work / ".git" / "index").exists()  # the project repo: never staged into
+    checked = run("doctor")  # the checkpoints projection is what a rebuild gives
+    assert checked.exit_code == 0, checked.output
 
 
 def test_identical_contents_are_stored_once(isolated_home):
