@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from leharness.cli.export import FORMATS
+from leharness.cli.history import EXPORT_FORMATS
 from leharness.testing import Call, ScriptedServer, Text, ToolCalls
 
 from .e2e_helpers import TEST_KEY, lh_env, query, run_lh
@@ -66,5 +66,5 @@ def test_html_is_one_self_contained_page_with_timeline(exported):
     assert TEST_KEY not in html
 
 
-def test_formats_are_a_table_another_format_can_join():
-    assert list(FORMATS) == ["jsonl", "md", "html"]
+def test_formats_are_one_table_beside_jsonl_and_atif():
+    assert set(EXPORT_FORMATS) == {"jsonl", "atif", "md", "html"}

@@ -1,9 +1,9 @@
-"""`lh export SESSION --format …`: one session written as events, Markdown or HTML.
+"""`lh export SESSION --format md|html`: a session people can read, subagents nested.
 
-Each format is one function in FORMATS taking the connection, the session id
-and whether to include subagents, and yielding text. Another format (atif)
-is one more entry. Everything comes from the events and projections, where
-secrets were already redacted before they were recorded.
+Each readable format is one function in READABLE taking the connection and the
+session id and yielding text; history.EXPORT_FORMATS offers them beside jsonl
+and atif. Everything comes from the projections, where secrets were already
+redacted before they were recorded.
 """
 
 from __future__ import annotations
@@ -12,15 +12,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-Exporter = Callable[[sqlite3.Connection, str, bool], Iterator[str]]
-
-
-def export_jsonl(conn: sqlite3.Connection, session_id: str, with_children: bool) -> Iterator[str]:
-    """The events as JSON lines (`lh import` loads them back)."""
-    from leharness import store
-
-    for line in store.export_lines(conn, store.session_tree(conn, session_id, with_children)):
-        yield line + "\n"
+Exporter = Callable[[sqlite3.Connection, str], Iterator[str]]
 
 
 @dataclass
@@ -69,7 +61,7 @@ def load(conn: sqlite3.Connection, session_id: str, with_children: bool = True) 
 # -- Markdown -------------------------------------------------------------------------
 
 
-def export_md(conn: sqlite3.Connection, session_id: str, with_children: bool) -> Iterator[str]:
+def export_md(conn: sqlite3.Connection, session_id: str) -> Iterator[str]:
     """A readable transcript: prompts and answers as text, tool calls folded in <details>."""
     yield from _md(load(conn, session_id, True), 1)
 
@@ -134,7 +126,7 @@ def _html_escape(text: str) -> str:
 # -- HTML -----------------------------------------------------------------------------
 
 
-def export_html(conn: sqlite3.Connection, session_id: str, with_children: bool) -> Iterator[str]:
+def export_html(conn: sqlite3.Connection, session_id: str) -> Iterator[str]:
     """One self-contained page (inline CSS and SVG, no script, no network), like the
     inspector's session page: details, timeline, transcript, subagents nested."""
     from pathlib import Path
@@ -169,4 +161,4 @@ def _bar_link(row: dict) -> str | None:
     return None
 
 
-FORMATS: dict[str, Exporter] = {"jsonl": export_jsonl, "md": export_md, "html": export_html}
+READABLE: dict[str, Exporter] = {"md": export_md, "html": export_html}

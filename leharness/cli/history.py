@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from .errors import UserError, user_errors
-from .export import FORMATS
 from .output import output_options, print_rows
 
 
@@ -141,28 +140,63 @@ def show_command(session: str, as_json: bool, full: bool, at: int | None) -> Non
             click.echo(f"\nsubagent {child} ({task.status}): lh show {child}")
 
 
+def _export_jsonl(conn, session_id: str, with_children: bool, output) -> None:
+    from leharness import store
+
+    for line in store.export_lines(conn, store.session_tree(conn, session_id, with_children)):
+        output.write(line + "\n")
+
+
+def _export_atif(conn, session_id: str, with_children: bool, output) -> None:
+    import json
+
+    from leharness.projections.atif import trajectory
+
+    if with_children:
+        raise UserError("--with-children is for jsonl: an ATIF file names its subagents' sessions")
+    output.write(json.dumps(trajectory(conn, session_id), indent=2, ensure_ascii=False) + "\n")
+
+
+def _export_readable(fmt: str):
+    def write(conn, session_id: str, with_children: bool, output) -> None:
+        from .export import READABLE
+
+        output.writelines(READABLE[fmt](conn, session_id))
+
+    return write
+
+
+#: `lh export --format NAME`: each writes one session (id resolved) to `output`.
+EXPORT_FORMATS = {
+    "jsonl": _export_jsonl,
+    "atif": _export_atif,
+    "md": _export_readable("md"),  # subagents always nested
+    "html": _export_readable("html"),
+}
+
+
 @click.command("export")
 @click.argument("session")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(list(FORMATS)),
+    type=click.Choice(list(EXPORT_FORMATS)),
     default="jsonl",
     show_default=True,
-    help="jsonl: events (lh import loads them); md: readable transcript; html: one page.",
+    help="jsonl: the events (lh import loads them back); atif: Harbor's trajectory format; "
+    "md: a readable transcript; html: one self-contained page. md and html nest subagents.",
 )
 @click.option("--with-children", is_flag=True, help="jsonl: include its subagents' sessions.")
 @click.option("-o", "--output", type=click.File("w"), default="-", help="File (default stdout).")
 @user_errors
 def export_command(session: str, fmt: str, with_children: bool, output) -> None:
-    """Write SESSION as events (JSON lines), a Markdown transcript or a self-contained HTML
-    page; md and html nest the subagents' transcripts. Secrets stay redacted."""
+    """Write SESSION's events as JSON lines (lh import loads them back), or another format:
+    a Markdown transcript, one HTML page, Harbor's ATIF. Secrets stay redacted."""
     from leharness import projections, store
 
     with closing(store.open_store()) as conn:
         session_id = projections.resolve_session_id(conn, session)
-        for chunk in FORMATS[fmt](conn, session_id, with_children):
-            output.write(chunk)
+        EXPORT_FORMATS[fmt](conn, session_id, with_children, output)
 
 
 @click.command("import")

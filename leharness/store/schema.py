@@ -50,15 +50,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         None,
         True,
     ),
-    Migration(9, "search: the conversation table and its FTS5 index conversation_fts", None, True),
     Migration(
-        10, "checkpoints: file and work-tree changes lh made, for diff and rewind", None, True
+        9,
+        "trials and trial_sessions from Harbor's result.json (lh merge), and views over them",
+        "0009_trials.sql",
+        True,
+    ),
+    Migration(10, "search: the conversation table and its FTS5 index conversation_fts", None, True),
+    Migration(
+        11, "checkpoints: file and work-tree changes lh made, for diff and rewind", None, True
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
-# Tables that hold truth. Everything else in the file is derived from them.
-SOURCE_TABLES = frozenset({"events"})
+# Tables that hold truth. Everything else in the file is derived from them. `trials`
+# and `trial_sessions` hold what Harbor's result.json files said (lh merge).
+SOURCE_TABLES = frozenset({"events", "trials", "trial_sessions"})
 
 
 def user_version(conn: sqlite3.Connection) -> int:
