@@ -31,8 +31,10 @@ BENCHMARKS = (
     "crash",
     "compaction",
     "redaction",
-    "merge",
     "search",
+    "parallel_tools",
+    "merge",
+    "fulltext",
 )
 
 

@@ -25,6 +25,7 @@ from leharness.loop.replay import ReplayModel
 from leharness.store.events import ModelCompleted, ToolCall
 from leharness.testing import Call, Cut, Hang, HttpError, ScriptedServer, Text, ToolCalls
 from leharness.tools import default_registry
+from leharness.tools.artifacts import locate
 
 from .e2e_helpers import LH, event_types, lh_env, query, run_lh
 from .loop_helpers import make_session
@@ -175,7 +176,7 @@ def test_200_mb_of_output_keeps_memory_bounded(isolated_home):
     assert grown_mib < 100, f"memory grew by {grown_mib:.0f} MiB"
     (artifact,) = projections.artifacts(session.conn, session.session_id)
     assert artifact.bytes < 2 * 1024 * 1024
-    data = Path(artifact.path).read_bytes()
+    data = locate(isolated_home, artifact.path).read_bytes()
     assert b"bytes of output dropped" in data and data.endswith(b"the-end\n[exit: 0]")
     tool_message = next(m for m in model.requests[1] if m["role"] == "tool")
     assert tool_message["content"].startswith("[output too large to show:")
@@ -242,7 +243,7 @@ def test_lh_started_in_a_deleted_directory_says_so(isolated_home, tmp_path):
     gone.mkdir()
     env = lh_env(isolated_home, "http://127.0.0.1:9/v1")
     script = f"import os, subprocess, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); "
-    script += f"sys.exit(subprocess.run([{LH!r}, 'hi']).returncode)"
+    script += f"sys.exit(subprocess.run([{LH!r}, 'hi'], stdin=subprocess.DEVNULL).returncode)"
     done = subprocess.run(
         [str(Path(LH).with_name("python")), "-c", script],
         env=env,
@@ -272,6 +273,7 @@ def test_a_full_disk_while_writing_an_artifact(server, isolated_home):
         capture_output=True,
         text=True,
         timeout=60,
+        stdin=subprocess.DEVNULL,
         preexec_fn=_limit_file_size,
     )
     assert done.returncode == 0, done.stderr

@@ -19,7 +19,7 @@ def run(*args: str):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-def test_sessions_on_an_empty_home_prints_an_empty_list(isolated_home):
+def test_sessions_on_an_empty_database_prints_an_empty_list(db):
     result = run("sessions", "--json")
     assert result.exit_code == 0
     assert json.loads(result.output) == []
@@ -42,9 +42,18 @@ def test_sessions_lists_newest_first(db):
         "event_count": 9,
         "status": "idle",
         "parent_session_id": None,
+        "steps": 2,
+        "prompt_tokens": 12,
+        "completion_tokens": 4,
     }
-    csv_out = run("sessions", "--csv").output.splitlines()
-    assert csv_out[0] == "id,title,created_at,event_count,status,parent_session_id"
+    csv_out = run("sessions", "--csv").output
+    assert csv_out.splitlines()[0] == (
+        "id,title,created_at,event_count,status,parent_session_id,steps,prompt_tokens,"
+        "completion_tokens"
+    )
+    assert "\r" not in csv_out  # LF line endings, not csv's default CRLF
+    table = run("sessions").output
+    assert "tokens in/out" in table and "12 / 4" in table
 
 
 def test_sql_runs_queries_and_formats_them(db):
@@ -93,7 +102,7 @@ def test_fork_prints_the_new_session_id(db):
     assert bad.exit_code == 2 and "no session" in bad.output
 
 
-def test_the_installed_lh_entry_point_runs_as_a_process(isolated_home):
+def test_the_installed_lh_entry_point_runs_as_a_process(isolated_home, db):
     env = {**os.environ, "LEHARNESS_HOME": str(isolated_home)}
     lh = os.path.join(os.path.dirname(sys.executable), "lh")
     done = subprocess.run(
@@ -106,3 +115,8 @@ def test_the_installed_lh_entry_point_runs_as_a_process(isolated_home):
     )
     assert refused.returncode == 2
     assert "Traceback" not in refused.stderr
+
+
+def test_sql_csv_has_lf_line_endings(db):
+    out = run("sql", "--csv", "select 1 as a, 'x' as b").output
+    assert out == "a,b\n1,x\n"

@@ -112,7 +112,7 @@ def test_prompts_tools_and_slash_commands(monkeypatch):
         repl, shown = drive(["first", "/help", "/sessions", "again", "/exit"], server, monkeypatch)
     assert "⏺ bash: echo from-repl" in shown
     assert "done" in shown and "**done**" not in shown  # rendered as markdown
-    for command in ("/new", "/resume ID", "/tasks", "/cancel TASK", "/model NAME", "/inspect"):
+    for command in ("/new", "/resume [ID]", "/tasks", "/cancel TASK", "/model NAME", "/inspect"):
         assert command in shown  # the help text, from the command table
     conn = repl.active.loop.conn
     messages = projections.visible_messages(conn, repl.active.session_id)
@@ -277,6 +277,9 @@ def test_inspect_starts_lh_inspect_in_the_background(monkeypatch):
     assert kwargs["start_new_session"] is True
     assert f"inspector starting: http://127.0.0.1:{argv[-1]}/" in shown
     assert f"the inspector is running: http://127.0.0.1:{argv[-1]}/" in shown
+    token = kwargs["env"]["LEHARNESS_INSPECT_TOKEN"]  # not on its command line: ps shows it
+    assert len(token) >= 32 and token not in " ".join(argv)
+    assert f"http://127.0.0.1:{argv[-1]}/?token={token}" in shown
     assert repl.inspector.stopped  # leaving the session stops it
 
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import click
 
+from .completion import session_ids
 from .errors import UserError, user_errors
 from .options import context_window_option
 
 
 @click.command("replay")
-@click.argument("session")
+@click.argument("session", shell_complete=session_ids)
 @click.option(
     "--sandbox-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -40,7 +41,7 @@ def replay_command(
     window = resolve_settings({"context_window": context_window})["context_window"]
 
     try:
-        with closing(store.open_store()) as conn:
+        with closing(store.open_existing()) as conn:
             recording = rerun.load_recording(conn, projections.resolve_session_id(conn, session))
         done = rerun.replay(
             recording, source_home=store.home_dir(), sandbox=sandbox_dir, context_window=window

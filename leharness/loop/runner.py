@@ -28,13 +28,13 @@ from leharness.tools.approval import Approval
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
 from leharness.tools.hooks import Hooks
 from leharness.tools.project import Instructions, project_instructions
-from leharness.tools.redact import redact
+from leharness.tools.redact import redact, redact_json, secrets
 from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 
 from . import compaction, hooks
 from .channel import Channel, NullChannel
 from .model import ModelClient, ProviderError, Reply, StreamSink
-from .prompt import build_messages
+from .prompt import accepts_images, build_messages
 
 FinishReason = Literal["no_tool_calls", "max_steps", "model_failed", "cancelled"]
 
@@ -55,6 +55,7 @@ class Session:
     depth: int = 0  # 0 for a top-level session, 1 for its subagents, …
     max_depth: int = 1  # sessions at this depth cannot spawn subagents
     allowed_paths: tuple[Path, ...] = ()  # folders beyond cwd the file tools may use
+    sandbox: str = "off"  # where bash commands run: read-only | workspace-write | off
     approval: Approval = field(default_factory=Approval)  # default: auto, everything runs
     # Messages the user typed while a run is going, taken (and emptied) at each step boundary.
     steering: Callable[[], list[str]] | None = None
@@ -236,7 +237,8 @@ def spawner(session: Session) -> Spawn | None:
             max_depth=session.max_depth,
             context_window=session.context_window,
             allowed_paths=session.allowed_paths,
-            approval=session.approval.for_subagent(),
+            sandbox=session.sandbox,
+            approval=remember_approvals(session).for_subagent(),
             hooks=session.hooks,
         )
 
@@ -281,7 +283,7 @@ async def call_model(
         on_reasoning=channel.reasoning,
         on_retry=lambda attempt, message, delay: channel.retry(attempt, redact(message), delay),
     )
-    messages = build_messages(view, system)
+    messages = build_messages(view, system, images=accepts_images(session.model.model))
     try:
         await asyncio.sleep(0)  # a cancel that is already pending lands before any request
         reply = await session.model.complete(messages, session.tools.specs(), sink)
@@ -299,7 +301,7 @@ async def call_model(
         ev.ModelCompleted(
             text=reply.text,
             reasoning=reply.reasoning,
-            tool_calls=reply.tool_calls,
+            tool_calls=redacted_calls(reply.tool_calls),  # the tools still get what was sent
             usage=reply.usage,
             model=session.model.model,
             attempts=reply.attempts,
@@ -307,6 +309,14 @@ async def call_model(
         )
     )
     return Replied(reply)
+
+
+def redacted_calls(calls: list[ev.ToolCall]) -> list[ev.ToolCall]:
+    """The calls as they may be stored and shown: a secret in an argument is redacted."""
+    found = secrets()
+    return [
+        call.model_copy(update={"arguments": redact_json(call.arguments, found)}) for call in calls
+    ]
 
 
 def unique_call_ids(session: Session, calls: list[ev.ToolCall]) -> list[ev.ToolCall]:
@@ -325,105 +335,90 @@ def unique_call_ids(session: Session, calls: list[ev.ToolCall]) -> list[ev.ToolC
 
 
 async def run_tool_calls(session: Session, calls: list[ev.ToolCall]) -> bool:
-    """Run the calls in order (consecutive read-only calls together); False if cancelled."""
-    index = 0
-    while index < len(calls):
-        try:
-            batch = _next_batch(session.tools, calls, index)
-        except ToolError as error:  # unknown tool or bad arguments: the model hears why
-            _record_failure(session, calls[index], str(error), error.kind)
-            index += 1
-            continue
-        size = len(batch)  # calls this batch covers, whether or not a hook blocks some
-        batch = await _unblocked(session, batch)
-        if not batch:
-            index += size
-            continue
-        approved = await approve_batch(session, batch)
-        if approved is not True:
-            if approved is None:  # cancelled while asking
-                for call in calls[index:]:
-                    _record_failure(session, call, "not run: the user cancelled", "interrupted")
-                return False
-            index += 1
-            continue
-        if not await _run_batch(session, batch):
-            for call in calls[index + size :]:
-                _record_failure(session, call, "not run: the user cancelled", "interrupted")
-            return False
-        await hooks.run_queued(session)  # post_tool
-        index += size
-    return True
+    """Ask about the calls that need approval, in call order, then run every call that may
+    run together (two approved `sleep 2` take 2 s, not 4); results are recorded in call
+    order. False if cancelled."""
+    plan: list[Planned | Refused] = []
+    try:
+        for call in calls:
+            plan.append(await _plan(session, call))
+    except asyncio.CancelledError:  # while asking: nothing has run yet
+        _uncancel()
+        for call in calls:
+            _record_failure(session, call, "not run: the user cancelled", "interrupted")
+        return False
+    ran = await _run_batch(session, plan)
+    await hooks.run_queued(session)  # post_tool
+    return ran
 
 
 Planned = tuple[ev.ToolCall, Tool, Any]
 
 
-async def _unblocked(session: Session, batch: list[Planned]) -> list[Planned]:
-    """The calls no pre_tool hook blocked; a blocked call gets the hook's stderr as its error."""
-    if not session.hooks:
-        return batch
-    allowed = []
-    for planned in batch:
-        reason = await hooks.pre_tool(session, planned[0])
-        if reason is None:
-            allowed.append(planned)
-        else:
-            _record_failure(session, planned[0], reason, "hook_blocked")
-    return allowed
+def remember_approvals(session: Session) -> Approval:
+    """The session's approval policy with the "always" answers recorded for it, which
+    hold for the rest of the session: also in a new process (`lh -c`, /resume)."""
+    if session.approval.mode == "ask":
+        session.approval.always |= projections.always_allowed(session.conn, session.session_id)
+    return session.approval
 
 
-async def approve_batch(session: Session, batch: list[Planned]) -> bool | None:
-    """Ask the session's approval policy about a call that mutates (such a call is always
-    a batch of one). True: run it; False: refused and recorded; None: cancelled."""
-    call, tool, args = batch[0]
-    if not tool.mutates:
-        return True
+@dataclass(frozen=True)
+class Refused:
+    """A call that will not run (unknown tool, bad arguments, refused), and why."""
+
+    call: ev.ToolCall
+    error: str
+    kind: str
+
+
+async def _plan(session: Session, call: ev.ToolCall) -> Planned | Refused:
+    """The call ready to run, or why not; a call that mutates asks the session's approval
+    policy first (CancelledError propagates)."""
     try:
-        await session.approval.check(call.id, tool, args, session.record)
-    except ToolError as refusal:
-        _record_failure(session, call, str(refusal), refusal.kind)
-        return False
-    except asyncio.CancelledError:
-        _uncancel()
-        return None
-    return True
-
-
-def _next_batch(tools: ToolRegistry, calls: list[ev.ToolCall], start: int) -> list[Planned]:
-    """The call at `start`, plus the valid read-only calls right after it if it is read-only."""
-    tool, args = tools.parse(calls[start].name, calls[start].arguments)
-    batch: list[Planned] = [(calls[start], tool, args)]
-    while tool.read_only and start + len(batch) < len(calls):
-        call = calls[start + len(batch)]
+        tool, args = session.tools.parse(call.name, call.arguments)
+    except ToolError as error:  # unknown tool or bad arguments: the model hears why
+        return Refused(call, str(error), error.kind)
+    blocked = await hooks.pre_tool(session, call) if session.hooks else None
+    if blocked is not None:  # a pre_tool hook exited 2: its stderr is the error
+        return Refused(call, blocked, "hook_blocked")
+    if tool.mutates:
+        remember_approvals(session)
         try:
-            tool, args = tools.parse(call.name, call.arguments)
-        except ToolError:
-            break
-        if not tool.read_only:
-            break
-        batch.append((call, tool, args))
-    return batch
+            await session.approval.check(call.id, tool, args, session.record)
+        except ToolError as refusal:
+            return Refused(call, str(refusal), refusal.kind)
+    return call, tool, args
 
 
-async def _run_batch(session: Session, batch: list[Planned]) -> bool:
-    """Start every call of the batch, run them together, record results in call order."""
+async def _run_batch(session: Session, plan: list[Planned | Refused]) -> bool:
+    """Start every call that may run, run them together, record results in call order."""
+    batch = [item for item in plan if not isinstance(item, Refused)]
     for call, _tool, _args in batch:
         session.record(ev.ToolStarted(call_id=call.id, name=call.name))
-    jobs = [
-        asyncio.ensure_future(_run_one(session, tool, args, call)) for call, tool, args in batch
-    ]
+    jobs = {
+        call.id: asyncio.ensure_future(_run_one(session, tool, args, call))
+        for call, tool, args in batch
+    }
     try:
-        outcomes = await asyncio.gather(*jobs)
+        await asyncio.gather(*jobs.values())
     except asyncio.CancelledError:
         _uncancel()
-        for job in jobs:
+        for job in jobs.values():
             job.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)  # let tools clean up
-        for call, _tool, _args in batch:
-            _record_failure(session, call, "interrupted by the user", "interrupted")
+        await asyncio.gather(*jobs.values(), return_exceptions=True)  # let tools clean up
+        for item in plan:
+            if isinstance(item, Refused):
+                _record_failure(session, item.call, item.error, item.kind)
+            else:
+                _record_failure(session, item[0], "interrupted by the user", "interrupted")
         return False
-    for (call, tool, _args), (ok, output, kind, duration_ms) in zip(batch, outcomes, strict=True):
+    for item in plan:
+        if isinstance(item, Refused):
+            _record_failure(session, item.call, item.error, item.kind)
+            continue
+        call, tool, _args = item
+        ok, output, kind, duration_ms = jobs[call.id].result()
         if ok:
             _record_result(session, call, output, duration_ms, tool.inline_limit)
         else:
@@ -470,6 +465,7 @@ async def _run_one(
         call_id=call.id,
         extra={"tasks": session.tasks, "spawn": spawner(session), "record": session.record},
         allowed_paths=session.allowed_paths,
+        sandbox=session.sandbox,
     )
     started = time.monotonic()
     try:

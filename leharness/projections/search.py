@@ -19,7 +19,7 @@ MARK_START = "\x02"
 MARK_END = "\x03"
 SNIPPET_TOKENS = 16
 # Ranking reads each candidate's length: past this many matches, the newest are ranked
-# (bench/search: all 41,000 hits of two very common words took 150 ms, 5,000 take ~25).
+# (bench/fulltext: all 41,000 hits of two very common words took 150 ms, 5,000 take ~25).
 RANK_WINDOW = 5_000
 
 

@@ -56,9 +56,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "0009_trials.sql",
         True,
     ),
-    Migration(10, "search: the conversation table and its FTS5 index conversation_fts", None, True),
     Migration(
-        11, "checkpoints: file and work-tree changes lh made, for diff and rewind", None, True
+        10, "approvals_always: an 'always' answer lasts for the rest of the session", None, True
+    ),
+    Migration(11, "search: the conversation table and its FTS5 index conversation_fts", None, True),
+    Migration(
+        12, "checkpoints: file and work-tree changes lh made, for diff and rewind", None, True
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

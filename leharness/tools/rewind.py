@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import sqlite3
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from leharness.store import StoreError
 
 from . import checkpoints
-from .files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -113,9 +115,29 @@ def apply(changes: list[FileChange]) -> Applied:
             if change.target.data is None:
                 change.path.unlink(missing_ok=True)
             else:
-                atomic_write(change.path, change.target.data)
+                _write(change.path, change.target.data)
             done.restored.append(change.path)
     return done
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Replace `path` through a temporary file in its folder, keeping its mode."""
+    path = path.resolve() if path.is_symlink() else path  # write through a link, keep it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = None
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".lh-rewind")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        if mode is not None:
+            os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 def unified_diff(path: Path, old: FileState, new: FileState, root: Path | None = None) -> str:

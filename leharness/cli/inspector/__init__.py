@@ -9,6 +9,9 @@ goes through Datasette's read-only connections.
   the message that asked for them, and a timeline chart drawn as SVG.
 - `render_cell`: Markdown messages, indented JSON payloads, session ids as
   links to their session page.
+- `asgi_wrapper`: refuses requests whose Host header is not this server's
+  (DNS rebinding); more names may be allowed with the plugin setting
+  `allowed_hosts` (guard.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response
 
 from . import cells, chart, page
+from .guard import HostGuard
 
 SESSION_ROUTE = r"^/(?P<database>[^/]+)/-/session/(?P<session_id>[^/]+)$"
 # Per Datasette instance: database name -> whether it holds leharness tables.
@@ -35,6 +39,16 @@ def register() -> None:
     module = sys.modules[__name__]
     if not pm.is_registered(module):
         pm.register(module, name="leharness")
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    names = (datasette.plugin_config("leharness") or {}).get("allowed_hosts") or ()
+
+    def wrap(app):
+        return HostGuard(app, names)
+
+    return wrap
 
 
 @hookimpl
@@ -96,6 +110,40 @@ def _bar_link(base: str, row: dict) -> str | None:
     if row["kind"] in ("task", "subagent"):
         return f"#task-{row['ref']}"
     return None
+
+
+# Table pages: Datasette prints every column description above the rows (at 1400x1000 no
+# row of `sessions` was visible). They become the headers' tooltips and one folded block;
+# a facet asked for twice (the configured one and ?_facet=) is shown once.
+TABLE_SCRIPT = """
+document.querySelectorAll("th[data-column-description]").forEach(function (th) {
+  th.title = th.getAttribute("data-column-description");
+});
+var descriptions = document.querySelector("dl.column-descriptions");
+if (descriptions) {
+  var folded = document.createElement("details");
+  folded.className = "lh-column-descriptions";
+  folded.innerHTML = "<summary>column descriptions</summary>";
+  descriptions.parentNode.insertBefore(folded, descriptions);
+  folded.appendChild(descriptions);
+}
+var seen = {};
+document.querySelectorAll(".facet-results .facet-info").forEach(function (facet) {
+  var column = facet.getAttribute("data-column");
+  if (seen[column]) { facet.remove(); } else { seen[column] = true; }
+});
+"""
+
+
+@hookimpl
+def extra_body_script(template, database, table, view_name, datasette):
+    if view_name != "table" or not database:
+        return None
+
+    async def script():
+        return TABLE_SCRIPT if await _is_leharness(datasette, database) else None
+
+    return script()
 
 
 @hookimpl
