@@ -36,6 +36,7 @@ BENCHMARKS = (
     "search",
     "parallel_tools",
     "merge",
+    "fulltext",
 )
 
 

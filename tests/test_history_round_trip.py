@@ -25,6 +25,8 @@ def rows(conn, names: dict[str, str]) -> dict[str, list]:
         found = []
         for row in conn.execute(f'SELECT * FROM "{table}"'):
             values = dict(row)
+            if table == "conversation":  # its key is the event's global seq, file-specific
+                values.pop("seq")
             for column in SESSION_COLUMNS:
                 if column in values and values[column] is not None:
                     values[column] = names.get(values[column], values[column])

@@ -222,13 +222,14 @@ def test_completion_offers_commands_and_their_arguments(monkeypatch):
         "/cancel",
         "/model",
         "/fork",
+        "/rewind",
         "/compact",
         "/inspect",
         "/mcp",
         "/skills",
         "/exit",
     ]
-    assert offered("/re") == ["/resume"]
+    assert offered("/re") == ["/resume", "/rewind"]
     assert offered("/resume ") == [repl.active.session_id]
     assert offered("/model gpt") == ["gpt-4o-mini"]
     assert offered("hello") == []

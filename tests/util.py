@@ -32,6 +32,8 @@ def snapshot(conn: sqlite3.Connection, rename: dict[str, str] | None = None) -> 
         rows = []
         for row in conn.execute(f'SELECT * FROM "{table}"'):
             values = dict(row)
+            if table == "conversation":  # its rowid is the event's global seq: not comparable
+                values.pop("seq")  # across files; the doctor's rebuild check compares it
             for key in ("id", "session_id"):
                 if key in values and values[key] in rename:
                     values[key] = rename[values[key]]

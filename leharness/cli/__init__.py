@@ -32,7 +32,9 @@ from .inspect import inspect_command
 from .mcp import mcp_group
 from .merge import merge_command
 from .replay import replay_command
+from .rewind import diff_command, rewind_command
 from .run import run_command
+from .search import search_command
 from .skills import skills_command
 
 
@@ -106,6 +108,9 @@ cli.add_command(inspect_command)
 cli.add_command(replay_command)
 cli.add_command(doctor_command)
 cli.add_command(compact_command)
+cli.add_command(search_command)
+cli.add_command(rewind_command)
+cli.add_command(diff_command)
 
 
 def main() -> None:

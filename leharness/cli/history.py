@@ -183,8 +183,22 @@ def _export_atif(conn, session_id: str, with_children: bool, output) -> None:
     output.write(json.dumps(trajectory(conn, session_id), indent=2, ensure_ascii=False) + "\n")
 
 
+def _export_readable(fmt: str):
+    def write(conn, session_id: str, with_children: bool, output) -> None:
+        from .export import READABLE
+
+        output.writelines(READABLE[fmt](conn, session_id))
+
+    return write
+
+
 #: `lh export --format NAME`: each writes one session (id resolved) to `output`.
-EXPORT_FORMATS = {"jsonl": _export_jsonl, "atif": _export_atif}
+EXPORT_FORMATS = {
+    "jsonl": _export_jsonl,
+    "atif": _export_atif,
+    "md": _export_readable("md"),  # subagents always nested
+    "html": _export_readable("html"),
+}
 
 
 @click.command("export")
@@ -195,13 +209,15 @@ EXPORT_FORMATS = {"jsonl": _export_jsonl, "atif": _export_atif}
     type=click.Choice(list(EXPORT_FORMATS)),
     default="jsonl",
     show_default=True,
-    help="jsonl: the events (lh import loads them back); atif: Harbor's trajectory format.",
+    help="jsonl: the events (lh import loads them back); atif: Harbor's trajectory format; "
+    "md: a readable transcript; html: one self-contained page. md and html nest subagents.",
 )
-@click.option("--with-children", is_flag=True, help="Include its subagents' sessions.")
+@click.option("--with-children", is_flag=True, help="jsonl: include its subagents' sessions.")
 @click.option("-o", "--output", type=click.File("w"), default="-", help="File (default stdout).")
 @user_errors
 def export_command(session: str, fmt: str, with_children: bool, output) -> None:
-    """Write SESSION's events as JSON lines (lh import loads them back), or another format."""
+    """Write SESSION's events as JSON lines (lh import loads them back), or another format:
+    a Markdown transcript, one HTML page, Harbor's ATIF. Secrets stay redacted."""
     from leharness import projections, store
 
     with closing(store.open_existing()) as conn:

@@ -18,6 +18,7 @@ from . import faults, locks
 from .errors import UserError
 from .mcp import attach as attach_mcp
 from .render import JsonChannel, TerminalChannel
+from .settings import load_hooks
 
 
 @dataclass
@@ -109,6 +110,7 @@ def open_session(
         allowed_paths=tuple(path.resolve() for path in allow_paths),
         sandbox=sandbox,
         approval=Approval(approval, approver),  # type: ignore[arg-type] - a checked Mode
+        hooks=load_hooks(),
     )
     if mcp:  # the servers of $LEHARNESS_HOME/mcp.json, if there is one
         attach_mcp(loop_session)

@@ -87,12 +87,32 @@ def read_settings_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{path}: not valid TOML: {error}") from None
     for key, value in data.items():
+        if key == "hooks":  # a table of its own: load_hooks reads it
+            _hooks_of(data, path)
+            continue
         if key not in KEYS:
             raise UserError(f"{path}: unknown setting {key!r}; known: {', '.join(KEYS)}")
         problem = _check(key, value)
         if problem:
             raise UserError(f"{path}: {key} {problem}, not {value!r}")
     return data
+
+
+def load_hooks(home: Path | None = None):
+    """The hooks of settings.toml (`[[hooks.pre_tool]]` …); none when there is no file."""
+    path = settings_path(home)
+    return _hooks_of(read_settings_file(path), path)
+
+
+def _hooks_of(data: dict[str, Any], path: Path):
+    from leharness.tools.hooks import HookConfigError, Hooks, parse_hooks
+
+    if "hooks" not in data:
+        return Hooks()
+    try:
+        return parse_hooks(data["hooks"])
+    except HookConfigError as error:
+        raise UserError(f"{path}: {error}") from None
 
 
 def resolve_settings(

@@ -206,6 +206,18 @@ def fork(repl: Repl, arg: str) -> None:
     fork_here(repl, arg)
 
 
+def rewind(repl: Repl, arg: str) -> None:
+    from .rewind import rewind_in_repl
+
+    rewind_in_repl(repl, arg)
+
+
+def turns(repl: Repl) -> Iterable[tuple[str, str]]:
+    from .rewind import turn_choices
+
+    return turn_choices(repl)
+
+
 def show_mcp(repl: Repl, arg: str) -> None:
     from .mcp import show_servers
 
@@ -239,6 +251,7 @@ COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("/cancel", "TASK", "stop a background task", cancel_task, choices=running_tasks),
     SlashCommand("/model", "NAME", "switch model from the next step", switch_model, choices=models),
     SlashCommand("/fork", "[N]", "branch this session after event N and switch to it", fork, True),
+    SlashCommand("/rewind", "[K]", "go back to before turn K (files too)", rewind, True, turns),
     SlashCommand("/compact", "", "summarise the oldest turns now (compaction T4)", compact, True),
     SlashCommand("/inspect", "", "browse the history in Datasette", launch_inspector),
     SlashCommand("/mcp", "", "MCP servers, their status and tools", show_mcp),

@@ -35,6 +35,7 @@ from leharness.projections import Message, SessionRow, SessionView
 from leharness.store import events as ev
 from leharness.tools import artifacts
 
+from .hooks import run_queued
 from .prompt import build_messages, session_system, to_openai
 from .summary import summarise
 
@@ -432,6 +433,7 @@ async def compact_now(session: Session) -> ManualResult:
     retire_summaries(
         session, "T4", projections.session_view(session.conn, session.session_id), budget
     )
+    await run_queued(session)  # the compaction hooks
     return ManualResult(summary=outcome)
 
 

@@ -26,11 +26,12 @@ from leharness.tools import artifacts
 from leharness.tools.agents import READ_ONLY_TOOLS, Spawn
 from leharness.tools.approval import Approval
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
+from leharness.tools.hooks import Hooks
 from leharness.tools.project import Instructions, project_instructions
 from leharness.tools.redact import redact, redact_json, secrets
 from leharness.tools.tasks import TaskRuntime, notification
 
-from . import compaction, recovery
+from . import compaction, hooks, recovery
 from .channel import Channel, NullChannel
 from .model import ModelClient, ProviderError, Reply, StreamSink
 from .prompt import accepts_images, build_messages
@@ -61,6 +62,8 @@ class Session:
     context_window: int | None = None  # tokens; None: the model's known window or 32,000
     tasks: TaskRuntime = field(init=False)
     instructions: Instructions = field(default_factory=Instructions)  # read per invocation
+    hooks: Hooks = field(default_factory=Hooks)  # settings.toml's [[hooks.*]]; none: no cost
+    hook_queue: list[tuple[str, str | None, store.Event]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         store.claim(self.conn, self.session_id)  # appends fail if another writer gets in
@@ -71,6 +74,7 @@ class Session:
     def record(self, payload: store.Payload) -> store.Event:
         event = store.append(self.conn, self.session_id, payload)
         self.channel.event(event)
+        hooks.queue(self, event)
         return event
 
 
@@ -106,6 +110,12 @@ def new_session(
 
 async def run_invocation(session: Session, text: str | None) -> Result:
     """Run the loop for one user message (or, with None, an automatic wake-up)."""
+    result = await _invocation(session, text)
+    await hooks.run_queued(session)  # invocation_end, and whatever else is still waiting
+    return result
+
+
+async def _invocation(session: Session, text: str | None) -> Result:
     session.instructions = project_instructions(session.cwd)
     digest = session.instructions.hash
     # Calls a crash left open get their results first: a new user message may only
@@ -116,6 +126,7 @@ async def run_invocation(session: Session, text: str | None) -> Result:
         if text is not None
         else ev.InvocationAuto(instructions_hash=digest)
     )
+    await hooks.run_queued(session)  # invocation_start
     recover_orphaned_tasks(session)
     overflowed = False  # a "prompt too long" refusal shrinks the prompt and retries once
     for step in range(1, session.max_steps + 1):
@@ -125,7 +136,7 @@ async def run_invocation(session: Session, text: str | None) -> Result:
             case compaction.Interrupted():
                 return finish(session, "cancelled")
             case compaction.Compacted(view, system):
-                pass
+                await hooks.run_queued(session)  # compaction hooks, if it compacted
         session.record(
             ev.StepStarted(step=step, provider=session.model.provider, model=session.model.model)
         )
@@ -231,6 +242,7 @@ def spawner(session: Session) -> Spawn | None:
             allowed_paths=session.allowed_paths,
             sandbox=session.sandbox,
             approval=remember_approvals(session).for_subagent(),
+            hooks=session.hooks,
         )
 
         async def run() -> tuple[str, str]:
@@ -331,7 +343,9 @@ async def run_tool_calls(session: Session, calls: list[ev.ToolCall]) -> bool:
         for call in calls:
             _record_failure(session, call, "not run: the user cancelled", "interrupted")
         return False
-    return await _run_batch(session, plan)
+    ran = await _run_batch(session, plan)
+    await hooks.run_queued(session)  # post_tool
+    return ran
 
 
 Planned = tuple[ev.ToolCall, Tool, Any]
@@ -361,6 +375,9 @@ async def _plan(session: Session, call: ev.ToolCall) -> Planned | Refused:
         tool, args = session.tools.parse(call.name, call.arguments)
     except ToolError as error:  # unknown tool or bad arguments: the model hears why
         return Refused(call, str(error), error.kind)
+    blocked = await hooks.pre_tool(session, call) if session.hooks else None
+    if blocked is not None:  # a pre_tool hook exited 2: its stderr is the error
+        return Refused(call, blocked, "hook_blocked")
     if tool.mutates:
         remember_approvals(session)
         try:

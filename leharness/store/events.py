@@ -332,6 +332,59 @@ class McpFailed(Payload):
     kind: str = "start"
 
 
+class HookRan(Payload):
+    """A hook from settings.toml ran: its command, exit code, time and the end of its stderr."""
+
+    type: Literal["hook.ran"] = "hook.ran"
+    hook: str  # pre_tool | post_tool | invocation_start | invocation_end | compaction
+    command: str
+    exit_code: int | None = None  # None: killed after its timeout, or could not start
+    duration_ms: int = 0
+    stderr_tail: str = ""
+    timed_out: bool = False
+    blocked: bool = False  # a pre_tool hook that exited 2: the call did not run
+    call_id: str | None = None
+    tool: str | None = None
+
+
+class FileCheckpoint(Payload):
+    """write_file or edit_file changed a file: its content before and after, by sha256.
+
+    Both contents are kept once each in `$LEHARNESS_HOME/artifacts/checkpoints/`;
+    before_sha256 is None when the file did not exist.
+    """
+
+    type: Literal["checkpoint.file"] = "checkpoint.file"
+    path: str  # absolute
+    before_sha256: str | None = None
+    after_sha256: str
+    call_id: str | None = None
+    tool: str | None = None
+
+
+class TreeCheckpoint(Payload):
+    """A command changed the git work tree: a snapshot of its tracked and untracked,
+    not ignored files, before and after, as tree ids in a git directory of lh's own."""
+
+    type: Literal["checkpoint.tree"] = "checkpoint.tree"
+    worktree: str  # absolute path of the work tree's top
+    git_dir: str  # the snapshot repository under $LEHARNESS_HOME
+    before_tree: str
+    after_tree: str
+    call_id: str | None = None
+    tool: str | None = None
+
+
+class WorkspaceRestored(Payload):
+    """`lh rewind` put workspace files back as they were at an event of the source session."""
+
+    type: Literal["workspace.restored"] = "workspace.restored"
+    source_session_id: str
+    at_session_seq: int
+    restored: list[str] = Field(default_factory=list)  # absolute paths written or removed
+    skipped: list[str] = Field(default_factory=list)  # changed outside lh since: left alone
+
+
 class AgentFinished(Payload):
     """An invocation ended: no_tool_calls, max_steps, model_failed or cancelled."""
 
@@ -368,6 +421,10 @@ PAYLOAD_MODELS: tuple[type[Payload], ...] = (
     SkillLoaded,
     McpConnected,
     McpFailed,
+    HookRan,
+    FileCheckpoint,
+    TreeCheckpoint,
+    WorkspaceRestored,
     AgentFinished,
 )
 

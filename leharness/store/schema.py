@@ -80,6 +80,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         True,
     ),
     Migration(13, "lh_meta: the projection SQL's hash and the objects it created", "0013_meta.sql"),
+    Migration(14, "search: the conversation table and its FTS5 index conversation_fts", None, True),
+    Migration(
+        15, "checkpoints: file and work-tree changes lh made, for diff and rewind", None, True
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -216,10 +220,44 @@ def projection_objects() -> tuple[tuple[str, str], ...]:
 
 
 def projection_tables(conn: sqlite3.Connection) -> list[str]:
-    """The projection tables present in `conn`: only those our `.sql` files create."""
+    """The projection tables present in `conn`: only those our `.sql` files create, less
+    the shadow tables an FTS index keeps for itself (its virtual table stands for them)."""
     ours = {name for kind, name in projection_objects() if kind == "table"}
+    shadows = fts_shadow_tables(conn)
     rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-    return [name for (name,) in rows if name in ours]
+    return [name for (name,) in rows if name in ours and name not in shadows]
+
+
+# What FTS5 (and FTS3/4) name their shadow tables: `<virtual table>_<suffix>`.
+_FTS_SHADOW_SUFFIXES = ("data", "idx", "content", "docsize", "config", "segments", "segdir", "stat")
+
+
+def fts_tables(conn: sqlite3.Connection) -> list[str]:
+    """Full-text virtual tables in the file (ours, e.g. conversation_fts, or a user's)."""
+    rows = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND rootpage = 0 "
+        "AND sql LIKE '%VIRTUAL TABLE%USING FTS%' ORDER BY name"
+    )
+    return [name for (name,) in rows]
+
+
+def fts_shadow_tables(conn: sqlite3.Connection) -> set[str]:
+    return {f"{fts}_{suffix}" for fts in fts_tables(conn) for suffix in _FTS_SHADOW_SUFFIXES}
+
+
+def _external_content(conn: sqlite3.Connection, table: str) -> bool:
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    return "content=" in sql.replace(" ", "").lower()
+
+
+def check_fts(conn: sqlite3.Connection, table: str) -> str:
+    """An empty string when the FTS index `table` matches its content table, else why not.
+    Writes nothing it keeps (the integrity-check command only reads)."""
+    try:
+        conn.execute(f'INSERT INTO "{table}" ("{table}", rank) VALUES (\'integrity-check\', 1)')
+    except sqlite3.DatabaseError as error:
+        return str(error)
+    return ""
 
 
 def install_source_tables(conn: sqlite3.Connection) -> None:
@@ -320,8 +358,12 @@ def rebuild(conn: sqlite3.Connection, *, in_transaction: bool = False) -> int:
         if count != 1:
             raise StoreError(f"projection trigger not in the expected form: {sql[:80]}")
         conn.execute(clone)
+    fts = set(fts_tables(conn))
     for table in projection_tables(conn):
-        conn.execute(f'DELETE FROM main."{table}"')
+        if table in fts and _external_content(conn, table):  # emptied by its own command
+            conn.execute(f'INSERT INTO main."{table}" ("{table}") VALUES (\'delete-all\')')
+        else:
+            conn.execute(f'DELETE FROM main."{table}"')
     replayed = conn.execute(
         "INSERT INTO temp.replay_events SELECT * FROM main.events ORDER BY seq"
     ).rowcount

@@ -7,13 +7,14 @@ never print: they return strings or raise ToolError.
 from .agents import SPAWN_AGENT
 from .base import Tool, ToolContext, ToolError, ToolRegistry
 from .bash import BASH
+from .checkpoints import checkpointed
 from .files import EDIT_FILE, READ_FILE, WRITE_FILE
 from .search import GREP, LIST_FILES
 from .skills import LOAD_SKILL
 from .task_tools import CANCEL_TASK, LIST_TASKS, READ_TASK, WAIT_TASK
 
 CORE_TOOLS: tuple[Tool, ...] = (
-    BASH,
+    checkpointed(BASH),  # snapshots a git work tree around each command
     READ_FILE,
     WRITE_FILE,
     EDIT_FILE,

@@ -74,8 +74,9 @@ def _examine(conn: sqlite3.Connection, report: Report, live: Live) -> None:
         report.facts.append("every event matches its type's model")
     report.drift = health.rebuild_drift(conn)
     report.problems += [
-        f"projection {d.table} differs from a rebuild of the events: {d.stale_rows} stale, "
-        f"{d.missing_rows} missing rows (`lh doctor --repair` rebuilds it)"
+        f"projection {d.table} differs from a rebuild of the events: "
+        f"{d.note or f'{d.stale_rows} stale, {d.missing_rows} missing rows'} "
+        "(`lh doctor --repair` rebuilds it)"
         for d in report.drift
     ]
     if not report.drift:

@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from leharness.tools import checkpoints
 from leharness.tools.base import Tool, ToolContext, ToolError
 from leharness.tools.paths import Confined, locate, open_for_reading, write_atomically
 
@@ -171,7 +172,10 @@ def _write(where: Confined, data: bytes) -> bool:
 
 async def write_file(args: WriteFileArgs, ctx: ToolContext) -> str:
     data = args.content.encode("utf-8", errors="surrogateescape")
-    created = _write(locate(ctx, args.path, write=True), data)
+    where = locate(ctx, args.path, write=True)
+    before = checkpoints.before_change(ctx, where.target)
+    created = _write(where, data)
+    checkpoints.after_change(ctx, before, data, "write_file")
     return f"wrote {len(data)} bytes to {args.path} ({'created' if created else 'overwrote'})"
 
 
@@ -283,7 +287,10 @@ async def edit_file(args: EditFileArgs, ctx: ToolContext) -> str:
     before = _read_text(where)
     start, old, new = _locate(before, args)
     after = before[:start] + new + before[start + len(old) :]
-    _write(where, after.encode("utf-8", errors="surrogateescape"))
+    data = after.encode("utf-8", errors="surrogateescape")
+    kept = checkpoints.before_change(ctx, where.target, before.encode("utf-8", "surrogateescape"))
+    _write(where, data)
+    checkpoints.after_change(ctx, kept, data, "edit_file")
     return f"edited {args.path}: replaced 1 occurrence\n{_diff(before, after, start, args.path)}"
 
 

@@ -66,6 +66,9 @@ TITLES = {
     "reward_by_tool_failures": "Reward by tool failures",
     "task_usage": "Steps and tokens by task",
     "max_steps_trials": "Trials that hit max steps",
+    "conversation": "Conversation (searchable)",
+    "conversation_fts": "Conversation full-text index",
+    "checkpoints": "File checkpoints",
 }
 
 TABLES: dict[str, dict] = {
@@ -321,6 +324,40 @@ TABLES.update(
             "description": "View: the trials whose session stopped at --max-steps.",
             "facets": ["job", "task"],
         },
+        "conversation": {
+            "description": "Every prompt, answer (with its tool calls' arguments), tool result "
+            "and notification, full-text indexed by conversation_fts: the search box here and "
+            "`lh search` query it.",
+            "sort_desc": "seq",
+            "facets": ["role", "kind", "tool"],
+            "columns": {
+                "seq": "The event's global seq (the rowid the index refers to).",
+                "role": "user, assistant or tool.",
+                "kind": "prompt, answer, tool_result, tool_error or notification.",
+                "tool": "Tool name(s): of a result, or the calls of an answer (comma-separated).",
+                "text": "The searchable text.",
+            },
+        },
+        "conversation_fts": {
+            "description": "The FTS5 index over conversation.text (external content, the "
+            "sqlite-utils layout): `sqlite-utils search sessions.db conversation QUERY`.",
+            "columns": {"text": "The indexed text (read from conversation)."},
+        },
+        "checkpoints": {
+            "description": "Every change lh made to workspace files: write_file and edit_file "
+            "(content sha256 before and after) and bash in a git work tree (snapshot tree ids). "
+            "`lh diff` and `lh rewind` read it.",
+            "facets": ["kind", "tool"],
+            "columns": {
+                "kind": "file (write_file, edit_file) or tree (bash in a git work tree).",
+                "path": "The file, or the top of the work tree.",
+                "before": "sha256 of the content before (empty: no file), or the tree id.",
+                "after": "sha256 of the content after, or the tree id.",
+                "git_dir": "For a tree: lh's own snapshot repository under LEHARNESS_HOME.",
+                "call_id": "The tool call that made the change.",
+                "tool": "write_file, edit_file or bash.",
+            },
+        },
     }
 )
 
@@ -336,12 +373,17 @@ def table_metadata(table: str, columns: list[str]) -> dict:
 
 def table_columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
     """Every table's and view's columns, SQLite's own tables left out."""
+    from leharness.store.schema import fts_shadow_tables
+
     names = conn.execute(
         "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
         "AND name NOT LIKE 'sqlite_%' ORDER BY name"
     ).fetchall()
+    shadows = fts_shadow_tables(conn)  # an index's own bookkeeping: Datasette hides them too
     return {
-        name: [row[1] for row in conn.execute(f'PRAGMA table_info("{name}")')] for (name,) in names
+        name: [row[1] for row in conn.execute(f'PRAGMA table_info("{name}")')]
+        for (name,) in names
+        if name not in shadows
     }
 
 

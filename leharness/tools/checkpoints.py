@@ -1,0 +1,221 @@
+"""Checkpoints: what a file looked like before lh changed it, so a session can be rewound.
+
+- write_file and edit_file: the file's bytes before and after are kept
+  content-addressed (by sha256, so each distinct content is stored once) in
+  `$LEHARNESS_HOME/artifacts/checkpoints/`, and `checkpoint.file` records both hashes.
+- bash, in a git work tree: the tracked and untracked-not-ignored files are
+  snapshotted before and after the command into a git directory of lh's own
+  (`$LEHARNESS_HOME/snapshots/<work tree hash>`), never the project's `.git`;
+  when the command changed anything, `checkpoint.tree` records both tree ids.
+
+A checkpoint that cannot be taken (disk full, no git) never fails the tool:
+the tool's own work matters more than the ability to undo it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from leharness.store import home_dir
+from leharness.store.events import FileCheckpoint, TreeCheckpoint
+
+from .base import Tool, ToolContext
+
+GIT_TIMEOUT_S = 60
+
+
+def blobs_dir(home: Path) -> Path:
+    return home / "artifacts" / "checkpoints"
+
+
+def blob_path(home: Path, sha256: str) -> Path:
+    return blobs_dir(home) / sha256[:2] / sha256
+
+
+def keep(home: Path, data: bytes) -> str:
+    """Store `data` once under its sha256; return the hash."""
+    digest = hashlib.sha256(data).hexdigest()
+    path = blob_path(home, digest)
+    if path.exists():
+        return digest
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{digest}.{os.getpid()}.partial")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return digest
+
+
+def read_blob(home: Path, sha256: str) -> bytes:
+    return blob_path(home, sha256).read_bytes()
+
+
+# -- write_file and edit_file ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Before:
+    """A file as it was before a tool changed it (sha256 None: it did not exist)."""
+
+    path: Path
+    sha256: str | None
+    home: Path
+
+
+def before_change(ctx: ToolContext, path: Path, data: bytes | None = None) -> Before | None:
+    """Keep `path`'s current content (`data`, when the tool already read it); call right
+    before a file tool writes it. None outside a recorded session."""
+    if ctx.extra.get("record") is None:
+        return None
+    home = ctx.home or home_dir()
+    try:
+        if data is None and path.is_file():
+            data = path.read_bytes()
+        return Before(path, keep(home, data) if data is not None else None, home)
+    except OSError:
+        return None
+
+
+def after_change(ctx: ToolContext, before: Before | None, data: bytes, tool: str) -> None:
+    """Record `checkpoint.file` once the file holds `data`."""
+    record = ctx.extra.get("record")
+    if before is None or record is None:
+        return
+    try:
+        after = keep(before.home, data)
+    except OSError:
+        return
+    if after == before.sha256:
+        return
+    record(
+        FileCheckpoint(
+            path=str(before.path),
+            before_sha256=before.sha256,
+            after_sha256=after,
+            call_id=ctx.call_id or None,
+            tool=tool,
+        )
+    )
+
+
+# -- bash in a git work tree ------------------------------------------------------
+
+
+def git_available() -> bool:
+    return shutil.which("git") is not None
+
+
+def _git(*args: str, cwd: Path | None = None, stdin: bytes | None = None, **env: str) -> bytes:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    result = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        timeout=GIT_TIMEOUT_S,
+        env={**clean, **env},
+        check=True,
+    )
+    return result.stdout
+
+
+def worktree_of(cwd: Path) -> Path | None:
+    """The top of the git work tree holding `cwd`, or None (not one, or no git)."""
+    if not git_available():
+        return None
+    try:
+        top = _git("rev-parse", "--show-toplevel", cwd=cwd).decode().strip()
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return Path(top) if top else None
+
+
+def snapshot_dir(home: Path, worktree: Path) -> Path:
+    digest = hashlib.sha256(str(worktree).encode()).hexdigest()[:16]
+    return home / "snapshots" / digest
+
+
+def snapshot(git_dir: Path, worktree: Path, home: Path | None = None) -> str:
+    """A tree id of the work tree's tracked and untracked-not-ignored files, written into
+    `git_dir` (created on first use). The project's own repository is only read; lh's
+    home, when it lies inside the work tree (`.leharness/`), is left out."""
+    if not (git_dir / "HEAD").exists():
+        git_dir.parent.mkdir(parents=True, exist_ok=True)
+        _git("init", "-q", "--bare", str(git_dir))
+    listed = _git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=worktree)
+    wanted = {name for name in listed.split(b"\0") if name}
+    if home is not None and home.is_relative_to(worktree):
+        inside = os.fsencode(home.relative_to(worktree)) + b"/"
+        wanted = {name for name in wanted if not name.startswith(inside)}
+    env = {"GIT_DIR": str(git_dir), "GIT_WORK_TREE": str(worktree)}
+    indexed = _git("ls-files", "-z", cwd=worktree, **env)
+    gone = {name for name in indexed.split(b"\0") if name} - wanted
+    if gone:
+        _git("update-index", "-z", "--force-remove", "--stdin", cwd=worktree,
+             stdin=b"\0".join(sorted(gone)) + b"\0", **env)  # fmt: skip
+    if wanted:
+        _git("update-index", "-z", "--add", "--remove", "--stdin", cwd=worktree,
+             stdin=b"\0".join(sorted(wanted)) + b"\0", **env)  # fmt: skip
+    return _git("write-tree", cwd=worktree, **env).decode().strip()
+
+
+def changed_paths(git_dir: Path, before: str, after: str) -> list[str]:
+    """Paths (relative to the work tree) whose content differs between two trees."""
+    out = _git("diff-tree", "-r", "-z", "--name-only", "--no-renames", before, after,
+               GIT_DIR=str(git_dir))  # fmt: skip
+    return [name.decode("utf-8", "surrogateescape") for name in out.split(b"\0") if name]
+
+
+def tree_blob(git_dir: Path, tree: str, path: str) -> bytes | None:
+    """The content of `path` in `tree`, or None when the tree has no such file."""
+    try:
+        return _git("cat-file", "blob", f"{tree}:{path}", GIT_DIR=str(git_dir))
+    except subprocess.CalledProcessError:
+        return None
+
+
+def checkpointed(tool: Tool) -> Tool:
+    """`tool` (bash) with a work-tree snapshot before and after each call; a change
+    between the two is recorded as `checkpoint.tree`."""
+
+    async def run(args: Any, ctx: ToolContext) -> str:
+        record = ctx.extra.get("record")
+        worktree = await asyncio.to_thread(worktree_of, ctx.cwd) if record else None
+        if worktree is None:
+            return await tool.run(args, ctx)
+        home = (ctx.home or home_dir()).resolve()
+        git_dir = snapshot_dir(home, worktree)
+        before = await _try_snapshot(git_dir, worktree, home)
+        try:
+            return await tool.run(args, ctx)
+        finally:
+            after = await _try_snapshot(git_dir, worktree, home) if before else None
+            if before and after and after != before:
+                record(
+                    TreeCheckpoint(
+                        worktree=str(worktree),
+                        git_dir=str(git_dir),
+                        before_tree=before,
+                        after_tree=after,
+                        call_id=ctx.call_id or None,
+                        tool=tool.name,
+                    )
+                )
+
+    return replace(tool, run=run)
+
+
+async def _try_snapshot(git_dir: Path, worktree: Path, home: Path) -> str | None:
+    try:
+        return await asyncio.to_thread(snapshot, git_dir, worktree, home)
+    except (subprocess.SubprocessError, OSError):
+        return None
