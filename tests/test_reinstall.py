@@ -54,6 +54,13 @@ def test_a_chunked_reinstall_equals_a_fresh_one_while_another_writer_appends(tmp
         assert n_sessions == 20 + len(written)
         assert [tuple(r) for r in after.execute("SELECT note FROM my_notes")] == [("keep me",)]
         assert after.execute("SELECT n FROM my_view").fetchone()[0] > 0
+        # The full-text index, filled again in chunks, holds every message exactly once.
+        assert schema.check_fts(after, "conversation_fts") == ""
+        (indexed,) = after.execute(
+            "SELECT count(*) FROM conversation_fts WHERE conversation_fts MATCH 'hi'"
+        ).fetchone()
+        (stored,) = after.execute("SELECT count(*) FROM conversation WHERE text = 'hi'").fetchone()
+        assert indexed == stored > 20
 
 
 def test_a_big_file_with_other_projection_sql_is_reinstalled_in_chunks(tmp_path, monkeypatch):

@@ -76,7 +76,8 @@ def reinstall_in_chunks(
         try:
             if force or installed_hash(conn) != projection_hash():
                 _build_beside(conn, chunk_s, progress)
-                _swap(conn, progress)
+                upto = _swap(conn, progress)
+                _fill_fts(conn, upto, chunk_s, progress)
         finally:
             conn.close()
         conn = connect(path)  # a fresh view of the schema the swap rewrote
@@ -134,7 +135,7 @@ def _next_schema() -> tuple[list[str], list[str]]:
                 clone = _TRIGGER_HEAD.sub(
                     r"CREATE TEMP TRIGGER replay_\1 AFTER INSERT ON replay_events", head
                 )
-                triggers.append(_retarget(clone, tables))
+                triggers.append(_without_fts_writes(_retarget(clone, tables)))
     return creates, triggers
 
 
@@ -203,7 +204,9 @@ def _replay(conn: sqlite3.Connection, limit: int | None, progress: Progress) -> 
     return done
 
 
-def _swap(conn: sqlite3.Connection, progress: Progress) -> None:
+def _swap(conn: sqlite3.Connection, progress: Progress) -> dict[str, int]:
+    """Put the lh_next_ tables in place; returns, per full-text index, the last content
+    rowid it must be filled up to (see _fill_fts)."""
     with _timed(progress, "swap"), write_transaction(conn):
         _replay(conn, None, progress)
         conn.execute("DROP TABLE temp.replay_events")  # and its temp triggers
@@ -221,9 +224,20 @@ def _swap(conn: sqlite3.Connection, progress: Progress) -> None:
         _canonical_names(conn)
         for _name, sql in projection_sql():
             for statement in _statements(sql):
+                match = _FTS_CREATE.match(_without_comments(statement).strip())
+                if match and not _present(conn, {("table", match.group(1))}):
+                    conn.execute(statement)
+        for _name, sql in projection_sql():
+            for statement in _statements(sql):
                 if _CREATES.match(_without_comments(statement)):
                     conn.execute(statement)
         record_installed(conn)
+        upto = {}
+        for name, _columns, content in _fts_indexes():
+            (upto[name],) = conn.execute(
+                f"SELECT coalesce(max(rowid), 0) FROM {content}"
+            ).fetchone()
+        return upto
 
 
 def _canonical_names(conn: sqlite3.Connection) -> None:
@@ -331,7 +345,76 @@ def _timed(progress: Progress, phase: str) -> Iterator[None]:
 
 
 def _tables() -> list[str]:
-    return [name for kind, name in projection_objects() if kind == "table"]
+    """The projection tables built beside and swapped: not the full-text indexes (nor
+    their shadow tables), which are filled again in chunks after the swap."""
+    skipped = {name for name, _columns, _content in _fts_indexes()}
+    return [
+        name
+        for kind, name in projection_objects()
+        if kind == "table" and name not in skipped and not name.startswith(_fts_prefixes())
+    ]
+
+
+_FTS_CREATE = re.compile(r"CREATE\s+VIRTUAL\s+TABLE\s+(\w+)\s+USING\s+fts5\s*\((.*)\)", re.I | re.S)
+
+
+@functools.cache
+def _fts_indexes() -> tuple[tuple[str, tuple[str, ...], str], ...]:
+    """(name, indexed columns, content table) of each FTS5 index the projection SQL
+    creates (external content: the index holds no text of its own)."""
+    found = []
+    for _name, sql in projection_sql():
+        for statement in _statements(sql):
+            match = _FTS_CREATE.match(_without_comments(statement).strip())
+            if match:
+                args = [a.strip() for a in match.group(2).split(",")]
+                columns = tuple(a for a in args if "=" not in a)
+                options = dict(a.split("=", 1) for a in args if "=" in a)
+                content = options.get("content", "").strip("[]'\" ")
+                found.append((match.group(1), columns, content))
+    return tuple(found)
+
+
+def _fts_prefixes() -> tuple[str, ...]:
+    return tuple(f"{name}_" for name, _columns, _content in _fts_indexes()) or ("\0",)
+
+
+def _without_fts_writes(trigger_sql: str) -> str:
+    """A replay trigger leaves the full-text indexes alone: they are filled after the swap."""
+    for name, _columns, _content in _fts_indexes():
+        trigger_sql = re.sub(rf"INSERT\s+INTO\s+{name}\b[^;]*;", "", trigger_sql, flags=re.I)
+    return trigger_sql
+
+
+def _fill_fts(
+    conn: sqlite3.Connection, upto: dict[str, int], chunk_s: float, progress: Progress
+) -> None:
+    """Index the content rows that were there at the swap, in short transactions (rows
+    added since came with their own trigger)."""
+    for name, columns, content in _fts_indexes():
+        cols = ", ".join(columns)
+        last, batch = 0, 2000
+        with _timed(progress, "index"), write_transaction(conn):
+            conn.execute(f"INSERT INTO {name} ({name}) VALUES ('delete-all')")
+        while last < upto.get(name, 0):
+            started = time.perf_counter()
+            with _timed(progress, "index"), write_transaction(conn):
+                rows = conn.execute(
+                    f"SELECT rowid FROM {content} WHERE rowid > ? AND rowid <= ? "
+                    f"ORDER BY rowid LIMIT {batch}",
+                    (last, upto[name]),
+                ).fetchall()
+                if not rows:
+                    break
+                conn.execute(
+                    f"INSERT INTO {name} (rowid, {cols}) SELECT rowid, {cols} FROM {content} "
+                    "WHERE rowid > ? AND rowid <= ?",
+                    (last, rows[-1][0]),
+                )
+                last = rows[-1][0]
+            elapsed = time.perf_counter() - started
+            _let_others_in(conn)
+            batch = max(100, min(200_000, int(batch * chunk_s / max(elapsed, 1e-3))))
 
 
 def _objects_named(conn: sqlite3.Connection, prefix: str) -> list[tuple[str, str]]:
