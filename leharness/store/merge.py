@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .connection import DB_FILENAME, StoreError, check_is_sqlite, write_transaction
 from .schema import SCHEMA_VERSION, SOURCE_TABLES, projection_tables
-from .trials import TrialRow, find_trial_results, read_trial, record_trial, trial_folder
+from .trials import TrialRow, find_trial_results, read_trial, record_trial, trial_of
 from .triggers import Switch, trigger_switch, triggers_off
 
 _EVENT_COLUMNS = "id, session_id, session_seq, ts, type, data"
@@ -76,7 +76,7 @@ class Merger:
 
     def merge(self, path: Path) -> Merged:
         result = Merged(path)
-        trial = _trial_of(path)
+        trial = trial_of(path)
         _check_source(path)
         self.conn.execute("ATTACH DATABASE ? AS src", (str(path),))
         try:
@@ -304,8 +304,3 @@ def _check_attached(conn: sqlite3.Connection, path: Path) -> None:
             f"{path} has schema version {version}, newer than this leharness "
             f"understands ({SCHEMA_VERSION}); upgrade leharness to merge it"
         )
-
-
-def _trial_of(path: Path) -> TrialRow | None:
-    folder = trial_folder(path)
-    return read_trial(folder / "result.json") if folder else None
