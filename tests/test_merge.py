@@ -206,8 +206,8 @@ def test_a_file_with_one_session_here_and_one_new_adds_the_new_one(tmp_path, db)
 
 
 def test_the_merge_connection_turns_its_triggers_back_on(tmp_path, db):
-    """The copy runs with this connection's triggers off: afterwards the same connection
-    projects and guards again, and the schema still has every trigger."""
+    """The copy runs with this connection's triggers (and CHECKs) off: afterwards the same
+    connection projects, guards and checks again, and the schema still has every trigger."""
     triggers = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()
     assert merge_module.trigger_switch(db) is not None  # the fast path is the one tested here
     make_trial(tmp_path / "job", "t__1", reward=1.0)
@@ -223,6 +223,13 @@ def test_the_merge_connection_turns_its_triggers_back_on(tmp_path, db):
     ] == (1)
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         db.execute("DELETE FROM events")
+    assert db.execute("PRAGMA ignore_check_constraints").fetchone()[0] == 0
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint"):
+        db.execute(
+            "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
+            "VALUES ('E-BAD', ?, 2, '2026-01-01T00:00:00.000Z', 'session.note', 'not json')",
+            (session_id,),
+        )
 
 
 def test_without_the_trigger_switch_the_merge_gives_the_same_rows(tmp_path, db, monkeypatch):
