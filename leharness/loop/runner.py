@@ -27,7 +27,7 @@ from leharness.tools.agents import READ_ONLY_TOOLS, Spawn
 from leharness.tools.approval import Approval
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
 from leharness.tools.project import Instructions, project_instructions
-from leharness.tools.redact import redact
+from leharness.tools.redact import redact, redact_json, secrets
 from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 
 from . import compaction
@@ -54,6 +54,7 @@ class Session:
     depth: int = 0  # 0 for a top-level session, 1 for its subagents, …
     max_depth: int = 1  # sessions at this depth cannot spawn subagents
     allowed_paths: tuple[Path, ...] = ()  # folders beyond cwd the file tools may use
+    sandbox: str = "off"  # where bash commands run: read-only | workspace-write | off
     approval: Approval = field(default_factory=Approval)  # default: auto, everything runs
     # Messages the user typed while a run is going, taken (and emptied) at each step boundary.
     steering: Callable[[], list[str]] | None = None
@@ -225,7 +226,8 @@ def spawner(session: Session) -> Spawn | None:
             max_depth=session.max_depth,
             context_window=session.context_window,
             allowed_paths=session.allowed_paths,
-            approval=session.approval.for_subagent(),
+            sandbox=session.sandbox,
+            approval=remember_approvals(session).for_subagent(),
         )
 
         async def run() -> tuple[str, str]:
@@ -287,7 +289,7 @@ async def call_model(
         ev.ModelCompleted(
             text=reply.text,
             reasoning=reply.reasoning,
-            tool_calls=reply.tool_calls,
+            tool_calls=redacted_calls(reply.tool_calls),  # the tools still get what was sent
             usage=reply.usage,
             model=session.model.model,
             attempts=reply.attempts,
@@ -295,6 +297,14 @@ async def call_model(
         )
     )
     return Replied(reply)
+
+
+def redacted_calls(calls: list[ev.ToolCall]) -> list[ev.ToolCall]:
+    """The calls as they may be stored and shown: a secret in an argument is redacted."""
+    found = secrets()
+    return [
+        call.model_copy(update={"arguments": redact_json(call.arguments, found)}) for call in calls
+    ]
 
 
 def unique_call_ids(session: Session, calls: list[ev.ToolCall]) -> list[ev.ToolCall]:
@@ -341,12 +351,21 @@ async def run_tool_calls(session: Session, calls: list[ev.ToolCall]) -> bool:
 Planned = tuple[ev.ToolCall, Tool, Any]
 
 
+def remember_approvals(session: Session) -> Approval:
+    """The session's approval policy with the "always" answers recorded for it, which
+    hold for the rest of the session: also in a new process (`lh -c`, /resume)."""
+    if session.approval.mode == "ask":
+        session.approval.always |= projections.always_allowed(session.conn, session.session_id)
+    return session.approval
+
+
 async def approve_batch(session: Session, batch: list[Planned]) -> bool | None:
     """Ask the session's approval policy about a call that mutates (such a call is always
     a batch of one). True: run it; False: refused and recorded; None: cancelled."""
     call, tool, args = batch[0]
     if not tool.mutates:
         return True
+    remember_approvals(session)
     try:
         await session.approval.check(call.id, tool, args, session.record)
     except ToolError as refusal:
@@ -438,6 +457,7 @@ async def _run_one(
         call_id=call.id,
         extra={"tasks": session.tasks, "spawn": spawner(session), "record": session.record},
         allowed_paths=session.allowed_paths,
+        sandbox=session.sandbox,
     )
     started = time.monotonic()
     try:
