@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -26,6 +27,8 @@ def trigger_switch(conn: sqlite3.Connection) -> Switch | None:
     setconfig = getattr(conn, "setconfig", None)
     if setconfig is not None:  # Python >= 3.12
         return lambda on: setconfig(SQLITE_DBCONFIG_ENABLE_TRIGGER, on)
+    if sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 11):
+        return None  # the handle's place in the object is known for CPython 3.11 only
     try:
         return _ctypes_switch(conn)
     except (OSError, AttributeError, ValueError, sqlite3.Error):
