@@ -32,6 +32,7 @@ BENCHMARKS = (
     "compaction",
     "redaction",
     "search",
+    "parallel_tools",
     "merge",
 )
 
