@@ -74,14 +74,23 @@ GNU_TIME = shutil.which("time", path="/usr/bin:/bin")
 def measure_process(
     command: list[str], env: dict[str, str], cwd: str | os.PathLike
 ) -> tuple[float, float, int]:
-    """(wall ms, peak RSS MB, exit code) of one process.
+    """(wall ms, peak RSS MB, exit code) of one process."""
+    wall, peak, code, _cpu = measure_process_usage(command, env, cwd)
+    return wall, peak, code
+
+
+def measure_process_usage(
+    command: list[str], env: dict[str, str], cwd: str | os.PathLike
+) -> tuple[float, float, int, float]:
+    """(wall ms, peak RSS MB, exit code, CPU ms: user + sys) of one process.
 
     The peak comes from GNU time when it is installed: a child forked straight
     from this (large) benchmark process inherits its resident-set high-water
-    mark, which then hides the child's own figure.
+    mark, which then hides the child's own figure. CPU time is what the process
+    used whatever else runs on the machine; wall time on a shared machine is not.
     """
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
-        prefix = [GNU_TIME, "-f", "%M", "-o", report.name] if GNU_TIME else []
+        prefix = [GNU_TIME, "-f", "%M %U %S", "-o", report.name] if GNU_TIME else []
         started = time.perf_counter()
         process = subprocess.Popen(
             [*prefix, *command],
@@ -92,5 +101,9 @@ def measure_process(
         )
         _, status, usage = os.wait4(process.pid, 0)
         wall = (time.perf_counter() - started) * 1000
-        peak_kb = int(report.read().split()[-1]) if GNU_TIME else usage.ru_maxrss
-    return wall, peak_kb / 1024, os.waitstatus_to_exitcode(status)
+        if GNU_TIME:
+            peak_kb, user_s, sys_s = report.read().split()[-3:]
+            peak, cpu = int(peak_kb) / 1024, (float(user_s) + float(sys_s)) * 1000
+        else:
+            peak, cpu = usage.ru_maxrss / 1024, (usage.ru_utime + usage.ru_stime) * 1000
+    return wall, peak, os.waitstatus_to_exitcode(status), cpu

@@ -16,7 +16,7 @@ from pathlib import Path
 from leharness import store
 from leharness.store.log import encode_data
 
-from . import Figure, measure_process
+from . import Figure, measure_process_usage
 from .store_append import turn
 
 EVENTS_PER_FILE = 1000
@@ -24,11 +24,14 @@ LH = str(Path(sys.executable).with_name("lh"))
 
 
 RATE_NOTE = (
-    "measured split of one file's merge at ~200 files (ms, load average ~6.5 on 2 cores "
-    "from other work): INSERT of the 1,000 events through the append-only and contiguous-"
-    "sequence guards and 4 indexes 13.4, COMMIT 11.3, ATTACH 3.1, copying the projection "
-    "rows 6, the rest under 5. The projection triggers are off that path: replaying a file "
-    "through them took 250-850 ms (~3,000 events/s). One transaction per file sets the floor"
+    "measured split of one file's merge at 200 files (ms of CPU, then wall, load average "
+    "~8 on 2 cores from other work): INSERT of the 1,000 events through 4 indexes 2.7 "
+    "(9-12 wall), COMMIT 1.7-2.2 (6-12 wall: WAL writes, a checkpoint every few files), "
+    "ATTACH + DETACH 1.8 (6), copying the projection rows 2.5 (8), the rest under 1. "
+    "The copy runs with the merge connection's triggers off (SQLITE_DBCONFIG_ENABLE_TRIGGER, "
+    "other connections keep theirs); dropping and re-creating the 45 projection triggers "
+    "per file instead cost ~6 ms CPU (12 wall). Replaying a file through the triggers "
+    "would take 250-850 ms. One transaction per file sets the floor"
 )
 
 
@@ -98,12 +101,13 @@ def make_job(folder: Path, files: int, template_db: Path) -> None:
         (trial / "result.json").write_text(json.dumps(result))
 
 
-def merge_once(job: Path, files: int) -> tuple[float, float]:
-    """(events/s, peak RSS MB) of one `lh merge` into a fresh home."""
+def merge_once(job: Path, files: int) -> tuple[float, float, float]:
+    """(events/s of wall time, peak RSS MB, events per CPU second) of one `lh merge`
+    into a fresh home."""
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "LEHARNESS_HOME": home}
         command = [LH, "merge", str(job)]
-        wall_ms, peak_mb, code = measure_process(command, env, home)
+        wall_ms, peak_mb, code, cpu_ms = measure_process_usage(command, env, home)
         if code != 0:
             raise RuntimeError(f"lh merge exited {code}")
         conn = sqlite3.connect(Path(home) / "sessions.db")
@@ -111,21 +115,23 @@ def merge_once(job: Path, files: int) -> tuple[float, float]:
         conn.close()
         if count != files * EVENTS_PER_FILE:
             raise RuntimeError(f"merged {count} events, expected {files * EVENTS_PER_FILE}")
-    return count / (wall_ms / 1000), peak_mb
+    return count / (wall_ms / 1000), peak_mb, count / (cpu_ms / 1000)
 
 
 def run(quick: bool) -> list[Figure]:
     files = 100 if quick else 1000
     rows = template_rows()
-    rates, peaks_small, peaks_big = [], [], []
+    rates, cpu_rates, peaks_small, peaks_big = [], [], [], []
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as folder:
         small, big = Path(folder, "small"), Path(folder, "big")
         template_db = template(Path(folder), rows)
         make_job(small, 100, template_db)
         make_job(big, files, template_db)
         for _ in range(1 if not quick else 2):
-            rate, peak = merge_once(big, files)
+            rate, peak, cpu_rate = merge_once(big, files)
             rates.append(rate)
+            cpu_rates.append(cpu_rate)
             peaks_big.append(peak)
             peaks_small.append(merge_once(small, 100)[1])
     ratio = [b / s for b, s in zip(peaks_big, peaks_small, strict=True)]
@@ -139,7 +145,17 @@ def run(quick: bool) -> list[Figure]:
             min(rates) >= 100_000,
             f"{events:,} events with their projection rows (the files carry our triggers' "
             "rows, so they are copied), one transaction per file, "
-            "as one `lh merge` process (start-up and the trials table included); " + RATE_NOTE,
+            "as one `lh merge` process (start-up and the trials table included); "
+            f"load average {load:.1f} on {os.cpu_count()} cores when the run started; " + RATE_NOTE,
+        ),
+        Figure(
+            f"merge rate per CPU second, {files:,} files",
+            "events/s",
+            cpu_rates,
+            "(the wall target, with a core to itself)",
+            None,
+            "events / (user + sys) time of the same `lh merge` process: what the rate would "
+            "be on an idle core, since the machine is shared",
         ),
         Figure("peak RSS, 100 files", "MB", peaks_small),
         Figure(f"peak RSS, {files:,} files", "MB", peaks_big),

@@ -4,12 +4,15 @@ and the trials table read from Harbor's result.json files."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from leharness import store
 from leharness.cli import cli
+from leharness.store import merge as merge_module
 
 from .util import snapshot, tool_round
 
@@ -200,6 +203,71 @@ def test_a_file_with_one_session_here_and_one_new_adds_the_new_one(tmp_path, db)
     before = snapshot(db)
     store.rebuild(db)
     assert snapshot(db) == before
+
+
+def test_the_merge_connection_turns_its_triggers_back_on(tmp_path, db):
+    """The copy runs with this connection's triggers (and CHECKs) off: afterwards the same
+    connection projects, guards and checks again, and the schema still has every trigger."""
+    triggers = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()
+    assert merge_module.trigger_switch(db) is not None  # the fast path is the one tested here
+    make_trial(tmp_path / "job", "t__1", reward=1.0)
+    merger = merge_module.Merger(db)
+    for path in merge_module.find_databases([tmp_path / "job"]):
+        assert merger.merge(path).events_added == 9
+    assert db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone() == (
+        triggers
+    )
+    session_id = store.create_session(db)
+    assert db.execute("SELECT event_count FROM sessions WHERE id = ?", (session_id,)).fetchone()[
+        0
+    ] == (1)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("DELETE FROM events")
+    assert db.execute("PRAGMA ignore_check_constraints").fetchone()[0] == 0
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint"):
+        db.execute(
+            "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
+            "VALUES ('E-BAD', ?, 2, '2026-01-01T00:00:00.000Z', 'session.note', 'not json')",
+            (session_id,),
+        )
+
+
+def test_without_the_trigger_switch_the_merge_gives_the_same_rows(tmp_path, db, monkeypatch):
+    job = tmp_path / "job"
+    for n in range(3):
+        make_trial(job, f"t__{n}", reward=n % 2, rounds=n + 1)
+    assert merge(job).exit_code == 0
+    fast = snapshot(db)
+    monkeypatch.setattr(merge_module, "trigger_switch", lambda conn: None)
+    slow_home = tmp_path / "slow"
+    monkeypatch.setenv("LEHARNESS_HOME", str(slow_home))
+    result = merge(job)
+    assert result.exit_code == 0, result.output
+    slow = store.open_store(slow_home / "sessions.db")
+    assert snapshot(slow) == fast
+    store.rebuild(slow)
+    assert snapshot(slow) == fast
+    slow.close()
+
+
+def test_a_file_whose_session_skips_a_number_is_refused(tmp_path, db):
+    """With the triggers off the events guard does not run: the plan checks that each
+    session numbers its events 1..n, and a file that does not goes through the guard."""
+    path = tmp_path / "gap" / "sessions.db"
+    gap = store.open_store(path)
+    gap.execute("DROP TRIGGER events_contiguous_seq")
+    for seq, kind in ((1, "session.created"), (3, "session.note")):
+        gap.execute(
+            "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
+            "VALUES (?, 'S-GAP', ?, '2026-01-01T00:00:00.000Z', ?, '{}')",
+            (f"E{seq}", seq, kind),
+        )
+    gap.close()
+    refused = merge(path)
+    assert refused.exit_code == 2, refused.output
+    assert "session_seq must be the session's max + 1" in refused.output
+    assert "Traceback" not in refused.output
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 0
 
 
 def test_merge_brings_the_artifacts_along(tmp_path, db, isolated_home):

@@ -13,13 +13,15 @@ with INSERT … SELECT, so memory stays flat in the number and size of files.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .connection import DB_FILENAME, StoreError, check_is_sqlite, write_transaction
 from .schema import SCHEMA_VERSION, SOURCE_TABLES, projection_tables
-from .trials import TrialRow, find_trial_results, read_trial, record_trial, trial_folder
+from .trials import TrialRow, find_trial_results, read_trial, record_trial, trial_of
+from .triggers import Switch, trigger_switch, triggers_off
 
 _EVENT_COLUMNS = "id, session_id, session_seq, ts, type, data"
 
@@ -57,40 +59,150 @@ def find_databases(paths: Iterable[Path]) -> list[Path]:
 def merge_database(conn: sqlite3.Connection, path: Path) -> Merged:
     """Copy the events of the database at `path` that this one lacks, in one transaction,
     and link its sessions to the Harbor trial whose folder holds it (if any)."""
-    result = Merged(path)
-    trial = _trial_of(path)
-    _check_source(path)
-    conn.execute("ATTACH DATABASE ? AS src", (str(path),))
+    return Merger(conn).merge(path)
+
+
+class Merger:
+    """Merges files one after the other into `conn`, remembering what they share: the
+    projection column lists and, per schema of a source file, whether its projection
+    rows can be copied (a fleet's files all have the same schema: one comparison)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._switch = trigger_switch(conn)
+        self._copyable: dict[tuple[tuple[str, str, str], ...], bool] = {}
+        self._ours: list[tuple[str, str, str]] | None = None
+        self._events_sql = _events_sql(conn, "main")
+        self._checked = False  # whether the attached file's CHECKs are ours
+        self._columns: dict[str, str] | None = None
+
+    def merge(self, path: Path) -> Merged:
+        result = Merged(path)
+        trial = trial_of(path)
+        _check_source(path)
+        self.conn.execute("ATTACH DATABASE ? AS src", (str(path),))
+        try:
+            self._merge_attached(path, result, trial)
+        except sqlite3.IntegrityError as error:  # an event id already here in another session
+            raise MergeConflict(
+                f"{path}: its events clash with events already here ({error}); "
+                "nothing of this file was merged"
+            ) from None
+        finally:
+            self.conn.execute("DETACH DATABASE src")
+        return result
+
+    def _merge_attached(self, path: Path, result: Merged, trial: TrialRow | None) -> None:
+        conn = self.conn
+        with write_transaction(conn):
+            _check_attached(conn, path)
+            have, contiguous = _plan(conn, path, result)
+            if have and contiguous and self._can_copy_projections(result):
+                self._copy_with_projections(result)
+            elif have:
+                _copy_events(conn, have, result)
+            if trial is not None:
+                record_trial(conn, trial)
+                conn.execute(
+                    "INSERT OR REPLACE INTO trial_sessions (session_id, trial_id) "
+                    "SELECT DISTINCT session_id, ? FROM src.events",
+                    (trial.trial_id,),
+                )
+                result.trial = trial.trial
+
+    def _can_copy_projections(self, result: Merged) -> bool:
+        """Whether the source's projection rows are exactly what our triggers would make
+        of its events: every session is new here, both files define the same derived
+        tables, indexes and triggers (same SQL), and every projection table is a plain
+        table keyed by session. Decided once per distinct source schema."""
+        if result.sessions_extended or result.sessions_unchanged:
+            return False  # the file's rows of those sessions are here already
+        theirs = tuple(_derived_schema(self.conn, "src"))
+        self._checked = _events_sql(self.conn, "src") == self._events_sql
+        if theirs not in self._copyable:
+            self._copyable[theirs] = self._same_as_ours(list(theirs))
+        return self._copyable[theirs]
+
+    def _same_as_ours(self, theirs: list[tuple[str, str, str]]) -> bool:
+        if self._ours is None:
+            self._ours = _derived_schema(self.conn, "main")
+        if self._ours != theirs:
+            return False
+        for kind, name, sql in self._ours:
+            if kind != "table":
+                continue
+            if sql.upper().startswith("CREATE VIRTUAL"):
+                return False
+            columns = {row[1] for row in self.conn.execute(f'PRAGMA main.table_info("{name}")')}
+            if not {"session_id", "id"} & columns:
+                return False
+        return True
+
+    def _copy_with_projections(self, result: Merged) -> None:
+        """Whole new sessions: the events and the projection rows the same triggers built
+        from them in the source file, with this connection's triggers off for the copy
+        (other connections keep theirs; the source's sequences were checked contiguous,
+        which the events guard would have checked). Replaying 1,000 events through the
+        projections costs ~0.3 s; this ~10 ms."""
+        conn = self.conn
+        if self._columns is None:
+            self._columns = {
+                table: ", ".join(
+                    f'"{row[1]}"' for row in conn.execute(f'PRAGMA main.table_info("{table}")')
+                )
+                for table in projection_tables(conn)
+            }
+        with _no_triggers(conn, self._switch), _no_checks(conn, self._checked):
+            result.events_added += conn.execute(
+                f"INSERT INTO main.events ({_EVENT_COLUMNS}) "
+                f"SELECT {_EVENT_COLUMNS} FROM src.events ORDER BY seq"
+            ).rowcount
+            for table, columns in self._columns.items():
+                conn.execute(
+                    f'INSERT INTO main."{table}" ({columns}) SELECT {columns} FROM src."{table}"'
+                )
+
+
+@contextmanager
+def _no_checks(conn: sqlite3.Connection, checked: bool) -> Iterator[None]:
+    """CHECK constraints off for a copy from a file whose events table is ours (same
+    SQL, so its CHECKs held for every row it has; its projection tables were compared
+    before): json_valid on every event's data costs ~0.5 ms of CPU a file."""
+    if not checked:
+        yield
+        return
+    conn.execute("PRAGMA ignore_check_constraints = ON")
     try:
-        _merge_attached(conn, path, result, trial)
-    except sqlite3.IntegrityError as error:  # an event id already here in another session
-        raise MergeConflict(
-            f"{path}: its events clash with events already here ({error}); "
-            "nothing of this file was merged"
-        ) from None
+        yield
     finally:
-        conn.execute("DETACH DATABASE src")
-    return result
+        conn.execute("PRAGMA ignore_check_constraints = OFF")
 
 
-def _merge_attached(
-    conn: sqlite3.Connection, path: Path, result: Merged, trial: TrialRow | None
-) -> None:
-    with write_transaction(conn):
-        _check_attached(conn, path)
-        have = _plan(conn, path, result)
-        if have and _can_copy_projections(conn, result):
-            _copy_with_projections(conn, result)
-        elif have:
-            _copy_events(conn, have, result)
-        if trial is not None:
-            record_trial(conn, trial)
-            conn.execute(
-                "INSERT OR REPLACE INTO trial_sessions (session_id, trial_id) "
-                "SELECT DISTINCT session_id, ? FROM src.events",
-                (trial.trial_id,),
-            )
-            result.trial = trial.trial
+def _events_sql(conn: sqlite3.Connection, schema: str) -> str | None:
+    row = conn.execute(
+        f"SELECT sql FROM {schema}.sqlite_master WHERE type = 'table' AND name = 'events'"
+    ).fetchone()
+    return row[0] if row else None
+
+
+@contextmanager
+def _no_triggers(conn: sqlite3.Connection, switch: Switch | None) -> Iterator[None]:
+    """This connection's triggers off (see triggers.py); where that switch is missing,
+    the projection triggers are dropped and re-created inside the caller's transaction
+    (it holds the write lock; readers see the schema only as committed), which costs
+    ~12 ms a file more."""
+    if switch is not None:
+        with triggers_off(switch):
+            yield
+        return
+    triggers = conn.execute(
+        "SELECT name, sql FROM main.sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_%'"
+    ).fetchall()
+    for name, _sql in triggers:
+        conn.execute(f'DROP TRIGGER main."{name}"')
+    yield
+    for _name, sql in triggers:
+        conn.execute(sql)
 
 
 def merge_trials(conn: sqlite3.Connection, paths: Iterable[Path]) -> int:
@@ -103,18 +215,22 @@ def merge_trials(conn: sqlite3.Connection, paths: Iterable[Path]) -> int:
     return len(rows)
 
 
-def _plan(conn: sqlite3.Connection, path: Path, result: Merged) -> dict[str, int]:
-    """{session id: how many of its events are here already} for the sessions that
-    have events to add; raises MergeConflict when a session's events differ."""
+def _plan(conn: sqlite3.Connection, path: Path, result: Merged) -> tuple[dict[str, int], bool]:
+    """({session id: how many of its events are here already} for the sessions that
+    have events to add, whether every session of the file numbers its events 1..n
+    without gaps); raises MergeConflict when a session's events differ. One indexed
+    query gives every session's count here and in the file."""
     todo: dict[str, int] = {}
+    contiguous = True
     counts = conn.execute(
-        "SELECT session_id, max(session_seq) FROM src.events GROUP BY session_id"
+        "SELECT s.session_id, s.top, s.n = s.top AND s.low = 1, "
+        "(SELECT coalesce(max(m.session_seq), 0) FROM main.events AS m "
+        "WHERE m.session_id = s.session_id) "
+        "FROM (SELECT session_id, max(session_seq) AS top, min(session_seq) AS low, "
+        "count(*) AS n FROM src.events GROUP BY session_id) AS s"
     ).fetchall()
-    for session_id, count in counts:
-        here = conn.execute(
-            "SELECT coalesce(max(session_seq), 0) FROM main.events WHERE session_id = ?",
-            (session_id,),
-        ).fetchone()[0]
+    for session_id, count, gapless, here in counts:
+        contiguous = contiguous and bool(gapless)
         if here == 0:
             result.sessions_added += 1
             todo[session_id] = 0
@@ -135,7 +251,7 @@ def _plan(conn: sqlite3.Connection, path: Path, result: Merged) -> dict[str, int
             todo[session_id] = here
         else:
             result.sessions_unchanged += 1
-    return todo
+    return todo, contiguous
 
 
 def _ids(conn: sqlite3.Connection, schema: str, session_id: str, upto: int) -> list[str]:
@@ -172,26 +288,6 @@ def _copy_events(conn: sqlite3.Connection, have: dict[str, int], result: Merged)
         conn.execute("DROP TABLE temp.merge_todo")
 
 
-def _can_copy_projections(conn: sqlite3.Connection, result: Merged) -> bool:
-    """Whether the source's projection rows are exactly what our triggers would make of
-    its events: every session is new here, both files define the same derived tables,
-    indexes and triggers (same SQL), and every projection table is a plain table keyed
-    by session."""
-    if result.sessions_extended or result.sessions_unchanged:
-        return False  # the file's rows of those sessions are here already
-    if _derived_schema(conn, "main") != _derived_schema(conn, "src"):
-        return False
-    for kind, name, sql in _derived_schema(conn, "main"):
-        if kind != "table":
-            continue
-        if sql.upper().startswith("CREATE VIRTUAL"):
-            return False
-        columns = {row[1] for row in conn.execute(f'PRAGMA main.table_info("{name}")')}
-        if not {"session_id", "id"} & columns:
-            return False
-    return True
-
-
 def _derived_schema(conn: sqlite3.Connection, schema: str) -> list[tuple[str, str, str]]:
     """(type, name, sql) of every projection table, its indexes and the projection
     triggers."""
@@ -202,29 +298,6 @@ def _derived_schema(conn: sqlite3.Connection, schema: str) -> list[tuple[str, st
         "(type = 'trigger' AND name LIKE 'proj_%') OR "
         f"(type IN ('table', 'index') AND tbl_name NOT IN ({sources}))) ORDER BY type, name"
     ).fetchall()
-
-
-def _copy_with_projections(conn: sqlite3.Connection, result: Merged) -> None:
-    """Whole new sessions: the events and the projection rows the same triggers built
-    from them in the source file, with the projection triggers off for the copy (this
-    transaction holds the write lock; readers see the schema only as committed).
-    Replaying 1,000 events through seven projections costs ~0.3 s; this ~10 ms."""
-    triggers = conn.execute(
-        "SELECT name, sql FROM main.sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_%'"
-    ).fetchall()
-    for name, _sql in triggers:
-        conn.execute(f'DROP TRIGGER main."{name}"')
-    result.events_added += conn.execute(
-        f"INSERT INTO main.events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM src.events "
-        "ORDER BY seq"
-    ).rowcount
-    for table in projection_tables(conn):
-        columns = ", ".join(
-            f'"{row[1]}"' for row in conn.execute(f'PRAGMA main.table_info("{table}")')
-        )
-        conn.execute(f'INSERT INTO main."{table}" ({columns}) SELECT {columns} FROM src."{table}"')
-    for _name, sql in triggers:
-        conn.execute(sql)
 
 
 def _qualified(alias: str) -> str:
@@ -256,8 +329,3 @@ def _check_attached(conn: sqlite3.Connection, path: Path) -> None:
             f"{path} has schema version {version}, newer than this leharness "
             f"understands ({SCHEMA_VERSION}); upgrade leharness to merge it"
         )
-
-
-def _trial_of(path: Path) -> TrialRow | None:
-    folder = trial_folder(path)
-    return read_trial(folder / "result.json") if folder else None

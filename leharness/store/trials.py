@@ -108,16 +108,13 @@ def find_trial_results(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-def trial_folder(db_file: Path) -> Path | None:
-    """The Harbor trial folder holding this database, if it is inside one."""
+def trial_of(db_file: Path) -> TrialRow | None:
+    """The row of the Harbor trial whose folder holds this database, if it is inside
+    one (its result.json read once)."""
     for folder in list(db_file.resolve().parents)[:_MAX_DEPTH]:
         result = folder / RESULT_FILENAME
-        if result.is_file():
-            try:
-                if is_trial_result(json.loads(result.read_text(encoding="utf-8"))):
-                    return folder
-            except (OSError, ValueError):
-                return None
+        if result.is_file() and (row := read_trial(result)) is not None:
+            return row
     return None
 
 
