@@ -49,6 +49,14 @@ def test_importing_the_cli_loads_nothing_heavy():
     assert "show" in stdout and "inspect" in stdout
 
 
+def test_sessions_lists_without_pydantic(db):
+    session_id = store.create_session(db)
+    tool_round(db, session_id, "a question")
+    stdout, probe = run_lh("sessions")
+    assert probe == {"code": 0, "heavy": []}
+    assert session_id in stdout
+
+
 @pytest.mark.parametrize("extra", [[], ["--at", "6"], ["--full"]])
 def test_show_reads_plain_records_without_pydantic(db, extra):
     session_id = store.create_session(db)

@@ -82,4 +82,13 @@ cli.add_command(compact_command)
 
 
 def main() -> None:
-    cli()
+    from . import process
+
+    process.entered()
+    try:
+        cli()
+    except SystemExit as done:
+        code = done.code
+        if code is None or isinstance(code, int):
+            process.exit_now(code or 0)
+        raise

@@ -17,10 +17,11 @@ from .output import output_options, print_rows
 @user_errors
 def sessions_command(limit: int | None, as_json: bool, as_csv: bool) -> None:
     """List sessions, newest first."""
-    from leharness import projections, store
+    from leharness import store
+    from leharness.projections import records
 
     with closing(store.open_store()) as conn:
-        rows = projections.list_sessions(conn, limit)
+        rows = records.sessions(conn, limit)
     if as_json or as_csv:
         columns = ("id", "title", "created_at", "event_count", "status", "parent_session_id")
         values = ([getattr(row, c) for c in columns] for row in rows)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from . import process
 from .errors import UserError, user_errors
 from .options import context_window_option
 from .settings import APPROVAL_MODES
@@ -104,6 +105,7 @@ def run_command(
 
     approver = one_shot_approver(options["approval"], as_json)
     session = open_session(session_ref, continue_, as_json=as_json, approver=approver, **options)
+    process.started()
     result = session.run(text, task_wait_s=task_wait, wait=not no_wait)
     if not as_json:
         click.echo(

@@ -1,0 +1,120 @@
+"""HTTP to an OpenAI-compatible Chat Completions endpoint, over httpx directly.
+
+`lh` parses the event stream itself, so the `openai` SDK only ever served as
+the transport, and importing it cost ~410 ms of a ~780 ms one-shot run (its
+types for Responses, evals and graders, which `lh` never touches). httpx is the
+SDK's own transport: the request, its headers and the errors below are the
+ones the SDK produced, so retries, messages and exit codes stay the same.
+
+A response is always read to its end before it is closed, so the connection
+goes back to the pool: one TCP (and TLS) connection serves a whole session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from leharness import __version__
+
+OPENAI_URL = "https://api.openai.com/v1"
+
+
+class TransportError(Exception):
+    """No response: the server could not be reached or did not answer in time."""
+
+    def __init__(self, message: str, timed_out: bool) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class StatusError(Exception):
+    """The server answered with an HTTP error status; `body` is its parsed JSON if any."""
+
+    def __init__(self, status_code: int, body: Any, headers: httpx.Headers) -> None:
+        self.status_code = status_code
+        # As the SDK did: `body` is the inner `error` object when there is one.
+        self.body = body.get("error", body) if isinstance(body, dict) else body
+        self.headers = headers
+        inner = self.body if isinstance(self.body, dict) else {}
+        self.code = inner.get("code")
+        message = inner.get("message")
+        self.message = f"Error code: {status_code}" + (
+            f" - {message}" if isinstance(message, str) and message else ""
+        )
+        super().__init__(self.message)
+
+
+class ChatTransport:
+    """POST /chat/completions with `stream: true`; yields the httpx response."""
+
+    def __init__(self, base_url: str | None, api_key: str, timeout_s: float) -> None:
+        # The SDK read OPENAI_BASE_URL itself when no URL was given: keep that.
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
+        self.url = url.rstrip("/") + "/chat/completions"
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "User-Agent": f"leharness/{__version__} (python {sys.version.split()[0]})",
+            "Authorization": f"Bearer {api_key or 'not-needed'}",
+        }
+        for header, variable in (
+            ("OpenAI-Organization", "OPENAI_ORG_ID"),
+            ("OpenAI-Project", "OPENAI_PROJECT_ID"),
+        ):
+            if os.environ.get(variable):
+                headers[header] = os.environ[variable]
+        # A plain-http URL never needs certificates: loading the CA bundle
+        # cost 22-33 ms of every start. https keeps full verification
+        # (SSL_CERT_FILE / SSL_CERT_DIR are honoured, as by the SDK).
+        verify = self.url.startswith("https:")
+        self._client = httpx.AsyncClient(
+            headers=headers, timeout=httpx.Timeout(timeout_s), verify=verify
+        )
+
+    @asynccontextmanager
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[httpx.Response]:
+        request = self._client.build_request("POST", self.url, content=json.dumps(body))
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.TimeoutException as error:
+            raise TransportError(f"request timed out: {error}", timed_out=True) from None
+        except httpx.TransportError as error:
+            raise TransportError(f"connection error: {error}", timed_out=False) from None
+        try:
+            if response.status_code >= 400:
+                raw = await response.aread()
+                raise StatusError(response.status_code, _json_or_text(raw), response.headers)
+            yield response
+            await drain(response)
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+async def drain(response: httpx.Response) -> None:
+    """Read what is left of the body (after `[DONE]`, the chunked terminator)
+    so that httpx returns the connection to the pool instead of dropping it."""
+    if response.is_stream_consumed or response.is_closed:
+        return
+    try:
+        async for _ in response.aiter_raw():
+            pass
+    except httpx.HTTPError:
+        pass  # the answer is complete; a broken tail only costs the connection
+
+
+def _json_or_text(raw: bytes) -> Any:
+    text = raw.decode("utf-8", "replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text or None
