@@ -248,3 +248,27 @@ def test_plain_datasette_without_our_metadata_serves_the_views(scripted):
         response = asyncio.run(fetch(f"/sessions/{view}.json?_shape=array"))
         assert response.status_code == 200
         assert any(row["session_id"] == parent for row in response.json()), view
+
+
+def test_merged_trials_have_facets_and_the_session_page_links_its_trial(tmp_path, isolated_home):
+    from click.testing import CliRunner
+
+    from leharness.cli import cli
+
+    from .test_merge import make_trial
+
+    job = tmp_path / "jobs" / "job-1"
+    session_id = make_trial(job, "make-file__abc", reward=1.0)
+    make_trial(job, "make-file__oracle", reward=0.0, with_db=False)
+    assert CliRunner().invoke(cli, ["merge", str(job)]).exit_code == 0
+    page = get("/sessions/trials.json?_facet_size=5").json()
+    assert {"job", "task", "agent", "reward"} <= set(page["facet_results"])
+    rewards = {f["value"] for f in page["facet_results"]["reward"]["results"]}
+    assert rewards == {0.0, 1.0}
+    runs = get("/sessions/trial_runs.json?_shape=array").json()
+    assert [(r["session_id"], r["trial"], r["reward"]) for r in runs] == [
+        (session_id, "make-file__abc", 1.0)
+    ]
+    html = get(f"/sessions/-/session/{session_id}").text
+    assert '<a href="/sessions/trials/id-make-file__abc">make-file__abc</a>' in html
+    assert get("/sessions/trials/id-make-file__abc").status_code == 200

@@ -28,6 +28,7 @@ from .history import (
 )
 from .inspect import inspect_command
 from .mcp import mcp_group
+from .merge import merge_command
 from .replay import replay_command
 from .run import run_command
 from .skills import skills_command
@@ -72,6 +73,7 @@ cli.add_command(sql_command)
 cli.add_command(fork_command)
 cli.add_command(export_command)
 cli.add_command(import_command)
+cli.add_command(merge_command)
 cli.add_command(config_command)
 cli.add_command(skills_command)
 cli.add_command(mcp_group)

@@ -141,19 +141,47 @@ def show_command(session: str, as_json: bool, full: bool, at: int | None) -> Non
             click.echo(f"\nsubagent {child} ({task.status}): lh show {child}")
 
 
+def _export_jsonl(conn, session_id: str, with_children: bool, output) -> None:
+    from leharness import store
+
+    for line in store.export_lines(conn, store.session_tree(conn, session_id, with_children)):
+        output.write(line + "\n")
+
+
+def _export_atif(conn, session_id: str, with_children: bool, output) -> None:
+    import json
+
+    from leharness.projections.atif import trajectory
+
+    if with_children:
+        raise UserError("--with-children is for jsonl: an ATIF file names its subagents' sessions")
+    output.write(json.dumps(trajectory(conn, session_id), indent=2, ensure_ascii=False) + "\n")
+
+
+#: `lh export --format NAME`: each writes one session (id resolved) to `output`.
+EXPORT_FORMATS = {"jsonl": _export_jsonl, "atif": _export_atif}
+
+
 @click.command("export")
 @click.argument("session")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(EXPORT_FORMATS)),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: the events (lh import loads them back); atif: Harbor's trajectory format.",
+)
 @click.option("--with-children", is_flag=True, help="Include its subagents' sessions.")
 @click.option("-o", "--output", type=click.File("w"), default="-", help="File (default stdout).")
 @user_errors
-def export_command(session: str, with_children: bool, output) -> None:
-    """Write SESSION's events as JSON lines (lh import loads them back)."""
+def export_command(session: str, fmt: str, with_children: bool, output) -> None:
+    """Write SESSION's events as JSON lines (lh import loads them back), or another format."""
     from leharness import projections, store
 
     with closing(store.open_store()) as conn:
         session_id = projections.resolve_session_id(conn, session)
-        for line in store.export_lines(conn, store.session_tree(conn, session_id, with_children)):
-            output.write(line + "\n")
+        EXPORT_FORMATS[fmt](conn, session_id, with_children, output)
 
 
 @click.command("import")

@@ -50,11 +50,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         None,
         True,
     ),
+    Migration(
+        9,
+        "trials and trial_sessions from Harbor's result.json (lh merge), and views over them",
+        "0009_trials.sql",
+        True,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
-# Tables that hold truth. Everything else in the file is derived from them.
-SOURCE_TABLES = frozenset({"events"})
+# Tables that hold truth. Everything else in the file is derived from them. `trials`
+# and `trial_sessions` hold what Harbor's result.json files said (lh merge).
+SOURCE_TABLES = frozenset({"events", "trials", "trial_sessions"})
 
 
 def user_version(conn: sqlite3.Connection) -> int:

@@ -28,6 +28,19 @@ SHARED = {
     "child_session_id": "The subagent's own session (links to its session page).",
     "exit_code": "Exit code of the process, when there was one.",
     "ts": "When the event was recorded (UTC ISO-8601).",
+    "trial_id": "Harbor's id of the trial (links to its row in trials).",
+    "job": "The Harbor job folder the trial ran in.",
+    "trial": "Harbor's trial name: task and a random suffix.",
+    "task": "The task the trial ran.",
+    "agent": "The Harbor agent that ran the trial (leharness, oracle, …).",
+    "reward": "The verifier's reward (rewards.reward, or the only reward).",
+    "exception_type": "What went wrong in the trial, if anything (Harbor's exception class).",
+    "duration_s": "Wall time of the whole trial, in seconds.",
+    "steps": "Model calls in the session.",
+    "finish_reason": "Why the session's last invocation ended (max_steps, no_tool_calls, …).",
+    "tool_failures": "Tool calls of the session that failed.",
+    "sessions": "How many sessions.",
+    "mean_reward": "Mean reward.",
 }
 
 TITLES = {
@@ -44,6 +57,12 @@ TITLES = {
     "tool_failures": "Tool failures",
     "task_durations": "Task durations",
     "token_usage": "Token usage",
+    "trials": "Harbor trials",
+    "trial_sessions": "Trial of each session",
+    "trial_runs": "Trial runs",
+    "reward_by_tool_failures": "Reward by tool failures",
+    "task_usage": "Steps and tokens by task",
+    "max_steps_trials": "Trials that hit max steps",
 }
 
 TABLES: dict[str, dict] = {
@@ -218,6 +237,53 @@ TABLES: dict[str, dict] = {
         },
     },
 }
+
+
+TABLES.update(
+    {
+        "trials": {
+            "description": "One row per Harbor trial, read from its result.json by lh merge "
+            "(kept as is: a rebuild never touches it).",
+            "sort_desc": "started_at",
+            "facets": ["job", "task", "agent", "model", "reward", "exception_type"],
+            "columns": {
+                "source": "The dataset the task came from.",
+                "model": "Provider and model the agent was run with.",
+                "rewards": "Every reward the verifier wrote (JSON).",
+                "exception_message": "The exception's message, if the trial failed.",
+                "agent_duration_s": "Wall time of the agent's run, in seconds.",
+                "verifier_duration_s": "Wall time of the verifier, in seconds.",
+                "input_tokens": "Input tokens Harbor recorded for the agent.",
+                "output_tokens": "Output tokens Harbor recorded for the agent.",
+                "cost_usd": "Cost Harbor recorded, when the model's price is known.",
+                "path": "The trial's folder when it was merged.",
+                "result": "The whole result.json.",
+            },
+        },
+        "trial_sessions": {
+            "description": "Which trial each merged session came from (subagents too).",
+        },
+        "trial_runs": {
+            "description": "View: each trial's top-level lh session with its reward, steps, "
+            "tokens and failed tool calls.",
+            "facets": ["job", "task", "agent", "model", "reward", "finish_reason"],
+        },
+        "reward_by_tool_failures": {
+            "description": "View: mean reward by the number of failed tool calls.",
+        },
+        "task_usage": {
+            "description": "View: per task and agent, sessions, mean reward, steps and tokens.",
+            "columns": {
+                "mean_steps": "Mean model calls per session.",
+                "mean_tokens": "Mean prompt plus completion tokens per session.",
+            },
+        },
+        "max_steps_trials": {
+            "description": "View: the trials whose session stopped at --max-steps.",
+            "facets": ["job", "task"],
+        },
+    }
+)
 
 
 def table_metadata(table: str, columns: list[str]) -> dict:

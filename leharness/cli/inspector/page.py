@@ -63,6 +63,7 @@ class SessionPage:
     timeline: list[dict]
     timeline_count: int
     tasks: list[dict]
+    trial: dict | None = None  # the Harbor trial the session came from (lh merge)
 
 
 def load(conn: sqlite3.Connection, session_ref: str) -> SessionPage:
@@ -111,7 +112,18 @@ def _load(conn: sqlite3.Connection, session_id: str) -> SessionPage:
                 (session_id,),
             )
         ],
+        trial=_trial(conn, session_id),
     )
+
+
+def _trial(conn: sqlite3.Connection, session_id: str) -> dict | None:
+    row = conn.execute(
+        "SELECT t.trial_id, t.job, t.trial, t.task, t.agent, t.reward, t.exception_type "
+        "FROM trial_sessions AS link JOIN trials AS t ON t.trial_id = link.trial_id "
+        "WHERE link.session_id = ?",
+        (session_id,),
+    ).fetchone()
+    return dict(row) if row else None
 
 
 def _messages(conn: sqlite3.Connection, session_id: str) -> list[Message]:

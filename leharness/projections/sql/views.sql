@@ -44,3 +44,33 @@ CREATE VIEW token_usage AS
 SELECT session_id, model, model_calls, prompt_tokens, completion_tokens,
        prompt_tokens + completion_tokens AS total_tokens
 FROM model_usage;
+
+-- Fleets (lh merge of Harbor jobs): each top-level session beside the trial it came
+-- from, its reward, steps, tokens and failed tool calls.
+CREATE VIEW trial_runs AS
+SELECT t.job, t.trial, t.task, t.agent, t.model, t.reward, t.exception_type,
+       s.id AS session_id, s.status, s.finish_reason, s.steps,
+       s.prompt_tokens, s.completion_tokens,
+       (SELECT count(*) FROM tool_calls AS c
+        WHERE c.session_id = s.id AND c.status = 'failed') AS tool_failures,
+       t.duration_s, t.trial_id
+FROM trials AS t
+JOIN trial_sessions AS link ON link.trial_id = t.trial_id
+JOIN sessions AS s ON s.id = link.session_id AND s.parent_session_id IS NULL;
+
+-- Mean reward by how many tool calls failed in the trial's session.
+CREATE VIEW reward_by_tool_failures AS
+SELECT tool_failures, count(*) AS sessions, avg(reward) AS mean_reward
+FROM trial_runs
+GROUP BY tool_failures;
+
+-- Per task: trials, mean reward, mean steps and tokens of lh's sessions.
+CREATE VIEW task_usage AS
+SELECT task, agent, count(*) AS sessions, avg(reward) AS mean_reward, avg(steps) AS mean_steps,
+       avg(prompt_tokens + completion_tokens) AS mean_tokens
+FROM trial_runs
+GROUP BY task, agent;
+
+-- The trials whose session stopped at --max-steps.
+CREATE VIEW max_steps_trials AS
+SELECT * FROM trial_runs WHERE finish_reason = 'max_steps';

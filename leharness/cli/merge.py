@@ -1,0 +1,58 @@
+"""`lh merge`: bring other sessions.db files (a Harbor job's trials) into this home."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import click
+
+from .errors import UserError, user_errors
+
+
+@click.command("merge")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@user_errors
+def merge_command(paths: tuple[Path, ...]) -> None:
+    """Copy every sessions.db under PATHS into this home, keeping session ids.
+
+    PATHS are Harbor job folders, trial folders or loose database files. Each
+    file goes in as one transaction; merging the same file again adds nothing.
+    The trials' result.json files fill the `trials` table.
+    """
+    from leharness import store
+    from leharness.store import merge
+
+    files = merge.find_databases(paths)
+    refused: list[str] = []
+    totals = merge.Merged(Path("."))
+    with closing(store.open_store()) as conn:
+        ours = store.db_path().resolve()
+        files = [f for f in files if f != ours]
+        with click.progressbar(
+            files, label="merging", file=sys.stderr, item_show_func=_label, show_pos=True
+        ) as bar:
+            for path in bar:
+                try:
+                    done = merge.merge_database(conn, path)
+                except store.StoreError as error:
+                    refused.append(str(error))
+                    continue
+                totals.sessions_added += done.sessions_added
+                totals.sessions_extended += done.sessions_extended
+                totals.sessions_unchanged += done.sessions_unchanged
+                totals.events_added += done.events_added
+        trials = merge.merge_trials(conn, paths)
+    click.echo(
+        f"merged {len(files) - len(refused)} of {len(files)} databases: "
+        f"{totals.sessions_added} sessions added, {totals.sessions_extended} extended, "
+        f"{totals.sessions_unchanged} already here; {totals.events_added} events; "
+        f"{trials} trials"
+    )
+    if refused:
+        raise UserError("refused: " + "\nrefused: ".join(refused))
+
+
+def _label(path: Path | None) -> str:
+    return "" if path is None else f"{path.parent.name}/{path.name}"

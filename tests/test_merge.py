@@ -1,0 +1,202 @@
+"""lh merge: trial databases into one home, ids kept, idempotent, conflicts refused,
+and the trials table read from Harbor's result.json files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from leharness import store
+from leharness.cli import cli
+
+from .util import snapshot, tool_round
+
+
+def make_trial(job: Path, name: str, reward: float, rounds: int = 1, with_db: bool = True) -> str:
+    """A Harbor trial folder as `harbor run` leaves it: result.json, and lh's
+    database under agent/leharness/. Returns the session id ('' without a db)."""
+    folder = job / name
+    session_id = ""
+    if with_db:
+        conn = store.open_store(folder / "agent" / "leharness" / "sessions.db")
+        session_id = store.create_session(conn)
+        for number in range(rounds):
+            tool_round(conn, session_id, f"task {name} {number}")
+        conn.close()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "result.json").write_text(json.dumps(trial_result(job.name, name, reward)))
+    return session_id
+
+
+def trial_result(job: str, name: str, reward: float) -> dict:
+    return {
+        "id": f"id-{name}",
+        "task_name": "make-file",
+        "trial_name": name,
+        "source": "local",
+        "agent_info": {"name": "lh", "version": "0", "model_info": {"name": "m", "provider": "p"}},
+        "agent_result": {"n_input_tokens": 12, "n_output_tokens": 4, "cost_usd": None},
+        "verifier_result": {"rewards": {"reward": reward}},
+        "exception_info": None,
+        "started_at": "2026-12-01T10:00:00",
+        "finished_at": "2026-12-01T10:00:30.5",
+        "agent_execution": {
+            "started_at": "2026-12-01T10:00:05",
+            "finished_at": "2026-12-01T10:00:25",
+        },
+        "verifier": None,
+    }
+
+
+def merge(*paths: Path):
+    return CliRunner().invoke(cli, ["merge", *map(str, paths)])
+
+
+def test_merge_keeps_ids_fills_trials_and_is_idempotent(tmp_path, db):
+    job = tmp_path / "jobs" / "job-1"
+    ids = [make_trial(job, f"make-file__{n}", reward=n % 2, rounds=n + 1) for n in range(3)]
+    make_trial(job, "make-file__oracle", reward=1.0, with_db=False)
+    (job / "result.json").write_text(json.dumps({"id": "job", "stats": {}}))  # the job's own
+
+    first = merge(tmp_path / "jobs")
+    assert first.exit_code == 0, first.output
+    assert "3 sessions added" in first.output and "4 trials" in first.output
+    sessions = {row[0]: row[1] for row in db.execute("SELECT id, event_count FROM sessions")}
+    assert sessions == {ids[0]: 9, ids[1]: 17, ids[2]: 25}
+    trials = db.execute(
+        "SELECT trial, job, task, agent, model, reward, duration_s, agent_duration_s "
+        "FROM trials ORDER BY trial"
+    ).fetchall()
+    assert [tuple(t) for t in trials] == [
+        ("make-file__0", "job-1", "make-file", "lh", "p/m", 0.0, 30.5, 20.0),
+        ("make-file__1", "job-1", "make-file", "lh", "p/m", 1.0, 30.5, 20.0),
+        ("make-file__2", "job-1", "make-file", "lh", "p/m", 0.0, 30.5, 20.0),
+        ("make-file__oracle", "job-1", "make-file", "lh", "p/m", 1.0, 30.5, 20.0),
+    ]
+    runs = db.execute("SELECT session_id, trial, reward, steps FROM trial_runs ORDER BY trial")
+    assert [tuple(r) for r in runs] == [
+        (ids[0], "make-file__0", 0.0, 2),
+        (ids[1], "make-file__1", 1.0, 4),
+        (ids[2], "make-file__2", 0.0, 6),
+    ]
+    # Projections came from the triggers: the same rows a rebuild gives.
+    before = snapshot(db)
+    store.rebuild(db)
+    assert snapshot(db) == before
+
+    events = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    again = merge(tmp_path / "jobs")
+    assert again.exit_code == 0, again.output
+    assert "0 sessions added" in again.output and "3 already here; 0 events" in again.output
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == events
+    assert db.execute("SELECT count(*) FROM trials").fetchone()[0] == 4
+
+
+def test_a_session_that_grew_adds_only_its_new_events(tmp_path, db):
+    job = tmp_path / "job"
+    session_id = make_trial(job, "t__1", reward=1.0)
+    assert merge(job).exit_code == 0
+    source = store.open_store(job / "t__1" / "agent" / "leharness" / "sessions.db")
+    tool_round(source, session_id, "more")
+    source.close()
+    grown = merge(job)
+    assert grown.exit_code == 0, grown.output
+    assert "1 extended" in grown.output and "8 events" in grown.output
+    assert db.execute("SELECT event_count FROM sessions").fetchone()[0] == 17
+
+
+def test_same_session_id_with_other_events_is_refused(tmp_path, db):
+    job = tmp_path / "job"
+    session_id = make_trial(job, "t__1", reward=1.0)
+    assert merge(job).exit_code == 0
+    # Another file claims the same session id with different events.
+    other = store.open_store(tmp_path / "other" / "sessions.db")
+    other.execute(
+        "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
+        "VALUES ('X1', ?, 1, '2026-01-01T00:00:00.000Z', 'session.created', '{}')",
+        (session_id,),
+    )
+    other.close()
+    events = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    refused = merge(tmp_path / "other" / "sessions.db")
+    assert refused.exit_code == 2
+    assert f"session {session_id} is already here with other events" in refused.output
+    assert "Traceback" not in refused.output
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == events
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_the_rest_merged(tmp_path, db):
+    job = tmp_path / "job"
+    make_trial(job, "t__1", reward=1.0)
+    bad = job / "t__2" / "sessions.db"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("not sqlite")
+    result = merge(job)
+    assert result.exit_code == 2
+    assert "merged 1 of 2 databases" in result.output
+    assert "not a SQLite database" in result.output
+    assert db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
+
+
+def test_trials_survive_a_rebuild(tmp_path, db):
+    make_trial(tmp_path / "job", "t__1", reward=1.0)
+    assert merge(tmp_path / "job").exit_code == 0
+    store.rebuild(db)
+    assert db.execute("SELECT count(*) FROM trial_runs").fetchone()[0] == 1
+
+
+def test_a_file_with_other_projection_triggers_is_projected_by_ours(tmp_path, db):
+    """The projection rows of a file are copied only when its triggers are ours; a file
+    from another version goes through our triggers, so its rows are what a rebuild gives."""
+    path = tmp_path / "old" / "sessions.db"
+    old = store.open_store(path)
+    for (name,) in old.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_timeline%'"
+    ).fetchall():
+        old.execute(f'DROP TRIGGER "{name}"')
+    session_id = store.create_session(old)
+    tool_round(old, session_id)
+    assert old.execute("SELECT count(*) FROM timeline").fetchone()[0] == 0
+    old.close()
+    assert merge(path).exit_code == 0
+    assert db.execute("SELECT count(*) FROM timeline").fetchone()[0] > 0
+    before = snapshot(db)
+    store.rebuild(db)
+    assert snapshot(db) == before
+
+
+def test_an_event_id_already_here_in_another_session_is_refused(tmp_path, db):
+    session_id = store.create_session(db)
+    (event_id,) = db.execute("SELECT id FROM events WHERE session_id = ?", (session_id,)).fetchone()
+    other = store.open_store(tmp_path / "other" / "sessions.db")
+    other.execute(
+        "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
+        "VALUES (?, 'S-OTHER', 1, '2026-01-01T00:00:00.000Z', 'session.created', '{}')",
+        (event_id,),
+    )
+    other.close()
+    refused = merge(tmp_path / "other" / "sessions.db")
+    assert refused.exit_code == 2, refused.output
+    assert "clash with events already here" in refused.output
+    assert "Traceback" not in refused.output
+    assert db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
+
+
+def test_a_file_with_one_session_here_and_one_new_adds_the_new_one(tmp_path, db):
+    job = tmp_path / "job"
+    first = make_trial(job, "t__1", reward=1.0)
+    assert merge(job).exit_code == 0
+    source = store.open_store(job / "t__1" / "agent" / "leharness" / "sessions.db")
+    second = store.create_session(source)
+    tool_round(source, second, "another prompt")
+    source.close()
+    result = merge(job)
+    assert result.exit_code == 0, result.output
+    assert "1 sessions added" in result.output and "1 already here" in result.output
+    counts = dict(db.execute("SELECT id, event_count FROM sessions").fetchall())
+    assert counts == {first: 9, second: 9}
+    before = snapshot(db)
+    store.rebuild(db)
+    assert snapshot(db) == before
