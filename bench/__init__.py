@@ -31,6 +31,7 @@ BENCHMARKS = (
     "crash",
     "compaction",
     "redaction",
+    "search",
     "merge",
 )
 

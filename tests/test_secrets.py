@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from leharness.testing import Call, ScriptedServer, Text, ToolCalls
-from leharness.tools.redact import Secret, StreamRedactor, redact, secrets
+from leharness.tools.redact import Secret, StreamRedactor, redact, redact_json, secrets
 
 from .e2e_helpers import TEST_KEY, lh_env, run_lh
 
@@ -122,3 +123,74 @@ def test_a_provider_error_that_echoes_the_key_is_redacted(server, isolated_home)
     server.push(*[HttpError(500, f"upstream rejected key {TEST_KEY}")] * 2)
     shown = run_lh("go", env=env)  # the retry and failure lines on stderr too
     assert "retrying" in shown.stderr and TEST_KEY not in shown.stderr + shown.stdout
+
+
+def test_a_secret_the_model_passes_as_an_argument_is_redacted_before_it_is_recorded(
+    server, isolated_home
+):
+    work = isolated_home.parent
+    command = f"echo {TEST_KEY} > out.txt"
+    server.push(ToolCalls(Call("bash", {"command": command})), Text("done"))
+    done = run_lh("--json", "save the key", env=lh_env(isolated_home, server.base_url), cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert (work / "out.txt").read_text() == TEST_KEY + "\n"  # the tool got what was sent
+    assert TEST_KEY not in done.stdout and TEST_KEY.encode() not in all_bytes(isolated_home)
+    with sqlite3.connect(isolated_home / "sessions.db") as conn:
+        (arguments,) = conn.execute("SELECT arguments FROM tool_calls").fetchone()
+    assert json.loads(arguments) == {"command": "echo [redacted $OPENAI_API_KEY] > out.txt"}
+    assert TEST_KEY not in json.dumps(server.requests[1].body)  # the transcript sent back
+
+
+def test_redact_json_also_finds_a_secret_json_escaped():
+    found = [Secret("ODD_TOKEN", 'pa"ss\\wörd-123'.encode())]
+    for arguments in (
+        json.dumps({"x": 'pa"ss\\wörd-123'}),
+        json.dumps({"x": 'pa"ss\\wörd-123'}, ensure_ascii=False),
+    ):
+        assert json.loads(redact_json(arguments, found)) == {"x": "[redacted $ODD_TOKEN]"}
+
+
+def test_a_secret_set_only_in_mcp_json_is_redacted(server, isolated_home):
+    import sys
+
+    from .test_mcp import ECHO_SERVER
+
+    token = "mcp-only-token-0123456789"
+    entry = {"command": sys.executable, "args": [str(ECHO_SERVER)], "env": {"SERVICE_TOKEN": token}}
+    isolated_home.mkdir(exist_ok=True)
+    (isolated_home / "mcp.json").write_text(json.dumps({"mcpServers": {"echo": entry}}))
+    server.push(
+        ToolCalls(Call("bash", {"command": "echo mcp-only-token-0$((1000+234))56789"})),
+        Text("done"),
+    )
+    done = run_lh("--json", "print it", env=lh_env(isolated_home, server.base_url))
+    assert done.returncode == 0, done.stderr
+    stored = b"".join(
+        p.read_bytes() for p in isolated_home.rglob("*") if p.is_file() and p.name != "mcp.json"
+    )
+    assert token not in done.stdout and token.encode() not in stored
+    assert "[redacted $SERVICE_TOKEN]" in done.stdout
+
+
+def test_mcp_json_registers_env_secrets_and_credential_headers_only(tmp_path):
+    from leharness.tools import redact as redaction
+    from leharness.tools.mcp import load_config
+
+    servers = {
+        "local": {"command": "x", "env": {"SVC_TOKEN": "tok-0123456789", "MODE": "production-x"}},
+        "remote": {
+            "url": "http://127.0.0.1:9/mcp",
+            "headers": {"Authorization": "Bearer bear-0123456789", "Accept": "application/json"},
+        },
+    }
+    (tmp_path / "mcp.json").write_text(json.dumps({"mcpServers": servers}))
+    saved = dict(redaction._REGISTERED)
+    try:
+        load_config(tmp_path / "mcp.json")
+        text = "tok-0123456789 bear-0123456789 production-x application/json"
+        assert redact(text) == (
+            "[redacted $SVC_TOKEN] [redacted $Authorization] production-x application/json"
+        )
+    finally:
+        redaction._REGISTERED.clear()
+        redaction._REGISTERED.update(saved)

@@ -44,6 +44,7 @@ def test_flag_beats_env_beats_settings_beats_default(tmp_path):
         "approval": (None, "default", ""),
         "max_steps": (50, "default", ""),
         "context_window": (None, "default", "the model's own"),
+        "sandbox": (None, "default", "workspace-write where bubblewrap works"),
     }
     path = write_settings(home)
     from_file = sources(resolve_settings(env={}, home=home))
@@ -87,6 +88,7 @@ def test_the_provider_decides_the_default_model_and_base_url_variable(tmp_path):
         ("model = 5\n", "model must be a non-empty string, not 5"),
         ('modle = "x"\n', "unknown setting 'modle'; known: provider, model, base_url"),
         ('provider = "azure"\n', "provider must be one of openai, ollama, not 'azure'"),
+        ('sandbox = "on"\n', "sandbox must be one of read-only, workspace-write, off, not 'on'"),
     ],
 )
 def test_a_bad_settings_file_is_a_user_error_naming_it(tmp_path, text, message):

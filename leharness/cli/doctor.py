@@ -14,12 +14,14 @@ from .errors import UserError, user_errors
 @user_errors
 def doctor_command(repair: bool) -> None:
     """Check sessions.db: integrity, projections against a rebuild, orphaned tasks and
-    artifact files. Exit 0 healthy, 1 problems found. It never edits the file unless
-    --repair is given, and then only rebuilds projections from the events."""
+    artifact files; and say whether bash can run in the sandbox here. Exit 0 healthy, 1
+    problems found. It never edits the file unless --repair is given, and then only
+    rebuilds projections from the events."""
     from leharness import store
     from leharness.tools import doctor
 
     path = store.db_path()
+    click.echo(sandbox_status())  # about this machine: said even without a database
     store.check_is_sqlite(path)
     if not path.exists():
         raise UserError(f"no database at {path}: nothing to check (is LEHARNESS_HOME right?)")
@@ -35,6 +37,19 @@ def doctor_command(repair: bool) -> None:
             report = doctor.examine(conn)
         _print(report)
     raise click.exceptions.Exit(0 if report.healthy else 1)
+
+
+def sandbox_status() -> str:
+    """One line: can bash commands run in the sandbox here, and in which mode by default."""
+    from leharness.tools import sandbox
+
+    reason = sandbox.unavailable()
+    if reason:
+        return f"! sandbox: off: {reason}; bash commands run unconfined"
+    return (
+        f"✓ sandbox: {sandbox.version() or 'bubblewrap'} works; bash commands run in "
+        f"{sandbox.DEFAULT} unless --sandbox / LEHARNESS_SANDBOX / settings say otherwise"
+    )
 
 
 def _print(report) -> None:

@@ -11,7 +11,7 @@ import click
 from . import process
 from .errors import UserError, user_errors
 from .options import context_window_option
-from .settings import APPROVAL_MODES
+from .settings import APPROVAL_MODES, SANDBOX_MODES
 
 EXIT_CODES = {"no_tool_calls": 0, "max_steps": 1, "model_failed": 1, "cancelled": 130}
 # Provider failures the user must fix (key, address, model name): exit code 2.
@@ -52,7 +52,15 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
     multiple=True,
     metavar="DIR",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Let the file tools use DIR too (default: only the working directory). Repeatable.",
+    help="Let the file tools and sandboxed bash commands use DIR too (default: only the "
+    "working directory). Repeatable.",
+)
+@click.option(
+    "--sandbox",
+    type=click.Choice(SANDBOX_MODES),
+    help="Where bash commands run: workspace-write (default where bubblewrap works: only the "
+    "working directory, --allow-path folders and a private /tmp are writable), read-only "
+    "(nothing writable, no network) or off  [env LEHARNESS_SANDBOX]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print every event as a JSON line.")
 @user_errors
@@ -69,12 +77,13 @@ def run_command(
     context_window: int | None,
     approval: str | None,
     allow_paths: tuple[Path, ...],
+    sandbox: str | None,
     as_json: bool,
 ) -> None:
     """Run PROMPT and exit, or start an interactive session when no PROMPT is given.
 
-    Provider, model, base URL, max steps, context window and approval: flag > environment
-    > settings.toml > default (lh config shows them)."""
+    Provider, model, base URL, max steps, context window, approval and sandbox: flag >
+    environment > settings.toml > default (lh config shows them)."""
     from .settings import resolve_settings
 
     flags = dict(
@@ -84,9 +93,11 @@ def run_command(
         max_steps=max_steps,
         context_window=context_window,
         approval=approval,
+        sandbox=sandbox,
     )
     settings = resolve_settings(flags)
     options = {key: settings[key] for key in flags}
+    options["sandbox"] = sandbox_mode(options["sandbox"], settings.values["sandbox"].origin)
     text = " ".join(prompt).strip()
     if not text and not sys.stdin.isatty():
         text = sys.stdin.read().strip()
@@ -118,6 +129,22 @@ def run_command(
     if result.reason == "max_steps" and not as_json:
         click.echo(f"stopped after {options['max_steps']} steps (--max-steps)", err=True)
     raise click.exceptions.Exit(EXIT_CODES[result.reason])
+
+
+def sandbox_mode(wanted: str | None, origin: str = "--sandbox") -> str:
+    """The sandbox bash runs in: the one asked for, else workspace-write where bubblewrap works
+    and off (with a one-line warning) where it does not."""
+    from leharness.tools.sandbox import DEFAULT, unavailable
+
+    if wanted == "off":
+        return "off"
+    reason = unavailable()
+    if wanted is None and reason:
+        click.echo(f"lh: no sandbox for bash: {reason} (--sandbox off hides this)", err=True)
+        return "off"
+    if reason:
+        raise UserError(f"sandbox {wanted} (from {origin}) cannot work: {reason}; or --sandbox off")
+    return wanted or DEFAULT
 
 
 def one_shot_approver(mode: str, as_json: bool):

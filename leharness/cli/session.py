@@ -83,6 +83,7 @@ def open_session(
     allow_paths: tuple[Path, ...] = (),
     approval: str = "auto",
     approver: Approver | None = None,
+    sandbox: str = "off",
 ) -> ActiveSession:
     client = client or model_client(provider, model, base_url)
     cwd = cwd or Path.cwd()
@@ -104,6 +105,7 @@ def open_session(
         max_depth=max_subagent_depth(),
         context_window=context_window,
         allowed_paths=tuple(path.resolve() for path in allow_paths),
+        sandbox=sandbox,
         approval=Approval(approval, approver),  # type: ignore[arg-type] - a checked Mode
     )
     if mcp:  # the servers of $LEHARNESS_HOME/mcp.json, if there is one

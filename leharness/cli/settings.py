@@ -25,6 +25,7 @@ KEYS: dict[str, type] = {
     "approval": str,
     "max_steps": int,
     "context_window": int,
+    "sandbox": str,
 }
 ENV_VARS = {
     "provider": "LEHARNESS_PROVIDER",
@@ -32,9 +33,12 @@ ENV_VARS = {
     "approval": "LEHARNESS_APPROVAL",
     "max_steps": "LEHARNESS_MAX_STEPS",
     "context_window": "LEHARNESS_CONTEXT_WINDOW",
+    "sandbox": "LEHARNESS_SANDBOX",
 }  # base_url's variable depends on the provider: see base_url_env()
 DEFAULT_MAX_STEPS = 50
 APPROVAL_MODES = ("ask", "auto", "read-only")  # as tools/approval.py MODES (kept import-free)
+SANDBOX_MODES = ("read-only", "workspace-write", "off")  # as tools/sandbox.py MODES
+CHOICES = {"approval": APPROVAL_MODES, "sandbox": SANDBOX_MODES}
 MINIMUMS = {"context_window": 1_000}  # whole numbers below this are refused (others: 1)
 
 Source = Literal["flag", "env", "settings", "default"]
@@ -124,6 +128,7 @@ def resolve_settings(
         pick("approval", ENV_VARS["approval"], None),
         pick("max_steps", ENV_VARS["max_steps"], DEFAULT_MAX_STEPS),
         pick("context_window", ENV_VARS["context_window"], None, "the model's own"),
+        pick("sandbox", ENV_VARS["sandbox"], None, "workspace-write where bubblewrap works"),
     ]
     return Settings({value.key: value for value in values}, path)
 
@@ -138,8 +143,8 @@ def _check(key: str, value: Any) -> str:
 
     if key == "provider" and str(value).lower() not in DEFAULT_MODELS:
         return f"must be one of {', '.join(DEFAULT_MODELS)}"
-    if key == "approval" and value not in APPROVAL_MODES:
-        return f"must be one of {', '.join(APPROVAL_MODES)}"
+    if key in CHOICES and value not in CHOICES[key]:
+        return f"must be one of {', '.join(CHOICES[key])}"
     if KEYS[key] is int:
         low = MINIMUMS.get(key, 1)
         ok = type(value) is int and value >= low  # type(): True is an int to Python
@@ -148,8 +153,8 @@ def _check(key: str, value: Any) -> str:
 
 
 def _from_env(key: str, variable: str, text: str) -> Any:
-    if key == "approval" and text not in APPROVAL_MODES:
-        raise UserError(f"{variable} must be one of {', '.join(APPROVAL_MODES)}, not {text!r}")
+    if key in CHOICES and text not in CHOICES[key]:
+        raise UserError(f"{variable} must be one of {', '.join(CHOICES[key])}, not {text!r}")
     if KEYS[key] is not int:
         return text
     try:

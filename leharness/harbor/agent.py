@@ -120,7 +120,8 @@ class Leharness(BaseInstalledAgent):
         if access.execution_base_url:
             env["OPENAI_BASE_URL"] = access.execution_base_url
         model = self._parsed_model_name or ""
-        flags = ["--approval", "auto", "--allow-path", "/"]  # the container is the sandbox
+        # The container is the sandbox (bubblewrap rarely works inside one: no warning).
+        flags = ["--approval", "auto", "--allow-path", "/", "--sandbox", "off"]
         if model:
             flags += ["--model", model]
         if self.options.max_steps:

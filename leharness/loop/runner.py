@@ -27,7 +27,7 @@ from leharness.tools.agents import READ_ONLY_TOOLS, Spawn
 from leharness.tools.approval import Approval
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
 from leharness.tools.project import Instructions, project_instructions
-from leharness.tools.redact import redact
+from leharness.tools.redact import redact, redact_json, secrets
 from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 
 from . import compaction
@@ -54,6 +54,7 @@ class Session:
     depth: int = 0  # 0 for a top-level session, 1 for its subagents, …
     max_depth: int = 1  # sessions at this depth cannot spawn subagents
     allowed_paths: tuple[Path, ...] = ()  # folders beyond cwd the file tools may use
+    sandbox: str = "off"  # where bash commands run: read-only | workspace-write | off
     approval: Approval = field(default_factory=Approval)  # default: auto, everything runs
     # Messages the user typed while a run is going, taken (and emptied) at each step boundary.
     steering: Callable[[], list[str]] | None = None
@@ -225,6 +226,7 @@ def spawner(session: Session) -> Spawn | None:
             max_depth=session.max_depth,
             context_window=session.context_window,
             allowed_paths=session.allowed_paths,
+            sandbox=session.sandbox,
             approval=session.approval.for_subagent(),
         )
 
@@ -287,7 +289,7 @@ async def call_model(
         ev.ModelCompleted(
             text=reply.text,
             reasoning=reply.reasoning,
-            tool_calls=reply.tool_calls,
+            tool_calls=redacted_calls(reply.tool_calls),  # the tools still get what was sent
             usage=reply.usage,
             model=session.model.model,
             attempts=reply.attempts,
@@ -295,6 +297,14 @@ async def call_model(
         )
     )
     return Replied(reply)
+
+
+def redacted_calls(calls: list[ev.ToolCall]) -> list[ev.ToolCall]:
+    """The calls as they may be stored and shown: a secret in an argument is redacted."""
+    found = secrets()
+    return [
+        call.model_copy(update={"arguments": redact_json(call.arguments, found)}) for call in calls
+    ]
 
 
 def unique_call_ids(session: Session, calls: list[ev.ToolCall]) -> list[ev.ToolCall]:
@@ -438,6 +448,7 @@ async def _run_one(
         call_id=call.id,
         extra={"tasks": session.tasks, "spawn": spawner(session), "record": session.record},
         allowed_paths=session.allowed_paths,
+        sandbox=session.sandbox,
     )
     started = time.monotonic()
     try:

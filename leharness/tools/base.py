@@ -32,7 +32,8 @@ class ToolError(Exception):
 class ToolContext:
     """What a running tool may know: where it runs and for which session.
 
-    File tools stay inside `cwd` and `allowed_paths` (see tools/paths.py).
+    File tools stay inside `cwd` and `allowed_paths` (see tools/paths.py); bash commands
+    run in `sandbox` (see tools/sandbox.py).
     """
 
     cwd: Path
@@ -41,6 +42,7 @@ class ToolContext:
     call_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     allowed_paths: tuple[Path, ...] = ()
+    sandbox: str = "off"  # bash's: read-only | workspace-write | off (see tools/sandbox.py)
 
 
 Runner = Callable[[Any, ToolContext], Awaitable[str]]

@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leharness.store.events import TaskStarted
 from leharness.tools.base import Tool, ToolContext, ToolError
-from leharness.tools.paths import working_dir
+from leharness.tools.paths import harness_home, working_dir
 from leharness.tools.redact import StreamRedactor
+from leharness.tools.sandbox import prefix as sandbox_prefix
 from leharness.tools.tasks import RunningTask, TaskRuntime
 
 MAX_TIMEOUT_S = 600
@@ -191,7 +192,7 @@ async def run_bash(args: BashArgs, ctx: ToolContext) -> str:
     runtime: TaskRuntime | None = ctx.extra.get("tasks")
     backgrounded = False
     try:
-        proc = await _spawn(args.command, cwd, write_fd)
+        proc = await _spawn(command_argv(args.command, ctx), cwd, write_fd)
         try:
             can_background = runtime is not None and args.inline_ms < args.timeout_s * 1000
             if can_background and not await _finished_within(proc, args.inline_ms / 1000):
@@ -282,12 +283,21 @@ async def _open_reader(read_fd: int, sink: OutputSink) -> tuple[asyncio.BaseTran
         raise
 
 
-async def _spawn(command: str, cwd: Path, write_fd: int) -> asyncio.subprocess.Process:
+def command_argv(command: str, ctx: ToolContext) -> list[str]:
+    """The argv that runs `command`: bash, inside the session's sandbox (tools/sandbox.py)."""
+    home = harness_home(ctx)
+    return [
+        *sandbox_prefix(ctx.sandbox, ctx.cwd, ctx.allowed_paths, home),
+        "/bin/bash",
+        "-c",
+        command,
+    ]
+
+
+async def _spawn(argv: list[str], cwd: Path, write_fd: int) -> asyncio.subprocess.Process:
     try:
         return await asyncio.create_subprocess_exec(
-            "/bin/bash",
-            "-c",
-            command,
+            *argv,
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=write_fd,

@@ -1,9 +1,11 @@
 """The file tools: `read_file`, `write_file` and `edit_file`.
 
 Relative paths are taken from the session's working directory, and every
-path must resolve inside the folders the session may use (tools/paths.py). Writes are
-atomic (a temporary file in the same folder, then `os.replace`), so a crash or
-a Ctrl-C never leaves half a file. Expected failures raise `ToolError`.
+path must resolve inside the folders the session may use (tools/paths.py),
+which also opens it: through descriptors, without following a symlink, and
+only when it is a regular file (a FIFO would block the read forever). Writes
+are atomic (a temporary file in the same folder, then `os.replace`), so a
+crash or a Ctrl-C never leaves half a file. Expected failures raise `ToolError`.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ import asyncio
 import difflib
 import os
 import re
-import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -21,18 +21,13 @@ from typing import BinaryIO
 from pydantic import BaseModel, ConfigDict, Field
 
 from leharness.tools.base import Tool, ToolContext, ToolError
-from leharness.tools.paths import confine
+from leharness.tools.paths import Confined, locate, open_for_reading, write_atomically
 
 MAX_LINE_CHARS = 2000
 MAX_READ_CHARS = 100_000  # a page stops early past this many characters
 BINARY_SNIFF_BYTES = 8192
 DIFF_CONTEXT = 3
 MAX_DIFF_CHARS = 4000
-
-
-def resolve(ctx: ToolContext, path: str, write: bool = False) -> Path:
-    """The absolute path a tool argument names (relative to the session's cwd), if allowed."""
-    return confine(ctx, path, write)
 
 
 def looks_binary(head: bytes) -> bool:
@@ -91,28 +86,28 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
-def _open_for_reading(path: Path, shown: str) -> BinaryIO:
-    if path.is_dir():
-        raise ToolError(f"{shown} is a directory; use list_files to see its files", "not_a_file")
+def _open_for_reading(where: Confined) -> BinaryIO:
+    handle = os.fdopen(open_for_reading(where), "rb")
     try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        raise ToolError(f"file not found: {shown}", "not_found") from None
+        head = handle.read(BINARY_SNIFF_BYTES)
     except OSError as error:
-        raise ToolError(f"cannot read {shown}: {error.strerror}", "io_error") from None
-    if looks_binary(handle.read(BINARY_SNIFF_BYTES)):
         handle.close()
-        raise ToolError(f"{shown} looks binary (it has NUL bytes); inspect it with bash", "binary")
+        raise ToolError(f"cannot read {where.argument}: {error.strerror}", "io_error") from None
+    if looks_binary(head):
+        handle.close()
+        raise ToolError(
+            f"{where.argument} looks binary (it has NUL bytes); inspect it with bash", "binary"
+        )
     handle.seek(0)
     return handle
 
 
-def _read_page(path: Path, args: ReadFileArgs) -> str:
+def _read_page(where: Confined, args: ReadFileArgs) -> str:
     shown: list[str] = []
     undecodable = False
     total = 0
     size = 0
-    with _open_for_reading(path, args.path) as handle:
+    with _open_for_reading(where) as handle:
         for total, (raw, cut) in enumerate(_physical_lines(handle), start=1):
             if total < args.offset or len(shown) >= args.limit or size > MAX_READ_CHARS:
                 continue
@@ -136,7 +131,7 @@ def _read_page(path: Path, args: ReadFileArgs) -> str:
 
 
 async def read_file(args: ReadFileArgs, ctx: ToolContext) -> str:
-    return await asyncio.to_thread(_read_page, resolve(ctx, args.path), args)
+    return await asyncio.to_thread(_read_page, locate(ctx, args.path), args)
 
 
 # -- write_file ---------------------------------------------------------------
@@ -165,42 +160,18 @@ def _default_mode() -> int:
     return 0o644
 
 
-def atomic_write(path: Path, data: bytes) -> bool:
-    """Write `data` to `path` through a temporary file; True if the file was created."""
-    if path.is_symlink():
-        path = path.resolve()  # write through the link, keep the link
+def _write(where: Confined, data: bytes) -> bool:
+    """Write the file atomically; True if it was created."""
     try:
-        existing = path.stat()
-    except FileNotFoundError:
-        existing = None
-    mode = stat.S_IMODE(existing.st_mode) if existing else _default_mode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return existing is None
-
-
-def _write(path: Path, shown: str, data: bytes) -> bool:
-    if path.is_dir():
-        raise ToolError(f"{shown} is a directory", "not_a_file")
-    try:
-        return atomic_write(path, data)
+        return write_atomically(where, data, _default_mode())
     except OSError as error:
-        raise ToolError(f"cannot write {shown}: {error.strerror or error}", "io_error") from None
+        reason = error.strerror or str(error)
+        raise ToolError(f"cannot write {where.argument}: {reason}", "io_error") from None
 
 
 async def write_file(args: WriteFileArgs, ctx: ToolContext) -> str:
     data = args.content.encode("utf-8", errors="surrogateescape")
-    created = _write(resolve(ctx, args.path, write=True), args.path, data)
+    created = _write(locate(ctx, args.path, write=True), data)
     return f"wrote {len(data)} bytes to {args.path} ({'created' if created else 'overwrote'})"
 
 
@@ -289,15 +260,18 @@ def _shift_hunk(line: str, offset: int) -> str:
     return f"@@ -{int(old) + offset}{old_len or ''} +{int(new) + offset}{new_len or ''} @@"
 
 
-def _read_text(path: Path, shown: str) -> str:
-    if not path.is_file():
-        if path.exists():
-            raise ToolError(f"{shown} is not a regular file", "not_a_file")
-        raise ToolError(f"file not found: {shown}; use write_file to create it", "not_found")
+def _read_text(where: Confined) -> str:
     try:
-        return path.read_bytes().decode("utf-8", errors="surrogateescape")
+        with os.fdopen(open_for_reading(where), "rb") as handle:
+            return handle.read().decode("utf-8", errors="surrogateescape")
+    except ToolError as error:
+        if error.kind == "not_found":
+            raise ToolError(
+                f"file not found: {where.argument}; use write_file to create it", "not_found"
+            ) from None
+        raise
     except OSError as error:
-        raise ToolError(f"cannot read {shown}: {error.strerror}", "io_error") from None
+        raise ToolError(f"cannot read {where.argument}: {error.strerror}", "io_error") from None
 
 
 async def edit_file(args: EditFileArgs, ctx: ToolContext) -> str:
@@ -305,11 +279,11 @@ async def edit_file(args: EditFileArgs, ctx: ToolContext) -> str:
         raise ToolError("old_string is empty; use write_file to create or rewrite a file")
     if args.old_string == args.new_string:
         raise ToolError("old_string and new_string are the same; nothing would change")
-    path = resolve(ctx, args.path, write=True)
-    before = _read_text(path, args.path)
+    where = locate(ctx, args.path, write=True)
+    before = _read_text(where)
     start, old, new = _locate(before, args)
     after = before[:start] + new + before[start + len(old) :]
-    _write(path, args.path, after.encode("utf-8", errors="surrogateescape"))
+    _write(where, after.encode("utf-8", errors="surrogateescape"))
     return f"edited {args.path}: replaced 1 occurrence\n{_diff(before, after, start, args.path)}"
 
 

@@ -2,16 +2,20 @@
 
 A secret is `OPENAI_API_KEY` or any variable whose name ends in `_KEY`,
 `_TOKEN` or `_SECRET`, with a value of at least MIN_SECRET_CHARS characters
-(shorter values would match too much ordinary text). Every tool output is
-passed through `redact` before it becomes an event, an artifact or part of a
-prompt; streamed output (a background task's log) goes through a
-`StreamRedactor`, which holds back just enough bytes that a secret split
-across two chunks is still caught.
+(shorter values would match too much ordinary text); so is such a value that
+only mcp.json sets (`register` makes it known). Every tool output, and the
+arguments of every tool call the model asks for, is passed through `redact`
+before it becomes an event, an artifact or part of a prompt; streamed
+output (a background task's log) goes through a `StreamRedactor`, which
+holds back just enough bytes that a secret split across two chunks is
+still caught.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -34,10 +38,37 @@ def is_secret_name(name: str) -> bool:
     return upper == "OPENAI_API_KEY" or upper.endswith(SECRET_SUFFIXES)
 
 
+_REGISTERED: dict[str, str] = {}  # secret-named values known from config files, not env
+
+
+CREDENTIAL_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie", "password")
+
+
+def is_credential_header(name: str) -> bool:
+    """Authorization, X-Api-Key, Cookie, …: an HTTP header that carries a credential."""
+    lower = name.lower()
+    return any(word in lower for word in CREDENTIAL_HEADER_WORDS)
+
+
+def register(values: Mapping[str, str], headers: bool = False) -> None:
+    """Make secret values that are not in the environment known: mcp.json's `env` entries
+    with a secret's name, or (`headers`) its HTTP servers' credential headers (the value
+    after a scheme such as `Bearer`)."""
+    for name, value in values.items():
+        if headers:
+            value = value.split(" ", 1)[-1] if is_credential_header(name) else ""
+        elif not is_secret_name(name):
+            continue
+        if len(value.strip()) >= MIN_SECRET_CHARS:
+            _REGISTERED[name] = value
+
+
 def secrets(env: Mapping[str, str] | None = None) -> list[Secret]:
-    """The secret values of the environment, longest first (so no secret hides another)."""
+    """The secret values of the environment (and the registered ones), longest first (so no
+    secret hides another)."""
+    found = {value: name for name, value in _REGISTERED.items()} if env is None else {}
     env = os.environ if env is None else env
-    found = {
+    found |= {
         value: name
         for name, value in env.items()
         if is_secret_name(name) and len(value.strip()) >= MIN_SECRET_CHARS
@@ -53,15 +84,43 @@ def redact_bytes(data: bytes, found: list[Secret]) -> bytes:
     return data
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """`text` without lone surrogates, which no event can hold: a byte a file name smuggled
+    in (os.fsdecode's U+DC80..U+DCFF) becomes `\\xNN` as backslashreplace writes it."""
+    return _SURROGATE.sub(_escape_surrogate, text)
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
 def redact(text: str, found: list[Secret] | None = None) -> str:
-    """`text` with every secret value replaced by `[redacted $NAME]`."""
+    """`text` with every secret value replaced by `[redacted $NAME]` (and made storable)."""
     found = secrets() if found is None else found
+    text = storable(text)
     if not text or not found:
         return text
     for secret in found:
         value = secret.value.decode("utf-8", "surrogateescape")
         if value in text:
             text = text.replace(value, secret.marker.decode())
+    return text
+
+
+def redact_json(text: str, found: list[Secret] | None = None) -> str:
+    """JSON text (a tool call's arguments) with every secret redacted, also where JSON
+    escaped it (a quote, a backslash, non-ASCII); the result is still the same JSON shape."""
+    found = secrets() if found is None else found
+    text = redact(text, found)
+    for secret in found:
+        value = secret.value.decode("utf-8", "surrogateescape")
+        for escaped in {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}:
+            if escaped != value and escaped in text:
+                text = text.replace(escaped, secret.marker.decode())
     return text
 
 

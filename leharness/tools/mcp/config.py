@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from ..redact import register
+
 HTTP_TYPES = ("http", "streamable-http", "streamableHttp", "streamable_http")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -100,7 +102,13 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> McpConfig:
         return McpConfig()
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigFileError(f"{path}: cannot be read ({error})") from None
-    return parse_config(text, str(path), os.environ if environ is None else environ)
+    config = parse_config(text, str(path), os.environ if environ is None else environ)
+    for server in config.servers:  # a token written only here must be redacted like env's
+        if isinstance(server, StdioServer):
+            register(server.env)
+        else:
+            register(server.headers, headers=True)
+    return config
 
 
 def parse_config(text: str, where: str, environ: Any) -> McpConfig:

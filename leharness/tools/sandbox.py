@@ -1,0 +1,79 @@
+"""The bash sandbox: each command runs under bubblewrap with a read-only filesystem.
+
+As Codex CLI does on Linux. `workspace-write`: everything is read-only but the
+working directory, the `--allow-path` folders and a private `/tmp`; the
+harness's home stays read-only even inside the workspace. `read-only`: the
+workspace is read-only too, and there is no network. `off`: no sandbox. Only
+Linux has bubblewrap; elsewhere (macOS) `available()` says why not, and the
+CLI falls back to `off` with a warning. This module decides nothing about
+settings: it builds the argv prefix for a mode and says whether it can work.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+MODES = ("read-only", "workspace-write", "off")
+DEFAULT = "workspace-write"  # where bubblewrap works
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+@functools.cache
+def unavailable() -> str | None:
+    """Why bubblewrap cannot confine commands here (None: it can)."""
+    if not sys.platform.startswith("linux"):
+        return f"not available on this platform ({sys.platform}): bubblewrap is Linux only"
+    bwrap = bwrap_path()
+    if bwrap is None:
+        return "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    probe = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--", "true"]
+    try:
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bwrap does not run: {error}"
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        return f"bwrap cannot create a sandbox here: {reason}"
+    return None
+
+
+def version() -> str:
+    bwrap = bwrap_path()
+    if bwrap is None:
+        return ""
+    try:
+        done = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip()
+
+
+def prefix(
+    mode: str, cwd: Path, allowed: tuple[Path, ...] = (), home: Path | None = None
+) -> list[str]:
+    """The argv that runs a command in the sandbox `mode` (empty for `off`)."""
+    if mode == "off":
+        return []
+    bind = "--bind" if mode == "workspace-write" else "--ro-bind"
+    argv = [bwrap_path() or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    argv += ["--tmpfs", "/tmp"]  # private; mounted first so a workspace under /tmp shows
+    cwd = cwd.resolve()
+    mounts = {str(path.resolve()): bind for path in (cwd, *allowed)}
+    if home is not None:  # read-only even when it lies inside the workspace
+        mounts[str(home.resolve())] = "--ro-bind-try"
+    # A folder inside another is mounted after it, so each keeps its own mode
+    # (the home inside the work tree; `lh demo`'s work tree inside the home).
+    for folder in sorted(mounts, key=lambda folder: len(Path(folder).parts)):
+        argv += [mounts[folder], folder, folder]
+    if mode == "read-only":
+        argv.append("--unshare-net")
+    # No --die-with-parent: a background task outlives lh as it does unsandboxed, and
+    # bwrap and the command share one process group, which is what lh signals.
+    return [*argv, "--chdir", str(cwd), "--"]
