@@ -37,11 +37,11 @@ class TransportError(Exception):
 class StatusError(Exception):
     """The server answered with an HTTP error status; `body` is its parsed JSON if any."""
 
-    def __init__(self, status_code: int, body: Any, headers: httpx.Headers) -> None:
-        self.status_code = status_code
+    def __init__(self, response: httpx.Response, body: Any) -> None:
+        self.response = response  # its headers carry Retry-After
+        status_code = self.status_code = response.status_code
         # As the SDK did: `body` is the inner `error` object when there is one.
         self.body = body.get("error", body) if isinstance(body, dict) else body
-        self.headers = headers
         inner = self.body if isinstance(self.body, dict) else {}
         self.code = inner.get("code")
         message = inner.get("message")
@@ -90,7 +90,7 @@ class ChatTransport:
         try:
             if response.status_code >= 400:
                 raw = await response.aread()
-                raise StatusError(response.status_code, _json_or_text(raw), response.headers)
+                raise StatusError(response, _json_or_text(raw))
             yield response
             await drain(response)
         finally:
@@ -113,8 +113,9 @@ async def drain(response: httpx.Response) -> None:
 
 
 def _json_or_text(raw: bytes) -> Any:
-    text = raw.decode("utf-8", "replace")
+    """The body as the SDK kept it: parsed JSON, else the stripped text (maybe "")."""
+    text = raw.decode("utf-8", "replace").strip()
     try:
         return json.loads(text)
     except ValueError:
-        return text or None
+        return text
