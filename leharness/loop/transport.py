@@ -19,9 +19,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
-
 from leharness import __version__
+
+# httpx's __init__ imports its command-line client (click, rich, pygments:
+# ~70 ms of CPU) whenever those are installed, which they are beside lh; a None
+# entry makes that import fail, and httpx then stands in a stub `main`.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+import httpx  # noqa: E402
 
 OPENAI_URL = "https://api.openai.com/v1"
 
