@@ -8,6 +8,7 @@ import os
 import pty
 import subprocess
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -501,3 +502,87 @@ def test_a_session_recorded_read_only_replays_as_read_only(isolated_home, work):
     result = CliRunner().invoke(cli, ["replay", session.session_id])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"no divergence ({len(events) - 1} events)"
+
+
+def test_always_lasts_across_lh_c_in_a_new_process(server, isolated_home):
+    """Answer "a" on a terminal; the next `lh -c` (no terminal to ask on) runs the same
+    tool without asking: the answer is read from the approvals_always projection."""
+    work = isolated_home.parent
+    touch_then_done(server, "first.txt")
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [LH, "--approval", "ask", "go"],
+        env=lh_env(isolated_home, server.base_url),
+        cwd=work,
+        stdin=secondary,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(secondary)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not server.requests:
+            time.sleep(0.05)
+        os.write(primary, b"a\n")
+        _out, err = process.communicate(timeout=30)
+    finally:
+        os.close(primary)
+    assert process.returncode == 0, err
+    assert (work / "first.txt").exists()
+
+    touch_then_done(server, "second.txt")
+    done = run_lh("--approval", "ask", "-c", "again", env=lh_env(isolated_home, server.base_url))
+    assert done.returncode == 0, done.stderr
+    assert "allow?" not in done.stderr and "denied" not in done.stderr
+    assert (work / "second.txt").exists()
+    decisions = query(
+        isolated_home,
+        "SELECT json_extract(data, '$.decision'), json_extract(data, '$.by') FROM events "
+        "WHERE type = 'approval.decided' ORDER BY seq",
+    )
+    assert decisions == [("always", "user"), ("allow", "always")]
+    assert query(isolated_home, "SELECT name FROM approvals_always") == [("bash",)]
+
+
+def test_always_holds_on_resume_and_in_a_fork_but_not_in_other_sessions(work):
+    def write(name: str) -> ReplayModel:
+        return ReplayModel(
+            [calls(("write_file", {"path": name, "content": "x"})), ModelCompleted(text="ok")]
+        )
+
+    approve, asked = scripted("always")
+    first = make_session(write("a.txt"), tools=default_registry(), cwd=work)
+    first.approval = Approval("ask", approve)
+    run(first)
+    assert len(asked) == 1
+
+    # /resume and lh -c build a new Session (and Approval) for the same id: nobody to ask.
+    for session_id, name in (
+        (first.session_id, "b.txt"),
+        (store.fork(first.conn, first.session_id), "c.txt"),
+    ):
+        resumed = runner.Session(
+            conn=first.conn,
+            session_id=session_id,
+            model=write(name),
+            tools=default_registry(),
+            cwd=work,
+            approval=Approval("ask"),
+        )
+        run(resumed)
+        decided, completed = tool_events(resumed)[-2:]  # a reused call id gets a fresh one
+        assert decided[0] == "approval.decided" and decided[2:] == ("allow", "always")
+        assert completed[0] == "tool.completed" and completed[1] == decided[1]
+    other = make_session(write("d.txt"), tools=default_registry(), cwd=work)
+    other.approval = Approval("ask")
+    run(other)
+    assert tool_events(other)[-1][::2] == ("tool.failed", "denied")
+    assert sorted(p.name for p in work.iterdir()) == ["a.txt", "b.txt", "c.txt"]
+
+    rows = "SELECT * FROM approvals_always ORDER BY session_id"
+    before = [tuple(r) for r in first.conn.execute(rows)]
+    assert len(before) == 2  # the session and its fork
+    with closing(store.open_store()) as conn:
+        store.rebuild(conn)
+        assert [tuple(r) for r in conn.execute(rows)] == before

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from pathlib import Path
+from contextlib import closing
 
 from leharness import projections, store
 from leharness.loop import runner
 from leharness.loop.replay import ReplayModel
 from leharness.store.events import ModelCompleted, ToolCall
 from leharness.tools import default_registry
+from leharness.tools.artifacts import locate
+from leharness.tools.doctor import artifact_problems
 
 from .loop_helpers import make_session
 
@@ -31,7 +33,9 @@ def test_a_24_kib_output_becomes_an_artifact_with_a_stub(isolated_home):
     session.home = isolated_home
     run(session)
     (artifact,) = projections.artifacts(session.conn, session.session_id)
-    path = Path(artifact.path)
+    # Recorded relative to the home, so a moved home still finds it.
+    assert artifact.path == f"artifacts/{session.session_id}/{artifact.artifact_id}"
+    path = locate(isolated_home, artifact.path)
     assert path.parent == isolated_home / "artifacts" / session.session_id
     data = path.read_bytes()
     assert artifact.bytes == len(data) > 24 * 1024
@@ -80,3 +84,45 @@ def test_an_artifact_that_cannot_be_written_fails_the_call_cleanly(isolated_home
         e for e in store.read_events(session.conn, session.session_id) if e.type == "tool.failed"
     )
     assert failed.data.kind == "artifact_error" and "could not be saved" in failed.data.error
+
+
+def test_a_moved_home_still_finds_its_artifacts(isolated_home, tmp_path):
+    model = bash_then_done("python3 -c \"print('y' * 20000)\"")
+    session = make_session(model, tools=default_registry())
+    session.home = isolated_home
+    run(session)
+    session.conn.close()
+    moved = tmp_path / "elsewhere" / "home"
+    moved.parent.mkdir()
+    isolated_home.rename(moved)
+    with closing(store.open_store(moved / "sessions.db")) as conn:
+        (artifact,) = projections.artifacts(conn, session.session_id)
+        assert locate(moved, artifact.path).read_bytes().startswith(b"y" * 100)
+        assert artifact_problems(conn) == []  # doctor finds it under the moved home
+
+
+def test_an_old_absolute_path_still_resolves_before_and_after_a_move(db, isolated_home, tmp_path):
+    session_id = store.create_session(db)
+    folder = isolated_home / "artifacts" / session_id
+    folder.mkdir(parents=True)
+    (folder / "a1").write_bytes(b"old style")
+    old_style = {
+        "type": "artifact.created",
+        "artifact_id": "a1",
+        "kind": "tool_output",
+        "path": str(folder / "a1"),  # what events recorded before paths were relative
+        "bytes": 9,
+        "sha256": hashlib.sha256(b"old style").hexdigest(),
+    }
+    store.append(db, session_id, old_style)
+    (row,) = projections.artifacts(db, session_id)
+    assert locate(isolated_home, row.path) == folder / "a1"
+    assert artifact_problems(db) == []
+    db.close()
+    moved = tmp_path / "moved-home"
+    isolated_home.rename(moved)
+    assert locate(moved, row.path).read_bytes() == b"old style"
+    with closing(store.open_store(moved / "sessions.db")) as conn:
+        assert artifact_problems(conn) == []
+    outside = tmp_path / "kept-outside.txt"  # an absolute path outside any home stays as is
+    assert locate(moved, str(outside)) == outside

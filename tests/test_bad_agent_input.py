@@ -25,6 +25,7 @@ from leharness.loop.replay import ReplayModel
 from leharness.store.events import ModelCompleted, ToolCall
 from leharness.testing import Call, Cut, Hang, HttpError, ScriptedServer, Text, ToolCalls
 from leharness.tools import default_registry
+from leharness.tools.artifacts import locate
 
 from .e2e_helpers import LH, event_types, lh_env, query, run_lh
 from .loop_helpers import make_session
@@ -175,7 +176,7 @@ def test_200_mb_of_output_keeps_memory_bounded(isolated_home):
     assert grown_mib < 100, f"memory grew by {grown_mib:.0f} MiB"
     (artifact,) = projections.artifacts(session.conn, session.session_id)
     assert artifact.bytes < 2 * 1024 * 1024
-    data = Path(artifact.path).read_bytes()
+    data = locate(isolated_home, artifact.path).read_bytes()
     assert b"bytes of output dropped" in data and data.endswith(b"the-end\n[exit: 0]")
     tool_message = next(m for m in model.requests[1] if m["role"] == "tool")
     assert tool_message["content"].startswith("[output too large to show:")

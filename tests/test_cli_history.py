@@ -19,7 +19,7 @@ def run(*args: str):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-def test_sessions_on_an_empty_home_prints_an_empty_list(isolated_home):
+def test_sessions_on_an_empty_database_prints_an_empty_list(db):
     result = run("sessions", "--json")
     assert result.exit_code == 0
     assert json.loads(result.output) == []
@@ -93,7 +93,7 @@ def test_fork_prints_the_new_session_id(db):
     assert bad.exit_code == 2 and "no session" in bad.output
 
 
-def test_the_installed_lh_entry_point_runs_as_a_process(isolated_home):
+def test_the_installed_lh_entry_point_runs_as_a_process(isolated_home, db):
     env = {**os.environ, "LEHARNESS_HOME": str(isolated_home)}
     lh = os.path.join(os.path.dirname(sys.executable), "lh")
     done = subprocess.run(

@@ -4,7 +4,6 @@ recorded, the prompt actually sent, and the log left untouched."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +12,7 @@ from leharness.loop import compaction, runner
 from leharness.loop.compaction import DROPPED
 from leharness.loop.prompt import build_messages
 from leharness.testing import Call, HttpError, ScriptedServer, Text, ToolCalls
+from leharness.tools.artifacts import locate
 
 from .compaction_helpers import (
     BIG,
@@ -94,7 +94,7 @@ def test_t2_moves_old_large_results_into_artifacts_and_leaves_a_stub():
     (entry,) = moved.data.details["moved"]
     artifact = next(e for e in events if e.type == "artifact.created")
     assert entry["artifact_id"] == artifact.data.artifact_id
-    assert Path(artifact.data.path).read_text() == f"echo: {BIG}"
+    assert locate(store.home_dir(), artifact.data.path).read_text() == f"echo: {BIG}"
     (request,) = requests
     tools = [m["content"] for m in sent(request) if m["role"] == "tool"]
     assert tools[0] == entry["stub"] and artifact.data.artifact_id in tools[0]
@@ -129,7 +129,7 @@ def test_t4_summarises_the_oldest_window_with_the_model():
     assert summary.data.summary == "SUMMARY-1"
     assert summary.data.artifact_id == transcript.data.artifact_id
     # The full transcript keeps the original result, not the stub the model saw.
-    assert f"echo: {BIG}" in Path(transcript.data.path).read_text()
+    assert f"echo: {BIG}" in locate(store.home_dir(), transcript.data.path).read_text()
     messages = sent(main)
     assert messages[1]["role"] == "user" and "SUMMARY-1" in messages[1]["content"]
     assert transcript.data.path in messages[1]["content"]

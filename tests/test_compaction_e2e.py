@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from leharness import store
 from leharness.testing import Call, ScriptedServer, Text, ToolCalls
 
 from .e2e_helpers import lh_env, query, run_lh
@@ -57,8 +58,8 @@ def test_a_24_kb_output_five_turns_and_pressure_0_9_give_one_summary(server, iso
         isolated_home, "SELECT path FROM artifacts WHERE artifact_id = ?", summary["artifact_id"]
     )[0]
     assert path != bash_artifact["path"] and summary["artifact_id"] != bash_artifact["artifact_id"]
-    assert "make a big output" in Path(path).read_text()
-    original = Path(bash_artifact["path"]).read_bytes()
+    assert "make a big output" in (isolated_home / path).read_text()
+    original = (isolated_home / bash_artifact["path"]).read_bytes()
     assert hashlib.sha256(original).hexdigest() == bash_artifact["sha256"]
     assert original.startswith(b"xxxx") and len(original) == bash_artifact["bytes"]
     last = server.requests[-1].messages
@@ -166,6 +167,9 @@ def test_bad_input_is_a_clear_error(server, isolated_home):
     env = lh_env(isolated_home, server.base_url)
     done = run_lh("--context-window", "12", "hi", env=env)
     assert done.returncode == 2 and "--context-window" in done.stderr
+    done = run_lh("compact", "nope", env=env)
+    assert done.returncode == 2 and "no database at" in done.stderr  # nothing ran yet
+    store.open_store(isolated_home / "sessions.db").close()
     done = run_lh("compact", "nope", env=env)
     assert done.returncode == 2 and "no session 'nope'" in done.stderr
 

@@ -1,9 +1,11 @@
-"""Export -> import round trip gives identical projections (ids remapped)."""
+"""Export -> import: --as-new gives identical projections under new ids; a plain import
+keeps the ids, so the same events are never imported twice."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 from click.testing import CliRunner
 
@@ -14,7 +16,7 @@ from leharness.tools import default_registry
 
 from .loop_helpers import make_session
 from .test_subagents import RoutingModel, answer, tool
-from .util import snapshot
+from .util import snapshot, tool_round
 
 
 def test_export_then_import_reproduces_the_projections(isolated_home, tmp_path):
@@ -41,7 +43,7 @@ def test_export_then_import_reproduces_the_projections(isolated_home, tmp_path):
 
     dump = tmp_path / "session.jsonl"
     dump.write_text(exported.output)
-    imported = CliRunner().invoke(cli, ["import", str(dump)])
+    imported = CliRunner().invoke(cli, ["import", "--as-new", str(dump)])
     assert imported.exit_code == 0, imported.output
     new_parent, new_child = imported.output.split()
     before = snapshot(session.conn, rename={session.session_id: "P", child: "C"})
@@ -71,3 +73,77 @@ def test_importing_a_broken_file_is_a_clear_error_and_writes_nothing(isolated_ho
     result = CliRunner().invoke(cli, ["import", str(gap)])
     assert result.exit_code == 2 and "not a whole, ordered log" in result.output
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+
+
+def lh(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def event_count(conn) -> int:
+    return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+
+
+def exported(conn, session_id: str, path) -> None:
+    path.write_text("".join(line + "\n" for line in store.export_lines(conn, [session_id])))
+
+
+def test_importing_the_same_file_twice_imports_nothing_the_second_time(db, tmp_path):
+    session = store.create_session(db)
+    tool_round(db, session, "first")
+    exported(db, session, tmp_path / "one.jsonl")
+    other = tmp_path / "other" / "home"
+    other.mkdir(parents=True)
+    conn = store.open_store(other / "sessions.db")
+    os.environ["LEHARNESS_HOME"] = str(other)  # isolated_home's monkeypatch restores it
+
+    first = lh("import", str(tmp_path / "one.jsonl"))
+    assert first.exit_code == 0, first.output
+    assert first.stdout.split() == [session]  # the session keeps its id
+    count = event_count(conn)
+    assert count == store.last_seq(db, session) > 0
+
+    again = lh("import", str(tmp_path / "one.jsonl"))
+    assert again.exit_code == 0, again.output
+    assert again.stdout == ""
+    assert again.stderr.startswith("nothing imported: 1 of the file's sessions are here already")
+    assert session in again.stderr and "--as-new" in again.stderr
+    assert event_count(conn) == count
+
+    # The session went on in the first home: a new export adds only the new events.
+    tool_round(db, session, "second")
+    exported(db, session, tmp_path / "two.jsonl")
+    grown = lh("import", str(tmp_path / "two.jsonl"))
+    assert grown.exit_code == 0 and grown.stdout.split() == [session]
+    assert event_count(conn) == store.last_seq(db, session) == store.last_seq(conn, session)
+    assert snapshot(conn)["messages"] == snapshot(db)["messages"]
+
+    # --as-new keeps today's behaviour: a copy under new ids, every time.
+    for _ in range(2):
+        copy = lh("import", "--as-new", str(tmp_path / "two.jsonl"))
+        assert copy.exit_code == 0 and copy.stdout.split() != [session]
+    assert event_count(conn) == 3 * store.last_seq(db, session)
+
+
+def test_importing_into_the_database_it_came_from_imports_nothing(db, tmp_path):
+    session = store.create_session(db)
+    tool_round(db, session)
+    exported(db, session, tmp_path / "s.jsonl")
+    count = event_count(db)
+    result = lh("import", str(tmp_path / "s.jsonl"))
+    assert result.exit_code == 0 and "nothing imported" in result.stderr
+    assert event_count(db) == count
+
+
+def test_a_session_that_went_another_way_here_is_a_clear_error(db, tmp_path):
+    session = store.create_session(db)
+    tool_round(db, session, "first")
+    exported(db, session, tmp_path / "s.jsonl")
+    lines = (tmp_path / "s.jsonl").read_text().splitlines()
+    forked = [json.loads(line) for line in lines]
+    forked[-1]["id"] = "01JZZZZZZZZZZZZZZZZZZZZZZZ"  # the last event is a different one
+    (tmp_path / "forked.jsonl").write_text("\n".join(json.dumps(r) for r in forked) + "\n")
+    count = event_count(db)
+    result = lh("import", str(tmp_path / "forked.jsonl"))
+    assert result.exit_code == 2
+    assert f"session {session} is here already with other events" in result.output
+    assert "--as-new" in result.output and event_count(db) == count

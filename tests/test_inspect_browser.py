@@ -37,17 +37,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Keeps the cookie the token URL sets, as a browser would.
+OPENER = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+
+
 def fetch(url: str) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with OPENER.open(url, timeout=10) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
 
 
+def printed_url(process: subprocess.Popen) -> str:
+    """The URL `lh inspect` printed: `Inspecting … at URL  (Ctrl-C to stop)`."""
+    line = process.stdout.readline()
+    if " at " not in line:
+        process.kill()
+        pytest.fail(f"lh inspect did not start: {line!r} {process.communicate()}")
+    return line.split(" at ")[1].split()[0]
+
+
 @pytest.fixture
-def server(scripted) -> Iterator[tuple[str, str, str]]:  # noqa: F811
-    """(base URL, parent id, child id) of a running `lh inspect`, stopped afterwards."""
+def server(scripted) -> Iterator[tuple[str, str, str, str]]:  # noqa: F811
+    """(base URL, parent id, child id, the printed URL with its token) of a running
+    `lh inspect`, stopped afterwards. `fetch` carries the token's cookie from then on."""
     parent, child = scripted
     port = free_port()
     process = subprocess.Popen(
@@ -57,20 +71,21 @@ def server(scripted) -> Iterator[tuple[str, str, str]]:  # noqa: F811
         text=True,
         stdin=subprocess.DEVNULL,
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if fetch(base + "/")[0] == 200:
-                break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"lh inspect did not start: {process.communicate()}")
-        time.sleep(0.1)
-    try:
-        yield base, parent, child
+    try:  # the server is stopped whatever happens, a failed check included
+        url = printed_url(process)
+        base = f"http://127.0.0.1:{port}"
+        assert url.startswith(base + "/?token=")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if fetch(url)[0] == 200:  # sets the cookie
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"lh inspect did not start: {process.poll()}")
+            time.sleep(0.1)
+        yield base, parent, child, url
     finally:
         process.terminate()
         try:
@@ -81,7 +96,7 @@ def server(scripted) -> Iterator[tuple[str, str, str]]:  # noqa: F811
 
 
 def test_lh_inspect_serves_the_live_database_and_stops_cleanly(server):
-    base, parent, _ = server
+    base, parent, _, _ = server
     status, html = fetch(f"{base}/sessions/-/session/{parent}")
     assert status == 200 and 'id="call-t1"' in html
     assert fetch(f"{base}/sessions/transcript?session_id={parent}")[0] == 200
@@ -90,7 +105,7 @@ def test_lh_inspect_serves_the_live_database_and_stops_cleanly(server):
     assert [(d["name"], d["is_mutable"]) for d in databases] == [("sessions", True)]
 
 
-def test_a_busy_port_is_a_one_line_error(isolated_home):
+def test_a_busy_port_is_a_one_line_error(db):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -123,11 +138,14 @@ def browser_or_skip():
 
 def test_headless_chromium_shows_the_transcript_and_the_timeline(server, tmp_path):
     sync_playwright = browser_or_skip()
-    base, parent, child = server
+    base, parent, child, url = server
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
+            refused = page.goto(f"{base}/sessions/-/session/{parent}", wait_until="load")
+            assert refused.status == 403 and "needs its token" in page.content()
+            page.goto(url, wait_until="load")  # the printed URL: its token sets a cookie
             page.goto(f"{base}/sessions/-/session/{parent}", wait_until="load")
             assert page.locator("h1.lh-title").inner_text() == "parent task: **find** <b>files</b>"
             transcript = page.locator("article.lh-msg").all_inner_texts()
@@ -165,9 +183,12 @@ def test_lh_inspect_session_prints_and_serves_that_sessions_page(scripted):  # n
         stdin=subprocess.DEVNULL,
     )
     try:
-        line = process.stdout.readline()
-        url = line.split(" at ")[1].split()[0]
-        assert url.startswith("http://127.0.0.1:") and url.endswith(f"/sessions/-/session/{parent}")
+        url = printed_url(process)
+        page, token = url.split("?token=")
+        assert url.startswith("http://127.0.0.1:") and page.endswith(
+            f"/sessions/-/session/{parent}"
+        )
+        assert len(token) >= 32
         status, html = fetch(url)
         assert status == 200 and "parent task: <strong>find</strong>" in html
     finally:
@@ -187,7 +208,7 @@ def test_lh_inspect_listens_on_loopback_unless_host_is_given_and_then_warns(scri
     try:
         warning = process.stderr.readline()
         assert warning.startswith("warning: serving on 0.0.0.0: anyone who can reach it")
-        url = process.stdout.readline().split(" at ")[1].split()[0]
+        url = printed_url(process)
         assert fetch(url)[0] == 200  # still served (here reached over loopback)
     finally:
         process.terminate()
@@ -200,7 +221,7 @@ def test_lh_inspect_listens_on_loopback_unless_host_is_given_and_then_warns(scri
         stdin=subprocess.DEVNULL,
     )
     try:
-        url = quiet.stdout.readline().split(" at ")[1].split()[0]
+        url = printed_url(quiet)
         assert url.startswith("http://127.0.0.1:")
         with socket.create_connection(("127.0.0.1", int(url.split(":")[2].split("/")[0]))):
             pass
@@ -210,7 +231,7 @@ def test_lh_inspect_listens_on_loopback_unless_host_is_given_and_then_warns(scri
     assert "warning" not in err
 
 
-def test_lh_inspect_of_an_unknown_session_is_a_one_line_error(isolated_home):
+def test_lh_inspect_of_an_unknown_session_is_a_one_line_error(db):
     result = subprocess.run(
         [LH, "inspect", "--no-open", "--port", "0", "NOPE"],
         capture_output=True,

@@ -200,3 +200,23 @@ def test_a_file_with_one_session_here_and_one_new_adds_the_new_one(tmp_path, db)
     before = snapshot(db)
     store.rebuild(db)
     assert snapshot(db) == before
+
+
+def test_merge_brings_the_artifacts_along(tmp_path, db, isolated_home):
+    from leharness.tools.artifacts import locate, save
+    from leharness.tools.doctor import artifact_problems
+
+    job = tmp_path / "jobs" / "job-a"
+    session_id = make_trial(job, "make-file__0", reward=1.0)
+    trial_home = job / "make-file__0" / "agent" / "leharness"
+    saved = save(trial_home, session_id, b"a large output")
+    conn = store.open_store(trial_home / "sessions.db")
+    store.append(conn, session_id, saved.created("tool_output").model_dump())
+    conn.close()
+    for _ in range(2):  # merging again keeps what is here
+        result = merge(job)
+        assert result.exit_code == 0, result.output
+    (row,) = db.execute("SELECT path FROM artifacts WHERE session_id = ?", (session_id,))
+    assert row[0] == f"artifacts/{session_id}/{saved.artifact_id}"
+    assert locate(isolated_home, row[0]).read_bytes() == b"a large output"
+    assert artifact_problems(db) == []

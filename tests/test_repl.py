@@ -276,6 +276,9 @@ def test_inspect_starts_lh_inspect_in_the_background(monkeypatch):
     assert kwargs["start_new_session"] is True
     assert f"inspector starting: http://127.0.0.1:{argv[-1]}/" in shown
     assert f"the inspector is running: http://127.0.0.1:{argv[-1]}/" in shown
+    token = kwargs["env"]["LEHARNESS_INSPECT_TOKEN"]  # not on its command line: ps shows it
+    assert len(token) >= 32 and token not in " ".join(argv)
+    assert f"http://127.0.0.1:{argv[-1]}/?token={token}" in shown
     assert repl.inspector.stopped  # leaving the session stops it
 
 

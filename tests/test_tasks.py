@@ -12,6 +12,7 @@ from leharness.loop import runner
 from leharness.loop.replay import ReplayModel
 from leharness.store.events import ModelCompleted, ToolCall
 from leharness.tools import default_registry
+from leharness.tools.artifacts import locate
 
 from .loop_helpers import make_session
 
@@ -179,7 +180,7 @@ def test_a_large_task_output_is_an_artifact(isolated_home):
     (artifact,) = projections.artifacts(session.conn, session.session_id)
     (task,) = projections.tasks(session.conn, session.session_id)
     assert task.artifact_id == artifact.artifact_id and artifact.kind == "task_output"
-    assert Path(artifact.path).read_bytes().startswith(b"z" * 1000)
+    assert locate(store.home_dir(), artifact.path).read_bytes().startswith(b"z" * 1000)
     assert artifact.bytes > 15000
 
 

@@ -195,3 +195,16 @@ def test_every_mapped_original_type_becomes_a_valid_event_of_ours(db, tmp_path):
     assert artifact.sha256 == hashlib.sha256(b"x" * 9000).hexdigest() and artifact.bytes == 9000
     assert stored[15].data.text == "[background task u] cancelled\nreason: parent"
     assert "compaction.summary.failed (1)" in result.stderr
+
+
+def test_importing_an_original_session_twice_adds_nothing_the_second_time(db):
+    first = lh_import(FIXTURE)
+    assert first.exit_code == 0, first.output
+    count = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    again = lh_import(FIXTURE)
+    assert again.exit_code == 0, again.output
+    assert again.stdout == "" and "nothing imported" in again.stderr
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == count
+    copy = CliRunner().invoke(cli, ["import", "--as-new", str(FIXTURE)])
+    assert copy.exit_code == 0 and copy.stdout.split() != first.stdout.split()
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 2 * count

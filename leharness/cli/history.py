@@ -20,7 +20,7 @@ def sessions_command(limit: int | None, as_json: bool, as_csv: bool) -> None:
     from leharness import store
     from leharness.projections import records
 
-    with closing(store.open_store()) as conn:
+    with closing(store.open_existing()) as conn:
         rows = records.sessions(conn, limit)
     if as_json or as_csv:
         columns = ("id", "title", "created_at", "event_count", "status", "parent_session_id")
@@ -67,7 +67,7 @@ def sql_command(query: str, as_json: bool, as_csv: bool) -> None:
 
     from leharness import store
 
-    store.open_store().close()  # create and migrate the file on first use
+    store.open_existing().close()  # migrate it if an older lh made it; never create it
     conn = store.connect_readonly(store.db_path())
     try:
         cursor = conn.execute(query)
@@ -92,7 +92,7 @@ def fork_command(session: str, at: int | None) -> None:
     """Branch SESSION into a new session; print the new session's id."""
     from leharness import projections, store
 
-    with closing(store.open_store()) as conn:
+    with closing(store.open_existing()) as conn:
         source = projections.resolve_session_id(conn, session)
         click.echo(store.fork(conn, source, at))
 
@@ -111,7 +111,7 @@ def show_command(session: str, as_json: bool, full: bool, at: int | None) -> Non
     from leharness.projections import records
 
     # Plain records, not the typed models: pydantic would double the start-up time.
-    with closing(store.open_store()) as live:
+    with closing(store.open_existing()) as live:
         session_id = records.resolve_session_id(live, session)
         conn, note = live, ""
         if at is not None:  # time travel: events 1..AT projected in a scratch database
@@ -179,17 +179,22 @@ def export_command(session: str, fmt: str, with_children: bool, output) -> None:
     """Write SESSION's events as JSON lines (lh import loads them back), or another format."""
     from leharness import projections, store
 
-    with closing(store.open_store()) as conn:
+    with closing(store.open_existing()) as conn:
         session_id = projections.resolve_session_id(conn, session)
         EXPORT_FORMATS[fmt](conn, session_id, with_children, output)
 
 
 @click.command("import")
 @click.argument("source", type=click.Path(exists=True, allow_dash=True, path_type=Path))
+@click.option(
+    "--as-new", is_flag=True, help="Import as new sessions with fresh ids, even if already here."
+)
 @user_errors
-def import_command(source: Path) -> None:
-    """Load exported events from SOURCE as new sessions; print the new session ids.
+def import_command(source: Path, as_new: bool) -> None:
+    """Load exported events from SOURCE; print the ids of the sessions that got events.
 
+    Events keep their ids, so importing the same file again adds nothing (and a later
+    export of a session that grew adds only its new events); --as-new makes a copy.
     SOURCE may also be a session of the original TypeScript leharness: its
     sessions/<id>/ folder, that folder's events.jsonl, or a sessions/ folder.
     """
@@ -198,9 +203,17 @@ def import_command(source: Path) -> None:
     lines = click.get_text_stream("stdin") if str(source) == "-" else None
     loaded = store.read_import(source, lines)
     with closing(store.open_store()) as conn:
-        mapping = store.import_records(conn, loaded.records)
-    for new_id in mapping.values():
+        done = store.import_records(conn, loaded.records, as_new=as_new)
+    for new_id in done.sessions.values():
         click.echo(new_id)
+    if done.already:
+        what = "nothing imported: " if not done.sessions else ""
+        click.echo(
+            f"{what}{len(done.already)} of the file's sessions are here already with all "
+            f"their events ({', '.join(done.already[:3])}{', …' if len(done.already) > 3 else ''})"
+            "; --as-new imports a copy",
+            err=True,
+        )
     if loaded.skipped:
         kinds = ", ".join(f"{name} ({n})" for name, n in sorted(loaded.skipped.items()))
         total = sum(loaded.skipped.values())

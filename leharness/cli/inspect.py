@@ -3,7 +3,9 @@
 The port is bound here before the server starts, so a busy port is a
 one-line error and the browser never races the server. Every prompt and tool
 output is in that file, so another address is only served when `--host` asks
-for it, with a warning.
+for it, with a warning; requests for another site's name are refused (DNS
+rebinding), and every request needs the per-launch token of the printed URL,
+so another user of the machine cannot read it either (inspector/guard.py).
 """
 
 from __future__ import annotations
@@ -40,32 +42,51 @@ if TYPE_CHECKING:
 @click.option("--no-open", is_flag=True, help="Do not open a browser.")
 @user_errors
 def inspect_command(session: str | None, port: int, host: str, no_open: bool) -> None:
-    """Browse sessions.db in Datasette; with SESSION, open that session's page."""
+    """Browse sessions.db in Datasette; with SESSION, open that session's page.
+
+    The URL carries a token made for this launch (or LEHARNESS_INSPECT_TOKEN); a
+    request without it is refused."""
     from leharness import projections, store
 
-    with closing(store.open_store()) as conn:  # create and migrate it on first use
+    with closing(store.open_existing()) as conn:  # migrate it if an older lh made it
         session_id = projections.resolve_session_id(conn, session) if session else None
     from .inspector.app import make_datasette
 
-    datasette = make_datasette(store.db_path())
+    datasette = make_datasette(store.db_path(), allowed_hosts=(host,))
     if not is_loopback(host):
         click.echo(
             f"warning: serving on {host}: anyone who can reach it reads every session's "
             "prompts and tool outputs (there is no login)",
             err=True,
         )
+    token = launch_token()
     sock = bind(port, host)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    url = f"http://{shown}:{sock.getsockname()[1]}/"
+    port = sock.getsockname()[1]
+    url = f"http://{shown}:{port}/"
     if session_id:
         url += f"{store.db_path().stem}/-/session/{session_id}"
+    url += f"?token={token}"
     click.echo(f"Inspecting {store.db_path()} at {url}  (Ctrl-C to stop)")
     if not no_open:
         import threading
         import webbrowser
 
         threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
-    serve(datasette, sock)
+    serve(datasette, sock, token)
+
+
+def launch_token() -> str:
+    """LEHARNESS_INSPECT_TOKEN (for the REPL's /inspect, or a script), else a new one.
+    An environment variable, not an option: other users can read a command line."""
+    import os
+    import re
+    import secrets
+
+    given = os.environ.get("LEHARNESS_INSPECT_TOKEN", "").strip()
+    if given and not re.fullmatch(r"[A-Za-z0-9_-]+", given):
+        raise UserError("LEHARNESS_INSPECT_TOKEN must be ASCII letters, digits, - or _")
+    return given or secrets.token_urlsafe(24)
 
 
 def is_loopback(host: str) -> bool:
@@ -100,12 +121,16 @@ def bind(port: int, host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
-def serve(datasette, sock: socket.socket) -> None:
-    """Run Datasette's ASGI app with uvicorn on `sock` until Ctrl-C or SIGTERM."""
+def serve(datasette, sock: socket.socket, token: str) -> None:
+    """Run Datasette's ASGI app, behind the token guard, with uvicorn on `sock` until
+    Ctrl-C or SIGTERM."""
     import asyncio
 
     import uvicorn
 
+    from .inspector.guard import TokenGuard
+
     asyncio.run(datasette.invoke_startup())
-    config = uvicorn.Config(datasette.app(), log_level="warning", lifespan="on")
+    app = TokenGuard(datasette.app(), token, sock.getsockname()[1])
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])

@@ -19,7 +19,8 @@ def merge_command(paths: tuple[Path, ...]) -> None:
 
     PATHS are Harbor job folders, trial folders or loose database files. Each
     file goes in as one transaction; merging the same file again adds nothing.
-    The trials' result.json files fill the `trials` table.
+    The trials' result.json files fill the `trials` table, and each file's
+    artifacts folder is copied beside this home's.
     """
     from leharness import store
     from leharness.store import merge
@@ -39,6 +40,7 @@ def merge_command(paths: tuple[Path, ...]) -> None:
                 except store.StoreError as error:
                     refused.append(str(error))
                     continue
+                copy_artifacts(path.parent, store.home_dir())
                 totals.sessions_added += done.sessions_added
                 totals.sessions_extended += done.sessions_extended
                 totals.sessions_unchanged += done.sessions_unchanged
@@ -52,6 +54,32 @@ def merge_command(paths: tuple[Path, ...]) -> None:
     )
     if refused:
         raise UserError("refused: " + "\nrefused: ".join(refused))
+
+
+def copy_artifacts(source_home: Path, home: Path) -> None:
+    """Bring the merged file's artifacts/<session>/ folders along: artifact.created
+    records paths relative to the home, so they are found here once copied. An
+    artifact never changes once written, so a file already here is kept."""
+    import shutil
+
+    folder = source_home / "artifacts"
+    if not folder.is_dir() or folder.resolve() == (home / "artifacts").resolve():
+        return
+    for session in folder.iterdir():
+        if session.is_dir():
+            shutil.copytree(
+                session,
+                home / "artifacts" / session.name,
+                dirs_exist_ok=True,
+                copy_function=_copy_new,
+            )
+
+
+def _copy_new(source: str, target: str) -> None:
+    import shutil
+
+    if not Path(target).exists():
+        shutil.copy2(source, target)
 
 
 def _label(path: Path | None) -> str:

@@ -40,7 +40,7 @@ def replay_command(
     window = resolve_settings({"context_window": context_window})["context_window"]
 
     try:
-        with closing(store.open_store()) as conn:
+        with closing(store.open_existing()) as conn:
             recording = rerun.load_recording(conn, projections.resolve_session_id(conn, session))
         done = rerun.replay(
             recording, source_home=store.home_dir(), sandbox=sandbox_dir, context_window=window

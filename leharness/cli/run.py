@@ -158,7 +158,8 @@ def one_shot_approver(mode: str, as_json: bool):
     if not as_json:
         click.echo(
             "lh: --approval ask but no terminal to answer on: bash, write_file and "
-            "edit_file calls will be refused",
+            "edit_file calls will be refused (but for tools answered always earlier in "
+            "this session)",
             err=True,
         )
     return None

@@ -87,6 +87,8 @@ def open_session(
 ) -> ActiveSession:
     client = client or model_client(provider, model, base_url)
     cwd = cwd or Path.cwd()
+    if session_ref is not None or continue_:  # an existing session: never create the home
+        require_history(continue_)
     conn = store.open_events_only()
     channel = faults.wrap(channel or (JsonChannel() if as_json else TerminalChannel()))
     session_id = pick_session_id(conn, session_ref, continue_, cwd, client)
@@ -111,6 +113,16 @@ def open_session(
     if mcp:  # the servers of $LEHARNESS_HOME/mcp.json, if there is one
         attach_mcp(loop_session)
     return ActiveSession(loop_session, lock)
+
+
+def require_history(continue_: bool) -> None:
+    """A UserError, before anything is created, when there is no database to resume from."""
+    if continue_ and not store.db_path().exists():
+        raise UserError('no session to continue yet: run `lh "your prompt"` first')
+    try:
+        store.require_database()
+    except store.StoreError as error:
+        raise UserError(str(error)) from None
 
 
 def ancestors(conn, session_id: str) -> list[str]:

@@ -156,9 +156,12 @@ def launch_inspector(repl: Repl, arg: str) -> None:
     if repl.inspector is not None and repl.inspector.poll() is None:
         repl.console.print(f"the inspector is running: {repl.inspector_url}")
         return
+    import secrets
+
     port = free_port()
     argv = ["inspect", "--no-open", "--port", str(port)]
-    repl.inspector_url = f"http://127.0.0.1:{port}/"
+    token = secrets.token_urlsafe(24)  # in its environment: a command line is public
+    repl.inspector_url = f"http://127.0.0.1:{port}/?token={token}"
     log = store.home_dir() / "inspector.log"
     with open(log, "ab") as out:
         repl.inspector = subprocess.Popen(
@@ -167,7 +170,7 @@ def launch_inspector(repl: Repl, arg: str) -> None:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C at the prompt is not for it
-            env=os.environ.copy(),
+            env={**os.environ, "LEHARNESS_INSPECT_TOKEN": token},
         )
     repl.console.print(f"inspector starting: {repl.inspector_url} (log {log})", markup=False)
 

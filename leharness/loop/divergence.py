@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from leharness.store import Event
+from leharness.tools.artifacts import locate, portable
 
 #: Payload fields that differ between two honest runs.
 IGNORED = frozenset({"duration_ms", "attempts", "pid", "harness_pid", "provider", "model"})
@@ -46,8 +47,9 @@ class Comparison:
 class Normalizer:
     """Turns replayed payloads into the recording's terms, learning id pairs as it goes."""
 
-    def __init__(self, substitutions: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, substitutions: Sequence[tuple[str, str]], home: Path | None = None) -> None:
         self.pairs = [(new, old) for new, old in substitutions if new and new != old]
+        self.home = home  # the replayed run's, under which its artifact paths are
 
     def learn(self, recorded: dict[str, Any], replayed: dict[str, Any]) -> None:
         for key in MINTED:
@@ -75,13 +77,14 @@ class Normalizer:
         """A replayed artifact in the recording's terms: a file that quotes the run's own
         paths and ids (a compaction transcript quoting a stub) matches once they are mapped."""
         shown = self.apply(replayed)
+        shown["path"] = portable(shown.get("path", ""))
         if (shown.get("bytes"), shown.get("sha256")) == (
             recorded.get("bytes"),
             recorded.get("sha256"),
         ):
             return shown
         try:
-            text = Path(replayed["path"]).read_bytes().decode("utf-8")
+            text = locate(self.home or Path.cwd(), replayed["path"]).read_bytes().decode("utf-8")
         except (KeyError, OSError, UnicodeDecodeError):
             return shown
         mapped = self.apply_text(text).encode("utf-8")
@@ -103,16 +106,20 @@ def compare(
     recorded: Sequence[Event],
     replayed: Sequence[Event],
     substitutions: Sequence[tuple[str, str]] = (),
+    home: Path | None = None,
 ) -> Comparison:
-    """The first divergence of `replayed` from `recorded`, or None when they agree."""
+    """The first divergence of `replayed` from `recorded`, or None when they agree.
+    `home`: the replayed run's home, where its artifact files are."""
     left = [e for e in recorded if e.type not in SKIPPED]
     right = [e for e in replayed if e.type not in SKIPPED]
-    normal = Normalizer(substitutions)
+    normal = Normalizer(substitutions, home)
     for position, (old, new) in enumerate(zip(left, right, strict=False), 1):
         old_data, new_data = payload(old), payload(new)
         if old.type == new.type:
             normal.learn(old_data, new_data)
         if old.type == new.type == "artifact.created":
+            # Older recordings hold absolute paths; compare them in their home-relative form.
+            old_data = {**old_data, "path": portable(old_data.get("path", ""))}
             shown = normal.artifact(old_data, new_data)
         else:
             shown = normal.apply(new_data)

@@ -30,6 +30,7 @@ from leharness import store
 from leharness.store import events as ev
 from leharness.tools import CORE_TOOLS
 from leharness.tools.approval import Approval, ApprovalRequest, Decision
+from leharness.tools.artifacts import locate as locate_artifact
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
 
 from . import compaction, runner
@@ -116,10 +117,10 @@ class Recording:
             if isinstance(e.data, ev.ToolCompleted | ev.ToolFailed)
         }
 
-    def artifact_paths(self) -> dict[str, Path]:
-        """Large recorded outputs on disk, by artifact id."""
+    def artifact_paths(self, home: Path) -> dict[str, Path]:
+        """Large recorded outputs on disk, by artifact id (`home`: the recording's)."""
         return {
-            e.data.artifact_id: Path(e.data.path)
+            e.data.artifact_id: locate_artifact(home, e.data.path)
             for e in self.events
             if isinstance(e.data, ev.ArtifactCreated)
         }
@@ -200,7 +201,10 @@ ALWAYS_RUN = frozenset({"spawn_agent"})
 
 
 def recorded_tools(
-    recording: Recording, served: ServedTasks | None = None, tools: Iterable[Tool] = CORE_TOOLS
+    recording: Recording,
+    served: ServedTasks | None = None,
+    tools: Iterable[Tool] = CORE_TOOLS,
+    home: Path | None = None,
 ) -> ToolRegistry:
     """The current tools (same schemas, same argument checks) answering from the recording
     of the session and its subagents; spawn_agent runs, so the children are re-run too.
@@ -210,7 +214,7 @@ def recorded_tools(
     # Keyed by call id: providers mint unique ones; on a clash the parent's own wins.
     for part in reversed(recording.tree()):
         results.update(part.tool_results())
-        artifacts.update(part.artifact_paths())
+        artifacts.update(part.artifact_paths(home or store.home_dir()))
 
     async def serve(_args: Any, ctx: ToolContext) -> str:
         result = results.get(ctx.call_id)
@@ -273,7 +277,9 @@ def replay(
     folder when None) and compare. The caller removes the folder when it is done."""
     cwd = make_sandbox(recording.cwd, sandbox) if sandbox else Path(recording.cwd or ".")
     served = None if sandbox else ServedTasks(recording.events)
-    tools = ToolRegistry(CORE_TOOLS) if sandbox else recorded_tools(recording, served)
+    tools = (
+        ToolRegistry(CORE_TOOLS) if sandbox else recorded_tools(recording, served, home=source_home)
+    )
     channel = channel or NullChannel()
     home = scratch_home or Path(tempfile.mkdtemp(prefix="lh-replay-"))
     conn = store.open_events_only(store.db_path(home))
@@ -299,7 +305,7 @@ def replay(
     if sandbox:
         substitutions.append((str(cwd), recording.cwd))
     return Replay(
-        recording, session_id, home, events, compare(recording.events, events, substitutions)
+        recording, session_id, home, events, compare(recording.events, events, substitutions, home)
     )
 
 

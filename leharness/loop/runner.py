@@ -227,7 +227,7 @@ def spawner(session: Session) -> Spawn | None:
             context_window=session.context_window,
             allowed_paths=session.allowed_paths,
             sandbox=session.sandbox,
-            approval=session.approval.for_subagent(),
+            approval=remember_approvals(session).for_subagent(),
         )
 
         async def run() -> tuple[str, str]:
@@ -351,12 +351,21 @@ async def run_tool_calls(session: Session, calls: list[ev.ToolCall]) -> bool:
 Planned = tuple[ev.ToolCall, Tool, Any]
 
 
+def remember_approvals(session: Session) -> Approval:
+    """The session's approval policy with the "always" answers recorded for it, which
+    hold for the rest of the session: also in a new process (`lh -c`, /resume)."""
+    if session.approval.mode == "ask":
+        session.approval.always |= projections.always_allowed(session.conn, session.session_id)
+    return session.approval
+
+
 async def approve_batch(session: Session, batch: list[Planned]) -> bool | None:
     """Ask the session's approval policy about a call that mutates (such a call is always
     a batch of one). True: run it; False: refused and recorded; None: cancelled."""
     call, tool, args = batch[0]
     if not tool.mutates:
         return True
+    remember_approvals(session)
     try:
         await session.approval.check(call.id, tool, args, session.record)
     except ToolError as refusal:

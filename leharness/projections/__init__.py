@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .models import ArtifactRow, Message, SessionRow, SessionView, TaskRow, ToolCallRow
     from .read import (
         all_messages,
+        always_allowed,
         artifacts,
         get_session,
         latest_session_id,
@@ -41,6 +42,7 @@ __all__ = [
     "TaskRow",
     "ToolCallRow",
     "all_messages",
+    "always_allowed",
     "artifacts",
     "get_session",
     "latest_session_id",

@@ -127,6 +127,12 @@ def pending_notifications(conn: sqlite3.Connection, session_id: str) -> list[Tas
     return [TaskRow(**dict(row)) for row in rows]
 
 
+def always_allowed(conn: sqlite3.Connection, session_id: str) -> set[str]:
+    """The tools the user allowed for the rest of this session (answered "always")."""
+    rows = conn.execute("SELECT name FROM approvals_always WHERE session_id = ?", (session_id,))
+    return {name for (name,) in rows}
+
+
 def artifacts(conn: sqlite3.Connection, session_id: str) -> list[ArtifactRow]:
     rows = conn.execute(
         "SELECT * FROM artifacts WHERE session_id = ? ORDER BY created_at, artifact_id",

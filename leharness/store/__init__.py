@@ -83,11 +83,13 @@ __all__ = [
     "new_ulid",
     "now_iso",
     "open_events_only",
+    "open_existing",
     "open_store",
     "projection_tables",
     "read_events",
     "read_import",
     "rebuild",
+    "require_database",
     "row_to_event",
     "session_tree",
     "validate_payload",
@@ -113,6 +115,25 @@ def open_store(path: Path | str | None = None) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def require_database(path: Path | str | None = None) -> Path:
+    """The database's path, or a StoreError when there is none yet. Commands that only
+    read (or that need a session to exist) call this first, so that a mistyped
+    LEHARNESS_HOME gets one clear error and no new, empty folder."""
+    path = Path(path or db_path())
+    check_is_sqlite(path)  # a home that is a file, a database that is a folder: say so
+    if not path.exists():
+        raise StoreError(
+            f"no database at {path}: no sessions here yet (is LEHARNESS_HOME right? "
+            '`lh "a prompt"` starts the first session)'
+        )
+    return path
+
+
+def open_existing(path: Path | str | None = None) -> sqlite3.Connection:
+    """Open (migrating if needed) a database that exists; never create one."""
+    return open_store(require_database(path))
 
 
 def open_events_only(path: Path | str | None = None) -> sqlite3.Connection:

@@ -56,6 +56,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "0009_trials.sql",
         True,
     ),
+    Migration(
+        10, "approvals_always: an 'always' answer lasts for the rest of the session", None, True
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

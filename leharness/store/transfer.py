@@ -1,20 +1,24 @@
-"""Export and import: a session's events as JSON lines, loaded back as new sessions.
+"""Export and import: a session's events as JSON lines, loaded back once (or as a copy).
 
-Import remaps every session id (and the references between sessions inside
-payloads) to fresh ids and gives every event a fresh id; the triggers build
-the projections as the rows go in, exactly as they did the first time.
+Import keeps every event's and session's id, so an event is imported once: a
+second import of the same file adds nothing. `--as-new` instead remaps every
+session id (and the references between sessions inside payloads) and gives
+every event a fresh id: a copy. Either way the triggers build the projections
+as the rows go in, exactly as they did the first time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .connection import StoreError, new_ulid, write_transaction
-from .log import EventValidationError, encode_data, read_events, validate_payload
+from .log import EventValidationError, encode_data, last_seq, read_events, validate_payload
 from .ts_sessions import Converted, convert, find_sessions, is_ts_record, parse_lines, read_lines
 
 FORMAT = "leharness.events/1"
@@ -53,41 +57,133 @@ def read_import(path: Path, lines: Iterable[str] | None = None) -> Converted:
     return Converted(records)
 
 
-def import_records(conn: sqlite3.Connection, records: Iterable[dict[str, Any]]) -> dict[str, str]:
-    """Insert exported events as new sessions; return {old session id: new session id}."""
-    records = list(records)
-    # First pass: a new id for every session in the file, so references between
-    # them remap whatever order they come in.
-    mapping = {
-        r["session_id"]: new_ulid() for r in records if isinstance(r, dict) and "session_id" in r
-    }
-    rows = []
-    for number, record in enumerate(records, 1):
-        try:
-            old = record["session_id"]
-            data = dict(record.get("data") or {})
-            event_type = record["type"]
-            seq, ts = int(record["session_seq"]), str(record["ts"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise StoreError(f"line {number}: not an exported event ({error})") from None
-        new = mapping[old]
-        for key in SESSION_REFERENCES:
-            if data.get(key) in mapping:
-                data[key] = mapping[data[key]]
-        try:
-            payload = validate_payload({**data, "type": event_type})
-        except EventValidationError as error:
-            raise StoreError(f"line {number}: {error}") from None
-        rows.append((new_ulid(), new, seq, ts, event_type, encode_data(payload)))
+@dataclass
+class Imported:
+    """What an import did: {session id in the file: its id here} for every session that
+    got events, and the sessions whose every event was here already."""
+
+    sessions: dict[str, str] = field(default_factory=dict)
+    already: list[str] = field(default_factory=list)
+    events: int = 0
+
+
+def import_records(
+    conn: sqlite3.Connection, records: Iterable[dict[str, Any]], *, as_new: bool = False
+) -> Imported:
+    """Insert exported events, keeping their ids: an event already here (same id) is not
+    imported again, so importing a file twice adds nothing the second time, and a later
+    export of a session that grew adds only its new events. With `as_new`, every session
+    and event gets a fresh id instead (a copy beside the original)."""
+    rows = [_row(number, record) for number, record in enumerate(records, 1)]
     if not rows:
         raise StoreError("nothing to import: the file holds no events")
+    if as_new:
+        mapping = {old: new_ulid() for old in dict.fromkeys(row.session_id for row in rows)}
+        rows = [row.renamed(mapping, new_ulid()) for row in rows]
+        done = Imported(sessions=mapping)
+    else:
+        rows, done = _not_yet_here(conn, rows)
+    for row in rows:  # references between sessions follow their (possibly new) ids
+        row.validate(done.sessions)
     try:
         with write_transaction(conn):
             conn.executemany(
                 "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
+                [row.values() for row in rows],
             )
     except sqlite3.IntegrityError as error:
         raise StoreError(f"the file's events are not a whole, ordered log: {error}") from None
-    return mapping
+    done.events = len(rows)
+    return done
+
+
+@dataclass
+class _Row:
+    number: int  # line in the file, for errors
+    id: str
+    session_id: str
+    session_seq: int
+    ts: str
+    type: str
+    data: dict[str, Any]
+    encoded: str = ""
+
+    def renamed(self, mapping: dict[str, str], event_id: str) -> _Row:
+        return dataclasses.replace(self, id=event_id, session_id=mapping[self.session_id])
+
+    def validate(self, mapping: dict[str, str]) -> None:
+        data = dict(self.data)
+        for key in SESSION_REFERENCES:
+            if data.get(key) in mapping:
+                data[key] = mapping[data[key]]
+        try:
+            payload = validate_payload({**data, "type": self.type})
+        except EventValidationError as error:
+            raise StoreError(f"line {self.number}: {error}") from None
+        self.encoded = encode_data(payload)
+
+    def values(self) -> tuple[str, str, int, str, str, str]:
+        return (self.id, self.session_id, self.session_seq, self.ts, self.type, self.encoded)
+
+
+def _row(number: int, record: Any) -> _Row:
+    try:
+        data = dict(record.get("data") or {})
+        event_id = str(record.get("id") or "") or new_ulid()  # no id: it cannot be matched
+        return _Row(
+            number,
+            event_id,
+            str(record["session_id"]),
+            int(record["session_seq"]),
+            str(record["ts"]),
+            str(record["type"]),
+            data,
+        )
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        raise StoreError(f"line {number}: not an exported event ({error})") from None
+
+
+def _not_yet_here(conn: sqlite3.Connection, rows: list[_Row]) -> tuple[list[_Row], Imported]:
+    """The rows whose event is not in the database yet, per session; a StoreError when a
+    session here and the same session in the file went different ways."""
+    by_session: dict[str, list[_Row]] = {}
+    for row in rows:
+        by_session.setdefault(row.session_id, []).append(row)
+    done, new_rows = Imported(), []
+    for session_id, theirs in by_session.items():
+        here = _events_here(conn, [row.id for row in theirs])
+        present = [row for row in theirs if row.id in here]
+        for row in present:
+            if here[row.id] != (row.session_id, row.session_seq):
+                raise StoreError(
+                    f"line {row.number}: event {row.id} is here already as event "
+                    f"{here[row.id][1]} of session {here[row.id][0]}; `lh import --as-new` "
+                    "imports the file as new sessions"
+                )
+        rest = theirs[len(present) :]
+        if present != theirs[: len(present)] or (
+            rest and last_seq(conn, session_id) != len(present)
+        ):
+            raise StoreError(
+                f"session {session_id} is here already with other events than the file's; "
+                "`lh import --as-new` imports the file as new sessions"
+            )
+        if rest:
+            done.sessions[session_id] = session_id
+            new_rows += rest
+        else:
+            done.already.append(session_id)
+    return new_rows, done
+
+
+def _events_here(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[str, int]]:
+    found: dict[str, tuple[str, int]] = {}
+    for start in range(0, len(ids), 500):  # well under SQLite's limit on parameters
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for event_id, session_id, seq in conn.execute(
+            f"SELECT id, session_id, session_seq FROM events WHERE id IN ({marks})", chunk
+        ):
+            found[event_id] = (session_id, seq)
+    return found

@@ -16,6 +16,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,19 @@ def _spawned_by(logs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, An
     return parents
 
 
+def stable_id(key: str, ts: str) -> str:
+    """A ULID-shaped id made from `key` (and the time in `ts`) rather than from chance."""
+    try:
+        millis = int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        millis = 0
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:10], "big")
+    value = (max(0, min(millis, 2**48 - 1)) << 80) | digest
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
 TASK_KINDS = {"shell": "bash", "delegated": "agent"}
 
 
@@ -147,10 +161,13 @@ class _SessionMapper:
     def emit(self, ts: str, event_type: str, data: dict[str, Any]) -> None:
         data = {k: v for k, v in data.items() if v is not None}
         validate_payload({**data, "type": event_type})  # a ValueError names the bad field
+        seq = len(self.records) + 1
         self.records.append(
             {
+                # The same source event always gets the same id: importing it twice adds nothing.
+                "id": stable_id(f"{self.session_id}/{seq}/{event_type}", ts),
                 "session_id": self.session_id,
-                "session_seq": len(self.records) + 1,
+                "session_seq": seq,
                 "ts": ts,
                 "type": event_type,
                 "data": data,

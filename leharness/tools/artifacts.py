@@ -3,6 +3,9 @@
 Only the harness names artifact files (a fresh ULID under the session's own
 folder), so nothing a model says can point one outside the artifacts folder.
 The model sees a stub: size, path, a preview and how to page through it.
+`artifact.created` records the path relative to the home, so a moved home (or
+an import on another machine) still finds its files; `locate` also reads the
+absolute paths that older events recorded.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class SavedArtifact:
     path: Path
     bytes: int
     sha256: str
+    recorded: str = ""  # the path as artifact.created records it (see recorded_path)
 
     def created(
         self, kind: str, *, call_id: str | None = None, task_id: str | None = None
@@ -33,7 +37,7 @@ class SavedArtifact:
         return ArtifactCreated(
             artifact_id=self.artifact_id,
             kind=kind,
-            path=str(self.path),
+            path=self.recorded or str(self.path),
             bytes=self.bytes,
             sha256=self.sha256,
             call_id=call_id,
@@ -66,7 +70,42 @@ def save(home: Path, session_id: str, data: bytes, *, sync: bool = True) -> Save
     except BaseException:  # a full disk, say: leave no half-written file behind
         partial.unlink(missing_ok=True)
         raise
-    return SavedArtifact(artifact_id, path, len(data), hashlib.sha256(data).hexdigest())
+    digest = hashlib.sha256(data).hexdigest()
+    return SavedArtifact(artifact_id, path, len(data), digest, recorded_path(home, path))
+
+
+def recorded_path(home: Path, path: Path) -> str:
+    """How `artifact.created` records `path`: relative to the home when it is inside it
+    (`artifacts/<session>/<id>`), else absolute."""
+    try:
+        return path.relative_to(home).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def locate(home: Path, recorded: str) -> Path:
+    """The file an `artifact.created` path names. A relative path is under `home`. An
+    absolute one (what events recorded before paths were relative) is used as it is
+    while it exists; once the home has moved, the same `artifacts/…` tail is looked for
+    under this home."""
+    path = Path(recorded)
+    if not path.is_absolute():
+        return home / path
+    if path.exists():
+        return path
+    tail = portable(recorded)
+    moved = home / tail
+    return moved if tail != recorded and moved.exists() else path
+
+
+def portable(recorded: str) -> str:
+    """The home-relative form of a recorded path: `artifacts/…` for an absolute path that
+    runs through an artifacts folder, the path itself otherwise."""
+    parts = Path(recorded).parts
+    if not Path(recorded).is_absolute() or "artifacts" not in parts:
+        return recorded
+    last = len(parts) - 1 - parts[::-1].index("artifacts")
+    return Path(*parts[last:]).as_posix()
 
 
 def stub(artifact: SavedArtifact, text: str) -> str:

@@ -17,6 +17,7 @@ from leharness import store
 from leharness.projections import ArtifactRow, TaskRow
 from leharness.store import health
 
+from .artifacts import locate
 from .tasks import file_sha256, process_alive
 
 
@@ -89,15 +90,24 @@ def _orphan(task: TaskRow) -> str:
 def artifact_problems(conn: sqlite3.Connection) -> list[str]:
     """Artifacts whose file is missing, or whose bytes no longer hash to the recorded sha256."""
     problems = []
+    home = database_home(conn)
     for row in conn.execute("SELECT * FROM artifacts ORDER BY created_at, artifact_id"):
         artifact = ArtifactRow(**dict(row))
-        path = Path(artifact.path)
+        path = locate(home, artifact.path)
         where = f"artifact {artifact.artifact_id} of session {artifact.session_id}"
         if not path.is_file():
             problems.append(f"{where}: file missing ({path})")
         elif artifact.sha256 and file_sha256(path) != artifact.sha256:
             problems.append(f"{where}: sha256 differs from the recorded one ({path})")
     return problems
+
+
+def database_home(conn: sqlite3.Connection) -> Path:
+    """The folder of the database `conn` has open: the home its artifact paths are under."""
+    for row in conn.execute("PRAGMA database_list"):
+        if row[1] == "main" and row[2]:
+            return Path(row[2]).parent
+    return store.home_dir()
 
 
 def repair_projections(conn: sqlite3.Connection) -> int:

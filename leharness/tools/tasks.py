@@ -27,7 +27,7 @@ from leharness.projections import TaskRow
 from leharness.store import Event, Payload, new_ulid
 from leharness.store import events as ev
 
-from .artifacts import INLINE_LIMIT, artifacts_dir
+from .artifacts import INLINE_LIMIT, artifacts_dir, recorded_path
 from .redact import redact
 
 TAIL_CHARS = 2000
@@ -135,7 +135,7 @@ class TaskRuntime:
             ev.ArtifactCreated(
                 artifact_id=artifact_id,
                 kind="task_output",
-                path=str(log_path),
+                path=recorded_path(self.home, log_path),
                 bytes=size,
                 sha256=file_sha256(log_path),
                 task_id=task_id,

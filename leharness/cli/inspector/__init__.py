@@ -9,6 +9,9 @@ goes through Datasette's read-only connections.
   the message that asked for them, and a timeline chart drawn as SVG.
 - `render_cell`: Markdown messages, indented JSON payloads, session ids as
   links to their session page.
+- `asgi_wrapper`: refuses requests whose Host header is not this server's
+  (DNS rebinding); more names may be allowed with the plugin setting
+  `allowed_hosts` (guard.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response
 
 from . import cells, chart, page
+from .guard import HostGuard
 
 SESSION_ROUTE = r"^/(?P<database>[^/]+)/-/session/(?P<session_id>[^/]+)$"
 # Per Datasette instance: database name -> whether it holds leharness tables.
@@ -35,6 +39,16 @@ def register() -> None:
     module = sys.modules[__name__]
     if not pm.is_registered(module):
         pm.register(module, name="leharness")
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    names = (datasette.plugin_config("leharness") or {}).get("allowed_hosts") or ()
+
+    def wrap(app):
+        return HostGuard(app, names)
+
+    return wrap
 
 
 @hookimpl

@@ -17,11 +17,14 @@ from . import metadata, register
 SETTINGS = {"suggest_facets": False, "facet_time_limit_ms": 1000}
 
 
-def make_datasette(path: Path):
-    """A Datasette over the database at `path`, the leharness plugin registered."""
+def make_datasette(path: Path, allowed_hosts: tuple[str, ...] = ()):
+    """A Datasette over the database at `path`, the leharness plugin registered;
+    `allowed_hosts`: names besides localhost and IP addresses that requests may use."""
     from datasette.app import Datasette
 
     register()
     with closing(store.connect_readonly(path)) as conn:
         columns = metadata.table_columns(conn)
-    return Datasette([str(path)], metadata=metadata.build(path.stem, columns), settings=SETTINGS)
+    built = metadata.build(path.stem, columns)
+    built["plugins"] = {"leharness": {"allowed_hosts": list(allowed_hosts)}}
+    return Datasette([str(path)], metadata=built, settings=SETTINGS)

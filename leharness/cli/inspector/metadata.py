@@ -50,6 +50,7 @@ TITLES = {
     "tool_calls": "Tool calls",
     "tasks": "Background tasks",
     "artifacts": "Artifacts",
+    "approvals_always": "Always-allowed tools",
     "timeline": "Timeline rows",
     "model_usage": "Model usage",
     "transcript": "Transcript",
@@ -169,6 +170,15 @@ TABLES: dict[str, dict] = {
             "bytes": "Size of the file.",
             "sha256": "SHA-256 of the content.",
             "created_at": "When the artifact was written.",
+        },
+    },
+    "approvals_always": {
+        "description": 'Tools the user answered "always" for (--approval ask): not asked '
+        "about again for the rest of that session, also after lh -c or /resume.",
+        "columns": {
+            "name": "The tool.",
+            "call_id": 'The call whose approval was answered "always".',
+            "decided_at": "When the answer was recorded.",
         },
     },
     "timeline": {

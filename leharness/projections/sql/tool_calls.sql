@@ -64,3 +64,23 @@ BEGIN
     UPDATE tool_calls SET task_id = json_extract(NEW.data, '$.task_id')
     WHERE session_id = NEW.session_id AND call_id = json_extract(NEW.data, '$.call_id');
 END;
+
+-- approvals_always: the tools the user answered "always" for (--approval ask), per
+-- session. They are not asked about again for the rest of the session, also after
+-- `lh -c`, `/resume` or a fork: the loop reads this table, not its memory. The tool's
+-- name comes from the call's own row above (made by the model.completed that asked).
+CREATE TABLE approvals_always (
+    session_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    call_id TEXT NOT NULL,               -- the call whose approval was answered "always"
+    decided_at TEXT NOT NULL,
+    PRIMARY KEY (session_id, name)
+) WITHOUT ROWID;
+
+CREATE TRIGGER proj_approvals_always AFTER INSERT ON events
+WHEN NEW.type = 'approval.decided' AND json_extract(NEW.data, '$.decision') = 'always'
+BEGIN
+    INSERT OR IGNORE INTO approvals_always (session_id, name, call_id, decided_at)
+    SELECT NEW.session_id, name, call_id, NEW.ts FROM tool_calls
+    WHERE session_id = NEW.session_id AND call_id = json_extract(NEW.data, '$.call_id');
+END;
