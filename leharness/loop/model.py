@@ -153,7 +153,7 @@ class OpenAICompatibleModel:
         # chunk objects cost ~2 ms per turn); the transport drains what follows
         # `[DONE]` so the connection goes back to the pool.
         async with self._client.stream(body) as response:
-            async for line in response.aiter_lines():
+            async for line in response.lines():
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()

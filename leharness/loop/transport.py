@@ -84,7 +84,7 @@ class ChatTransport:
         )
 
     @asynccontextmanager
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[httpx.Response]:
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[Body]:
         request = self._client.build_request("POST", self.url, content=json.dumps(body))
         try:
             response = await self._client.send(request, stream=True)
@@ -96,8 +96,9 @@ class ChatTransport:
             if response.status_code >= 400:
                 raw = await response.aread()
                 raise StatusError(response, _json_or_text(raw))
-            yield response
-            await drain(response)
+            streamed = Body(response)
+            yield streamed
+            await streamed.drain()
         finally:
             await response.aclose()
 
@@ -105,16 +106,35 @@ class ChatTransport:
         await self._client.aclose()
 
 
-async def drain(response: httpx.Response) -> None:
-    """Read what is left of the body (after `[DONE]`, the chunked terminator)
-    so that httpx returns the connection to the pool instead of dropping it."""
-    if response.is_stream_consumed or response.is_closed:
-        return
-    try:
-        async for _ in response.aiter_raw():
-            pass
-    except httpx.HTTPError:
-        pass  # the answer is complete; a broken tail only costs the connection
+class Body:
+    """A streamed response body read as lines (`\n` or `\r\n`, UTF-8).
+
+    The caller may stop at `[DONE]`; `drain()` then reads the rest from the
+    same byte iterator (the chunked terminator), so that httpx returns the
+    connection to the pool: closing a body not read to its end drops the
+    connection, and the next request paid a new TCP (and TLS) handshake.
+    """
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._chunks = response.aiter_bytes()
+        self._rest = b""
+
+    async def lines(self) -> AsyncIterator[str]:
+        async for chunk in self._chunks:
+            *complete, self._rest = (self._rest + chunk).split(b"\n")
+            for line in complete:
+                yield line.removesuffix(b"\r").decode("utf-8", "replace")
+        if self._rest:
+            rest, self._rest = self._rest, b""
+            yield rest.removesuffix(b"\r").decode("utf-8", "replace")
+
+    async def drain(self) -> None:
+        try:
+            async for _ in self._chunks:
+                pass
+        except httpx.HTTPError:
+            pass  # the answer is complete; a broken tail only costs the connection
 
 
 def _json_or_text(raw: bytes) -> Any:

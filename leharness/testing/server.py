@@ -1,15 +1,18 @@
 """A scripted OpenAI-compatible Chat Completions server on 127.0.0.1.
 
-Tests, benchmarks and users' own tests drive `lh` through the real `openai`
+Tests, benchmarks and users' own tests drive `lh` through its real HTTP
 client against it. Each request takes the next scripted step (or asks a
 responder function), answers it streamed (SSE with tool-call deltas) or not,
 and is recorded so tests can assert on the exact messages sent. When the
 script runs out it answers 500 and sets `exhausted`, so a test fails loudly.
+`tls=(certfile, keyfile)` serves https (see `testing.tls.self_signed`), and
+`connections` counts the TCP connections accepted.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections import deque
@@ -108,6 +111,7 @@ class ScriptedServer:
         steps: Iterable[Step] = (),
         responder: Responder | None = None,
         report_usage: bool = True,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         self._steps: deque[Step] = deque(steps)
         self._responder = responder
@@ -116,12 +120,18 @@ class ScriptedServer:
         self.requests: list[Recorded] = []
         self.exhausted = False
         self._httpd: ThreadingHTTPServer | None = None
+        self.tls = tls  # (certfile, keyfile): serve https
+        self.connections = 0  # TCP connections accepted: a session should need one
 
     # -- lifecycle ----------------------------------------------------------
 
     def start(self) -> ScriptedServer:
         handler = type("Handler", (_Handler,), {"server_ref": self})
         self._httpd = _QuietServer(("127.0.0.1", 0), handler)
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self
 
@@ -140,7 +150,8 @@ class ScriptedServer:
     @property
     def base_url(self) -> str:
         assert self._httpd is not None, "start the server first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
     # -- script -------------------------------------------------------------
 
@@ -177,6 +188,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def setup(self) -> None:
+        with self.server_ref._lock:
+            self.server_ref.connections += 1
+        super().setup()
 
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
