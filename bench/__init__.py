@@ -70,11 +70,27 @@ GNU_TIME = shutil.which("time", path="/usr/bin:/bin")
 def measure_process(
     command: list[str], env: dict[str, str], cwd: str | os.PathLike
 ) -> tuple[float, float, int]:
-    """(wall ms, peak RSS MB, exit code) of one process.
+    """(wall ms, peak RSS MB, exit code) of one process (see `measure`)."""
+    done = measure(command, env, cwd)
+    return done.wall_ms, done.peak_mb, done.code
 
-    The peak comes from GNU time when it is installed: a child forked straight
-    from this (large) benchmark process inherits its resident-set high-water
-    mark, which then hides the child's own figure.
+
+@dataclass
+class Measured:
+    wall_ms: float
+    peak_mb: float
+    code: int
+    cpu_ms: float  # user + system time of the process and the children it waited for
+
+
+def measure(command: list[str], env: dict[str, str], cwd: str | os.PathLike) -> Measured:
+    """Wall time, CPU time, peak RSS and exit code of one process.
+
+    CPU time is what stays meaningful on a loaded machine: wall time also
+    counts the time spent waiting for a core. The peak comes from GNU time
+    when it is installed: a child forked straight from this (large) benchmark
+    process inherits its resident-set high-water mark, which then hides the
+    child's own figure.
     """
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
         prefix = [GNU_TIME, "-f", "%M", "-o", report.name] if GNU_TIME else []
@@ -89,4 +105,17 @@ def measure_process(
         _, status, usage = os.wait4(process.pid, 0)
         wall = (time.perf_counter() - started) * 1000
         peak_kb = int(report.read().split()[-1]) if GNU_TIME else usage.ru_maxrss
-    return wall, peak_kb / 1024, os.waitstatus_to_exitcode(status)
+    cpu = (usage.ru_utime + usage.ru_stime) * 1000
+    return Measured(wall, peak_kb / 1024, os.waitstatus_to_exitcode(status), cpu)
+
+
+def ensure_bytecode() -> None:
+    """Compile leharness to bytecode once, as a wheel install does: with
+    PYTHONDONTWRITEBYTECODE set (it is on the development machines) every
+    `lh` start would otherwise compile its own sources again (~160 ms)."""
+    import compileall
+    from pathlib import Path
+
+    import leharness
+
+    compileall.compile_dir(Path(leharness.__file__).parent, quiet=1, force=False)

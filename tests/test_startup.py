@@ -6,12 +6,14 @@ fresh interpreter, so a module-level import anywhere on those paths fails here
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from leharness import projections, store
+from leharness import __version__, projections, store
 from leharness.projections import records
 
 from .util import tool_round
@@ -99,3 +101,14 @@ def test_lazy_package_names_resolve_and_unknown_ones_fail():
         _ = store.nothing
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         _ = projections.nothing
+
+
+def test_version_prints_without_importing_click():
+    """`lh --version` answers from the entry point itself (bench/cold_start.py times it)."""
+    lh = str(Path(sys.executable).with_name("lh"))
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    done = subprocess.run([lh, "--version"], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout == "lh, version " + __version__ + "\n"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert "leharness.cli" in imported
+    assert not {name.split(".")[0] for name in imported} & {"click", *HEAVY}

@@ -1,0 +1,83 @@
+"""The `lh` click group: thin commands calling the library.
+
+Heavy imports (httpx, datasette, pydantic models) happen inside the commands
+that need them so that `lh --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+from click_default_group import DefaultGroup
+
+from leharness import __version__
+
+from .compact import compact_command
+from .config import config_command
+from .demo import demo_command
+from .doctor import doctor_command
+from .errors import UserError
+from .history import (
+    export_command,
+    fork_command,
+    import_command,
+    sessions_command,
+    show_command,
+    sql_command,
+)
+from .inspect import inspect_command
+from .mcp import mcp_group
+from .merge import merge_command
+from .replay import replay_command
+from .run import run_command
+from .skills import skills_command
+
+
+@click.group(
+    cls=DefaultGroup,
+    default="run",
+    default_if_no_args=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(__version__, "--version", prog_name="lh")
+def cli() -> None:
+    """leharness: an agent harness whose whole history is one SQLite database.
+
+    \b
+    lh "summarize this repo"     run one prompt and exit
+    lh                           interactive session
+    lh --session ID [PROMPT]     resume a session (-c: the latest)
+    lh demo                      a recorded session, offline, no key
+    lh inspect                   browse every session in Datasette
+    lh run --help                every option of a run
+    lh config                    the settings in effect, and where each comes from
+    lh skills                    the skills the model is offered here
+
+    Sessions live in .leharness/sessions.db (or $LEHARNESS_HOME/sessions.db).
+    """
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise UserError(
+            "the current directory no longer exists (deleted or moved?): "
+            "cd to an existing folder and run lh again"
+        ) from None
+
+
+cli.add_command(run_command)
+cli.add_command(demo_command)
+cli.add_command(show_command)
+cli.add_command(sessions_command)
+cli.add_command(sql_command)
+cli.add_command(fork_command)
+cli.add_command(export_command)
+cli.add_command(import_command)
+cli.add_command(merge_command)
+cli.add_command(config_command)
+cli.add_command(skills_command)
+cli.add_command(mcp_group)
+cli.add_command(inspect_command)
+cli.add_command(replay_command)
+cli.add_command(doctor_command)
+cli.add_command(compact_command)
