@@ -185,6 +185,21 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms ACK stall
     server_ref: ScriptedServer
+    # While not None, what is written collects here and goes out in one send
+    # (a response whose timing is not part of the script: no Slow, no Cut).
+    _pending: bytearray | None = None
+
+    def flush_headers(self) -> None:
+        if self._pending is None:
+            super().flush_headers()
+        else:
+            self._pending += b"".join(self._headers_buffer)
+            self._headers_buffer = []
+
+    def _send_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending:
+            self.wfile.write(bytes(pending))
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -233,6 +248,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(
         self, step: Text | ToolCalls, body: dict[str, Any], delay: float, cut: int | None
     ) -> None:
+        if not delay and cut is None:
+            self._pending = bytearray()
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
@@ -257,24 +274,32 @@ class _Handler(BaseHTTPRequestHandler):
             }
             self._write_chunk(f"data: {json.dumps(payload)}\n\n".encode())
         self._write_chunk(b"data: [DONE]\n\n")
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+        self._write(b"0\r\n\r\n")
+        self._send_pending()
 
     def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
+        self._write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+    def _write(self, data: bytes) -> None:
+        if self._pending is None:
+            self.wfile.write(data)
+            self.wfile.flush()
+        else:
+            self._pending += data
 
     def _json(
         self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
         data = json.dumps(payload).encode()
+        self._pending = bytearray()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        self._write(data)
+        self._send_pending()
 
 
 def _error(message: str, code: str | None = None) -> dict[str, Any]:
