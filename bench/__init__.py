@@ -32,6 +32,7 @@ BENCHMARKS = (
     "history",
     "crash",
     "compaction",
+    "session_length",
     "redaction",
     "search",
     "merge",
