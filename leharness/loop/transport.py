@@ -12,6 +12,7 @@ goes back to the pool: one TCP (and TLS) connection serves a whole session.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -57,7 +58,7 @@ class StatusError(Exception):
 
 
 class ChatTransport:
-    """POST /chat/completions with `stream: true`; yields the httpx response."""
+    """POST /chat/completions with `stream: true`; `stream()` yields the response `Body`."""
 
     def __init__(self, base_url: str | None, api_key: str, timeout_s: float) -> None:
         # The SDK read OPENAI_BASE_URL itself when no URL was given: keep that.
@@ -78,16 +79,30 @@ class ChatTransport:
         # A plain-http URL never needs certificates: loading the CA bundle
         # cost 22-33 ms of every start. https keeps full verification
         # (SSL_CERT_FILE / SSL_CERT_DIR are honoured, as by the SDK).
-        verify = self.url.startswith("https:")
-        self._client = httpx.AsyncClient(
-            headers=headers, timeout=httpx.Timeout(timeout_s), verify=verify
-        )
+        self._verify = self.url.startswith("https:")
+        self._headers = headers
+        self._timeout = httpx.Timeout(timeout_s)
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _pooled(self) -> httpx.AsyncClient:
+        """The client of the running event loop. Its pooled connection belongs to
+        that loop: a later `asyncio.run` (the next invocation in one process)
+        gets a client of its own instead of a socket of a closed loop."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = httpx.AsyncClient(
+                headers=self._headers, timeout=self._timeout, verify=self._verify
+            )
+            self._loop = loop
+        return self._client
 
     @asynccontextmanager
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[Body]:
-        request = self._client.build_request("POST", self.url, content=json.dumps(body))
+        client = self._pooled()
+        request = client.build_request("POST", self.url, content=json.dumps(body))
         try:
-            response = await self._client.send(request, stream=True)
+            response = await client.send(request, stream=True)
         except httpx.TimeoutException as error:
             raise TransportError(f"request timed out: {error}", timed_out=True) from None
         except httpx.TransportError as error:
@@ -103,7 +118,9 @@ class ChatTransport:
             await response.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
 
 class Body:
