@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -77,9 +78,8 @@ class ChatTransport:
             if os.environ.get(variable):
                 headers[header] = os.environ[variable]
         # A plain-http URL never needs certificates: loading the CA bundle
-        # cost 22-33 ms of every start. https keeps full verification
-        # (SSL_CERT_FILE / SSL_CERT_DIR are honoured, as by the SDK).
-        self._verify = self.url.startswith("https:")
+        # cost 22-33 ms of every start. https keeps full verification.
+        self._https = self.url.startswith("https:")
         self._headers = headers
         self._timeout = httpx.Timeout(timeout_s)
         self._client: httpx.AsyncClient | None = None
@@ -92,7 +92,9 @@ class ChatTransport:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             self._client = httpx.AsyncClient(
-                headers=self._headers, timeout=self._timeout, verify=self._verify
+                headers=self._headers,
+                timeout=self._timeout,
+                verify=trusted_context() if self._https else False,
             )
             self._loop = loop
         return self._client
@@ -121,6 +123,27 @@ class ChatTransport:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def trusted_context() -> ssl.SSLContext:
+    """Certificates verified as the SDK verified them: SSL_CERT_FILE or
+    SSL_CERT_DIR when set, else the system's trust store (OpenSSL's paths on
+    Linux, the OS's own on macOS and Windows through truststore), not the
+    certifi bundle httpx would load; certifi only when the system has none."""
+    if cafile := os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=cafile)
+    if capath := os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=capath)
+    if sys.platform in ("darwin", "win32"):
+        import truststore
+
+        return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    paths = ssl.get_default_verify_paths()
+    if os.path.isfile(paths.openssl_cafile) or os.path.isdir(paths.openssl_capath):
+        return ssl.create_default_context()
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 class Body:
