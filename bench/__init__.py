@@ -35,6 +35,7 @@ BENCHMARKS = (
     "session_length",
     "redaction",
     "search",
+    "parallel_tools",
     "merge",
 )
 

@@ -38,6 +38,7 @@ def one_run(turns: int) -> tuple[float, float]:
             OPENAI_API_KEY="bench",
             OPENAI_BASE_URL=server.base_url,
             LEHARNESS_MAX_STEPS=str(turns + 5),
+            LEHARNESS_APPROVAL="auto",  # no terminal: the default (ask) would refuse tools
         )
         wall, peak, code = measure_process([LH, "run the echoes"], env, home)
         if code != 0:

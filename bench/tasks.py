@@ -26,7 +26,10 @@ def run_lh(responder, prompt: str = "go") -> tuple[float, float, Path]:
     with ScriptedServer(responder=responder) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LEHARNESS_"))}
         env.update(
-            LEHARNESS_HOME=str(home), OPENAI_API_KEY="bench", OPENAI_BASE_URL=server.base_url
+            LEHARNESS_HOME=str(home),
+            OPENAI_API_KEY="bench",
+            OPENAI_BASE_URL=server.base_url,
+            LEHARNESS_APPROVAL="auto",  # no terminal: the default (ask) would refuse tools
         )
         wall, peak, code = measure_process([LH, prompt], env, home)
     if code != 0:

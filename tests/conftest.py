@@ -20,6 +20,9 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("LEHARNESS_HOME", str(home))
     monkeypatch.chdir(tmp_path)
+    # In-process runs have no terminal, so the default (ask) would refuse every bash and file
+    # change; tests about approval choose their own mode.
+    monkeypatch.setenv("LEHARNESS_APPROVAL", "auto")
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LEHARNESS_PROVIDER", "LEHARNESS_MODEL"):
         monkeypatch.delenv(name, raising=False)
     return home

@@ -19,6 +19,10 @@ def lh_env(home: Path, base_url: str, **extra: str) -> dict[str, str]:
         OPENAI_API_KEY=TEST_KEY,
         OPENAI_BASE_URL=base_url,
         LEHARNESS_RETRY_BASE_S="0",
+        # Without a terminal a one-shot run refuses bash and file changes (approval "ask"):
+        # the tests that drive tools say auto; those about approval pass their own value
+        # ("" restores the default).
+        LEHARNESS_APPROVAL="auto",
     )
     env.update(extra)
     return env

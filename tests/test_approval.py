@@ -120,15 +120,15 @@ def test_ask_records_question_and_answer_and_always_lasts_the_session(work):
         "three.txt (1 bytes)",
     ]
     recorded = tool_events(session)
-    assert recorded[:10] == [
+    assert recorded[:10] == [  # every question first, then the results in call order
         ("approval.requested", "c0", "bash"),
         ("approval.decided", "c0", "allow", "user"),
-        ("tool.completed", "c0", ""),
         ("approval.requested", "c1", "bash"),
         ("approval.decided", "c1", "deny", "user"),
-        ("tool.failed", "c1", "denied"),
         ("approval.requested", "c2", "write_file"),
         ("approval.decided", "c2", "always", "user"),
+        ("tool.completed", "c0", ""),
+        ("tool.failed", "c1", "denied"),
         ("tool.completed", "c2", ""),
         ("tool.completed", "c3", ""),  # list_files only reads: it never asks
     ]
@@ -205,7 +205,27 @@ def failure_kinds(home: Path) -> list[str]:
     return [row[0] for row in query(home, "SELECT error_kind FROM tool_calls ORDER BY 1")]
 
 
-def test_one_shot_defaults_to_auto_and_env_or_flag_choose_read_only(server, isolated_home):
+def test_one_shot_without_a_terminal_refuses_by_default_and_names_the_way_out(
+    server, isolated_home
+):
+    work = isolated_home.parent
+    touch_then_done(server, "default.txt")
+    default = lh_env(isolated_home, server.base_url, LEHARNESS_APPROVAL="")
+    done = run_lh("go", env=default, cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert not (work / "default.txt").exists()
+    assert "lh --approval auto" in done.stderr
+    tool_message = server.requests[-1].body["messages"][-1]["content"]
+    assert "--approval auto" in tool_message  # the model hears it too, and can tell the user
+    assert failure_kinds(isolated_home) == ["denied"]
+    decided = query(
+        isolated_home,
+        "SELECT json_extract(data, '$.by') FROM events WHERE type = 'approval.decided'",
+    )
+    assert decided == [("no_terminal",)]
+
+
+def test_auto_runs_everything_and_env_or_flag_choose_read_only(server, isolated_home):
     work = isolated_home.parent
     touch_then_done(server, "auto.txt")
     assert run_lh("go", env=lh_env(isolated_home, server.base_url), cwd=work).returncode == 0
@@ -243,12 +263,13 @@ def test_the_settings_file_sets_approval_below_env_and_flag(server, isolated_hom
     (isolated_home / "settings.toml").write_text('approval = "read-only"\n')
     work = isolated_home.parent
     touch_then_done(server, "file.txt")
-    assert run_lh("go", env=lh_env(isolated_home, server.base_url), cwd=work).returncode == 0
+    unset = lh_env(isolated_home, server.base_url, LEHARNESS_APPROVAL="")
+    assert run_lh("go", env=unset, cwd=work).returncode == 0
     touch_then_done(server, "env.txt")
     env = lh_env(isolated_home, server.base_url, LEHARNESS_APPROVAL="auto")
     assert run_lh("go", env=env, cwd=work).returncode == 0
     assert not (work / "file.txt").exists() and (work / "env.txt").exists()
-    shown = run_lh("config", "--json", env=lh_env(isolated_home, server.base_url))
+    shown = run_lh("config", "--json", env=unset)
     approval = next(row for row in json.loads(shown.stdout) if row["setting"] == "approval")
     assert (approval["value"], approval["source"]) == ("read-only", "settings")
 
@@ -280,7 +301,7 @@ def test_one_shot_ask_on_a_terminal(server, isolated_home, answer, made):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not server.requests:
             time.sleep(0.05)
-        os.write(primary, f"maybe\n{answer}\n".encode())  # a bad answer is asked again
+        os.write(primary, f"x{answer}".encode())  # one key each, no Enter; x is asked again
         _out, err = process.communicate(timeout=30)
     finally:
         os.close(primary)
@@ -290,6 +311,37 @@ def test_one_shot_ask_on_a_terminal(server, isolated_home, answer, made):
     assert (isolated_home.parent / "made.txt").exists() is made
     types = event_types(isolated_home)
     assert types.count("approval.requested") == types.count("approval.decided") == 1
+
+
+def test_one_shot_ask_shows_the_diff_of_an_edit_before_it_runs(server, isolated_home):
+    work = isolated_home.parent
+    (work / "notes.txt").write_text("alpha\nbeta\ngamma\n")
+    edit = {"path": "notes.txt", "old_string": "beta", "new_string": "BETA"}
+    server.push(ToolCalls(Call("edit_file", edit)), Text("done"))
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [LH, "go"],  # no --approval: ask is the default on a terminal
+        env=lh_env(isolated_home, server.base_url, LEHARNESS_APPROVAL=""),
+        cwd=work,
+        stdin=secondary,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(secondary)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not server.requests:
+            time.sleep(0.05)
+        os.write(primary, b"n")
+        _out, err = process.communicate(timeout=30)
+    finally:
+        os.close(primary)
+    assert process.returncode == 0, err
+    question = err.index("allow? [y]es")
+    assert -1 < err.index("-beta") < err.index("+BETA") < question
+    assert (work / "notes.txt").read_text() == "alpha\nbeta\ngamma\n"
+    assert failure_kinds(isolated_home) == ["denied"]
 
 
 def test_repl_asks_and_always_covers_the_rest_of_the_session(monkeypatch, tmp_path):
@@ -586,3 +638,79 @@ def test_always_holds_on_resume_and_in_a_fork_but_not_in_other_sessions(work):
     with closing(store.open_store()) as conn:
         store.rebuild(conn)
         assert [tuple(r) for r in conn.execute(rows)] == before
+
+
+def test_the_repl_question_shows_the_diff_first_and_takes_one_key(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from leharness.cli.approve import LineApprover
+
+    (tmp_path / "notes.txt").write_text("alpha\nbeta\n")
+    out = io.StringIO()
+    approver = LineApprover(Console(file=out, width=100), tmp_path)
+    edit = {"path": "notes.txt", "old_string": "beta", "new_string": "BETA"}
+
+    async def ask() -> str:
+        question = asyncio.ensure_future(
+            approver(ApprovalRequest("c0", "edit_file", "notes.txt", edit))
+        )
+        while not approver.asking:
+            await asyncio.sleep(0)
+        assert approver.answer("n")  # what the y / n / a key bindings call
+        return await question
+
+    assert asyncio.run(ask()) == "deny"
+    shown = out.getvalue()
+    assert -1 < shown.index("-beta") < shown.index("+BETA") < shown.index("allow?")
+
+
+def test_approved_side_effecting_calls_of_one_reply_run_together(work):
+    """The first call waits (up to 3 s) for a file the second makes: one after the other,
+    it would give up; run together, it sees it. Results are recorded in call order."""
+    wait = "for i in $(seq 60); do [ -f b ] && echo seen && exit 0; sleep 0.05; done; echo never"
+    replies = [
+        calls(("bash", {"command": wait}), ("bash", {"command": "touch b"})),
+        ModelCompleted(text="done"),
+    ]
+    session = make_session(ReplayModel(replies), tools=default_registry(), cwd=work)
+    asked: list[str] = []
+
+    async def approve(request: ApprovalRequest) -> str:
+        asked.append(request.call_id)
+        return "allow"
+
+    session.approval = Approval("ask", approve)
+    assert asyncio.run(runner.run_invocation(session, "go")).reason == "no_tool_calls"
+    assert asked == ["c0", "c1"]  # both asked before either ran, in call order
+    events = [e for e in store.read_events(session.conn, session.session_id)]
+    tool_events = [(e.type, e.data.call_id) for e in events if e.type.startswith("tool.")]
+    assert tool_events == [
+        ("tool.started", "c0"),
+        ("tool.started", "c1"),
+        ("tool.completed", "c0"),
+        ("tool.completed", "c1"),
+    ]
+    first = next(e.data for e in events if e.type == "tool.completed")
+    assert first.result.startswith("seen")
+
+
+def test_a_refused_call_keeps_its_place_among_the_results(work):
+    replies = [
+        calls(("bash", {"command": "echo one"}), ("bash", {"command": "echo two"})),
+        ModelCompleted(text="done"),
+    ]
+    session = make_session(ReplayModel(replies), tools=default_registry(), cwd=work)
+
+    async def approve(request: ApprovalRequest) -> str:
+        return "deny" if request.call_id == "c0" else "allow"
+
+    session.approval = Approval("ask", approve)
+    asyncio.run(runner.run_invocation(session, "go"))
+    results = [
+        (e.type, e.data.call_id)
+        for e in store.read_events(session.conn, session.session_id)
+        if e.type in ("tool.completed", "tool.failed")
+    ]
+    assert results == [("tool.failed", "c0"), ("tool.completed", "c1")]

@@ -243,7 +243,7 @@ def test_lh_started_in_a_deleted_directory_says_so(isolated_home, tmp_path):
     gone.mkdir()
     env = lh_env(isolated_home, "http://127.0.0.1:9/v1")
     script = f"import os, subprocess, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); "
-    script += f"sys.exit(subprocess.run([{LH!r}, 'hi']).returncode)"
+    script += f"sys.exit(subprocess.run([{LH!r}, 'hi'], stdin=subprocess.DEVNULL).returncode)"
     done = subprocess.run(
         [str(Path(LH).with_name("python")), "-c", script],
         env=env,
@@ -273,6 +273,7 @@ def test_a_full_disk_while_writing_an_artifact(server, isolated_home):
         capture_output=True,
         text=True,
         timeout=60,
+        stdin=subprocess.DEVNULL,
         preexec_fn=_limit_file_size,
     )
     assert done.returncode == 0, done.stderr

@@ -42,9 +42,18 @@ def test_sessions_lists_newest_first(db):
         "event_count": 9,
         "status": "idle",
         "parent_session_id": None,
+        "steps": 2,
+        "prompt_tokens": 12,
+        "completion_tokens": 4,
     }
-    csv_out = run("sessions", "--csv").output.splitlines()
-    assert csv_out[0] == "id,title,created_at,event_count,status,parent_session_id"
+    csv_out = run("sessions", "--csv").output
+    assert csv_out.splitlines()[0] == (
+        "id,title,created_at,event_count,status,parent_session_id,steps,prompt_tokens,"
+        "completion_tokens"
+    )
+    assert "\r" not in csv_out  # LF line endings, not csv's default CRLF
+    table = run("sessions").output
+    assert "tokens in/out" in table and "12 / 4" in table
 
 
 def test_sql_runs_queries_and_formats_them(db):
@@ -106,3 +115,8 @@ def test_the_installed_lh_entry_point_runs_as_a_process(isolated_home, db):
     )
     assert refused.returncode == 2
     assert "Traceback" not in refused.stderr
+
+
+def test_sql_csv_has_lf_line_endings(db):
+    out = run("sql", "--csv", "select 1 as a, 'x' as b").output
+    assert out == "a,b\n1,x\n"

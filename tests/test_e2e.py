@@ -7,6 +7,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 
 import pytest
@@ -180,8 +181,9 @@ def test_ctrl_c_during_the_stream_keeps_the_partial_text(server, isolated_home):
     server.push(Slow(Text("word " * 200), delay_s=0.02), Text("resumed fine"))
     env = lh_env(isolated_home, server.base_url)
     process = subprocess.Popen(
-        [LH, "tell me a story"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        [LH, "tell me a story"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, stdin=subprocess.DEVNULL,  # an open pipe would be read as piped input
+    )  # fmt: skip
     assert process.stdout.read(10)  # the stream has started
     process.send_signal(signal.SIGINT)
     _out, _err = process.communicate(timeout=30)
@@ -221,9 +223,7 @@ def test_help_does_not_import_openai_or_datasette():
         "bad = [m for m in ('openai', 'datasette', 'rich', 'pydantic') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
-    done = subprocess.run(
-        [LH.replace("/lh", "/python"), "-c", code], capture_output=True, text=True
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 
@@ -251,8 +251,9 @@ def test_a_task_orphaned_by_a_killed_lh_is_recovered_on_resume(server, isolated_
     )
     env = lh_env(isolated_home, server.base_url)
     process = subprocess.Popen(
-        [LH, "start a long job"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+        [LH, "start a long job"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
     deadline = time.monotonic() + 30
     rows: list = []
     while time.monotonic() < deadline:

@@ -240,3 +240,44 @@ def test_lh_inspect_of_an_unknown_session_is_a_one_line_error(db):
         stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 2 and "no session 'NOPE'" in result.stderr
+
+
+def test_first_screens_show_rows_and_the_timeline(server, tmp_path):
+    """At 1400x1000 the sessions table shows a row and a session page its timeline without
+    scrolling; lists keep their bullets; a facet asked for twice shows once."""
+    sync_playwright = browser_or_skip()
+    from contextlib import closing
+
+    from leharness import store
+
+    base, parent, _ = server
+    with closing(store.open_store()) as conn:
+        listed = store.create_session(conn)
+        store.append(conn, listed, {"type": "invocation.received", "text": "- one\n- two"})
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{base}/sessions/sessions", wait_until="load")
+            page.screenshot(path=str(tmp_path / "sessions.png"))
+            row = page.locator("table.rows-and-columns tbody tr").first.bounding_box()
+            assert row is not None and row["y"] + row["height"] <= 1000, row
+            header = page.locator("table.rows-and-columns th").first
+            assert header.get_attribute("data-column") == "title"
+            assert header.get_attribute("title")  # its description, as a tooltip
+            assert not page.locator("dl.column-descriptions").is_visible()  # folded
+            page.goto(f"{base}/sessions/-/session/{parent}", wait_until="load")
+            page.screenshot(path=str(tmp_path / "session.png"))
+            chart = page.locator("svg.lh-timeline").bounding_box()
+            assert chart is not None and chart["y"] < 1000, chart
+            page.goto(f"{base}/sessions/-/session/{listed}", wait_until="load")
+            bullet = page.locator(".lh-md li").first.evaluate(
+                "li => getComputedStyle(li).listStyleType"
+            )
+            assert bullet == "disc"
+            page.goto(f"{base}/sessions/events?_facet=type", wait_until="load")
+            assert page.locator(".facet-info[data-column='type']").count() == 1
+        finally:
+            browser.close()
+    assert (tmp_path / "sessions.png").stat().st_size > 10_000
+    assert (tmp_path / "session.png").stat().st_size > 10_000

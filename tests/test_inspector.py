@@ -250,6 +250,38 @@ def test_plain_datasette_without_our_metadata_serves_the_views(scripted):
         assert any(row["session_id"] == parent for row in response.json()), view
 
 
+def test_the_sessions_table_shows_what_people_scan_first_and_folds_descriptions(scripted):
+    html = get("/sessions/sessions").text
+    headers = re.findall(r'<th [^>]*data-column="(\w+)"', html)
+    assert headers[:7] == [
+        "title", "status", "model", "steps", "prompt_tokens", "completion_tokens", "updated_at",
+    ]  # fmt: skip
+    with closing(store.open_store()) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(sessions)")]
+    assert sorted(headers) == sorted(columns)  # every column still shown, once
+    assert 'title="' in html  # descriptions are the headers' tooltips
+    assert "column descriptions" in html  # and the block above the rows folds (script)
+    other = get("/sessions/tool_calls").text
+    assert "column descriptions" in other  # every leharness table page
+
+
+def test_the_session_page_shows_mcp_events_and_notifications_preformatted(scripted):
+    parent, _ = scripted
+    with closing(store.open_store()) as conn:
+        store.append(conn, parent, {"type": "mcp.connected", "server": "web",
+                                    "transport": "http", "tools": ["web__get"]})  # fmt: skip
+        store.append(conn, parent, {"type": "mcp.failed", "server": "db", "error": "exited",
+                                    "stderr_tail": "missing TOKEN"})  # fmt: skip
+    html = get(f"/sessions/-/session/{parent}").text
+    mcp = html[html.index("<h2>MCP servers</h2>") : html.index("<h2>Transcript</h2>")]
+    assert "<strong>web</strong> connected (http): web__get" in mcp
+    assert "<strong>db</strong> failed (start): exited" in mcp and "missing TOKEN" in mcp
+    start = re.search(r'<article class="lh-msg [^"]*lh-kind-notification', html).start()
+    notification = html[start:]
+    body = notification[notification.index("</div>") : notification.index("</article>")]
+    assert '<pre class="lh-pre">' in body and "lh-md" not in body  # not markdown
+
+
 def test_merged_trials_have_facets_and_the_session_page_links_its_trial(tmp_path, isolated_home):
     from click.testing import CliRunner
 

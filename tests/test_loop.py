@@ -147,7 +147,7 @@ def test_cancel_during_the_stream_keeps_the_partial_text():
     assert {"role": "assistant", "content": partial} in follow.requests[0]
 
 
-def test_cancel_inside_the_first_of_two_tools_keeps_pairing_valid():
+def test_cancel_inside_two_running_tools_keeps_pairing_valid():
     Record.ran = []
     holder = {}
 
@@ -163,7 +163,7 @@ def test_cancel_inside_the_first_of_two_tools_keeps_pairing_valid():
         return await holder["task"]
 
     assert asyncio.run(main()).reason == "cancelled"
-    assert Record.ran == ["c0"]  # the second call never ran
+    assert sorted(Record.ran) == ["c0", "c1"]  # the calls of one reply run together
     failed = [
         e.data
         for e in store.read_events(session.conn, session.session_id)

@@ -244,9 +244,9 @@ def test_mcp_list_shows_servers_status_and_tools(isolated_home, http_echo):
         isolated_home,
         {"echo": STDIO_ENTRY, "web": {"type": "http", "url": http_echo}, "bad": {"url": "ftp://x"}},
     )
-    env = lh_env(isolated_home, "http://127.0.0.1:9/v1")
+    env = lh_env(isolated_home, "http://127.0.0.1:9/v1", COLUMNS="200")
     table = run_lh("mcp", "list", env=env)
-    assert table.returncode == 0, table.stderr
+    assert table.returncode == 1, table.stderr  # one server is invalid
     lines = table.stdout.splitlines()
     assert any(line.split()[:3] == ["echo", "stdio", "connected"] for line in lines)
     assert any(line.split()[:3] == ["web", "http", "connected"] for line in lines)
@@ -263,9 +263,25 @@ def test_mcp_list_shows_servers_status_and_tools(isolated_home, http_echo):
         "web__env",
     ]
     assert rows["bad"]["status"] == "invalid" and "http://" in rows["bad"]["error"]
+    assert "\nbad: " in table.stdout  # the error is shown in full under the table
     assert not (isolated_home / "sessions.db").exists() or query(
         isolated_home, "SELECT count(*) FROM events"
     ) == [(0,)]
+
+
+def test_mcp_list_shows_a_failed_servers_stderr_and_fits_the_terminal(isolated_home):
+    tools = {"command": sys.executable, "args": [str(ECHO_SERVER)]}
+    write_config(
+        isolated_home, {"echo": tools, "quits": {"command": sys.executable, "args": ["-c", QUITS]}}
+    )
+    env = lh_env(isolated_home, "http://127.0.0.1:9/v1", COLUMNS="50")
+    done = run_lh("mcp", "list", env=env)
+    assert done.returncode == 1
+    assert "missing MY_TOKEN: set it in mcp.json" in done.stdout  # the stderr tail
+    assert max(len(line) for line in done.stdout.splitlines() if "echo__" in line) <= 50
+    only_good = lh_env(isolated_home, "http://127.0.0.1:9/v1")
+    write_config(isolated_home, {"echo": tools})
+    assert run_lh("mcp", "list", env=only_good).returncode == 0
 
 
 def test_no_mcp_json_costs_nothing(isolated_home):
@@ -287,3 +303,32 @@ def test_no_mcp_json_costs_nothing(isolated_home):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[1] == "False"
     assert [t for t, _ in events(isolated_home)] == ["session.created"]
+
+
+PICTURE_SERVER = Path(__file__).parent / "mcp_servers" / "picture.py"
+
+
+@pytest.mark.parametrize(("model", "sent"), [("gpt-4o-mini", True), ("deepseek-chat", False)])
+def test_an_mcp_image_reaches_a_model_that_accepts_images(server, isolated_home, model, sent):
+    import base64
+
+    write_config(isolated_home, {"pic": {"command": sys.executable, "args": [str(PICTURE_SERVER)]}})
+    server.push(ToolCalls(Call("pic__picture", {})), Text("a red dot indeed"))
+    env = lh_env(isolated_home, server.base_url, LEHARNESS_MODEL=model)
+    done = run_lh("describe it", env=env)
+    assert done.returncode == 0, done.stderr
+    (completed,) = events(isolated_home, "tool.completed")
+    assert "a red dot" in completed[1]["result"] and "[image: image/png, " in completed[1]["result"]
+    (artifact,) = events(isolated_home, "artifact.created")
+    assert artifact[1]["kind"] == "mcp_image"
+    messages = server.requests[1].body["messages"]
+    if not sent:
+        assert messages[-1]["role"] == "tool"  # the marker alone: this model takes no images
+        return
+    assert [m["role"] for m in messages[-3:]] == ["assistant", "tool", "user"]
+    image_message = messages[-1]
+    assert image_message["role"] == "user"
+    url = image_message["content"][1]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    assert base64.b64decode(url.split(",", 1)[1]).startswith(b"\x89PNG")
+    assert url not in (isolated_home / "sessions.db").read_bytes().decode("latin-1")

@@ -112,7 +112,7 @@ def test_prompts_tools_and_slash_commands(monkeypatch):
         repl, shown = drive(["first", "/help", "/sessions", "again", "/exit"], server, monkeypatch)
     assert "⏺ bash: echo from-repl" in shown
     assert "done" in shown and "**done**" not in shown  # rendered as markdown
-    for command in ("/new", "/resume ID", "/tasks", "/cancel TASK", "/model NAME", "/inspect"):
+    for command in ("/new", "/resume [ID]", "/tasks", "/cancel TASK", "/model NAME", "/inspect"):
         assert command in shown  # the help text, from the command table
     conn = repl.active.loop.conn
     messages = projections.visible_messages(conn, repl.active.session_id)

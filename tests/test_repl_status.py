@@ -96,3 +96,88 @@ def test_the_unfinished_block_shows_in_the_status_line_until_it_is_printed():
     assert "A first paragraph." in console.file.getvalue()
     assert channel.activity[0] == "writing …A second one, still"
     assert "second" not in console.file.getvalue()
+
+
+def rendered(console_events) -> str:
+    """What a RichChannel prints for (text deltas | events)."""
+    out = io.StringIO()
+    channel = RichChannel(Console(file=out, width=60, color_system=None))
+    for item in console_events:
+        if isinstance(item, str):
+            channel.text(item)
+        else:
+            channel.event(fake_event(item))
+    return out.getvalue()
+
+
+def fake_event(payload):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(type=payload.type, data=payload)
+
+
+def test_markdown_blocks_are_one_blank_line_apart_and_none_trail_the_answer():
+    from leharness.store import events as ev
+
+    shown = rendered(
+        [
+            "Intro:\n\n- a\n- b\n\n",
+            "```\ncode\n```\n\nAfter.",
+            ev.ModelCompleted(text="", tool_calls=[ev.ToolCall(id="c", name="x", arguments="{}")]),
+            ev.ToolStarted(call_id="c", name="x"),
+        ]
+    )
+    lines = [line.rstrip() for line in shown.splitlines()]
+    assert lines[0] == "Intro:"  # nothing before the answer
+    assert "\n\n\n" not in "\n".join(lines)  # never two blank lines in a row
+    assert lines[-2] == "After." and lines[-1] == "⏺ x"  # no blank line after the answer
+    assert lines.count("") == 3  # between intro, list, code and "After."
+
+
+def test_bash_results_show_their_first_and_last_lines():
+    from leharness.store import events as ev
+
+    output = "\n".join(f"line {i}" for i in range(1, 21)) + "\n[exit: 0]"
+    call = ev.ToolCall(id="c", name="bash", arguments='{"command": "seq"}')
+    shown = rendered(
+        [
+            ev.ModelCompleted(tool_calls=[call]),
+            ev.ToolStarted(call_id="c", name="bash"),
+            ev.ToolCompleted(call_id="c", name="bash", result=output),
+        ]
+    )
+    lines = [line.strip() for line in shown.splitlines()]
+    assert lines[1] == "⎿ 20 lines · exit: 0"  # the [exit] line is not counted
+    assert lines[2:] == [
+        "line 1",
+        "line 2",
+        "line 3",
+        "… 14 more lines",
+        *(f"line {i}" for i in (18, 19, 20)),
+    ]
+
+
+def test_the_summary_of_an_edit_counts_what_its_diff_shows(tmp_path, monkeypatch):
+    import asyncio
+
+    from leharness.store import events as ev
+    from leharness.tools.base import ToolContext
+    from leharness.tools.files import EditFileArgs, edit_file
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f.txt").write_text("a\nb\nc\n")
+    args = EditFileArgs(path="f.txt", old_string="b\n", new_string="B1\nB2\nB3\n")
+    result = asyncio.run(edit_file(args, ToolContext(cwd=tmp_path, session_id="s")))
+    call = ev.ToolCall(id="c", name="edit_file", arguments=args.model_dump_json())
+    shown = rendered(
+        [
+            ev.ModelCompleted(tool_calls=[call]),
+            ev.ToolStarted(call_id="c", name="edit_file"),
+            ev.ToolCompleted(call_id="c", name="edit_file", result=result),
+        ]
+    )
+    diff = [line.strip() for line in shown.splitlines()[2:]]
+    added = [line for line in diff if line.startswith("+") and not line.startswith("+++")]
+    removed = [line for line in diff if line.startswith("-") and not line.startswith("---")]
+    assert (len(added), len(removed)) == (3, 1)
+    assert shown.splitlines()[1].strip() == "⎿ +3 -1 lines"

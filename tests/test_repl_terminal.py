@@ -77,7 +77,7 @@ def test_typing_while_lh_answers_in_a_terminal(terminal: Terminal, isolated_home
         assert "**all done**" not in shown  # markdown rendered
         assert "⏺ bash: echo first-step" in shown
         terminal.type("C-d")
-        terminal.wait_for("resume: lh --session")
+        terminal.wait_for("· resume: ")  # then lh by its full path: it is not on PATH here
     rows = query(
         isolated_home,
         "SELECT json_extract(data, '$.text'), json_extract(data, '$.kind') FROM events "
@@ -98,7 +98,7 @@ def test_the_interactive_default_asks_before_bash_in_a_terminal(
         Text("fine, I did not"),
     ]
     with ScriptedServer(steps) as server:
-        env = lh_env(isolated_home, server.base_url, TERM="screen")
+        env = lh_env(isolated_home, server.base_url, TERM="screen", LEHARNESS_APPROVAL="")
         command = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         terminal.tmux(
             "new-session", "-d", "-s", "lh", "-x", "100", "-y", "40", "-c", str(work),
@@ -108,14 +108,14 @@ def test_the_interactive_default_asks_before_bash_in_a_terminal(
         terminal.type("make a file", "Enter")
         terminal.wait_for("? bash: touch asked-first")
         terminal.wait_for("approve? y / n / a")  # the status line says what lh waits for
-        terminal.type("y", "Enter")
+        terminal.type("y")  # one key, no Enter
         terminal.wait_for("made it")
         terminal.type("another", "Enter")
         terminal.wait_for("? bash: touch refused")
-        terminal.type("n", "Enter")
+        terminal.type("n")
         terminal.wait_for("fine, I did not")
         terminal.type("C-d")
-        terminal.wait_for("resume: lh --session")
+        terminal.wait_for("· resume: ")  # then lh by its full path: it is not on PATH here
     assert (work / "asked-first").exists() and not (work / "refused").exists()
     rows = query(
         isolated_home,

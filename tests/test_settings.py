@@ -41,9 +41,9 @@ def test_flag_beats_env_beats_settings_beats_default(tmp_path):
         "provider": ("ollama", "default", "no OPENAI_API_KEY"),
         "model": ("gemma4:26b", "default", "ollama's default"),
         "base_url": ("http://localhost:11434/v1", "default", "ollama's default"),
-        "approval": (None, "default", ""),
+        "approval": ("ask", "default", "on a terminal; refused without one"),
         "max_steps": (50, "default", ""),
-        "context_window": (None, "default", "the model's own"),
+        "context_window": (None, "default", "the model's (else 32,000)"),
         "sandbox": (None, "default", "workspace-write where bubblewrap works"),
     }
     path = write_settings(home)
@@ -161,3 +161,28 @@ def test_lh_with_a_malformed_settings_file_exits_2_with_one_line(isolated_home):
         assert done.stderr.count("\n") == 1
         assert done.stderr.startswith(f"Error: {path}: not valid TOML")
     assert not (isolated_home / "sessions.db").exists()  # nothing ran, nothing was written
+
+
+def test_config_shows_every_effective_value_defaults_included(isolated_home, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from leharness.cli import cli
+    from leharness.tools.sandbox import unavailable
+
+    monkeypatch.delenv("LEHARNESS_APPROVAL")
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    rows = json.loads(CliRunner().invoke(cli, ["config", "--json"]).output)
+    values = {row["setting"]: row["value"] for row in rows}
+    assert values == {
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": "https://api.openai.com/v1",
+        "approval": "ask",
+        "max_steps": 50,
+        "context_window": 128_000,
+        "sandbox": "off" if unavailable() else "workspace-write",
+    }
+    table = CliRunner().invoke(cli, ["config"]).output
+    assert "128000" in table and "https://api.openai.com/v1" in table

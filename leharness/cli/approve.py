@@ -1,60 +1,109 @@
 """Asking the user to approve a tool call: on the terminal (one-shot) or in the REPL.
 
 The loop decides *when* to ask (tools/approval.py); these only put the
-question and read y / n / a. On the terminal, three unclear answers or end of
-input count as "deny"; in the REPL an unclear answer is asked again, and
+question, show what would run (the command, or the diff of the edit) before it
+runs, and read one key: y / n / a. On the terminal, three unclear keys or end
+of input count as "deny"; in the REPL an unclear answer is asked again, and
 Ctrl-C / Esc cancels the run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from leharness.tools.approval import ApprovalRequest, Approver, Decision, Mode, parse_answer
 
+from .diffs import planned_diff
+
 QUESTION = "allow? [y]es / [n]o / [a]lways for this session: "
 TRIES = 3
+MAX_PREVIEW_LINES = 40
 
 
-def approval_mode(flag: str | None, interactive: bool) -> Mode:
-    """The resolved setting (flag > LEHARNESS_APPROVAL > settings.toml), else ask when
-    interactive and auto for a one-shot run."""
+def approval_mode(flag: str | None, interactive: bool = True) -> Mode:
+    """The resolved setting (flag > LEHARNESS_APPROVAL > settings.toml), else ask: on a
+    terminal the user answers; without one, calls that change things are refused."""
     if flag:
         return flag  # type: ignore[return-value] - click.Choice checked it
-    return "ask" if interactive else "auto"
+    return "ask"
 
 
-def terminal_approver(err: TextIO, fd: int) -> Approver:
-    """Ask on stderr and read the answer from `fd` (a terminal) without blocking the loop."""
+def preview(request: ApprovalRequest, cwd: Path) -> list[str]:
+    """What the user should see before answering: a multi-line command in full, the diff
+    of a file change (cut at MAX_PREVIEW_LINES)."""
+    args = request.arguments
+    if request.name == "bash" and "\n" in str(args.get("command", "")):
+        lines = [f"  {line}" for line in str(args["command"]).splitlines()]
+    else:
+        lines = planned_diff(request.name, args, cwd)
+    if len(lines) > MAX_PREVIEW_LINES:
+        more = len(lines) - MAX_PREVIEW_LINES
+        lines = [*lines[:MAX_PREVIEW_LINES], f"… {more} more line{'s' if more != 1 else ''}"]
+    return lines
+
+
+def terminal_approver(err: TextIO, fd: int, cwd: Path | None = None) -> Approver:
+    """Ask on stderr and read one key from `fd` (a terminal) without blocking the loop."""
 
     async def approve(request: ApprovalRequest) -> Decision:
         err.write(f"? {request.name}: {request.summary}\n")
-        for _ in range(TRIES):
-            err.write(f"  {QUESTION}")
-            err.flush()
-            line = await read_line(fd)
-            decision = parse_answer(line) if line is not None else "deny"
-            if decision is not None:
-                return decision
+        for line in preview(request, cwd or Path.cwd()):
+            err.write(f"    {line}\n")
+        with _cbreak(fd):  # for all tries: leaving it between keys would lose typed-ahead ones
+            for _ in range(TRIES):
+                err.write(f"  {QUESTION}")
+                err.flush()
+                key = await read_key(fd)
+                err.write(f"{key or ''}\n")
+                decision = parse_answer(key) if key is not None else "deny"
+                if decision is not None:
+                    return decision
         return "deny"
 
     return approve
 
 
-async def read_line(fd: int) -> str | None:
-    """One line from `fd` once it is readable (None at end of input); cancellable."""
+async def read_key(fd: int) -> str | None:
+    """One key from `fd` (None at end of input); blank keys (Enter, space) are skipped.
+    Put a terminal in cbreak mode first (_cbreak) so that no Enter is needed. Cancellable."""
+    while True:
+        chunk = await _read_ready(fd)
+        if not chunk:
+            return None
+        text = chunk.decode(errors="replace").strip()
+        if text:
+            return text
+
+
+@contextlib.contextmanager
+def _cbreak(fd: int) -> Any:
+    try:
+        import termios
+        import tty
+
+        saved = termios.tcgetattr(fd)
+    except (ImportError, OSError):  # not a terminal (a pipe in tests): read as it comes
+        yield
+        return
+    tty.setcbreak(fd, termios.TCSANOW)  # not the default TCSAFLUSH: it drops typed-ahead keys
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+async def _read_ready(fd: int) -> bytes:
     loop = asyncio.get_running_loop()
-    done: asyncio.Future[str | None] = loop.create_future()
-    data = bytearray()
+    done: asyncio.Future[bytes] = loop.create_future()
 
     def readable() -> None:
-        chunk = os.read(fd, 1024)
-        data.extend(chunk)
-        if not done.done() and (not chunk or b"\n" in chunk):
-            done.set_result(data.decode(errors="replace") if data else None)
+        if not done.done():
+            done.set_result(os.read(fd, 1))  # one key; what was typed ahead waits its turn
 
     loop.add_reader(fd, readable)
     try:
@@ -64,19 +113,28 @@ async def read_line(fd: int) -> str | None:
 
 
 class LineApprover:
-    """The REPL's approver. The prompt stays up while the agent works, so the question is
-    printed above it and the next line the user submits (y / n / a) answers it instead
-    of being queued as a steering message. Ctrl-C or Esc cancels the run, and the
-    question with it."""
+    """The REPL's approver. The prompt stays up while the agent works, so the question (and
+    the diff of a file change) is printed above it, and one key — y, n or a, pressed at
+    an empty prompt — answers it (a submitted line does too) instead of being queued as a
+    steering message. Ctrl-C or Esc cancels the run, and the question with it."""
 
-    def __init__(self, console: Any) -> None:
+    def __init__(self, console: Any, cwd: Path | None = None) -> None:
         self.console = console
+        self.cwd = cwd
         self.pending: asyncio.Future[Decision] | None = None
         self.asked_at = 0.0  # monotonic, for the status line
 
     async def __call__(self, request: ApprovalRequest) -> Decision:
+        from .rich_channel import print_diff
+
         self.console.print(f"? {request.name}: {request.summary}", style="yellow", markup=False)
-        self.console.print(f"  {QUESTION}", style="yellow", markup=False)
+        lines = preview(request, self.cwd or Path.cwd())
+        if request.name == "bash":
+            for line in lines:
+                self.console.print(f"    {line}", markup=False)
+        else:
+            print_diff(self.console, lines)
+        self.console.print(f"  {QUESTION}(one key)", style="yellow", markup=False)
         self.pending = asyncio.get_running_loop().create_future()
         self.asked_at = time.monotonic()
         try:
@@ -84,13 +142,19 @@ class LineApprover:
         finally:
             self.pending = None
 
+    @property
+    def asking(self) -> bool:
+        return self.pending is not None and not self.pending.done()
+
     def answer(self, line: str) -> bool:
         """Take `line` as the answer when a question is open; False: the line is not one."""
-        if self.pending is None or self.pending.done() or line.startswith("/"):
+        if not self.asking or line.startswith("/"):
             return False
         decision = parse_answer(line)
         if decision is None:
             self.console.print("  answer y, n or a", style="yellow", markup=False)
             return True
+        assert self.pending is not None
+        self.console.print(f"  {line.strip()}", style="yellow", markup=False)
         self.pending.set_result(decision)
         return True

@@ -6,12 +6,13 @@ from typing import Any
 
 import click
 
+from .completion import session_ids
 from .errors import user_errors
 from .options import context_window_option
 
 
 @click.command("compact")
-@click.argument("session_ref", metavar="SESSION")
+@click.argument("session_ref", metavar="SESSION", shell_complete=session_ids)
 @click.option("--provider", help="openai or ollama  [env LEHARNESS_PROVIDER]")
 @click.option("--model", help="Model name  [env LEHARNESS_MODEL]")
 @click.option("--base-url", help="OpenAI-compatible server URL  [env OPENAI_BASE_URL]")

@@ -16,10 +16,29 @@ def config_command(as_json: bool, as_csv: bool) -> None:
     from .settings import resolve_settings
 
     settings = resolve_settings()
-    rows = [(v.key, v.value, v.source, v.origin) for v in settings.values.values()]
-    if not (as_json or as_csv):
-        rows = [(k, "" if value is None else value, s, o) for k, value, s, o in rows]
+    rows = [(v.key, effective(settings, v), v.source, v.origin) for v in settings.values.values()]
     print_rows(("setting", "value", "source", "from"), rows, as_json=as_json, as_csv=as_csv)
     if not (as_json or as_csv):
         found = "" if settings.path.exists() else " (not found)"
         click.echo(f"\nsettings file: {settings.path}{found}")
+
+
+OPENAI_URL = "https://api.openai.com/v1"  # the openai SDK's own default
+
+
+def effective(settings, value) -> object:
+    """What a run uses for this setting, also when the setting leaves it to the model or
+    the provider (those are None in the settings themselves)."""
+    if value.value is not None:
+        return value.value
+    if value.key == "context_window":
+        from leharness.loop.compaction import context_window
+
+        return context_window(settings["model"])
+    if value.key == "base_url":
+        return OPENAI_URL
+    if value.key == "sandbox":  # what a run picks: see run.sandbox_mode
+        from leharness.tools.sandbox import DEFAULT, unavailable
+
+        return "off" if unavailable() else DEFAULT
+    return ""

@@ -52,13 +52,15 @@ def demo_command(as_json: bool) -> None:
     result = active.run(recording["prompt"])
     if as_json:
         return
-    db = store.db_path()
+    from .hints import lh
+
+    db, cmd = store.db_path(), lh()
     click.echo(
         f"\nsession {session_id} finished ({result.reason}); tools ran in {workspace}\n"
         "Inspect it:\n"
-        f"  lh show {session_id}\n"
-        f"  lh sql \"select session_seq, type from events where session_id = '{session_id}'\"\n"
-        f"  lh inspect {session_id}   (Datasette: its page, timeline, every table)\n"
-        f"  datasette {db}",
+        f"  {cmd} show {session_id}\n"
+        f"  {cmd} sql \"select session_seq, type from events where session_id = '{session_id}'\"\n"
+        f"  {cmd} inspect {session_id}   (Datasette: its page, timeline, every table)\n"
+        f"  {lh('datasette')} {db}",
         err=True,
     )

@@ -7,6 +7,8 @@ that need them so that `lh --help` stays fast.
 from __future__ import annotations
 
 import os
+import shlex
+from typing import Any
 
 import click
 from click_default_group import DefaultGroup
@@ -34,8 +36,31 @@ from .run import run_command
 from .skills import skills_command
 
 
+class LhGroup(DefaultGroup):
+    """`lh PROMPT` beside the subcommands, with a guard against mistyped commands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["lh.dashdash"] = bool(args) and args[0] == "--"
+        if ctx.resilient_parsing and not args:  # shell completion: offer the subcommands
+            return click.Group.parse_args(self, ctx, args)
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        word = args[0] if args else ""
+        typed = word not in self.commands and not word.startswith("-")
+        if typed and not ctx.meta.get("lh.dashdash"):
+            from .typos import suggestion
+
+            meant = suggestion(word, (n for n, c in self.commands.items() if not c.hidden))
+            if meant is not None:
+                raise UserError(
+                    f"did you mean `{meant}`? (to send it as a prompt: lh -- {shlex.join(args)})"
+                )
+        return super().resolve_command(ctx, args)
+
+
 @click.group(
-    cls=DefaultGroup,
+    cls=LhGroup,
     default="run",
     default_if_no_args=True,
     context_settings={"help_option_names": ["-h", "--help"]},

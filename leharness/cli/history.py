@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .completion import session_ids
 from .errors import UserError, user_errors
 from .output import output_options, print_rows
 
@@ -22,13 +23,30 @@ def sessions_command(limit: int | None, as_json: bool, as_csv: bool) -> None:
 
     with closing(store.open_existing()) as conn:
         rows = records.sessions(conn, limit)
+    tokens = {row.id: row.completion_tokens for row in rows}
     if as_json or as_csv:
-        columns = ("id", "title", "created_at", "event_count", "status", "parent_session_id")
+        columns = (
+            "id", "title", "created_at", "event_count", "status", "parent_session_id",
+            "steps", "prompt_tokens", "completion_tokens",
+        )  # fmt: skip
         values = ([getattr(row, c) for c in columns] for row in rows)
         print_rows(columns, values, as_json=as_json, as_csv=as_csv)
         return
-    columns = ("id", "title", "created_at", "event_count", "status")
-    print_rows(columns, _nested(rows, columns), as_json=False, as_csv=False)
+    from .usage import tokens_cell
+
+    columns = ("id", "title", "created_at", "steps", "tokens in/out", "status")
+    nested = _nested(rows, ("id", "title", "created_at", "steps", "prompt_tokens", "status"))
+    shown = [
+        [
+            v[0],
+            " ".join(str(v[1] or "").splitlines()),
+            *v[2:4],
+            tokens_cell(v[4], tokens[v[0]]),
+            v[5],
+        ]
+        for v in nested
+    ]  # a title from piped text has newlines: one line per session
+    print_rows(columns, shown, as_json=False, as_csv=False)
 
 
 def _nested(rows: list, columns: tuple[str, ...]) -> list[list]:
@@ -85,7 +103,7 @@ def sql_command(query: str, as_json: bool, as_csv: bool) -> None:
 
 
 @click.command("fork")
-@click.argument("session")
+@click.argument("session", shell_complete=session_ids)
 @click.option("--at", "at", type=int, default=None, help="Copy events 1..AT (default: all).")
 @user_errors
 def fork_command(session: str, at: int | None) -> None:
@@ -98,7 +116,7 @@ def fork_command(session: str, at: int | None) -> None:
 
 
 @click.command("show")
-@click.argument("session")
+@click.argument("session", shell_complete=session_ids)
 @click.option("--json", "as_json", is_flag=True, help="Output the messages as JSON.")
 @click.option("--full", is_flag=True, help="Show tool results in full.")
 @click.option("--at", "at", type=int, default=None, help="As it stood after event AT.")
@@ -163,7 +181,7 @@ EXPORT_FORMATS = {"jsonl": _export_jsonl, "atif": _export_atif}
 
 
 @click.command("export")
-@click.argument("session")
+@click.argument("session", shell_complete=session_ids)
 @click.option(
     "--format",
     "fmt",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .completion import session_ids
 from .errors import UserError, user_errors
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 
 @click.command("inspect")
-@click.argument("session", required=False)
+@click.argument("session", required=False, shell_complete=session_ids)
 @click.option(
     "-p",
     "--port",

@@ -154,16 +154,40 @@ def list_command(as_json: bool, as_csv: bool) -> None:
         rows = status_rows(hub)
     finally:
         hub.close()
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    columns = ("server", "transport", "status", "tools", "error")
-    values = [
-        [r["server"], r["transport"], r["status"], ", ".join(r["tools"]), _first(r["error"])]
-        for r in rows
-    ]
-    print_rows(columns, values, as_json=False, as_csv=as_csv)
+    failed = [row for row in rows if row["status"] != "connected"]
+    if as_json or as_csv:
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+        else:
+            columns = ("server", "transport", "status", "tools", "error")
+            values = [[r[c] if c != "tools" else ", ".join(r[c]) for c in columns] for r in rows]
+            print_rows(columns, values, as_json=False, as_csv=True)
+    else:
+        print_table(rows)
+    if failed:
+        raise click.exceptions.Exit(1)
 
 
-def _first(text: str) -> str:
-    return text.splitlines()[0] if text else ""
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """A table that fits the terminal (tools wrap), then each failed server's error and the
+    last lines it wrote to stderr."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("server", no_wrap=True)
+    table.add_column("transport", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("tools", overflow="fold", ratio=1)
+    styles = {"connected": "green", "failed": "red", "invalid": "red"}
+    for row in rows:
+        status = Text(row["status"], style=styles.get(row["status"], ""))
+        table.add_row(row["server"], row["transport"] or "-", status, ", ".join(row["tools"]))
+    console.print(table)
+    for row in rows:
+        if row["error"]:
+            console.print(Text(f"\n{row['server']}: ", style="bold red"), end="")
+            console.print(Text(row["error"]), soft_wrap=True)

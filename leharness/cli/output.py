@@ -25,7 +25,7 @@ def print_rows(
     if as_json:
         click.echo(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], indent=2))
     elif as_csv:
-        writer = csv.writer(sys.stdout)
+        writer = csv.writer(sys.stdout, lineterminator="\n")  # not csv's default \r\n
         writer.writerow(columns)
         writer.writerows(rows)
     else:

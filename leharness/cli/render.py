@@ -34,11 +34,43 @@ def call_summary(name: str, arguments: str) -> str:
     return f"{name}: {value}"
 
 
-def result_summary(result: str) -> str:
+def result_summary(result: str, name: str = "") -> str:
+    """`10 lines · exit 0` (the `[exit: N]` line is not one of the output's lines); for an
+    edit, the +/- counts of its diff; for a write, what it wrote."""
+    if name == "edit_file":
+        from .diffs import counts_summary
+
+        return counts_summary(result.splitlines()[1:])
     lines = result.rstrip("\n").splitlines()
+    if name == "write_file" and lines:
+        return lines[0]
     last = lines[-1] if lines else ""
-    exit_note = f" · {last.strip('[]')}" if last.startswith("[exit:") else ""
+    exit_note = ""
+    if last.startswith("[exit:"):
+        exit_note = f" · {last.strip('[]')}"
+        lines = lines[:-1]
     return f"{len(lines)} line{'s' if len(lines) != 1 else ''}{exit_note}"
+
+
+PREVIEW_LINES = 3  # of a bash result: the first and the last this many lines
+PREVIEW_CHARS = 120
+
+
+def output_preview(result: str, keep: int = PREVIEW_LINES) -> list[str]:
+    """The first and last `keep` lines of a bash result (its `[exit: N]` line left to the
+    summary), with a `… N more lines` between them, each cut to one terminal line."""
+    lines = result.rstrip("\n").splitlines()
+    if lines and lines[-1].startswith("[exit:"):
+        lines = lines[:-1]
+
+    def cut(line: str) -> str:
+        line = line.expandtabs(4).rstrip()
+        return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"
+
+    if len(lines) <= 2 * keep + 1:
+        return [cut(line) for line in lines]
+    hidden = len(lines) - 2 * keep
+    return [*map(cut, lines[:keep]), f"… {hidden} more lines", *map(cut, lines[-keep:])]
 
 
 class TerminalChannel:
@@ -50,6 +82,7 @@ class TerminalChannel:
         self._calls: dict[str, str] = {}
         self._mid_line = False
         self._dim = self.err.isatty()
+        self._told = False  # said how to let refused calls run
 
     def text(self, delta: str) -> None:
         self.out.write(delta)
@@ -75,10 +108,21 @@ class TerminalChannel:
         elif event.type == "tool.started":
             self._note(f"→ {self._calls.get(data.call_id, data.name)}")
         elif event.type == "tool.completed":
-            self._note(f"  ✓ {result_summary(data.result)} · {data.duration_ms or 0} ms")
+            summary = result_summary(data.result, data.name)
+            self._note(f"  ✓ {summary} · {data.duration_ms or 0} ms")
+            if data.name == "bash":
+                for line in output_preview(data.result):
+                    self._note(f"    {line}")
         elif event.type == "tool.failed":
             first = data.error.splitlines()[0] if data.error else ""
             self._note(f"  ✗ {self._calls.get(data.call_id, data.name)}: {first}")
+        elif event.type == "approval.decided" and data.by == "no_terminal" and not self._told:
+            self._told = True  # once per run, not once per refused call
+            self._note(
+                "  ! refused: no terminal to answer on (approval is ask). To let bash and "
+                "file changes run without asking: lh --approval auto, LEHARNESS_APPROVAL=auto "
+                'or approval = "auto" in settings.toml'
+            )
         elif event.type == "model.failed":
             self._note(f"✗ model call failed after {data.attempts} attempt(s): {data.error}")
         elif event.type == "compaction.completed":

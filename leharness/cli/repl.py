@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prompt_toolkit.filters import Condition
@@ -50,6 +51,7 @@ class Repl:
     prompt_session: Any = None
     inspector: subprocess.Popen | None = None
     inspector_url: str = ""
+    picker_options: dict[str, Any] = field(default_factory=dict)  # tests: input and output
 
     @property
     def busy(self) -> bool:
@@ -192,6 +194,18 @@ def key_bindings(repl: Repl) -> KeyBindings:
     def _cancel(event: Any) -> None:
         repl.cancel()
 
+    def asking() -> bool:
+        approver = repl.options.get("approver")
+        buffer = repl.prompt_session.default_buffer if repl.prompt_session else None
+        typing = buffer is not None and bool(buffer.text)
+        return isinstance(approver, LineApprover) and approver.asking and not typing
+
+    for key in "ynaYNA":  # an approval question takes one key at an empty prompt
+
+        @bindings.add(key, filter=Condition(asking))
+        def _answer(event: Any) -> None:
+            repl.options["approver"].answer(event.data)
+
     return bindings
 
 
@@ -229,7 +243,7 @@ def run_repl(session_ref: str | None, continue_: bool, **options: Any) -> None:
 
     console = Console(highlight=False)
     if options.get("approval") == "ask":  # /new reuses options: the same approver
-        options["approver"] = LineApprover(console)
+        options["approver"] = LineApprover(console, Path.cwd())
     active = open_session(session_ref, continue_, channel=RichChannel(console), **options)
     history = store.home_dir() / "history"
     console.print(
@@ -237,9 +251,15 @@ def run_repl(session_ref: str | None, continue_: bool, **options: Any) -> None:
         f"session {active.session_id} · /help",
         style="dim",
     )
+    if session_ref is not None or continue_:
+        from .recap import show_recap
+
+        show_recap(console, active.loop.conn, active.session_id)
     repl = Repl(active, console, options)
     process.started()
     with patch_stdout(raw=True):  # output goes above the prompt, which stays while answering
         asyncio.run(repl_loop(repl, PromptSession(history=FileHistory(str(history)))))
     sid = repl.active.session_id
-    console.print(f"session {sid} · resume: lh --session {sid}", style="dim")
+    from .hints import lh
+
+    console.print(f"session {sid} · resume: {lh()} --session {sid}", style="dim")

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import click
 
+from .completion import session_ids
 from .errors import UserError, user_errors
 from .options import context_window_option
 
 
 @click.command("replay")
-@click.argument("session")
+@click.argument("session", shell_complete=session_ids)
 @click.option(
     "--sandbox-dir",
     type=click.Path(file_okay=False, path_type=Path),

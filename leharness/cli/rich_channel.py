@@ -8,22 +8,23 @@ running and since when); it never touches the database.
 
 from __future__ import annotations
 
-import difflib
 import json
 import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.segment import Segment, Segments
 from rich.text import Text
 
 from leharness import store
 from leharness.store.events import ToolCall
 
-from .render import call_summary, result_summary
+from .diffs import MAX_PREVIEW_BYTES as MAX_SNAPSHOT_BYTES
+from .diffs import counts_summary, write_diff
+from .render import call_summary, output_preview, result_summary
 
 MAX_DIFF_LINES = 60
-MAX_SNAPSHOT_BYTES = 1 << 20  # write_file diffs files up to 1 MiB; larger ones get a summary
 
 
 def complete_blocks(text: str) -> int:
@@ -45,18 +46,6 @@ def complete_blocks(text: str) -> int:
     return end
 
 
-def write_diff(path: str, before: str | None, after: str) -> list[str]:
-    """The unified diff write_file made, from the old content and its `content` argument."""
-    lines = difflib.unified_diff(
-        (before or "").splitlines(),
-        after.splitlines(),
-        "/dev/null" if before is None else f"a/{path}",
-        f"b/{path}",
-        lineterm="",
-    )
-    return list(lines)
-
-
 class RichChannel:
     """Streams answers as markdown blocks; tool calls as one-line cells; diffs for edits."""
 
@@ -64,6 +53,7 @@ class RichChannel:
         self.console = console
         self._activity: tuple[str, float] | None = None  # what runs now, since (monotonic)
         self._text = ""
+        self._blocks = 0  # markdown blocks of the answer streaming now
         self._reasoning = ""
         self._calls: dict[str, ToolCall] = {}
         self._before: dict[str, str | None] = {}  # write_file call id -> old content
@@ -91,7 +81,7 @@ class RichChannel:
             return
         end = complete_blocks(self._text)
         if end:
-            self.console.print(Markdown(self._text[:end]))
+            self._print_markdown(self._text[:end])
             self._text = self._text[end:]
 
     def reasoning(self, delta: str) -> None:
@@ -111,8 +101,24 @@ class RichChannel:
     def _end_stream(self) -> None:
         self._flush_reasoning()
         if self._text.strip():
-            self.console.print(Markdown(self._text))
+            self._print_markdown(self._text)
         self._text = ""
+        self._blocks = 0
+
+    def _print_markdown(self, text: str) -> None:
+        """Blocks of one answer one blank line apart, and none before or after the answer:
+        rich pads some blocks (lists, tables, code) with blank lines of their own."""
+        lines = self.console.render_lines(Markdown(text), pad=False)
+        while lines and not "".join(seg.text for seg in lines[-1]).strip():
+            lines.pop()
+        while lines and not "".join(seg.text for seg in lines[0]).strip():
+            lines.pop(0)
+        if not lines:
+            return
+        if self._blocks:
+            self.console.print()
+        self._blocks += 1
+        self.console.print(Segments([seg for line in lines for seg in (*line, Segment.line())]))
 
     # -- stored events ------------------------------------------------------
 
@@ -134,8 +140,14 @@ class RichChannel:
                 self._snapshot(call)
         elif kind == "tool.completed":
             self._activity = None
-            self.console.print(f"  ⎿ {result_summary(data.result)}", style="dim", markup=False)
-            self._show_diff(data.call_id, data.name, data.result)
+            diff = self._diff(data.call_id, data.name, data.result)
+            summary = counts_summary(diff) if diff is not None else result_summary(data.result)
+            self.console.print(f"  ⎿ {summary}", style="dim", markup=False)
+            if data.name == "bash":
+                for line in output_preview(data.result):
+                    self.console.print(f"    {line}", style="dim", markup=False, highlight=False)
+            if diff:
+                print_diff(self.console, diff)
         elif kind == "tool.failed":
             self._activity = None
             self._before.pop(data.call_id, None)
@@ -181,29 +193,31 @@ class RichChannel:
         except OSError:
             return
 
-    def _show_diff(self, call_id: str, name: str, result: str) -> None:
+    def _diff(self, call_id: str, name: str, result: str) -> list[str] | None:
+        """The diff a write_file / edit_file call made (None for other tools, or when it
+        cannot be known)."""
         call = self._calls.get(call_id)
         if name == "edit_file":  # its result already ends with the unified diff
-            lines = result.splitlines()[1:]
-        elif name == "write_file" and call is not None and call_id in self._before:
-            before = self._before.pop(call_id)
-            found = self._path(call)
-            try:
-                content = json.loads(call.arguments).get("content")
-            except json.JSONDecodeError:
-                content = None
-            if found is None or not isinstance(content, str):
-                return
-            lines = write_diff(found[0], before, content)
-        else:
-            return
-        self._print_diff(lines)
+            return result.splitlines()[1:]
+        if name != "write_file" or call is None or call_id not in self._before:
+            return None
+        before = self._before.pop(call_id)
+        found = self._path(call)
+        try:
+            content = json.loads(call.arguments).get("content")
+        except json.JSONDecodeError:
+            content = None
+        if found is None or not isinstance(content, str):
+            return None
+        return write_diff(found[0], before, content)
 
-    def _print_diff(self, lines: list[str]) -> None:
-        styles = {"+": "green", "-": "red", "@": "cyan"}
-        shown = lines[:MAX_DIFF_LINES]
-        for line in shown:
-            style = "bold" if line.startswith(("+++", "---")) else styles.get(line[:1], "")
-            self.console.print(Text("    " + line, style=style))
-        if len(lines) > len(shown):
-            self.console.print(f"    … {len(lines) - len(shown)} more diff lines", style="dim")
+
+def print_diff(console: Console, lines: list[str]) -> None:
+    """A unified diff, coloured, cut at MAX_DIFF_LINES."""
+    styles = {"+": "green", "-": "red", "@": "cyan"}
+    shown = lines[:MAX_DIFF_LINES]
+    for line in shown:
+        style = "bold" if line.startswith(("+++", "---")) else styles.get(line[:1], "")
+        console.print(Text("    " + line, style=style))
+    if len(lines) > len(shown):
+        console.print(f"    … {len(lines) - len(shown)} more diff lines", style="dim")

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from . import process
+from .completion import session_ids
 from .errors import UserError, user_errors
 from .options import context_window_option
 from .settings import APPROVAL_MODES, SANDBOX_MODES
@@ -20,8 +21,21 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
 
 @click.command("run", hidden=True)
 @click.argument("prompt", nargs=-1)
-@click.option("--session", "session_ref", metavar="ID", help="Resume this session (id or prefix).")
+@click.option(
+    "--session",
+    "session_ref",
+    metavar="ID",
+    shell_complete=session_ids,
+    help="Resume this session (id or prefix).",
+)
 @click.option("-c", "--continue", "continue_", is_flag=True, help="Resume the latest session.")
+@click.option(
+    "-r",
+    "--resume",
+    "pick",
+    is_flag=True,
+    help="Pick the session to resume from a list (type to filter).",
+)
 @click.option("--provider", help="openai or ollama  [env LEHARNESS_PROVIDER]")
 @click.option("--model", help="Model name  [env LEHARNESS_MODEL]")
 @click.option("--base-url", help="OpenAI-compatible server URL  [env OPENAI_BASE_URL]")
@@ -42,9 +56,9 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
 @click.option(
     "--approval",
     type=click.Choice(APPROVAL_MODES),
-    help="ask: bash and file changes wait for y/n/always (interactive default); auto: "
-    "everything runs (one-shot default); read-only: they are refused  "
-    "[env LEHARNESS_APPROVAL]",
+    help="ask (default): bash and file changes wait for one key, y/n/a(lways), after "
+    "showing the command or diff (refused when there is no terminal); auto: everything "
+    "runs; read-only: they are refused  [env LEHARNESS_APPROVAL]",
 )
 @click.option(
     "--allow-path",
@@ -68,6 +82,7 @@ def run_command(
     prompt: tuple[str, ...],
     session_ref: str | None,
     continue_: bool,
+    pick: bool,
     provider: str | None,
     model: str | None,
     base_url: str | None,
@@ -98,14 +113,12 @@ def run_command(
     settings = resolve_settings(flags)
     options = {key: settings[key] for key in flags}
     options["sandbox"] = sandbox_mode(options["sandbox"], settings.values["sandbox"].origin)
-    text = " ".join(prompt).strip()
-    if not text and not sys.stdin.isatty():
-        text = sys.stdin.read().strip()
-        if not text:
-            raise UserError("no prompt given and standard input is empty")
+    if pick:
+        session_ref = pick_session()
+    text = prompt_text(" ".join(prompt).strip())
     from .approve import approval_mode
 
-    options["approval"] = approval_mode(options["approval"], interactive=not text)
+    options["approval"] = approval_mode(options["approval"])
     options["allow_paths"] = allow_paths
     if not text:
         from .repl import run_repl
@@ -116,12 +129,19 @@ def run_command(
 
     approver = one_shot_approver(options["approval"], as_json)
     session = open_session(session_ref, continue_, as_json=as_json, approver=approver, **options)
+    from .usage import cost, session_usage, summary_line
+
+    before = session_usage(session.loop.conn, session.session_id)
     process.started()
     result = session.run(text, task_wait_s=task_wait, wait=not no_wait)
     if not as_json:
-        click.echo(
-            f"session {session.session_id} · resume: lh --session {session.session_id}", err=True
-        )
+        used = session_usage(session.loop.conn, session.session_id) - before
+        price = cost(session.provider, session.loop.model.model, used)
+        click.echo(summary_line(used, price), err=True)
+        from .hints import lh
+
+        sid = session.session_id
+        click.echo(f"session {sid} · resume: {lh()} --session {sid}", err=True)
     if result.reason == "model_failed" and result.error is not None:
         if result.error.kind in USER_FIXABLE:
             raise UserError(_fix_hint(result.error.kind, str(result.error), session.provider))
@@ -147,22 +167,57 @@ def sandbox_mode(wanted: str | None, origin: str = "--sandbox") -> str:
     return wanted or DEFAULT
 
 
-def one_shot_approver(mode: str, as_json: bool):
-    """In ask mode, ask on the terminal; with no terminal, warn that such calls are refused."""
-    if mode != "ask":
-        return None
-    if sys.stdin.isatty():
-        from .approve import terminal_approver
+def pick_session() -> str:
+    """--resume: the session chosen in the picker; leaving it (Esc) ends lh."""
+    from contextlib import closing
 
-        return terminal_approver(sys.stderr, sys.stdin.fileno())
-    if not as_json:
-        click.echo(
-            "lh: --approval ask but no terminal to answer on: bash, write_file and "
-            "edit_file calls will be refused (but for tools answered always earlier in "
-            "this session)",
-            err=True,
-        )
-    return None
+    from leharness import store
+
+    from .picker import pick
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UserError("--resume needs a terminal to pick on: use --session ID (lh sessions)")
+    with closing(store.open_store()) as conn:
+        chosen = pick(conn)
+    if chosen is None:
+        raise click.exceptions.Exit(0)
+    return chosen
+
+
+def prompt_text(text: str) -> str:
+    """The prompt, with what was piped in appended (`git diff | lh "review this"`), or the
+    piped text alone when there is no prompt. Only a pipe or a file counts as piped: an
+    inherited terminal or /dev/null is not read."""
+    piped = _piped_stdin()
+    if piped is None and not text and not sys.stdin.isatty():
+        piped = sys.stdin.read()  # no prompt and no terminal: stdin is the prompt
+    if piped is None:
+        return text
+    if not text and not piped.strip():
+        raise UserError("no prompt given and standard input is empty")
+    return f"{text}\n\n{piped.rstrip()}" if text and piped.strip() else text or piped.strip()
+
+
+def _piped_stdin() -> str | None:
+    import stat
+
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):  # no real stdin (closed, or in-process)
+        return None
+    if not (stat.S_ISFIFO(mode) or stat.S_ISREG(mode)):
+        return None
+    return sys.stdin.read()
+
+
+def one_shot_approver(mode: str, as_json: bool):
+    """In ask mode on a terminal, ask there (one key). With no terminal there is no
+    approver: such calls are refused, and the channel says how to let them run."""
+    if mode != "ask" or not sys.stdin.isatty():
+        return None
+    from .approve import terminal_approver
+
+    return terminal_approver(sys.stderr, sys.stdin.fileno())
 
 
 def _fix_hint(kind: str, message: str, provider: str) -> str:

@@ -125,9 +125,9 @@ def resolve_settings(
         provider,
         pick("model", ENV_VARS["model"], DEFAULT_MODELS.get(name), f"{name}'s default"),
         pick("base_url", base_url_env(name), url_default, f"{name}'s default"),
-        pick("approval", ENV_VARS["approval"], None),
+        pick("approval", ENV_VARS["approval"], "ask", "on a terminal; refused without one"),
         pick("max_steps", ENV_VARS["max_steps"], DEFAULT_MAX_STEPS),
-        pick("context_window", ENV_VARS["context_window"], None, "the model's own"),
+        pick("context_window", ENV_VARS["context_window"], None, "the model's (else 32,000)"),
         pick("sandbox", ENV_VARS["sandbox"], None, "workspace-write where bubblewrap works"),
     ]
     return Settings({value.key: value for value in values}, path)

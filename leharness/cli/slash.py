@@ -75,15 +75,21 @@ def list_sessions(repl: Repl, arg: str) -> None:
         repl.console.print(f"{mark} {row.id}  {row.status:9} {title}", markup=False)
 
 
-def resume(repl: Repl, arg: str) -> None:
+async def resume(repl: Repl, arg: str) -> None:
+    """/resume ID, or /resume alone: pick from the recent sessions."""
+    from .picker import pick_async
+    from .recap import show_recap
+
     if not arg:
-        repl.console.print("usage: /resume ID (an id prefix works; /sessions lists them)")
-        return
+        arg = await pick_async(repl.active.loop.conn, **repl.picker_options) or ""
+        if not arg:
+            return
     active = open_session(arg, False, channel=repl.channel, **repl.options)
     repl.active = active
     row = projections.get_session(active.loop.conn, active.session_id)
-    title = (row.title or "") if row else ""
+    title = " ".join(((row.title or "") if row else "").split())
     repl.console.print(f"resumed session {active.session_id} · {title[:60]}", style="dim")
+    show_recap(repl.console, active.loop.conn, active.session_id)
 
 
 def session_choices(repl: Repl) -> Iterator[tuple[str, str]]:
@@ -225,7 +231,10 @@ COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("/help", "", "this help", show_help),
     SlashCommand("/new", "", "start a new session", new_session, idle_only=True),
     SlashCommand("/sessions", "", "list recent sessions", list_sessions),
-    SlashCommand("/resume", "ID", "switch to another session", resume, True, session_choices),
+    SlashCommand(
+        "/resume", "[ID]", "switch to another session (no ID: pick one)", resume, True,
+        session_choices,
+    ),
     SlashCommand("/tasks", "", "background tasks of this session", list_tasks),
     SlashCommand("/cancel", "TASK", "stop a background task", cancel_task, choices=running_tasks),
     SlashCommand("/model", "NAME", "switch model from the next step", switch_model, choices=models),

@@ -8,7 +8,10 @@ requests.
 
 from __future__ import annotations
 
+import base64
 import platform
+import re
+from pathlib import Path
 from typing import Any
 
 from leharness import store
@@ -72,10 +75,71 @@ def to_openai(message: Message) -> dict[str, Any] | None:
     return {"role": "user", "content": message.content}
 
 
-def build_messages(view: SessionView, system: str | None = None) -> list[dict[str, Any]]:
+def build_messages(
+    view: SessionView, system: str | None = None, images: bool = False
+) -> list[dict[str, Any]]:
+    """The request's messages. With `images` (the model accepts them), the images tool
+    results point to (MCP image blocks, saved as artifacts) follow those results as image
+    parts of a user message: Chat Completions takes images only in user messages."""
     messages: list[dict[str, Any]] = [{"role": "system", "content": system or system_prompt(view)}]
+    wanted = _recent_images(view.messages) if images else set()
+    pending: list[dict[str, Any]] = []
     for message in view.messages:
+        if pending and message.role != "tool":  # after the last result of that reply
+            messages.append(_image_message(pending))
+            pending = []
         converted = to_openai(message)
         if converted is not None:
             messages.append(converted)
+        if message.role == "tool" and wanted:
+            pending += [part for part in _image_parts(message.content) if part["id"] in wanted]
+    if pending:
+        messages.append(_image_message(pending))
     return messages
+
+
+# A tool result's pointer to an image it returned (tools/mcp writes it).
+IMAGE_MARKER = re.compile(
+    r"\[image: (?P<mime>[\w.+-]+/[\w.+-]+), [\d,]+ bytes, "
+    r"artifact (?P<id>\w+) at (?P<path>[^\]]+)\]"
+)
+MAX_IMAGES = 4  # only the latest are sent again: each costs a file read and many tokens
+VISION_MODELS = (
+    "gpt-4o", "gpt-4.1", "gpt-4-turbo", "gpt-5", "o1", "o3", "o4", "chatgpt-4o", "claude",
+    "gemini", "gemma3", "llava", "bakllava", "llama3.2-vision", "llama4", "qwen2.5vl",
+    "qwen2.5-vl", "qwen-vl", "minicpm-v", "pixtral", "mistral-small3", "granite3.2-vision",
+)  # fmt: skip
+
+
+def accepts_images(model: str | None) -> bool:
+    """Whether the model takes image content parts (a known vision model family)."""
+    name = (model or "").lower().rsplit("/", 1)[-1]
+    return name.startswith(VISION_MODELS) and not name.startswith(("o1-mini", "o3-mini"))
+
+
+def _recent_images(history: list[Message]) -> set[str]:
+    found = [
+        match["id"]
+        for message in history
+        if message.role == "tool"
+        for match in IMAGE_MARKER.finditer(message.content or "")
+    ]
+    return set(found[-MAX_IMAGES:])
+
+
+def _image_parts(content: str) -> list[dict[str, Any]]:
+    parts = []
+    for match in IMAGE_MARKER.finditer(content or ""):
+        try:
+            data = Path(match["path"]).read_bytes()
+        except OSError:  # the artifact is gone: the marker in the result still says what it was
+            continue
+        url = f"data:{match['mime']};base64,{base64.b64encode(data).decode()}"
+        parts.append({"id": match["id"], "type": "image_url", "image_url": {"url": url}})
+    return parts
+
+
+def _image_message(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    text = {"type": "text", "text": "The image(s) the tool calls above returned, in order:"}
+    images = [{key: part[key] for key in ("type", "image_url")} for part in parts]
+    return {"role": "user", "content": [text, *images]}

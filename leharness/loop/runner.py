@@ -33,7 +33,7 @@ from leharness.tools.tasks import TaskRuntime, notification, recover_orphans
 from . import compaction
 from .channel import Channel, NullChannel
 from .model import ModelClient, ProviderError, Reply, StreamSink
-from .prompt import build_messages
+from .prompt import accepts_images, build_messages
 
 FinishReason = Literal["no_tool_calls", "max_steps", "model_failed", "cancelled"]
 
@@ -271,7 +271,7 @@ async def call_model(
         on_reasoning=channel.reasoning,
         on_retry=lambda attempt, message, delay: channel.retry(attempt, redact(message), delay),
     )
-    messages = build_messages(view, system)
+    messages = build_messages(view, system, images=accepts_images(session.model.model))
     try:
         await asyncio.sleep(0)  # a cancel that is already pending lands before any request
         reply = await session.model.complete(messages, session.tools.specs(), sink)
@@ -323,29 +323,19 @@ def unique_call_ids(session: Session, calls: list[ev.ToolCall]) -> list[ev.ToolC
 
 
 async def run_tool_calls(session: Session, calls: list[ev.ToolCall]) -> bool:
-    """Run the calls in order (consecutive read-only calls together); False if cancelled."""
-    index = 0
-    while index < len(calls):
-        try:
-            batch = _next_batch(session.tools, calls, index)
-        except ToolError as error:  # unknown tool or bad arguments: the model hears why
-            _record_failure(session, calls[index], str(error), error.kind)
-            index += 1
-            continue
-        approved = await approve_batch(session, batch)
-        if approved is not True:
-            if approved is None:  # cancelled while asking
-                for call in calls[index:]:
-                    _record_failure(session, call, "not run: the user cancelled", "interrupted")
-                return False
-            index += 1
-            continue
-        if not await _run_batch(session, batch):
-            for call in calls[index + len(batch) :]:
-                _record_failure(session, call, "not run: the user cancelled", "interrupted")
-            return False
-        index += len(batch)
-    return True
+    """Ask about the calls that need approval, in call order, then run every call that may
+    run together (two approved `sleep 2` take 2 s, not 4); results are recorded in call
+    order. False if cancelled."""
+    plan: list[Planned | Refused] = []
+    try:
+        for call in calls:
+            plan.append(await _plan(session, call))
+    except asyncio.CancelledError:  # while asking: nothing has run yet
+        _uncancel()
+        for call in calls:
+            _record_failure(session, call, "not run: the user cancelled", "interrupted")
+        return False
+    return await _run_batch(session, plan)
 
 
 Planned = tuple[ev.ToolCall, Tool, Any]
@@ -359,58 +349,59 @@ def remember_approvals(session: Session) -> Approval:
     return session.approval
 
 
-async def approve_batch(session: Session, batch: list[Planned]) -> bool | None:
-    """Ask the session's approval policy about a call that mutates (such a call is always
-    a batch of one). True: run it; False: refused and recorded; None: cancelled."""
-    call, tool, args = batch[0]
-    if not tool.mutates:
-        return True
-    remember_approvals(session)
+@dataclass(frozen=True)
+class Refused:
+    """A call that will not run (unknown tool, bad arguments, refused), and why."""
+
+    call: ev.ToolCall
+    error: str
+    kind: str
+
+
+async def _plan(session: Session, call: ev.ToolCall) -> Planned | Refused:
+    """The call ready to run, or why not; a call that mutates asks the session's approval
+    policy first (CancelledError propagates)."""
     try:
-        await session.approval.check(call.id, tool, args, session.record)
-    except ToolError as refusal:
-        _record_failure(session, call, str(refusal), refusal.kind)
-        return False
-    except asyncio.CancelledError:
-        _uncancel()
-        return None
-    return True
-
-
-def _next_batch(tools: ToolRegistry, calls: list[ev.ToolCall], start: int) -> list[Planned]:
-    """The call at `start`, plus the valid read-only calls right after it if it is read-only."""
-    tool, args = tools.parse(calls[start].name, calls[start].arguments)
-    batch: list[Planned] = [(calls[start], tool, args)]
-    while tool.read_only and start + len(batch) < len(calls):
-        call = calls[start + len(batch)]
+        tool, args = session.tools.parse(call.name, call.arguments)
+    except ToolError as error:  # unknown tool or bad arguments: the model hears why
+        return Refused(call, str(error), error.kind)
+    if tool.mutates:
+        remember_approvals(session)
         try:
-            tool, args = tools.parse(call.name, call.arguments)
-        except ToolError:
-            break
-        if not tool.read_only:
-            break
-        batch.append((call, tool, args))
-    return batch
+            await session.approval.check(call.id, tool, args, session.record)
+        except ToolError as refusal:
+            return Refused(call, str(refusal), refusal.kind)
+    return call, tool, args
 
 
-async def _run_batch(session: Session, batch: list[Planned]) -> bool:
-    """Start every call of the batch, run them together, record results in call order."""
+async def _run_batch(session: Session, plan: list[Planned | Refused]) -> bool:
+    """Start every call that may run, run them together, record results in call order."""
+    batch = [item for item in plan if not isinstance(item, Refused)]
     for call, _tool, _args in batch:
         session.record(ev.ToolStarted(call_id=call.id, name=call.name))
-    jobs = [
-        asyncio.ensure_future(_run_one(session, tool, args, call)) for call, tool, args in batch
-    ]
+    jobs = {
+        call.id: asyncio.ensure_future(_run_one(session, tool, args, call))
+        for call, tool, args in batch
+    }
     try:
-        outcomes = await asyncio.gather(*jobs)
+        await asyncio.gather(*jobs.values())
     except asyncio.CancelledError:
         _uncancel()
-        for job in jobs:
+        for job in jobs.values():
             job.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)  # let tools clean up
-        for call, _tool, _args in batch:
-            _record_failure(session, call, "interrupted by the user", "interrupted")
+        await asyncio.gather(*jobs.values(), return_exceptions=True)  # let tools clean up
+        for item in plan:
+            if isinstance(item, Refused):
+                _record_failure(session, item.call, item.error, item.kind)
+            else:
+                _record_failure(session, item[0], "interrupted by the user", "interrupted")
         return False
-    for (call, tool, _args), (ok, output, kind, duration_ms) in zip(batch, outcomes, strict=True):
+    for item in plan:
+        if isinstance(item, Refused):
+            _record_failure(session, item.call, item.error, item.kind)
+            continue
+        call, tool, _args = item
+        ok, output, kind, duration_ms = jobs[call.id].result()
         if ok:
             _record_result(session, call, output, duration_ms, tool.inline_limit)
         else:

@@ -20,6 +20,9 @@ from pathlib import Path
 MIN_SQLITE_VERSION = (3, 35, 0)  # json_each in triggers, RETURNING, DROP COLUMN
 BUSY_TIMEOUT_MS = 10_000
 DB_FILENAME = "sessions.db"
+HOME_NAME = ".leharness"
+# Written into a `.leharness` folder lh creates, so that git ignores the history in it.
+GITIGNORE = "# created by lh: the session history stays out of git\n*\n"
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -28,9 +31,26 @@ class StoreError(Exception):
 
 
 def home_dir() -> Path:
-    """`$LEHARNESS_HOME`, else `.leharness/` in the current directory."""
+    """`$LEHARNESS_HOME`, else the nearest `.leharness/` at or above the current directory
+    (as git finds `.git`), else `.leharness/` in the current directory."""
     override = os.environ.get("LEHARNESS_HOME")
-    return Path(override).expanduser().resolve() if override else Path.cwd() / ".leharness"
+    if override:
+        return Path(override).expanduser().resolve()
+    cwd = Path.cwd()
+    return find_home(cwd) or cwd / HOME_NAME
+
+
+def find_home(start: Path) -> Path | None:
+    """The nearest `.leharness` folder at or above `start`. The search stops below the
+    user's home folder: a `~/.leharness` counts only in `~` itself, so one `lh` run there
+    does not take over every project beneath it."""
+    user_home = Path.home()
+    for folder in (start, *start.parents):
+        if folder == user_home and folder != start:
+            return None
+        if (folder / HOME_NAME).is_dir():
+            return folder / HOME_NAME
+    return None
 
 
 def db_path(home: Path | None = None) -> Path:
@@ -93,7 +113,10 @@ def connect(path: Path | str) -> sqlite3.Connection:
     path = Path(path)
     check_is_sqlite(path)
     try:
+        created = not path.parent.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
+        if created and path.parent.name == HOME_NAME:
+            (path.parent / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
     except OSError as error:
         raise StoreError(f"cannot create {path.parent}: {error.strerror}") from None
     try:

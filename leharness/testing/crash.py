@@ -129,6 +129,7 @@ def lh_env(home: Path, base_url: str, **extra: str) -> dict[str, str]:
         OPENAI_API_KEY="sk-crash-test",
         OPENAI_BASE_URL=base_url,
         LEHARNESS_RETRY_BASE_S="0",
+        LEHARNESS_APPROVAL="auto",  # no terminal here: the default (ask) would refuse tools
         **extra,
     )
     return env

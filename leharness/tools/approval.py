@@ -36,6 +36,7 @@ class ApprovalRequest:
     call_id: str
     name: str
     summary: str
+    arguments: dict[str, Any] = field(default_factory=dict)  # for the asker's preview only
 
 
 Approver = Callable[[ApprovalRequest], Awaitable[Decision]]
@@ -69,7 +70,8 @@ class Approval:
         if tool.name in self.always:
             record(ev.ApprovalDecided(call_id=call_id, decision="allow", by="always"))
             return
-        request = ApprovalRequest(call_id, tool.name, redact(summary(tool.name, args)))
+        values = args.model_dump() if isinstance(args, BaseModel) else dict(args)
+        request = ApprovalRequest(call_id, tool.name, redact(summary(tool.name, args)), values)
         record(ev.ApprovalRequested(call_id=call_id, name=tool.name, summary=request.summary))
         if self.approver is None:
             record(ev.ApprovalDecided(call_id=call_id, decision="deny", by=self.unattended))

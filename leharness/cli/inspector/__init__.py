@@ -112,6 +112,40 @@ def _bar_link(base: str, row: dict) -> str | None:
     return None
 
 
+# Table pages: Datasette prints every column description above the rows (at 1400x1000 no
+# row of `sessions` was visible). They become the headers' tooltips and one folded block;
+# a facet asked for twice (the configured one and ?_facet=) is shown once.
+TABLE_SCRIPT = """
+document.querySelectorAll("th[data-column-description]").forEach(function (th) {
+  th.title = th.getAttribute("data-column-description");
+});
+var descriptions = document.querySelector("dl.column-descriptions");
+if (descriptions) {
+  var folded = document.createElement("details");
+  folded.className = "lh-column-descriptions";
+  folded.innerHTML = "<summary>column descriptions</summary>";
+  descriptions.parentNode.insertBefore(folded, descriptions);
+  folded.appendChild(descriptions);
+}
+var seen = {};
+document.querySelectorAll(".facet-results .facet-info").forEach(function (facet) {
+  var column = facet.getAttribute("data-column");
+  if (seen[column]) { facet.remove(); } else { seen[column] = true; }
+});
+"""
+
+
+@hookimpl
+def extra_body_script(template, database, table, view_name, datasette):
+    if view_name != "table" or not database:
+        return None
+
+    async def script():
+        return TABLE_SCRIPT if await _is_leharness(datasette, database) else None
+
+    return script()
+
+
 @hookimpl
 def render_cell(row, value, column, table, database, datasette):
     kind = cells.cell_kind(table, column, row)

@@ -63,6 +63,7 @@ class SessionPage:
     timeline: list[dict]
     timeline_count: int
     tasks: list[dict]
+    mcp: list[dict] = field(default_factory=list)  # mcp.connected / mcp.failed, in order
     trial: dict | None = None  # the Harbor trial the session came from (lh merge)
 
 
@@ -112,8 +113,20 @@ def _load(conn: sqlite3.Connection, session_id: str) -> SessionPage:
                 (session_id,),
             )
         ],
+        mcp=_mcp_events(conn, session_id),
         trial=_trial(conn, session_id),
     )
+
+
+def _mcp_events(conn: sqlite3.Connection, session_id: str) -> list[dict]:
+    """The session's MCP server events: which servers connected with which tools, which
+    failed and why (the events table's index on session and sequence finds them)."""
+    rows = conn.execute(
+        "SELECT session_seq, ts, type, data FROM events WHERE session_id = ? "
+        "AND type IN ('mcp.connected', 'mcp.failed') ORDER BY session_seq LIMIT 200",
+        (session_id,),
+    )
+    return [{"seq": row[0], "ts": row[1], "type": row[2], **json.loads(row[3])} for row in rows]
 
 
 def _trial(conn: sqlite3.Connection, session_id: str) -> dict | None:

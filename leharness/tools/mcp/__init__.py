@@ -74,7 +74,7 @@ def _adapt(hub: Hub, connection: Connection, listed: Any, name: str) -> Tool:
             ) from None
         except CallFailed as failed:
             raise ToolError(f"MCP server {connection.name!r}: {failed}", failed.kind) from None
-        text = render_result(result)
+        text = render_result(result, lambda block: _save_image(ctx, block))
         if result.is_error:
             raise ToolError(text or f"{name} reported an error (no details)", "tool_error")
         return text
@@ -102,13 +102,30 @@ def _record(ctx: ToolContext, payload: Payload) -> None:
         record(payload)
 
 
-def render_result(result: Any) -> str:
-    """The text the model sees: text blocks as is, other blocks described in one line."""
+def _save_image(ctx: ToolContext, block: Any) -> str:
+    """Keep an image a tool returned as an artifact (never in an event: it can be MBs) and
+    return the marker the prompt builder turns into an image part for models that take
+    images: `[image: MIME, N bytes, artifact ID at PATH]`."""
+    from leharness import store
+    from leharness.tools import artifacts
+
+    data = base64.b64decode(block.data or "", validate=False)
+    saved = artifacts.save(ctx.home or store.home_dir(), ctx.session_id, data)
+    _record(ctx, saved.created("mcp_image", call_id=ctx.call_id))
+    where = f"artifact {saved.artifact_id} at {saved.path}"
+    return f"[image: {block.mime_type}, {len(data):,} bytes, {where}]"
+
+
+def render_result(result: Any, save_image: Any = None) -> str:
+    """The text the model sees: text blocks as is, other blocks described in one line; an
+    image is saved by `save_image` (block -> marker) when one is given."""
     parts: list[str] = []
     for block in result.content:
         kind = getattr(block, "type", "")
         if kind == "text":
             parts.append(block.text)
+        elif kind == "image" and save_image is not None:
+            parts.append(save_image(block))
         elif kind in ("image", "audio"):
             size = len(base64.b64decode(block.data or "", validate=False))
             parts.append(f"[{kind}: {block.mime_type}, {size:,} bytes]")
