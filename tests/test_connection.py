@@ -3,6 +3,11 @@ response is read to its end, so the connection goes back to the pool."""
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
+
+from leharness.loop.transport import Body
 from leharness.testing import Call, ScriptedServer, Text, ToolCalls
 from leharness.testing.tls import self_signed
 
@@ -50,3 +55,32 @@ def test_the_one_shot_path_does_not_import_the_openai_sdk(isolated_home, tmp_pat
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
     assert "httpx" in imported and "httpcore" in imported
     assert not {name for name in imported if name.split(".")[0] == "openai"}
+
+
+class _Chunks(httpx.AsyncByteStream):
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+        self.sent = 0
+
+    async def __aiter__(self):
+        for part in self.parts:
+            self.sent += 1
+            yield part
+
+
+def test_body_lines_are_whole_wherever_the_chunks_split_and_drain_reads_the_rest():
+    raw = 'data: {"a": "é"}\r\n\r\ndata: [DONE]\n\n'.encode()
+    stream = _Chunks([raw[i : i + 1] for i in range(len(raw))] + [b"tail", b"more"])
+    body = Body(httpx.Response(200, stream=stream))
+
+    async def read() -> list[str]:
+        lines = []
+        async for line in body.lines():
+            lines.append(line)
+            if line == "data: [DONE]":
+                break
+        await body.drain()
+        return lines
+
+    assert asyncio.run(read()) == ['data: {"a": "é"}', "", "data: [DONE]"]
+    assert stream.sent == len(raw) + 2  # the bytes after [DONE] were read, not dropped
