@@ -112,3 +112,29 @@ def test_version_prints_without_importing_click():
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
     assert "leharness.cli" in imported
     assert not {name.split(".")[0] for name in imported} & {"click", *HEAVY}
+
+
+GC_PROBE = """
+import gc, sys
+from leharness.cli import process
+from leharness.cli.group import cli
+process.entered()
+assert not gc.isenabled()
+try:
+    cli(sys.argv[1:])
+except SystemExit:
+    pass
+sys.stderr.write(f"\\ngc enabled: {gc.isenabled()}")
+"""
+
+
+@pytest.mark.parametrize("command", [["config"], ["sessions"], ["hi"]])
+def test_the_collector_is_on_again_once_a_command_runs(command, isolated_home):
+    """The entry point starts with the collector off (start-up frees nearly nothing);
+    `run` turns it on once started, every other command before it begins."""
+    env = {**os.environ, "LEHARNESS_HOME": str(isolated_home), "OPENAI_API_KEY": "k"}
+    env.update(OPENAI_BASE_URL="http://127.0.0.1:9/v1", LEHARNESS_RETRY_BASE_S="0")
+    done = subprocess.run(
+        [sys.executable, "-c", GC_PROBE, *command], capture_output=True, text=True, env=env
+    )
+    assert done.stderr.rsplit("\n", 1)[1] == "gc enabled: True", done.stderr

@@ -15,6 +15,7 @@ from click_default_group import DefaultGroup
 
 from leharness import __version__
 
+from . import process
 from .compact import compact_command
 from .config import config_command
 from .demo import demo_command
@@ -81,6 +82,8 @@ def cli() -> None:
 
     Sessions live in .leharness/sessions.db (or $LEHARNESS_HOME/sessions.db).
     """
+    if click.get_current_context().invoked_subcommand != "run":
+        process.collecting()  # `run` turns the collector on once it has started
     try:
         os.getcwd()
     except FileNotFoundError:
