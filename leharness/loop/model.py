@@ -2,11 +2,11 @@
 
 It turns the event stream into our own `Reply` at the boundary, retries what
 is worth retrying (429 honouring Retry-After, 5xx, connection errors,
-timeouts, a stream cut half-way or ended before its `finish_reason`, malformed
-chunks) with jittered backoff, and raises `ProviderError` for the rest. A stream is an answer only when it
-finished; whatever a failed attempt streamed is discarded (the sink tells the
-screen). The API key stays inside the client: it is never part of a Reply, an
-error message or an event.
+timeouts, a stream cut half-way or ended before its `finish_reason`,
+malformed chunks) with jittered backoff, and raises `ProviderError` for the
+rest. A stream is an answer only when it finished; whatever a failed attempt
+streamed is discarded (the sink tells the screen). The API key stays inside
+the client: it is never part of a Reply, an error message or an event.
 """
 
 from __future__ import annotations
