@@ -117,6 +117,31 @@ def payload(event: Event) -> dict[str, Any]:
     return {key: value for key, value in data.items() if key not in IGNORED}
 
 
+#: Events the calls of one reply record while they run together: their order is a race.
+CONCURRENT = frozenset({"task.started"})
+
+
+def in_call_order(events: list[Event]) -> list[Event]:
+    """`events` with each run of CONCURRENT events put in the order of the calls that
+    recorded them (the calls of one reply run together since they became parallel)."""
+    order: dict[str, int] = {}
+    out: list[Event] = []
+    run: list[Event] = []
+    for event in [*events, None]:
+        if event is not None and event.type in CONCURRENT:
+            run.append(event)
+            continue
+        run.sort(key=lambda e: order.get(getattr(e.data, "call_id", None) or "", len(order)))
+        out += run
+        run = []
+        if event is None:
+            break
+        out.append(event)
+        if event.type == "model.completed":
+            order = {call.id: i for i, call in enumerate(event.data.tool_calls)}
+    return out
+
+
 def compare(
     recorded: Sequence[Event],
     replayed: Sequence[Event],
@@ -125,8 +150,8 @@ def compare(
 ) -> Comparison:
     """The first divergence of `replayed` from `recorded`, or None when they agree.
     `home`: the replayed run's home, where its artifact files are."""
-    left = [e for e in recorded if e.type not in SKIPPED]
-    right = [e for e in replayed if e.type not in SKIPPED]
+    left = in_call_order([e for e in recorded if e.type not in SKIPPED])
+    right = in_call_order([e for e in replayed if e.type not in SKIPPED])
     normal = Normalizer(substitutions, home)
     for position, (old, new) in enumerate(zip(left, right, strict=False), 1):
         old_data, new_data = payload(old), payload(new)
