@@ -27,6 +27,7 @@ from leharness.store import home_dir
 from leharness.store.events import FileCheckpoint, TreeCheckpoint
 
 from .base import Tool, ToolContext
+from .paths import shown
 
 GIT_TIMEOUT_S = 60
 
@@ -98,7 +99,7 @@ def after_change(ctx: ToolContext, before: Before | None, data: bytes, tool: str
         return
     record(
         FileCheckpoint(
-            path=str(before.path),
+            path=shown(before.path),  # a name that is not UTF-8 as `\xNN`: events hold UTF-8
             before_sha256=before.sha256,
             after_sha256=after,
             call_id=ctx.call_id or None,

@@ -21,6 +21,7 @@ from pathlib import Path
 from leharness.store import StoreError
 
 from . import checkpoints
+from .paths import from_argument
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def plan(conn: sqlite3.Connection, home: Path, session_id: str, at: int) -> list
 def _changes(home: Path, kind: str, path: str, before: str | None, after: str, git_dir: str | None):
     if kind == "file":
         old = FileState(_blob(home, before, path) if before else None)
-        yield Path(path), old, FileState(_blob(home, after, path))
+        yield Path(from_argument(path)), old, FileState(_blob(home, after, path))
         return
     repo, top = Path(git_dir or ""), Path(path)
     for name in checkpoints.changed_paths(repo, before or "", after):
