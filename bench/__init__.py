@@ -23,7 +23,9 @@ BENCHMARKS = (
     "loop_step",
     "cold_start",
     "oneshot",
+    "connection",
     "peer_llm",
+    "peers",
     "tasks",
     "skills",
     "mcp_call",
@@ -32,6 +34,7 @@ BENCHMARKS = (
     "crash",
     "sweep",
     "compaction",
+    "session_length",
     "redaction",
     "search",
     "parallel_tools",
@@ -74,20 +77,27 @@ GNU_TIME = shutil.which("time", path="/usr/bin:/bin")
 def measure_process(
     command: list[str], env: dict[str, str], cwd: str | os.PathLike
 ) -> tuple[float, float, int]:
-    """(wall ms, peak RSS MB, exit code) of one process."""
-    wall, peak, code, _cpu = measure_process_usage(command, env, cwd)
-    return wall, peak, code
+    """(wall ms, peak RSS MB, exit code) of one process (see `measure`)."""
+    done = measure(command, env, cwd)
+    return done.wall_ms, done.peak_mb, done.code
 
 
-def measure_process_usage(
-    command: list[str], env: dict[str, str], cwd: str | os.PathLike
-) -> tuple[float, float, int, float]:
-    """(wall ms, peak RSS MB, exit code, CPU ms: user + sys) of one process.
+@dataclass
+class Measured:
+    wall_ms: float
+    peak_mb: float
+    code: int
+    cpu_ms: float  # user + system time of the process and the children it waited for
 
-    The peak comes from GNU time when it is installed: a child forked straight
-    from this (large) benchmark process inherits its resident-set high-water
-    mark, which then hides the child's own figure. CPU time is what the process
-    used whatever else runs on the machine; wall time on a shared machine is not.
+
+def measure(command: list[str], env: dict[str, str], cwd: str | os.PathLike) -> Measured:
+    """Wall time, CPU time, peak RSS and exit code of one process.
+
+    CPU time is what stays meaningful on a loaded machine: wall time also
+    counts the time spent waiting for a core. The peak comes from GNU time
+    when it is installed: a child forked straight from this (large) benchmark
+    process inherits its resident-set high-water mark, which then hides the
+    child's own figure.
     """
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
         prefix = [GNU_TIME, "-f", "%M %U %S", "-o", report.name] if GNU_TIME else []
@@ -101,9 +111,26 @@ def measure_process_usage(
         )
         _, status, usage = os.wait4(process.pid, 0)
         wall = (time.perf_counter() - started) * 1000
-        if GNU_TIME:
-            peak_kb, user_s, sys_s = report.read().split()[-3:]
-            peak, cpu = int(peak_kb) / 1024, (float(user_s) + float(sys_s)) * 1000
-        else:
-            peak, cpu = usage.ru_maxrss / 1024, (usage.ru_utime + usage.ru_stime) * 1000
-    return wall, peak, os.waitstatus_to_exitcode(status), cpu
+        peak_kb = int(report.read().split()[-1]) if GNU_TIME else usage.ru_maxrss
+    cpu = (usage.ru_utime + usage.ru_stime) * 1000
+    return Measured(wall, peak_kb / 1024, os.waitstatus_to_exitcode(status), cpu)
+
+
+def ensure_bytecode() -> None:
+    """Compile leharness to bytecode once, as a wheel install does: with
+    PYTHONDONTWRITEBYTECODE set (it is on the development machines) every
+    `lh` start would otherwise compile its own sources again (~160 ms)."""
+    import compileall
+    from pathlib import Path
+
+    import leharness
+
+    compileall.compile_dir(Path(leharness.__file__).parent, quiet=1, force=False)
+
+
+def measure_process_usage(
+    command: list[str], env: dict[str, str], cwd: str | os.PathLike
+) -> tuple[float, float, int, float]:
+    """(wall ms, peak RSS MB, exit code, CPU ms: user + sys) of one process."""
+    done = measure(command, env, cwd)
+    return done.wall_ms, done.peak_mb, done.code, done.cpu_ms

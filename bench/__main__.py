@@ -47,7 +47,8 @@ def main() -> None:
 def machine() -> str:
     return (
         f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"SQLite {sqlite3.sqlite_version}, {platform.system()} {platform.machine()}"
+        f"SQLite {sqlite3.sqlite_version}, {platform.system()} {platform.machine()}, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
 
 

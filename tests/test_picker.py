@@ -129,3 +129,21 @@ def test_session_ids_complete_in_the_shell(db, isolated_home):
         text=True, timeout=30,
     )  # fmt: skip
     assert "plain,sessions" in commands.stdout.splitlines()
+
+
+def test_the_picker_filters_by_content_through_the_search_index(db):
+    """Typing a word that is in a session's conversation but not in its title finds it."""
+    from leharness.cli.picker import content_search
+
+    from .util import tool_round
+
+    first, second = store.create_session(db), store.create_session(db)
+    tool_round(db, first, "fix the parser")
+    tool_round(db, second, "write docs")
+    store.append(db, second, {"type": "invocation.received", "text": "mention zanzibar here"})
+    search = content_search(db)
+    assert list(search("zanzibar")) == [second]
+    assert list(search('"unclosed')) == []  # not a valid query yet: nothing, no error
+    items = choices(projections.list_sessions(db, 10))
+    shown = filter_choices(items, "zanzibar", search)
+    assert [c.id for c in shown] == [second]

@@ -278,3 +278,24 @@ def test_a_killed_parents_subagent_is_recovered_on_resume(isolated_home, tmp_pat
     assert sorted(calls) == [("completed",), ("failed",)]  # the task's call; the interrupted one
     tasks = query(isolated_home, "SELECT session_id, status FROM tasks ORDER BY session_id")
     assert {status for _, status in tasks} == {"cancelled"}
+
+
+def test_the_supervisor_runs_nothing_that_lh_did_not_record(tmp_path):
+    """lh writes `g` to the supervisor once process.started is recorded; killed before
+    that, its end of the pipe closes and the command never starts (nothing is left that
+    a resume could not find: the one process the full kill sweep once found running)."""
+    import sys
+
+    from leharness.tools.bash import SUPERVISOR
+
+    def supervise(stdin: bytes, name: str) -> int:
+        status = tmp_path / f"{name}.status"
+        command = ["/bin/bash", "-c", f"touch {name}"]
+        argv = [sys.executable, "-I", "-S", SUPERVISOR, str(status), "5", "1", "-", "--"]
+        done = subprocess.run([*argv, *command], input=stdin, cwd=tmp_path, timeout=30)
+        return done.returncode
+
+    assert supervise(b"", "never") == 0
+    assert not (tmp_path / "never").exists() and not (tmp_path / "never.status").exists()
+    assert supervise(b"g", "ran") == 0
+    assert (tmp_path / "ran").exists() and (tmp_path / "ran.status").exists()

@@ -20,7 +20,8 @@ def test_per_step_reads_use_their_partial_indexes(db):
     from leharness.projections import read
 
     sources = {
-        "messages_visible": read.visible_messages,
+        # as session_view calls it: the session row it read gives compacted_seq
+        "messages_visible": lambda conn, sid: read.visible_messages(conn, sid, None),
         "tool_calls_open": read.unanswered_tool_calls,
         "tasks_running": read.open_tasks,
         "tasks_pending": read.pending_notifications,

@@ -6,12 +6,14 @@ fresh interpreter, so a module-level import anywhere on those paths fails here
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from leharness import projections, store
+from leharness import __version__, projections, store
 from leharness.projections import records
 
 from .util import tool_round
@@ -47,6 +49,14 @@ def test_importing_the_cli_loads_nothing_heavy():
     stdout, probe = run_lh("--help")
     assert probe == {"code": 0, "heavy": []}
     assert "show" in stdout and "inspect" in stdout
+
+
+def test_sessions_lists_without_pydantic(db):
+    session_id = store.create_session(db)
+    tool_round(db, session_id, "a question")
+    stdout, probe = run_lh("sessions")
+    assert probe == {"code": 0, "heavy": []}
+    assert session_id in stdout
 
 
 @pytest.mark.parametrize("extra", [[], ["--at", "6"], ["--full"]])
@@ -91,3 +101,40 @@ def test_lazy_package_names_resolve_and_unknown_ones_fail():
         _ = store.nothing
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         _ = projections.nothing
+
+
+def test_version_prints_without_importing_click():
+    """`lh --version` answers from the entry point itself (bench/cold_start.py times it)."""
+    lh = str(Path(sys.executable).with_name("lh"))
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    done = subprocess.run([lh, "--version"], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout == "lh, version " + __version__ + "\n"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert "leharness.cli" in imported
+    assert not {name.split(".")[0] for name in imported} & {"click", *HEAVY}
+
+
+GC_PROBE = """
+import gc, sys
+from leharness.cli import process
+from leharness.cli.group import cli
+process.entered()
+assert not gc.isenabled()
+try:
+    cli(sys.argv[1:])
+except SystemExit:
+    pass
+sys.stderr.write(f"\\ngc enabled: {gc.isenabled()}")
+"""
+
+
+@pytest.mark.parametrize("command", [["config"], ["sessions"], ["hi"]])
+def test_the_collector_is_on_again_once_a_command_runs(command, isolated_home):
+    """The entry point starts with the collector off (start-up frees nearly nothing);
+    `run` turns it on once started, every other command before it begins."""
+    env = {**os.environ, "LEHARNESS_HOME": str(isolated_home), "OPENAI_API_KEY": "k"}
+    env.update(OPENAI_BASE_URL="http://127.0.0.1:9/v1", LEHARNESS_RETRY_BASE_S="0")
+    done = subprocess.run(
+        [sys.executable, "-c", GC_PROBE, *command], capture_output=True, text=True, env=env
+    )
+    assert done.stderr.rsplit("\n", 1)[1] == "gc enabled: True", done.stderr

@@ -18,10 +18,11 @@ from .output import output_options, print_rows
 @user_errors
 def sessions_command(limit: int | None, as_json: bool, as_csv: bool) -> None:
     """List sessions, newest first."""
-    from leharness import projections, store
+    from leharness import store
+    from leharness.projections import records
 
     with closing(store.open_existing()) as conn:
-        rows = projections.list_sessions(conn, limit)
+        rows = records.sessions(conn, limit)
     tokens = {row.id: row.completion_tokens for row in rows}
     if as_json or as_csv:
         columns = (

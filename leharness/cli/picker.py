@@ -151,11 +151,31 @@ def build_app(items: list[Choice], search: Search | None = None, **app_options: 
     return Application(layout=layout, key_bindings=bindings, full_screen=False, **app_options)
 
 
+def content_search(conn: Any) -> Search:
+    """Typed text -> the sessions whose conversation matches it (the full-text index);
+    text that is no valid query yet (a phrase still open) matches nothing."""
+    from leharness.projections.search import search_sessions
+    from leharness.store import StoreError
+
+    def search(text: str) -> list[str]:
+        words = text.strip()
+        if not words:
+            return []
+        try:
+            return [row.id for row in search_sessions(conn, words, limit=LIMIT)]
+        except StoreError:
+            return []
+
+    return search
+
+
 def pick(conn: Any, search: Search | None = None, **app_options: Any) -> str | None:
-    """Show the picker on the terminal; the chosen session id (None: left with Esc)."""
+    """Show the picker on the terminal; the chosen session id (None: left with Esc).
+    Typing filters by title and, through the full-text index, by content."""
     from leharness import projections
 
-    return build_app(choices(projections.list_sessions(conn, LIMIT)), search, **app_options).run()
+    items = choices(projections.list_sessions(conn, LIMIT))
+    return build_app(items, search or content_search(conn), **app_options).run()
 
 
 async def pick_async(conn: Any, search: Search | None = None, **app_options: Any) -> str | None:

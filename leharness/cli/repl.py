@@ -29,7 +29,7 @@ from rich.console import Console
 from leharness import projections, store
 from leharness.loop import runner
 
-from . import locks, slash
+from . import locks, process, slash
 from .approve import LineApprover
 from .rich_channel import RichChannel
 from .session import ActiveSession, open_session
@@ -256,6 +256,7 @@ def run_repl(session_ref: str | None, continue_: bool, **options: Any) -> None:
 
         show_recap(console, active.loop.conn, active.session_id)
     repl = Repl(active, console, options)
+    process.started()
     with patch_stdout(raw=True):  # output goes above the prompt, which stays while answering
         asyncio.run(repl_loop(repl, PromptSession(history=FileHistory(str(history)))))
     sid = repl.active.session_id

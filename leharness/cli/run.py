@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from . import process
 from .completion import session_ids
 from .errors import UserError, user_errors
 from .options import context_window_option
@@ -131,6 +132,7 @@ def run_command(
     from .usage import cost, session_usage, summary_line
 
     before = session_usage(session.loop.conn, session.session_id)
+    process.started()
     result = session.run(text, task_wait_s=task_wait, wait=not no_wait)
     if not as_json:
         used = session_usage(session.loop.conn, session.session_id) - before

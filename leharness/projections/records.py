@@ -52,6 +52,15 @@ def resolve_session_id(conn: sqlite3.Connection, prefix: str) -> str:
     return ids[0]
 
 
+def sessions(conn: sqlite3.Connection, limit: int | None = None) -> list[Record]:
+    """Sessions, newest first (`lh sessions`, which starts without pydantic)."""
+    return _records(
+        conn,
+        "SELECT * FROM sessions ORDER BY created_at DESC, id DESC LIMIT ?",
+        (limit if limit is not None else -1,),
+    )
+
+
 def session(conn: sqlite3.Connection, session_id: str) -> Record | None:
     """The session's row, or None."""
     rows = _records(conn, "SELECT * FROM sessions WHERE id = ?", (session_id,))

@@ -177,6 +177,7 @@ def _build_beside(conn: sqlite3.Connection, chunk_s: float, progress: Progress) 
         conn.execute(sql)
     conn.lh_replayed = 0  # type: ignore[attr-defined] - the last seq replayed
     batch = 500
+    behind, stalled = None, 0
     while True:
         started = time.perf_counter()
         with _timed(progress, "build"), write_transaction(conn):
@@ -185,6 +186,14 @@ def _build_beside(conn: sqlite3.Connection, chunk_s: float, progress: Progress) 
         _let_others_in(conn)
         if done < batch:
             return  # nearly caught up: the swap replays the rest
+        # Writers that append faster than the chunks replay would keep this going for
+        # ever: when the distance stops shrinking, the swap replays what is left.
+        (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM main.events").fetchone()
+        now = last - conn.lh_replayed  # type: ignore[attr-defined]
+        stalled = stalled + 1 if behind is not None and now >= behind else 0
+        if stalled >= 3:
+            return
+        behind = now
         batch = max(100, min(200_000, int(batch * chunk_s / max(elapsed, 1e-3))))
 
 

@@ -1,6 +1,6 @@
 """A scripted OpenAI-compatible Chat Completions server on 127.0.0.1.
 
-Tests, benchmarks and users' own tests drive `lh` through the real `openai`
+Tests, benchmarks and users' own tests drive `lh` through its real HTTP
 client against it. Each request takes the next scripted step (or asks a
 responder function), answers it streamed (SSE with tool-call deltas) or not,
 and is recorded so tests can assert on the exact messages sent. When the
@@ -11,11 +11,14 @@ It is strict like OpenAI: a conversation that breaks the provider's rules
 message) gets OpenAI's 400 and is listed in `refused`, taking no step. Faults
 a provider produces are steps too: `HttpError`, `Cut` (a broken or a cleanly
 ended but unfinished stream), `Hang`, `Raw` (any body: malformed SSE, HTML…).
+`tls=(certfile, keyfile)` serves https (see `testing.tls.self_signed`), and
+`connections` counts the TCP connections accepted.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections import deque
@@ -145,6 +148,7 @@ class ScriptedServer:
         responder: Responder | None = None,
         report_usage: bool = True,
         strict: bool = True,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         self._steps: deque[Step] = deque(steps)
         self._responder = responder
@@ -155,12 +159,18 @@ class ScriptedServer:
         self.refused: list[tuple[Recorded, list[str]]] = []  # 400s for breaking the rules
         self.exhausted = False
         self._httpd: ThreadingHTTPServer | None = None
+        self.tls = tls  # (certfile, keyfile): serve https
+        self.connections = 0  # TCP connections accepted: a session should need one
 
     # -- lifecycle ----------------------------------------------------------
 
     def start(self) -> ScriptedServer:
         handler = type("Handler", (_Handler,), {"server_ref": self})
         self._httpd = _QuietServer(("127.0.0.1", 0), handler)
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self
 
@@ -179,7 +189,8 @@ class ScriptedServer:
     @property
     def base_url(self) -> str:
         assert self._httpd is not None, "start the server first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
     # -- script -------------------------------------------------------------
 
@@ -218,9 +229,29 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms ACK stall
     server_ref: ScriptedServer
+    # While not None, what is written collects here and goes out in one send
+    # (a response whose timing is not part of the script: no Slow, no Cut).
+    _pending: bytearray | None = None
+
+    def flush_headers(self) -> None:
+        if self._pending is None:
+            super().flush_headers()
+        else:
+            self._pending += b"".join(self._headers_buffer)
+            self._headers_buffer = []
+
+    def _send_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending:
+            self.wfile.write(bytes(pending))
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def setup(self) -> None:
+        with self.server_ref._lock:
+            self.server_ref.connections += 1
+        super().setup()
 
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
@@ -270,6 +301,8 @@ class _Handler(BaseHTTPRequestHandler):
         cut: int | None,
         clean: bool = False,
     ) -> None:
+        if not delay and cut is None:
+            self._pending = bytearray()
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
@@ -297,12 +330,18 @@ class _Handler(BaseHTTPRequestHandler):
             }
             self._write_chunk(f"data: {json.dumps(payload)}\n\n".encode())
         self._write_chunk(b"data: [DONE]\n\n")
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+        self._write(b"0\r\n\r\n")
+        self._send_pending()
 
     def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
+        self._write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+    def _write(self, data: bytes) -> None:
+        if self._pending is None:
+            self.wfile.write(data)
+            self.wfile.flush()
+        else:
+            self._pending += data
 
     def _raw(self, step: Raw) -> None:
         data = step.body.encode()
@@ -319,13 +358,15 @@ class _Handler(BaseHTTPRequestHandler):
         self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
         data = json.dumps(payload).encode()
+        self._pending = bytearray()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        self._write(data)
+        self._send_pending()
 
 
 def _error(message: str, code: str | None = None, kind: str = "scripted_error") -> dict[str, Any]:

@@ -81,9 +81,9 @@ class Tool:
                     "parameters": self.schema if self.schema is not None else {"type": "object"},
                 },
             }
-        schema = self.args.model_json_schema()
-        schema.pop("title", None)
-        schema.pop("description", None)
+        from .schemas import parameters
+
+        schema = parameters(self.args)
         return {
             "type": "function",
             "function": {"name": self.name, "description": self.description, "parameters": schema},

@@ -207,7 +207,12 @@ async def run_bash(args: BashArgs, ctx: ToolContext) -> str:
     try:
         argv = supervised(command_argv(args.command, ctx), status, args.timeout_s, read_fd)
         proc = await _spawn(argv, cwd, write_fd, read_fd)
-        started = _record_start(ctx, proc.pid, task_id, args.timeout_s)
+        recorded = False
+        try:
+            started = _record_start(ctx, proc.pid, task_id, args.timeout_s)
+            recorded = True
+        finally:  # recorded: let the supervisor start the command; else it never runs
+            await _release(proc, go=recorded)
         try:
             can_background = runtime is not None and args.inline_ms < args.timeout_s * 1000
             if can_background and not await _finished_within(proc, args.inline_ms / 1000):
@@ -271,6 +276,20 @@ def _record_start(ctx: ToolContext, pid: int, task_id: str, timeout_s: int) -> P
     if record is not None:
         record(started)
     return started
+
+
+async def _release(proc: asyncio.subprocess.Process, go: bool) -> None:
+    """Tell the supervisor to start the command (`g`), or, by closing its stdin
+    without it, that it must not: a command lh did not record never runs."""
+    assert proc.stdin is not None
+    try:
+        if go:
+            proc.stdin.write(b"g")
+            await proc.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the supervisor is gone already
+    finally:
+        proc.stdin.close()
 
 
 async def _finished_within(proc: asyncio.subprocess.Process, seconds: float) -> bool:
@@ -367,7 +386,7 @@ async def _spawn(
             *argv,
             cwd=cwd,
             pass_fds=(read_fd,),  # the supervisor's copy, drained only once lh is gone
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,  # `g` once process.started is recorded (see _release)
             stdout=write_fd,
             stderr=write_fd,
             start_new_session=True,

@@ -13,6 +13,11 @@ reads the output from: untouched while lh lives, drained (and dropped) once lh
 is gone, so a command that prints after lh was killed is not killed by SIGPIPE
 but runs to its real end.
 
+It starts ARGV only once lh has recorded the command (process.started) and
+written `g` on its stdin: if lh dies before that, stdin ends, the command never
+runs, and nothing is left that a resumed session could not find. ARGV gets
+/dev/null as its stdin.
+
 It runs once per command, so it starts in milliseconds: `-I -S`, only builtin
 modules (no subprocess, json or threading), one thread waiting in select() on
 a SIGCHLD wake-up pipe.
@@ -42,10 +47,16 @@ def main(argv: list[str]) -> int:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so the wake-up byte is sent
     waiter = Waiter(wake_r, drain_fd, os.getppid())
+    if _read_go() != b"g":  # lh died (or gave up) before it recorded this command
+        return 0
     try:
         # SIGPIPE and SIGXFSZ are ignored by Python: the command gets the defaults back
         pid = os.posix_spawnp(
-            command[0], command, os.environ, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ)
+            command[0],
+            command,
+            os.environ,
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+            file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)],
         )
     except OSError as error:
         sys.stderr.write(f"could not start {command[0]}: {error}\n")
@@ -62,6 +73,16 @@ def main(argv: list[str]) -> int:
     write_status(status, code, True)
     os.killpg(0, signal.SIGKILL)  # what ignored the TERM, and this process
     return code
+
+
+def _read_go() -> bytes:
+    while True:
+        try:
+            return os.read(0, 1)
+        except InterruptedError:
+            continue
+        except OSError:
+            return b""
 
 
 class Waiter:
