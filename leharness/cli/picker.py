@@ -154,7 +154,7 @@ def build_app(items: list[Choice], search: Search | None = None, **app_options: 
 def content_search(conn: Any) -> Search:
     """Typed text -> the sessions whose conversation matches it (the full-text index);
     text that is no valid query yet (a phrase still open) matches nothing."""
-    from leharness.projections.search import search_sessions
+    from leharness.projections.search import matching_session_ids
     from leharness.store import StoreError
 
     def search(text: str) -> list[str]:
@@ -162,7 +162,7 @@ def content_search(conn: Any) -> Search:
         if not words:
             return []
         try:
-            return [row.id for row in search_sessions(conn, words, limit=LIMIT)]
+            return matching_session_ids(conn, words, limit=LIMIT)
         except StoreError:
             return []
 

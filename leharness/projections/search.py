@@ -75,16 +75,24 @@ def _joined(where: str) -> str:
     return "JOIN conversation AS c ON c.seq = conversation_fts.rowid" if where else ""
 
 
+_SESSIONS_MATCHING = (
+    "SELECT c.session_id AS id, s.title, count(*) AS hits, min(conversation_fts.rank) AS rank "
+    "FROM conversation_fts JOIN conversation AS c ON c.seq = conversation_fts.rowid "
+    "LEFT JOIN sessions AS s ON s.id = c.session_id "
+    "WHERE conversation_fts MATCH ? GROUP BY c.session_id ORDER BY rank LIMIT ?"
+)
+
+
+def matching_session_ids(conn: sqlite3.Connection, query: str, limit: int = 50) -> list[str]:
+    """The ids of the sessions whose conversation matches `query`, best first: what a
+    picker filtering on every keystroke needs (no snippets)."""
+    return [row.id for row in _run(conn, _SESSIONS_MATCHING, (query, limit))]
+
+
 def search_sessions(conn: sqlite3.Connection, query: str, limit: int = 50) -> list[Record]:
     """Sessions whose conversation matches `query`, best match first: id, title, hits and
-    the best hit's snippet. For pickers (`lh --resume`) that filter by content."""
-    sql = (
-        "SELECT c.session_id AS id, s.title, count(*) AS hits, min(conversation_fts.rank) AS rank "
-        "FROM conversation_fts JOIN conversation AS c ON c.seq = conversation_fts.rowid "
-        "LEFT JOIN sessions AS s ON s.id = c.session_id "
-        "WHERE conversation_fts MATCH ? GROUP BY c.session_id ORDER BY rank LIMIT ?"
-    )
-    sessions = _run(conn, sql, (query, limit))
+    the best hit's snippet."""
+    sessions = _run(conn, _SESSIONS_MATCHING, (query, limit))
     for row in sessions:  # snippet() cannot run inside an aggregate: one query per session
         best = search(conn, query, SearchFilters(session_id=row.id), limit=1)
         row["snippet"] = best[0].snippet if best else ""

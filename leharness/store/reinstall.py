@@ -41,6 +41,7 @@ from .schema import (
     projection_objects,
     projection_sql,
     record_installed,
+    shadow_names,
 )
 
 NEXT = "lh_next_"
@@ -356,12 +357,9 @@ def _timed(progress: Progress, phase: str) -> Iterator[None]:
 def _tables() -> list[str]:
     """The projection tables built beside and swapped: not the full-text indexes (nor
     their shadow tables), which are filled again in chunks after the swap."""
-    skipped = {name for name, _columns, _content in _fts_indexes()}
-    return [
-        name
-        for kind, name in projection_objects()
-        if kind == "table" and name not in skipped and not name.startswith(_fts_prefixes())
-    ]
+    indexes = [name for name, _columns, _content in _fts_indexes()]
+    skipped = {*indexes, *(shadow for name in indexes for shadow in shadow_names(name))}
+    return [name for kind, name in projection_objects() if kind == "table" and name not in skipped]
 
 
 _FTS_CREATE = re.compile(r"CREATE\s+VIRTUAL\s+TABLE\s+(\w+)\s+USING\s+fts5\s*\((.*)\)", re.I | re.S)
@@ -382,10 +380,6 @@ def _fts_indexes() -> tuple[tuple[str, tuple[str, ...], str], ...]:
                 content = options.get("content", "").strip("[]'\" ")
                 found.append((match.group(1), columns, content))
     return tuple(found)
-
-
-def _fts_prefixes() -> tuple[str, ...]:
-    return tuple(f"{name}_" for name, _columns, _content in _fts_indexes()) or ("\0",)
 
 
 def _without_fts_writes(trigger_sql: str) -> str:

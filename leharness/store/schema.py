@@ -241,8 +241,13 @@ def fts_tables(conn: sqlite3.Connection) -> list[str]:
     return [name for (name,) in rows]
 
 
+def shadow_names(fts: str) -> set[str]:
+    """The shadow tables an FTS index named `fts` keeps for itself."""
+    return {f"{fts}_{suffix}" for suffix in _FTS_SHADOW_SUFFIXES}
+
+
 def fts_shadow_tables(conn: sqlite3.Connection) -> set[str]:
-    return {f"{fts}_{suffix}" for fts in fts_tables(conn) for suffix in _FTS_SHADOW_SUFFIXES}
+    return {name for fts in fts_tables(conn) for name in shadow_names(fts)}
 
 
 def _external_content(conn: sqlite3.Connection, table: str) -> bool:
