@@ -25,7 +25,7 @@ TRIES = 3
 MAX_PREVIEW_LINES = 40
 
 
-def approval_mode(flag: str | None, interactive: bool = True) -> Mode:
+def approval_mode(flag: str | None) -> Mode:
     """The resolved setting (flag > LEHARNESS_APPROVAL > settings.toml), else ask: on a
     terminal the user answers; without one, calls that change things are refused."""
     if flag:

@@ -175,11 +175,8 @@ class OpenAICompatibleModel:
 
 
 def _is_transport_error(error: Exception) -> bool:
-    """An error of the HTTP layer under the SDK while reading the stream body.
-
-    The SDK does not wrap these, and which httpx package it ships with varies
-    between releases, so match the httpx error family by class name.
-    """
+    """An error of the HTTP layer while reading the stream body (the transport wraps
+    only the errors before a response): httpx's error family, matched by class name."""
     names = {cls.__name__ for cls in type(error).__mro__}
     return bool(names & {"TransportError", "StreamError"}) or isinstance(error, ConnectionError)
 
