@@ -111,7 +111,10 @@ def measure(command: list[str], env: dict[str, str], cwd: str | os.PathLike) -> 
         )
         _, status, usage = os.wait4(process.pid, 0)
         wall = (time.perf_counter() - started) * 1000
-        peak_kb = int(report.read().split()[-1]) if GNU_TIME else usage.ru_maxrss
+        # GNU time's last line is "%M %U %S" (a "Command exited with non-zero
+        # status" line may come before it).
+        last_line = report.read().strip().splitlines()[-1] if GNU_TIME else ""
+        peak_kb = int(last_line.split()[0]) if GNU_TIME else usage.ru_maxrss
     cpu = (usage.ru_utime + usage.ru_stime) * 1000
     return Measured(wall, peak_kb / 1024, os.waitstatus_to_exitcode(status), cpu)
 
