@@ -84,12 +84,14 @@ def make_job(folder: Path, files: int, template_db: Path) -> None:
         conn.execute("DROP TRIGGER events_no_update")
         conn.execute("UPDATE events SET id = ulid(), session_id = ?", (session_id,))
         conn.execute(guard)
+        conn.execute("UPDATE sessions SET id = ?", (session_id,))
+        # Every projection keyed by session (the FTS index's own tables are not).
         for (table,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "AND name NOT IN ('events', 'trials', 'trial_sessions')"
+            "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c "
+            "WHERE m.type = 'table' AND c.name = 'session_id' "
+            "AND m.name NOT IN ('events', 'trial_sessions')"
         ).fetchall():
-            key = "id" if table == "sessions" else "session_id"
-            conn.execute(f'UPDATE "{table}" SET {key} = ?', (session_id,))
+            conn.execute(f'UPDATE "{table}" SET session_id = ?', (session_id,))
         conn.execute("COMMIT")
         conn.close()
         result = {
