@@ -248,3 +248,12 @@ def test_a_session_without_mcp_json_imports_no_mcp_code(isolated_home):
     env = {**os.environ, "LEHARNESS_HOME": str(isolated_home)}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     assert done.stdout == "['leharness.cli.mcp']", done.stderr
+
+
+def test_without_a_settings_file_no_toml_parser_loads(isolated_home):
+    env = {**os.environ, "LEHARNESS_HOME": str(isolated_home)}
+    done = subprocess.run(
+        [sys.executable, "-c", MODULES_PROBE, "config"], capture_output=True, text=True, env=env
+    )
+    assert "provider" in done.stdout
+    assert "tomllib" not in done.stderr.rsplit("\n", 1)[1].split()
