@@ -56,6 +56,15 @@ FLOOR = (
     "for its namespaces and mounts) and bash"
 )
 
+AB_NOTE = (
+    "2026-12-06, side by side with main before the start-up branch (6e5db14) in one run, "
+    "N = 1 and 20, 7 runs each, load average 6.7-8.0: per turn 35.1 -> 27.0 ms of CPU "
+    "(96 -> 61 ms wall), one-turn session 355 -> 308 ms of CPU, lh --help 61.7 -> 28.0 ms. "
+    "The supervisor went from ~28 to ~18 ms of CPU per command (it imported enum through "
+    "`signal`, and compiled its source each time); the floor per turn with the sandbox is "
+    "then about supervisor 15-18 + bwrap ~5 + bash ~2 + lh's own 5-8 ms"
+)
+
 
 def run(quick: bool) -> list[Figure]:
     ensure_bytecode()
@@ -100,6 +109,7 @@ def run(quick: bool) -> list[Figure]:
             per_turn_cpu,
             "< 10 ms",
             median(per_turn_cpu) < 10,
+            AB_NOTE,
         ),
         Figure("peak RSS, 1 turn", "MB", rss1, "<= 77 MB", median(rss1) <= 77),
         Figure("peak RSS, 50 turns", "MB", rss50, "<= 77 MB", median(rss50) <= 77),
