@@ -227,7 +227,7 @@ def recorded_tools(
         processes.update(part.processes())
 
     async def serve(_args: Any, ctx: ToolContext) -> str:
-        started, record = processes.get(ctx.call_id), ctx.extra.get("record")
+        started, record = processes.get(ctx.call_id), ctx.record
         if started is not None and record is not None:
             # Recorded as it was, so later events keep their places; its owner is the
             # recorded session, so nothing in the replay ever signals that pid.

@@ -197,7 +197,7 @@ class _Collector(asyncio.Protocol):
 async def run_bash(args: BashArgs, ctx: ToolContext) -> str:
     working_dir(ctx)  # a clear error if the folder was deleted
     cwd = Path(ctx.cwd)
-    runtime: TaskRuntime | None = ctx.extra.get("tasks")
+    runtime = ctx.tasks
     task_id = runtime.new_task_id() if runtime is not None else f"task_{new_ulid().lower()}"
     status = status_path(runtime, task_id)
     sink = OutputSink()
@@ -272,7 +272,7 @@ def _record_start(ctx: ToolContext, pid: int, task_id: str, timeout_s: int) -> P
         owner_session_id=ctx.session_id,
         timeout_s=timeout_s,
     )
-    record = ctx.extra.get("record")
+    record = ctx.record
     if record is not None:
         record(started)
     return started

@@ -75,7 +75,7 @@ class Before:
 def before_change(ctx: ToolContext, path: Path, data: bytes | None = None) -> Before | None:
     """Keep `path`'s current content (`data`, when the tool already read it); call right
     before a file tool writes it. None outside a recorded session."""
-    if ctx.extra.get("record") is None:
+    if ctx.record is None:
         return None
     home = ctx.home or home_dir()
     try:
@@ -88,7 +88,7 @@ def before_change(ctx: ToolContext, path: Path, data: bytes | None = None) -> Be
 
 def after_change(ctx: ToolContext, before: Before | None, data: bytes, tool: str) -> None:
     """Record `checkpoint.file` once the file holds `data`."""
-    record = ctx.extra.get("record")
+    record = ctx.record
     if before is None or record is None:
         return
     try:
@@ -189,7 +189,7 @@ def checkpointed(tool: Tool) -> Tool:
     between the two is recorded as `checkpoint.tree`."""
 
     async def run(args: Any, ctx: ToolContext) -> str:
-        record = ctx.extra.get("record")
+        record = ctx.record
         worktree = await asyncio.to_thread(worktree_of, ctx.cwd) if record else None
         if worktree is None:
             return await tool.run(args, ctx)
