@@ -214,8 +214,11 @@ async def run_bash(args: BashArgs, ctx: ToolContext) -> str:
         finally:  # recorded: let the supervisor start the command; else it never runs
             await _release(proc, go=recorded)
         try:
-            can_background = runtime is not None and args.inline_ms < args.timeout_s * 1000
-            if can_background and not await _finished_within(proc, args.inline_ms / 1000):
+            if (
+                runtime is not None  # can go to the background
+                and args.inline_ms < args.timeout_s * 1000
+                and not await _finished_within(proc, args.inline_ms / 1000)
+            ):
                 backgrounded = True
                 task = RunningTask(task_id, "bash", log_path=runtime.log_path(task_id), sink=sink)
                 job = _follow(runtime, task, proc, transport, collector, args, status)
