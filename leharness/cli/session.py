@@ -23,6 +23,10 @@ from .settings import load_hooks
 
 @dataclass
 class ActiveSession:
+    """A session this CLI process has opened and may run: the loop's running session
+    (`runner.Session`: connection, model, tools, channel) plus the lock file that keeps
+    other lh processes off it. What `open_session` returns; not a row, not a view."""
+
     loop: runner.Session
     lock: locks.SessionLock | None = None  # held while this process runs the session
 
