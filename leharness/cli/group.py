@@ -23,6 +23,10 @@ from .errors import UserError
 class LhGroup(DefaultGroup):
     """`lh PROMPT` beside the subcommands, with a guard against mistyped commands."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = LazyCommands()  # each command's module is imported on first use
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["lh.dashdash"] = bool(args) and args[0] == "--"
         if ctx.resilient_parsing and not args:  # shell completion: offer the subcommands
@@ -49,12 +53,9 @@ class LhGroup(DefaultGroup):
         known = stored()
         if set(known) != set(self.commands):  # stale: the exact, slower way
             return super().format_commands(ctx, formatter)
-        commands = self.commands
-        self.commands = {name: click.Command(name, **known[name]) for name in commands}
-        try:
-            super().format_commands(ctx, formatter)
-        finally:
-            self.commands = commands
+        stand_ins = {name: click.Command(name, **known[name]) for name in self.commands}
+        listed = DefaultGroup(self.name, stand_ins, default=self.default_cmd_name)
+        return listed.format_commands(ctx, formatter)
 
 
 @click.group(
@@ -88,6 +89,3 @@ def cli() -> None:
             "the current directory no longer exists (deleted or moved?): "
             "cd to an existing folder and run lh again"
         ) from None
-
-
-cli.commands = LazyCommands()

@@ -18,7 +18,7 @@ import logging
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -26,6 +26,7 @@ from .connection import StoreError, new_ulid, now_iso, write_transaction
 from .events import (
     EVENT_TYPES,
     Event,
+    EventPayload,
     Payload,
     SessionCreated,
     SessionForked,
@@ -139,8 +140,9 @@ def _event(
 ) -> Event:
     """An Event around a payload already validated: building the Event's own validator
     would build the schema of every event type (~25 ms at start-up) to check nothing new."""
+    payload = cast("EventPayload", data)  # one of the union's models: validated already
     return Event.model_construct(
-        seq=seq, id=event_id, session_id=session_id, session_seq=session_seq, ts=ts, data=data
+        seq=seq, id=event_id, session_id=session_id, session_seq=session_seq, ts=ts, data=payload
     )
 
 

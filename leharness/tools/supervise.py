@@ -25,7 +25,7 @@ with it functools, collections, re's friends), 6 of the supervisor's ~17 ms
 of CPU per command.
 """
 
-import _signal as signal
+import _signal as signal  # type: ignore[import-not-found]  # no stub; signal's own C half
 import os
 import select
 import sys
