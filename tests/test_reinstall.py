@@ -121,3 +121,32 @@ def test_tables_an_interrupted_reinstall_left_are_reported_and_repaired(db, isol
     assert repaired.exit_code == 0, repaired.output
     names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "lh_old_messages" not in names and "my_notes" in names
+
+
+def test_rows_appended_between_the_swap_and_the_index_fill_stay_indexed(tmp_path, monkeypatch):
+    # Deterministic form of the race above: another process appends right after the
+    # swap commits, before the full-text index is filled again. Its rows are indexed by
+    # the new triggers; the fill must not lose them (nor index them twice).
+    path = tmp_path / "s.db"
+    conn = store.open_store(path)
+    for _ in range(5):
+        tool_round(conn, store.create_session(conn))
+    conn.close()
+    real_swap = reinstall._swap
+
+    def swap_then_append(*args, **kwargs):
+        upto = real_swap(*args, **kwargs)
+        with closing(store.open_store(path)) as other:
+            tool_round(other, store.create_session(other))
+        return upto
+
+    monkeypatch.setattr(reinstall, "_swap", swap_then_append)
+    reinstall.reinstall_in_chunks(path, chunk_s=0.002, force=True)
+    with closing(store.open_store(path)) as after:
+        assert schema.check_fts(after, "conversation_fts") == ""
+        assert health.rebuild_drift(after) == []
+        (indexed,) = after.execute(
+            "SELECT count(*) FROM conversation_fts WHERE conversation_fts MATCH 'hi'"
+        ).fetchone()
+        (stored,) = after.execute("SELECT count(*) FROM conversation WHERE text = 'hi'").fetchone()
+        assert indexed == stored == 6
