@@ -91,6 +91,12 @@ def test_doctor_repairs_a_big_file_in_chunks(db, isolated_home, monkeypatch):
     for _ in range(3):
         tool_round(db, store.create_session(db))
     db.execute("UPDATE sessions SET title = 'tampered'")
+    # A full-text index that lost rows, as the race fixed above left it: FTS5's own
+    # integrity-check calls it malformed, and the doctor reports and rebuilds it.
+    db.execute("INSERT INTO conversation_fts (conversation_fts) VALUES ('delete-all')")
+    assert schema.check_fts(db, "conversation_fts") == "database disk image is malformed"
+    found = doctor.examine(db)
+    assert any(d.table == "conversation_fts" for d in found.drift)
     monkeypatch.setattr(schema, "CHUNKED_FROM_EVENTS", 10)
     used = []
     real = reinstall.reinstall_in_chunks
@@ -102,6 +108,11 @@ def test_doctor_repairs_a_big_file_in_chunks(db, isolated_home, monkeypatch):
     with closing(store.open_store(isolated_home / "sessions.db")) as after:
         assert health.rebuild_drift(after) == []
         assert {row[0] for row in after.execute("SELECT title FROM sessions")} == {"hi"}
+        assert schema.check_fts(after, "conversation_fts") == ""
+        (indexed,) = after.execute(
+            "SELECT count(*) FROM conversation_fts WHERE conversation_fts MATCH 'hi'"
+        ).fetchone()
+        assert indexed == 3
 
 
 def test_tables_an_interrupted_reinstall_left_are_reported_and_repaired(db, isolated_home):
