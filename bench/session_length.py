@@ -1,11 +1,18 @@
 """Flat in the length of the session: a 500-turn session built as a user builds
-one, by 50 resumes (`lh --session ID "…"`) of 10 tool turns each (a shell
-`echo` and the scripted server's instant answer), then the per-turn overhead of
-10 more turns on it, (T10 - T1) / 9 from an `lh --session` run of 10 turns
-against one of 1, against the same on a fresh 10-turn session, in one run.
-Measured without compaction (a context window far above the session) and with
-it (an 8,000-token window, so compaction has changed older messages). CPU
-time of the `lh` process (and its bash children): the machine is loaded."""
+one, by 50 resumes (`lh --session ID "…"`) of 10 tool turns each, then the
+per-turn overhead of 10 more turns on it, (T10 - T1) / 9 from an `lh --session`
+run of 10 turns against one of 1, against the same on a 10-turn session, in one
+run. Measured without compaction (a context window far above the session) and
+with it (an 8,000-token window: every step hides the oldest turns).
+
+Each tool turn is a `read_file` of a one-line file answered at once by the
+scripted server: a real tool call (tool.started, tool.completed) that starts no
+process, so the figure is lh's own per-turn work; a shell command would add the
+cost of spawning bash (and bubblewrap), the same at every length, and without
+`--approval auto` it is not even run (no terminal to ask on). Every sample
+starts from a copy of the session as built, so each one measures turns 501-510
+and 11-20, not a session that grew while it was measured. CPU time of the `lh`
+process: the machine is loaded."""
 
 from __future__ import annotations
 
@@ -22,59 +29,78 @@ from . import Figure, ensure_bytecode, measure
 
 LH = str(Path(sys.executable).with_name("lh"))
 TARGET = 1.2
+NOTE = "notes.txt"  # what each tool turn reads
 
 
 def respond(body: dict):
-    """Echo until the prompt's number of tool turns since the last user message."""
+    """Read the file until the prompt's number of tool turns since the last user message."""
     messages = body["messages"]
     last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
     wanted = int(str(messages[last_user]["content"]).split()[0])
     done = sum(1 for m in messages[last_user:] if m["role"] == "tool")
     if done < wanted:
-        return ToolCalls(Call("bash", {"command": f"echo turn {done}"}))
+        return ToolCalls(Call("read_file", {"path": NOTE}))
     return Text("done")
 
 
 class Session:
-    def __init__(self, home: str, server: ScriptedServer, window: int | None) -> None:
-        self.home = home
+    def __init__(self, root: str, server: ScriptedServer, window: int | None) -> None:
+        home, self.work = Path(root, "home"), Path(root, "work")  # tools may not read lh's home
+        home.mkdir()
+        self.work.mkdir()
+        self.db = home / "sessions.db"
         self.env = {
             k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LEHARNESS_"))
         }
         self.env.update(
-            LEHARNESS_HOME=home,
+            LEHARNESS_HOME=str(home),
             OPENAI_API_KEY="bench",
             OPENAI_BASE_URL=server.base_url,
             LEHARNESS_MAX_STEPS="20",
         )
         if window:
             self.env["LEHARNESS_CONTEXT_WINDOW"] = str(window)
+        Path(self.work, NOTE).write_text("the same line every turn\n")
         self.id: str | None = None
+        self.snapshot = home / "built.db"
 
     def turns(self, n: int) -> float:
         """Run one `lh` invocation of `n` tool turns on this session; its CPU ms."""
-        args = [LH] + (["--session", self.id] if self.id else []) + [f"{n} echoes, please"]
-        done = measure(args, self.env, self.home)
+        args = [LH] + (["--session", self.id] if self.id else []) + [f"{n} reads, please"]
+        done = measure(args, self.env, self.work)
         if done.code != 0:
             raise RuntimeError(f"lh exited {done.code}")
         if self.id is None:
-            with sqlite3.connect(Path(self.home, "sessions.db")) as conn:
+            with sqlite3.connect(self.db) as conn:
                 (self.id,) = conn.execute("SELECT id FROM sessions").fetchone()
         return done.cpu_ms
 
+    def keep(self) -> None:
+        """Keep the session as built (SQLite's backup API: never a file copy)."""
+        _copy(self.db, self.snapshot)
 
-def per_turn(session: Session, repeat: int) -> list[float]:
-    samples = []
-    for _ in range(repeat):
-        one = session.turns(1)
-        ten = session.turns(10)
-        samples.append((ten - one) / 9)
-    return samples
+    def restore(self) -> None:
+        _copy(self.snapshot, self.db)
+
+    def per_turn(self) -> float:
+        """(T10 - T1) / 9 in CPU ms, each run on the session as built."""
+        self.restore()
+        one = self.turns(1)
+        self.restore()
+        ten = self.turns(10)
+        return (ten - one) / 9
+
+
+def _copy(source: Path, target: Path) -> None:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
 
 
 def run(quick: bool) -> list[Figure]:
     ensure_bytecode()
-    repeat = 5 if quick else 9
+    repeat = 7 if quick else 15
     figures = []
     for label, window in (("no compaction", 10_000_000), ("with compaction", 8_000)):
         with (
@@ -86,14 +112,18 @@ def run(quick: bool) -> list[Figure]:
             for _ in range(50):
                 long.turns(10)
             short.turns(10)
+            long.keep()
+            short.keep()
             at_500, at_10 = [], []
             for _ in range(repeat):  # interleaved
-                at_500 += per_turn(long, 1)
-                at_10 += per_turn(short, 1)
-            with sqlite3.connect(Path(long_home, "sessions.db")) as conn:
-                events, compactions = conn.execute(
-                    "SELECT count(*), sum(type = 'compaction.completed') FROM events"
+                at_500.append(long.per_turn())
+                at_10.append(short.per_turn())
+            with sqlite3.connect(long.snapshot) as conn:
+                events, compactions, visible = conn.execute(
+                    "SELECT count(*), sum(type = 'compaction.completed'), "
+                    "(SELECT count(*) FROM transcript) FROM events"
                 ).fetchone()
+            conn.close()
         # One (T10 - T1) / 9 sample carries the noise of two start-ups: the
         # ratio is of the medians, its samples each at-500 sample over that median.
         at_10_median = statistics.median(at_10)
@@ -108,7 +138,8 @@ def run(quick: bool) -> list[Figure]:
                 ratio,
                 f"<= {TARGET}",
                 median <= TARGET,
-                f"the long session: {events:,} events, {compactions or 0} compactions",
+                f"the long session: {events:,} events, {compactions or 0} compactions, "
+                f"{visible:,} messages the model sees",
             ),
         ]
     return figures
