@@ -159,3 +159,64 @@ def test_warm_leaves_the_first_step_only_new_rows_to_read(tmp_path, monkeypatch)
     assert f"session_seq > {seen}" in read
     assert converted == [last + 1]
     conn.close()
+
+
+def reference_images(view, system: str) -> list:
+    """The request as built before the cache (main at 2026-12-06), images included."""
+    found = [
+        match["id"]
+        for message in view.messages
+        if message.role == "tool"
+        for match in prompt.IMAGE_MARKER.finditer(message.content or "")
+    ]
+    wanted = set(found[-prompt.MAX_IMAGES :])
+    messages = [{"role": "system", "content": system}]
+    pending: list = []
+    for message in view.messages:
+        if pending and message.role != "tool":
+            messages.append(prompt._image_message(pending))
+            pending = []
+        converted = TO_OPENAI(message)
+        if converted is not None:
+            messages.append(converted)
+        if message.role == "tool" and wanted:
+            pending += [p for p in prompt._image_parts(message.content) if p["id"] in wanted]
+    if pending:
+        messages.append(prompt._image_message(pending))
+    return messages
+
+
+def image_reply(conn, session_id: str, tmp_path, names: list[str]) -> None:
+    """One model call whose tool calls each return an image (as tools/mcp marks it)."""
+    calls = [{"id": f"call_{name}", "name": "mcp", "arguments": "{}"} for name in names]
+    store.append(conn, session_id, {"type": "model.completed", "tool_calls": calls})
+    for name in names:
+        path = tmp_path / f"{name}.png"
+        path.write_bytes(name.encode())
+        marker = f"[image: image/png, {len(name)} bytes, artifact {name} at {path}]"
+        store.append(
+            conn, session_id, {"type": "tool.started", "call_id": f"call_{name}", "name": "mcp"}
+        )
+        result = {"call_id": f"call_{name}", "name": "mcp", "result": f"look:\n{marker}"}
+        store.append(conn, session_id, {"type": "tool.completed", **result})
+
+
+def test_images_follow_their_results_as_before(tmp_path):
+    conn = store.open_store(tmp_path / "sessions.db")
+    session_id = store.create_session(conn)
+    store.append(conn, session_id, {"type": "invocation.received", "text": "look"})
+    image_reply(conn, session_id, tmp_path, ["a", "b"])  # two images after one reply
+    image_reply(conn, session_id, tmp_path, ["c"])
+    for step in range(3):
+        image_reply(conn, session_id, tmp_path, [f"d{step}", f"e{step}"])
+        view = projections.session_view(conn, session_id)
+        built = prompt.build_messages(view, "system", images=True)
+        assert list(built) == reference_images(view, "system")
+        assert request.encode_body(body(built)) == json.dumps(body(list(built)))
+    store.append(conn, session_id, {"type": "model.completed", "text": "seen"})
+    view = projections.session_view(conn, session_id)
+    built = prompt.build_messages(view, "system", images=True)
+    assert list(built) == reference_images(view, "system")
+    assert built[-1] == {"role": "assistant", "content": "seen"}
+    assert sum(m["role"] == "user" and isinstance(m["content"], list) for m in built) == 2
+    conn.close()

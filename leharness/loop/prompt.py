@@ -123,7 +123,9 @@ def _insert_images(
     tool results followed by one user message with the images its results returned."""
     wanted = set([image for _, ids in kept.marked for image in ids][-MAX_IMAGES:])
     parts: dict[int, list[dict[str, Any]]] = {}  # by the index of the message they precede
-    for index, _ids in kept.marked:
+    for index, ids in kept.marked:
+        if wanted.isdisjoint(ids):
+            continue  # older images: their files are not read again
         found = [part for part in _image_parts(history[index].content) if part["id"] in wanted]
         if not found:
             continue
