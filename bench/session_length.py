@@ -1,24 +1,31 @@
 """Flat in the length of the session: a 500-turn session built as a user builds
 one, by 50 resumes (`lh --session ID "…"`) of 10 tool turns each, then the
-per-turn overhead of 10 more turns on it, (T10 - T1) / 9 from an `lh --session`
-run of 10 turns against one of 1, against the same on a 10-turn session, in one
-run. Measured without compaction (a context window far above the session) and
-with it (an 8,000-token window: every step hides the oldest turns).
+per-turn overhead of 10 more turns on it, against the same on a 10-turn
+session, in one run. Measured without compaction (a context window far above
+the session) and with it (an 8,000-token window: every step hides the oldest
+turns).
 
-Each tool turn is a `read_file` of a one-line file answered at once by the
-scripted server: a real tool call (tool.started, tool.completed) that starts no
-process, so the figure is lh's own per-turn work; a shell command would add the
-cost of spawning bash (and bubblewrap), the same at every length, and without
-`--approval auto` it is not even run (no terminal to ask on). Every sample
-starts from a copy of the session as built, so each one measures turns 501-510
-and 11-20, not a session that grew while it was measured. CPU time of the `lh`
-process: the machine is loaded."""
+The figure is lh's own CPU time per turn: the scripted server reads the `lh`
+process's CPU time (Linux's per-thread schedstat, in ns) each time a request
+arrives, while lh waits for the answer, and a sample is (CPU at the 11th
+request - CPU at the 1st) / 10, the turns 501-510 (and 11-20). Start-up and
+exit are left out: an `lh` run's CPU time varies by tens of milliseconds on a
+loaded machine, which drowned a difference of separate runs of 10 and 1
+turns, (T10 - T1) / 9, as measured before 2026-12-06. Each tool turn is a
+`read_file` of a one-line file: a real tool call (tool.started,
+tool.completed) that starts no process; a shell command would add the cost of
+spawning bash and bubblewrap, the same at every length (and without
+`--approval auto` it was refused: no terminal to ask on). Every sample starts
+from a copy of the session as built, so the sessions do not grow while
+measured."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,19 +39,40 @@ TARGET = 1.2
 NOTE = "notes.txt"  # what each tool turn reads
 
 
-def respond(body: dict):
-    """Read the file until the prompt's number of tool turns since the last user message."""
-    messages = body["messages"]
-    last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
-    wanted = int(str(messages[last_user]["content"]).split()[0])
-    done = sum(1 for m in messages[last_user:] if m["role"] == "tool")
-    if done < wanted:
-        return ToolCalls(Call("read_file", {"path": NOTE}))
-    return Text("done")
+class Responder:
+    """Reads the file until the prompt's number of tool turns since the last user
+    message; notes the CPU time of the watched `lh` process at each request."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.cpu_ns: list[int] = []
+
+    def __call__(self, body: dict):
+        if self.pid is not None:
+            self.cpu_ns.append(cpu_ns(self.pid))
+        messages = body["messages"]
+        last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+        wanted = int(str(messages[last_user]["content"]).split()[0])
+        done = sum(1 for m in messages[last_user:] if m["role"] == "tool")
+        if done < wanted:
+            return ToolCalls(Call("read_file", {"path": NOTE}))
+        return Text("done")
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time of a process so far, every thread's, in ns."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):  # a thread that ended
+            total += int(Path(task, "schedstat").read_text().split()[0])
+    return total
 
 
 class Session:
-    def __init__(self, root: str, server: ScriptedServer, window: int | None) -> None:
+    def __init__(
+        self, root: str, server: ScriptedServer, responder: Responder, window: int | None
+    ) -> None:
+        self.responder = responder
         home, self.work = Path(root, "home"), Path(root, "work")  # tools may not read lh's home
         home.mkdir()
         self.work.mkdir()
@@ -82,13 +110,23 @@ class Session:
     def restore(self) -> None:
         _copy(self.snapshot, self.db)
 
-    def per_turn(self) -> float:
-        """(T10 - T1) / 9 in CPU ms, each run on the session as built."""
+    def per_turn(self, turns: int = 10) -> float:
+        """lh's CPU ms per turn over `turns` turns, on the session as built."""
         self.restore()
-        one = self.turns(1)
-        self.restore()
-        ten = self.turns(10)
-        return (ten - one) / 9
+        args = [LH, "--session", str(self.id), f"{turns + 1} reads, please"]
+        self.responder.cpu_ns = []
+        process = subprocess.Popen(
+            args, env=self.env, cwd=self.work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.responder.pid = process.pid
+        try:
+            code = process.wait()
+        finally:
+            self.responder.pid = None
+        samples = self.responder.cpu_ns
+        if code != 0 or len(samples) != turns + 2:
+            raise RuntimeError(f"lh exited {code} after {len(samples)} requests")
+        return (samples[-1] - samples[1]) / turns / 1e6
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -106,9 +144,10 @@ def run(quick: bool) -> list[Figure]:
         with (
             tempfile.TemporaryDirectory() as long_home,
             tempfile.TemporaryDirectory() as short_home,
-            ScriptedServer(responder=respond) as server,
+            ScriptedServer(responder=(responder := Responder())) as server,
         ):
-            long, short = Session(long_home, server, window), Session(short_home, server, window)
+            long = Session(long_home, server, responder, window)
+            short = Session(short_home, server, responder, window)
             for _ in range(50):
                 long.turns(10)
             short.turns(10)
@@ -124,8 +163,7 @@ def run(quick: bool) -> list[Figure]:
                     "(SELECT count(*) FROM transcript) FROM events"
                 ).fetchone()
             conn.close()
-        # One (T10 - T1) / 9 sample carries the noise of two start-ups: the
-        # ratio is of the medians, its samples each at-500 sample over that median.
+        # The ratio is of the medians; its samples, each at-500 sample over that median.
         at_10_median = statistics.median(at_10)
         ratio = [a / at_10_median for a in at_500]
         median = statistics.median(at_500) / at_10_median
