@@ -93,7 +93,9 @@ def build_messages(
     converted, encoded = [head, *kept.converted], [json.dumps(head), *kept.encoded]
     if images and kept.marked:
         _insert_images(view.messages, kept, converted, encoded)
-    return request.Messages(converted, encoded)
+        return request.Messages(converted, encoded)
+    size = len(encoded[0]) + kept.chars() + 2 * len(kept.encoded) + 2  # the list's JSON
+    return request.Messages(converted, encoded, tail=kept.joined(), size=size)
 
 
 def sent_chars(view: SessionView) -> list[int]:

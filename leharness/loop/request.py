@@ -33,15 +33,31 @@ class Messages(list):  # type: ignore[type-arg]
     """The request's messages (plain dicts, as every ModelClient takes them), with
     the JSON of each, so the request and its size come without encoding them again."""
 
-    def __init__(self, messages: list[dict[str, Any]], encoded: list[str]) -> None:
+    def __init__(
+        self,
+        messages: list[dict[str, Any]],
+        encoded: list[str],
+        tail: str | None = None,
+        size: int | None = None,
+    ) -> None:
         super().__init__(messages)
         self.encoded = encoded
+        self.tail = tail  # ", ".join(encoded[1:]) when the builder kept it
+        self.size = size  # len(json.dumps(self)) when the builder kept it
 
     def chars(self) -> int:
         """len(json.dumps(self)), from the kept encodings."""
         if len(self.encoded) != len(self):  # changed since it was built: measure it
             return len(json.dumps(list(self)))
+        if self.size is not None:
+            return self.size
         return sum(map(len, self.encoded)) + 2 * max(len(self.encoded) - 1, 0) + 2
+
+    def joined(self) -> str:
+        """ ", ".join(self.encoded), from the kept join when there is one."""
+        if self.tail is None or not self.encoded:
+            return ", ".join(self.encoded)
+        return ", ".join((self.encoded[0], self.tail)) if self.tail else self.encoded[0]
 
 
 class Kept:
@@ -54,6 +70,24 @@ class Kept:
         self.encoded: list[str] = []
         self.at: list[int] = []  # for each converted message, its index in `sources`
         self.marked: list[tuple[int, list[str]]] = []  # (index in sources, what `scan` found)
+        self._joined, self._joined_n = "", 0  # ", ".join(encoded[:_joined_n])
+        self._chars, self._chars_n = 0, 0  # sum of len(encoded[:_chars_n])
+
+    def joined(self) -> str:
+        """ ", ".join(self.encoded), extended by the messages added since the last call
+        (one copy of the text instead of joining ~1,300 strings again)."""
+        if self._joined_n < len(self.encoded):
+            new = ", ".join(self.encoded[self._joined_n :])
+            self._joined = f"{self._joined}, {new}" if self._joined_n else new
+            self._joined_n = len(self.encoded)
+        return self._joined
+
+    def chars(self) -> int:
+        """The total length of the encodings."""
+        if self._chars_n < len(self.encoded):
+            self._chars += sum(map(len, self.encoded[self._chars_n :]))
+            self._chars_n = len(self.encoded)
+        return self._chars
 
     def extend(
         self, messages: list[Message], convert: Converter, scan: Scanner, earlier: Kept | None
@@ -147,12 +181,13 @@ def encode_body(body: dict[str, Any]) -> str:
         return json.dumps(body)
     if len(messages.encoded) != len(messages):
         return json.dumps(body)
-    parts = ['{"messages": [' + ", ".join(messages.encoded) + "]"]
+    parts = ['{"messages": [', messages.joined(), "]"]  # joined once: the text is large
     for key, value in body.items():
         if key != "messages":
             encoded = tools_json(value) if key == "tools" else json.dumps(value)
-            parts.append(f"{json.dumps(key)}: {encoded}")
-    return ", ".join(parts) + "}"
+            parts.append(f", {json.dumps(key)}: {encoded}")
+    parts.append("}")
+    return "".join(parts)
 
 
 def tools_json(tools: list[dict[str, Any]]) -> str:

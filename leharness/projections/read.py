@@ -237,7 +237,9 @@ def session_view(conn: sqlite3.Connection, session_id: str) -> SessionView:
     session = get_session(conn, session_id)
     if session is None:
         raise StoreError(f"no session {session_id!r} (`lh sessions` lists them)")
-    return SessionView(
+    # Built without validating again what was just built (a list of ~1,300 messages
+    # at turn 500 cost a check of each one, every step).
+    return SessionView.model_construct(
         session=session,
         messages=visible_messages(conn, session_id, session.compacted_seq),
         open_tasks=open_tasks(conn, session_id),
