@@ -29,7 +29,7 @@ Converter = Callable[[Message], "dict[str, Any] | None"]
 Scanner = Callable[[Message], "list[str]"]
 
 
-class Messages(list):  # type: ignore[type-arg]
+class Messages(list[dict[str, Any]]):
     """The request's messages (plain dicts, as every ModelClient takes them), with
     the JSON of each, so the request and its size come without encoding them again."""
 
@@ -103,10 +103,10 @@ class Kept:
                 encoded = json.dumps(converted) if converted is not None else None
                 entry = (converted, encoded, scan(message))
             converted, encoded, found = entry
-            if converted is not None:
+            if converted is not None and encoded is not None:  # set together
                 self.at.append(len(self.sources))
                 self.converted.append(converted)
-                self.encoded.append(encoded)  # type: ignore[arg-type] - set with converted
+                self.encoded.append(encoded)
             if found:
                 self.marked.append((len(self.sources), found))
             self.sources.append(message)
