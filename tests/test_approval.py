@@ -619,7 +619,7 @@ def test_always_holds_on_resume_and_in_a_fork_but_not_in_other_sessions(work):
         (first.session_id, "b.txt"),
         (store.fork(first.conn, first.session_id), "c.txt"),
     ):
-        resumed = runner.Session(
+        resumed = runner.LoopSession(
             conn=first.conn,
             session_id=session_id,
             model=write(name),

@@ -23,7 +23,7 @@ def bash_then_done(command: str) -> RecordedModel:
     return RecordedModel([ModelCompleted(tool_calls=[call]), ModelCompleted(text="done")])
 
 
-def run(session: runner.Session) -> None:
+def run(session: runner.LoopSession) -> None:
     asyncio.run(runner.run_invocation(session, "go"))
 
 

@@ -162,7 +162,7 @@ def bash_then_done(command: str) -> RecordedModel:
     return RecordedModel([ModelCompleted(tool_calls=[call]), ModelCompleted(text="done")])
 
 
-def run(session: runner.Session) -> runner.Result:
+def run(session: runner.LoopSession) -> runner.Result:
     return asyncio.run(runner.run_invocation(session, "go"))
 
 

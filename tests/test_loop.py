@@ -25,7 +25,7 @@ def reply(text: str = "", *calls: tuple[str, dict | str]) -> ModelCompleted:
     return ModelCompleted(text=text, tool_calls=tool_calls)
 
 
-def run(session: runner.Session, text: str | None = "go") -> runner.Result:
+def run(session: runner.LoopSession, text: str | None = "go") -> runner.Result:
     return asyncio.run(runner.run_invocation(session, text))
 
 

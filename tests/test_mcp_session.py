@@ -50,7 +50,7 @@ def reply(text: str = "", *calls: tuple[str, dict]) -> ModelCompleted:
     return ModelCompleted(text=text, tool_calls=tool_calls)
 
 
-def failures(session: runner.Session) -> list[tuple[str, str]]:
+def failures(session: runner.LoopSession) -> list[tuple[str, str]]:
     return [
         (e.data.name, e.data.kind)
         for e in store.read_events(session.conn, session.session_id)
@@ -58,7 +58,7 @@ def failures(session: runner.Session) -> list[tuple[str, str]]:
     ]
 
 
-def results(session: runner.Session) -> list[str]:
+def results(session: runner.LoopSession) -> list[str]:
     return [
         e.data.result
         for e in store.read_events(session.conn, session.session_id)

@@ -14,7 +14,7 @@ from .test_loop import reply
 from .util import ONE_TOOL_ROUND_TRIP
 
 
-def typed_during(session: runner.Session, when: str, texts: list[str]) -> None:
+def typed_during(session: runner.LoopSession, when: str, texts: list[str]) -> None:
     """Queue `texts` when the first event of type `when` is recorded, as the REPL does."""
     queue: list[str] = []
 

@@ -40,7 +40,7 @@ from .prompt import build_messages, session_system, to_openai
 from .summary import summarise
 
 if TYPE_CHECKING:
-    from .runner import Session
+    from .session import LoopSession
 
 #: Context windows in tokens; a model name matches its longest listed prefix.
 CONTEXT_WINDOWS = {
@@ -113,7 +113,7 @@ class Pressure:
         return {"tokens": self.tokens, "budget": self.budget, "estimated": self.estimated}
 
 
-def budget_of(session: Session) -> Budget:
+def budget_of(session: LoopSession) -> Budget:
     return Budget(context_window(session.model.model, session.context_window))
 
 
@@ -211,7 +211,7 @@ class Interrupted:
     """The user cancelled while a window was being summarised."""
 
 
-async def compact_context(session: Session) -> Compacted | Interrupted:
+async def compact_context(session: LoopSession) -> Compacted | Interrupted:
     """Apply every tier the pressure reaches, then the ceiling; return the fresh view.
 
     T1–T3 are planned together on one read of the view, so a step re-reads it
@@ -251,11 +251,11 @@ async def compact_context(session: Session) -> Compacted | Interrupted:
 THRESHOLD = dict(TIERS)
 
 
-def _read(session: Session) -> SessionView:
+def _read(session: LoopSession) -> SessionView:
     return projections.session_view(session.conn, session.session_id)
 
 
-def _reread_messages(session: Session, view: SessionView) -> SessionView:
+def _reread_messages(session: LoopSession, view: SessionView) -> SessionView:
     """The view with its messages read again (T1–T3 change nothing else)."""
     messages = projections.visible_messages(session.conn, session.session_id)
     return view.model_copy(update={"messages": messages})
@@ -265,7 +265,7 @@ def _prompt_chars(view: SessionView, system: str, tools: list[dict[str, Any]]) -
     return request_chars(build_messages(view, system), tools)
 
 
-def _started(session: Session, tier: str, pressure: Pressure, **extra: Any) -> None:
+def _started(session: LoopSession, tier: str, pressure: Pressure, **extra: Any) -> None:
     session.record(
         ev.CompactionStarted(
             tier=tier, pressure=round(pressure.value, 4), details={**pressure.details(), **extra}
@@ -273,7 +273,7 @@ def _started(session: Session, tier: str, pressure: Pressure, **extra: Any) -> N
     )
 
 
-def cheap_tiers(session: Session, pressure: Pressure, old: list[Message]) -> bool:
+def cheap_tiers(session: LoopSession, pressure: Pressure, old: list[Message]) -> bool:
     """T1–T3 on the old messages; True when the visible messages changed."""
     changed = False
     if any(m.reasoning for m in old):
@@ -296,7 +296,7 @@ def cheap_tiers(session: Session, pressure: Pressure, old: list[Message]) -> boo
     return changed or bool(moved)
 
 
-def move_results(session: Session, pressure: Pressure, old: list[Message]) -> set[int]:
+def move_results(session: LoopSession, pressure: Pressure, old: list[Message]) -> set[int]:
     """T2: old tool results of 1 KiB or more go to artifacts; a stub names each.
     Returns the session_seq of every result moved."""
     large = [
@@ -329,7 +329,7 @@ def _droppable(message: Message) -> bool:
     return message.role == "tool" and not message.compacted_by and long_enough
 
 
-def retire_summaries(session: Session, tier: str, view: SessionView, budget: Budget) -> bool:
+def retire_summaries(session: LoopSession, tier: str, view: SessionView, budget: Budget) -> bool:
     """Summaries are never summarised again, so the oldest leave the view once they
     hold more than SUMMARY_SHARE of the ceiling; their transcripts stay in artifacts.
     Without this they would fill the budget and make every few steps summarise."""
@@ -352,7 +352,7 @@ def retire_summaries(session: Session, tier: str, view: SessionView, budget: Bud
 
 
 def enforce_ceiling(
-    session: Session,
+    session: LoopSession,
     view: SessionView,
     system: str,
     budget: Budget,
@@ -388,7 +388,7 @@ def enforce_ceiling(
     return True
 
 
-def shrink_after_overflow(session: Session) -> bool:
+def shrink_after_overflow(session: LoopSession) -> bool:
     """The provider refused the prompt as too long although it fit the ceiling (the
     context window is smaller than we think): T6 at half the refused prompt's size.
     False when nothing could be taken away."""
@@ -418,7 +418,7 @@ class ManualResult:
     error: str | None = None
 
 
-async def compact_now(session: Session) -> ManualResult:
+async def compact_now(session: LoopSession) -> ManualResult:
     """Run T4 now, whatever the pressure: summarise the oldest window of old turns."""
     view = projections.session_view(session.conn, session.session_id)
     window = next_window(old_turns(view.messages))
@@ -437,7 +437,7 @@ async def compact_now(session: Session) -> ManualResult:
     return ManualResult(summary=outcome)
 
 
-def _summary_limit(session: Session) -> int:
+def _summary_limit(session: LoopSession) -> int:
     """How much of a window the summariser reads: half the request ceiling."""
     return budget_of(session).ceiling_chars // 2
 

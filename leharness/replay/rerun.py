@@ -265,7 +265,7 @@ def replay(
     try:
         model = recorded_model(recording)
         session_id = runner.new_session(conn, cwd, model.provider, model.model)
-        session = runner.Session(
+        session = runner.LoopSession(
             conn=conn,
             session_id=session_id,
             model=model,
@@ -306,7 +306,7 @@ def recorded_approval(events: list[store.Event]) -> Approval:
     return Approval("auto")
 
 
-async def _run(session: runner.Session, invocations: list[Invocation]) -> None:
+async def _run(session: runner.LoopSession, invocations: list[Invocation]) -> None:
     try:
         for invocation in invocations:
             if invocation.text is None:  # it woke up when background work ended: let it end
