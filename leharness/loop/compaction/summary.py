@@ -14,10 +14,10 @@ from leharness.projections import Message
 from leharness.store import events as ev
 from leharness.tools import artifacts
 
-from .model import ProviderError, StreamSink
+from ..model import ProviderError, StreamSink
 
 if TYPE_CHECKING:
-    from .session import LoopSession
+    from ..session import LoopSession
 
 
 SUMMARY_MAX_TOKENS = 1024
