@@ -2,7 +2,7 @@
 
 `lh demo` runs a bundled recording through the real loop with it, tests script
 the loop with it, and `lh replay` re-runs a stored session against the current
-harness with it (`RecordedModel.of(recording)` in rerun.py). It serves replies,
+harness with it (`rerun.recorded_model(recording)`). It serves replies,
 failures and cancels as they were recorded, and fails loudly when the
 recording runs out. Nothing here touches the database.
 """
