@@ -46,8 +46,8 @@ class RecordedModel:
     ) -> None:
         self.provider = provider
         self.model = model
-        self._main = list(outcomes)
-        self._held = len(self._main)
+        self._replies = list(outcomes)
+        self._held = len(self._replies)
         self._next = 0
         self._by_prompt = {prompt: list(queue) for prompt, queue in (by_prompt or {}).items()}
         self._summaries = None if summaries is None else list(summaries)
@@ -57,7 +57,7 @@ class RecordedModel:
 
     @property
     def remaining(self) -> int:
-        return len(self._main) - self._next
+        return len(self._replies) - self._next
 
     async def complete(
         self,
@@ -96,10 +96,10 @@ class RecordedModel:
                     "the recording has no model output left for this call", "exhausted"
                 )
             return queue.pop(0)
-        if self._next >= len(self._main):
+        if self._next >= len(self._replies):
             raise ProviderError(self._exhausted(), "exhausted")
         self._next += 1
-        return self._main[self._next - 1]
+        return self._replies[self._next - 1]
 
     def _exhausted(self) -> str:
         if self._summaries is not None:  # a replay of a stored session
