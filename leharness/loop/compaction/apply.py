@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from leharness import projections, store
 from leharness.projections import Message, SessionView
@@ -118,7 +119,7 @@ def move_results(session: LoopSession, messages: list[Message]) -> set[int]:
     """T2: the results' bodies go to artifacts; a stub names each. Returns the
     session_seq of every result moved (a body that could not be saved stays)."""
     home = session.home or store.home_dir()
-    moved = []
+    moved: list[dict[str, Any]] = []
     for message in messages:
         try:
             saved = artifacts.save(home, session.session_id, message.content.encode(), sync=False)

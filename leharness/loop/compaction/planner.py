@@ -200,7 +200,7 @@ class MoveResults:
     otherwise had nothing left to drop)."""
 
     messages: list[Message]
-    if_any_fails: list[ev.Payload] = field(default_factory=list)
+    if_any_fails: list[ev.CompactionStarted | ev.CompactionCompleted] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ def plan_tiers(old: list[Message], pressure: Pressure) -> list[Step]:
     large = [m for m in old if m.role == "tool" and not m.compacted_by and _large(m)]
     moving = {m.session_seq for m in large}
     rest_droppable = any(_droppable(m) for m in old if m.session_seq not in moving)
-    drop: list[ev.Payload] = []
+    drop: list[ev.CompactionStarted | ev.CompactionCompleted] = []
     if pressure.value >= THRESHOLD["T3"]:
         details = {"from_seq": first, "drop_results_through_seq": last}
         drop = [started("T3", pressure), ev.CompactionCompleted(tier="T3", details=details)]
