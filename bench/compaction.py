@@ -64,7 +64,7 @@ def measure(turns: int) -> tuple[list[float], list[float], int, int]:
         conn = store.open_events_only(Path(folder) / "sessions.db")
         model = OpenAICompatibleModel("openai", "bench", server.base_url, "k", RetryPolicy(0))
         session_id = runner.new_session(conn, Path(folder), "openai", "bench")
-        session = runner.Session(
+        session = runner.LoopSession(
             conn,
             session_id,
             model,

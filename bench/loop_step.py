@@ -90,7 +90,7 @@ def measure(size: int, base_url: str, repeat: int) -> tuple[list[float], list[fl
         conn = store.open_events_only(Path(folder) / "s.db")
         session_id = build_session(store.open_store(Path(folder) / "s.db"), size)
         model = OpenAICompatibleModel("openai", "bench", base_url, "bench", RetryPolicy(retries=0))
-        session = runner.Session(conn, session_id, model, ToolRegistry(()), Path(folder))
+        session = runner.LoopSession(conn, session_id, model, ToolRegistry(()), Path(folder))
 
         async def steps() -> list[float]:
             samples = []

@@ -17,7 +17,7 @@ BIG = "A" * 1_500  # an echo of this is a tool result over 1 KiB (T2 moves it)
 SMALL = "b" * 60  # …and this one under 1 KiB but over 40 characters (T3 drops it)
 
 
-def scripted_session(server: ScriptedServer, window: int = WINDOW) -> runner.Session:
+def scripted_session(server: ScriptedServer, window: int = WINDOW) -> runner.LoopSession:
     model = OpenAICompatibleModel(
         "openai", "scripted", server.base_url, "k", RetryPolicy(retries=0)
     )
@@ -26,11 +26,11 @@ def scripted_session(server: ScriptedServer, window: int = WINDOW) -> runner.Ses
     return session
 
 
-def run(session: runner.Session, text: str | None = "go") -> runner.Result:
+def run(session: runner.LoopSession, text: str | None = "go") -> runner.Result:
     return asyncio.run(runner.run_invocation(session, text))
 
 
-def seed(server: ScriptedServer, session: runner.Session, last_prompt_tokens: int) -> None:
+def seed(server: ScriptedServer, session: runner.LoopSession, last_prompt_tokens: int) -> None:
     """Two prompts, each one tool call and an answer with reasoning; the last model
     call reports `last_prompt_tokens`, so the next step sees that pressure."""
     server.push(
@@ -43,13 +43,13 @@ def seed(server: ScriptedServer, session: runner.Session, last_prompt_tokens: in
     assert run(session, "second").reason == "no_tool_calls"
 
 
-def events_rows(session: runner.Session) -> list[tuple]:
+def events_rows(session: runner.LoopSession) -> list[tuple]:
     return session.conn.execute(
         "SELECT * FROM events WHERE session_id = ? ORDER BY session_seq", (session.session_id,)
     ).fetchall()
 
 
-def new_events(session: runner.Session, since: int) -> list[store.Event]:
+def new_events(session: runner.LoopSession, since: int) -> list[store.Event]:
     return [e for e in store.read_events(session.conn, session.session_id) if e.session_seq > since]
 
 

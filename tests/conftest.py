@@ -20,7 +20,7 @@ import pytest
 from hypothesis import settings
 
 from leharness import store
-from leharness.loop.replay import ReplayModel
+from leharness.replay.model import RecordedModel
 from leharness.testing import ScriptedServer, conversation_problems
 
 pytest_plugins = ["pytester"]  # tests/test_parallel.py runs a small suite of its own
@@ -107,15 +107,15 @@ def strict_servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(ScriptedServer, "start", tracked)
     # the in-process recorded model gets the same check, as a provider would make it
     refused: list[list[str]] = []
-    complete = ReplayModel.complete
+    complete = RecordedModel.complete
 
-    async def checked(self: ReplayModel, messages: list, *args: object, **kwargs: object):
+    async def checked(self: RecordedModel, messages: list, *args: object, **kwargs: object):
         problems = conversation_problems(messages)
         if problems:
             refused.append(problems)
         return await complete(self, messages, *args, **kwargs)
 
-    monkeypatch.setattr(ReplayModel, "complete", checked)
+    monkeypatch.setattr(RecordedModel, "complete", checked)
     yield
     refused += [why for server in started for _, why in server.refused]
     assert refused == [], "a request broke OpenAI's rules (the strict server would refuse it)"

@@ -84,7 +84,7 @@ def make_session(model, tools=TEST_TOOLS, channel=None, max_steps=50, cwd: Path 
     conn = store.open_events_only()
     cwd = cwd or Path.cwd()
     session_id = runner.new_session(conn, cwd, model.provider, model.model)
-    return runner.Session(
+    return runner.LoopSession(
         conn=conn,
         session_id=session_id,
         model=model,
@@ -95,5 +95,5 @@ def make_session(model, tools=TEST_TOOLS, channel=None, max_steps=50, cwd: Path 
     )
 
 
-def types(session: runner.Session) -> list[str]:
+def types(session: runner.LoopSession) -> list[str]:
     return [e.type for e in store.read_events(session.conn, session.session_id)]

@@ -15,8 +15,8 @@ import pytest
 
 from leharness import store
 from leharness.loop import runner
-from leharness.loop.divergence import SKIPPED
-from leharness.loop.replay import ReplayModel
+from leharness.replay.divergence import SKIPPED
+from leharness.replay.model import RecordedModel
 from leharness.store.events import ModelCompleted, ToolCall
 from leharness.testing import Call, ScriptedServer, Text, ToolCalls
 from leharness.tools import default_registry
@@ -72,7 +72,7 @@ def scripted(*answers: str):
 
 def test_read_only_refuses_commands_and_writes_at_once(work):
     (work / "a.txt").write_text("hello\n")
-    model = ReplayModel(
+    model = RecordedModel(
         [
             calls(
                 ("bash", {"command": "touch made-by-bash"}),
@@ -100,7 +100,7 @@ def test_read_only_refuses_commands_and_writes_at_once(work):
 
 def test_ask_records_question_and_answer_and_always_lasts_the_session(work):
     approve, asked = scripted("allow", "deny", "always")
-    model = ReplayModel(
+    model = RecordedModel(
         [
             calls(
                 ("bash", {"command": "echo one > one.txt"}),
@@ -144,7 +144,7 @@ def test_ask_records_question_and_answer_and_always_lasts_the_session(work):
 
 
 def test_ask_with_nobody_to_answer_refuses(work):
-    model = ReplayModel([calls(("bash", {"command": "touch x"})), ModelCompleted(text="ok")])
+    model = RecordedModel([calls(("bash", {"command": "touch x"})), ModelCompleted(text="ok")])
     session = make_session(model, tools=default_registry(), cwd=work)
     session.approval = Approval("ask")
     run(session)
@@ -170,7 +170,9 @@ def test_ctrl_c_while_asking_cancels_cleanly(work):
         holder["task"].cancel()
         await asyncio.sleep(30)
 
-    model = ReplayModel([calls(("bash", {"command": "touch x"}), ("bash", {"command": "touch y"}))])
+    model = RecordedModel(
+        [calls(("bash", {"command": "touch x"}), ("bash", {"command": "touch y"}))]
+    )
     session = make_session(model, tools=default_registry(), cwd=work)
     session.approval = Approval("ask", never)
 
@@ -419,7 +421,7 @@ def query_decisions(loop_session) -> list[tuple[str, str]]:
 def test_recording_channel_sees_approval_events(work):
     approve, _ = scripted("allow")
     channel = RecordingChannel()
-    model = ReplayModel([calls(("bash", {"command": "true"})), ModelCompleted(text="ok")])
+    model = RecordedModel([calls(("bash", {"command": "true"})), ModelCompleted(text="ok")])
     session = make_session(model, tools=default_registry(), channel=channel, cwd=work)
     session.approval = Approval("ask", approve)
     run(session)
@@ -459,7 +461,7 @@ def test_mcp_tools_ask_unless_their_server_marks_them_read_only(work):
         ]
     )
     approve, asked = scripted("deny")
-    model = ReplayModel(
+    model = RecordedModel(
         [
             calls(("srv__write", {"q": "drop table"}), ("srv__read", {"q": "select"})),
             ModelCompleted(text="ok"),
@@ -479,7 +481,7 @@ def test_an_approver_that_breaks_refuses_the_call(work):
     async def broken(request):
         raise OSError("the terminal is gone")
 
-    model = ReplayModel([calls(("bash", {"command": "touch x"})), ModelCompleted(text="ok")])
+    model = RecordedModel([calls(("bash", {"command": "touch x"})), ModelCompleted(text="ok")])
     session = make_session(model, tools=default_registry(), cwd=work)
     session.approval = Approval("ask", broken)
     run(session)
@@ -494,7 +496,7 @@ def test_a_subagent_in_ask_mode_is_refused_unless_the_user_said_always(work):
     child_calls = calls(
         ("bash", {"command": "touch by-child"}), ("write_file", {"path": "w", "content": "x"})
     )
-    model = ReplayModel(
+    model = RecordedModel(
         [
             calls(("spawn_agent", {"prompt": "make files", "inline_ms": 30000})),
             child_calls,
@@ -527,7 +529,7 @@ def test_a_session_recorded_under_ask_replays_its_answers(isolated_home, work):
     from leharness.cli import cli
 
     approve, _ = scripted("allow", "deny")
-    model = ReplayModel(
+    model = RecordedModel(
         [
             calls(("bash", {"command": "echo yes"}), ("write_file", {"path": "f", "content": "x"})),
             ModelCompleted(text="one ran, one was refused"),
@@ -548,7 +550,7 @@ def test_a_session_recorded_read_only_replays_as_read_only(isolated_home, work):
 
     from leharness.cli import cli
 
-    model = ReplayModel([calls(("bash", {"command": "echo no"})), ModelCompleted(text="ok")])
+    model = RecordedModel([calls(("bash", {"command": "echo no"})), ModelCompleted(text="ok")])
     session = make_session(model, tools=default_registry(), cwd=work)
     session.approval = Approval("read-only")
     run(session)
@@ -601,8 +603,8 @@ def test_always_lasts_across_lh_c_in_a_new_process(server, isolated_home):
 
 
 def test_always_holds_on_resume_and_in_a_fork_but_not_in_other_sessions(work):
-    def write(name: str) -> ReplayModel:
-        return ReplayModel(
+    def write(name: str) -> RecordedModel:
+        return RecordedModel(
             [calls(("write_file", {"path": name, "content": "x"})), ModelCompleted(text="ok")]
         )
 
@@ -617,7 +619,7 @@ def test_always_holds_on_resume_and_in_a_fork_but_not_in_other_sessions(work):
         (first.session_id, "b.txt"),
         (store.fork(first.conn, first.session_id), "c.txt"),
     ):
-        resumed = runner.Session(
+        resumed = runner.LoopSession(
             conn=first.conn,
             session_id=session_id,
             model=write(name),
@@ -677,7 +679,7 @@ def test_approved_side_effecting_calls_of_one_reply_run_together(work):
         calls(("bash", {"command": wait}), ("bash", {"command": "touch b"})),
         ModelCompleted(text="done"),
     ]
-    session = make_session(ReplayModel(replies), tools=default_registry(), cwd=work)
+    session = make_session(RecordedModel(replies), tools=default_registry(), cwd=work)
     asked: list[str] = []
 
     async def approve(request: ApprovalRequest) -> str:
@@ -704,7 +706,7 @@ def test_a_refused_call_keeps_its_place_among_the_results(work):
         calls(("bash", {"command": "echo one"}), ("bash", {"command": "echo two"})),
         ModelCompleted(text="done"),
     ]
-    session = make_session(ReplayModel(replies), tools=default_registry(), cwd=work)
+    session = make_session(RecordedModel(replies), tools=default_registry(), cwd=work)
 
     async def approve(request: ApprovalRequest) -> str:
         return "deny" if request.call_id == "c0" else "allow"

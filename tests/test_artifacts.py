@@ -9,7 +9,7 @@ from contextlib import closing
 
 from leharness import projections, store
 from leharness.loop import runner
-from leharness.loop.replay import ReplayModel
+from leharness.replay.model import RecordedModel
 from leharness.store.events import ModelCompleted, ToolCall
 from leharness.tools import default_registry
 from leharness.tools.artifacts import locate
@@ -18,12 +18,12 @@ from leharness.tools.doctor import artifact_problems
 from .loop_helpers import make_session
 
 
-def bash_then_done(command: str) -> ReplayModel:
+def bash_then_done(command: str) -> RecordedModel:
     call = ToolCall(id="c0", name="bash", arguments=json.dumps({"command": command}))
-    return ReplayModel([ModelCompleted(tool_calls=[call]), ModelCompleted(text="done")])
+    return RecordedModel([ModelCompleted(tool_calls=[call]), ModelCompleted(text="done")])
 
 
-def run(session: runner.Session) -> None:
+def run(session: runner.LoopSession) -> None:
     asyncio.run(runner.run_invocation(session, "go"))
 
 

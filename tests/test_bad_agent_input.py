@@ -21,7 +21,7 @@ import pytest
 
 from leharness import projections, store
 from leharness.loop import runner
-from leharness.loop.replay import ReplayModel
+from leharness.replay.model import RecordedModel
 from leharness.store.events import ModelCompleted, ToolCall
 from leharness.testing import Call, Cut, Hang, HttpError, ScriptedServer, Text, ToolCalls
 from leharness.tools import default_registry
@@ -157,12 +157,12 @@ def test_a_context_length_error_compacts_then_retries_once(isolated_home):
 # -- from the tools -------------------------------------------------------------
 
 
-def bash_then_done(command: str) -> ReplayModel:
+def bash_then_done(command: str) -> RecordedModel:
     call = ToolCall(id="c0", name="bash", arguments=json.dumps({"command": command}))
-    return ReplayModel([ModelCompleted(tool_calls=[call]), ModelCompleted(text="done")])
+    return RecordedModel([ModelCompleted(tool_calls=[call]), ModelCompleted(text="done")])
 
 
-def run(session: runner.Session) -> runner.Result:
+def run(session: runner.LoopSession) -> runner.Result:
     return asyncio.run(runner.run_invocation(session, "go"))
 
 
@@ -226,7 +226,7 @@ def test_a_working_directory_deleted_mid_session(isolated_home, tmp_path):
         )
         for n, step in enumerate(steps)
     ]
-    model = ReplayModel([*replies, ModelCompleted(text="the folder is gone")])
+    model = RecordedModel([*replies, ModelCompleted(text="the folder is gone")])
     session = make_session(model, tools=default_registry(), cwd=work)
     assert run(session).reason == "no_tool_calls"
     rows = projections.tool_calls(session.conn, session.session_id)

@@ -8,7 +8,7 @@ import json
 
 from leharness import projections, store
 from leharness.loop import runner
-from leharness.loop.replay import ReplayModel
+from leharness.replay.model import RecordedModel
 from leharness.store.events import ModelCompleted, ToolCall
 
 from .loop_helpers import Record, RecordingChannel, make_session, types
@@ -25,12 +25,12 @@ def reply(text: str = "", *calls: tuple[str, dict | str]) -> ModelCompleted:
     return ModelCompleted(text=text, tool_calls=tool_calls)
 
 
-def run(session: runner.Session, text: str | None = "go") -> runner.Result:
+def run(session: runner.LoopSession, text: str | None = "go") -> runner.Result:
     return asyncio.run(runner.run_invocation(session, text))
 
 
 def test_one_tool_round_trip_event_sequence():
-    session = make_session(ReplayModel([reply("", ("echo", {"text": "hi"})), reply("all done")]))
+    session = make_session(RecordedModel([reply("", ("echo", {"text": "hi"})), reply("all done")]))
     result = run(session)
     assert result.reason == "no_tool_calls" and result.text == "all done"
     assert types(session) == ONE_TOOL_ROUND_TRIP
@@ -39,7 +39,7 @@ def test_one_tool_round_trip_event_sequence():
 
 
 def test_second_request_holds_the_whole_conversation():
-    model = ReplayModel([reply("", ("echo", {"text": "hi"})), reply("done")])
+    model = RecordedModel([reply("", ("echo", {"text": "hi"})), reply("done")])
     run(make_session(model))
     second = model.requests[1]
     assert [m["role"] for m in second] == ["system", "user", "assistant", "tool"]
@@ -49,7 +49,7 @@ def test_second_request_holds_the_whole_conversation():
 
 def test_max_steps_stops_the_loop():
     looping = [reply("", ("echo", {"text": str(i)})) for i in range(5)]
-    session = make_session(ReplayModel(looping), max_steps=3)
+    session = make_session(RecordedModel(looping), max_steps=3)
     assert run(session).reason == "max_steps"
     assert types(session).count("step.started") == 3
     assert types(session)[-1] == "agent.finished"
@@ -58,7 +58,7 @@ def test_max_steps_stops_the_loop():
 
 
 def test_model_failure_is_recorded_and_finishes():
-    session = make_session(ReplayModel([]))
+    session = make_session(RecordedModel([]))
     result = run(session)
     assert result.reason == "model_failed" and result.error.kind == "exhausted"
     assert types(session)[-2:] == ["model.failed", "agent.finished"]
@@ -72,7 +72,7 @@ def test_tool_errors_become_tool_failed_and_the_model_gets_one_more_turn():
         ("refuse", {}),
         ("echo", {"text": 5}),
     ]
-    model = ReplayModel([reply("", *calls), reply("recovered")])
+    model = RecordedModel([reply("", *calls), reply("recovered")])
     session = make_session(model)
     assert run(session).reason == "no_tool_calls"
     failures = [
@@ -102,7 +102,7 @@ def test_cancel_before_the_model_call():
         if event is not None and event.type == "step.started":
             holder["task"].cancel()
 
-    model = ReplayModel([reply("never")])
+    model = RecordedModel([reply("never")])
     session = make_session(model, channel=RecordingChannel(cancel_on_step))
 
     async def main():
@@ -125,7 +125,7 @@ def test_cancel_during_the_stream_keeps_the_partial_text():
 
     text = "The first part of a long answer that will be cut off somewhere."
     session = make_session(
-        ReplayModel([reply(text)]), channel=RecordingChannel(cancel_after_two_deltas)
+        RecordedModel([reply(text)]), channel=RecordingChannel(cancel_after_two_deltas)
     )
 
     async def main():
@@ -141,7 +141,7 @@ def test_cancel_during_the_stream_keeps_the_partial_text():
     partial = cancelled[0].data.text
     assert partial and text.startswith(partial) and partial != text
     # The partial text is replayed as assistant text on the next request.
-    follow = ReplayModel([reply("continuing")])
+    follow = RecordedModel([reply("continuing")])
     session.model = follow
     assert run(session, "go on").reason == "no_tool_calls"
     assert {"role": "assistant", "content": partial} in follow.requests[0]
@@ -156,7 +156,7 @@ def test_cancel_inside_two_running_tools_keeps_pairing_valid():
             asyncio.get_running_loop().call_later(0.05, holder["task"].cancel)
 
     first = reply("", ("sleep", {"seconds": 30}), ("sleep", {"seconds": 30}))
-    session = make_session(ReplayModel([first]), channel=RecordingChannel(cancel_on_tool_start))
+    session = make_session(RecordedModel([first]), channel=RecordingChannel(cancel_on_tool_start))
 
     async def main():
         holder["task"] = asyncio.ensure_future(runner.run_invocation(session, "go"))
@@ -170,7 +170,7 @@ def test_cancel_inside_two_running_tools_keeps_pairing_valid():
         if e.type == "tool.failed"
     ]
     assert [(f.call_id, f.kind) for f in failed] == [("c0", "interrupted"), ("c1", "interrupted")]
-    follow = ReplayModel([reply("ok")])
+    follow = RecordedModel([reply("ok")])
     session.model = follow
     run(session, "again")
     request = follow.requests[0]
@@ -180,7 +180,7 @@ def test_cancel_inside_two_running_tools_keeps_pairing_valid():
 
 
 def test_unanswered_calls_left_by_a_crash_get_an_interrupted_result_on_resume():
-    session = make_session(ReplayModel([]))
+    session = make_session(RecordedModel([]))
     store.append(session.conn, session.session_id, {"type": "invocation.received", "text": "x"})
     store.append(
         session.conn,
@@ -190,7 +190,7 @@ def test_unanswered_calls_left_by_a_crash_get_an_interrupted_result_on_resume():
             "tool_calls": [{"id": "lost", "name": "echo", "arguments": "{}"}],
         },
     )
-    follow = ReplayModel([reply("fine")])
+    follow = RecordedModel([reply("fine")])
     session.model = follow
     run(session, "resume")
     assert projections.unanswered_tool_calls(session.conn, session.session_id) == []
@@ -201,7 +201,7 @@ def test_unanswered_calls_left_by_a_crash_get_an_interrupted_result_on_resume():
 
 def test_reused_and_missing_call_ids_are_replaced():
     again = reply("", ("echo", {"text": "a"}))
-    model = ReplayModel([again, again, reply("end")])
+    model = RecordedModel([again, again, reply("end")])
     session = make_session(model)
     run(session)
     ids = [row.call_id for row in projections.tool_calls(session.conn, session.session_id)]
@@ -210,7 +210,7 @@ def test_reused_and_missing_call_ids_are_replaced():
 
 def test_read_only_calls_run_together_and_record_in_call_order():
     calls = [("echo", {"text": str(i)}) for i in range(3)]
-    session = make_session(ReplayModel([reply("", *calls), reply("ok")]))
+    session = make_session(RecordedModel([reply("", *calls), reply("ok")]))
     run(session)
     sequence = [
         (e.type, getattr(e.data, "call_id", None))

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from leharness import store
 from leharness.cli import mcp as cli_mcp
 from leharness.loop import runner
-from leharness.loop.replay import ReplayModel
+from leharness.replay.model import RecordedModel
 from leharness.store.events import ModelCompleted, ToolCall
 from leharness.testing import Call, ScriptedServer, Text, ToolCalls
 from leharness.tools import default_registry
@@ -50,7 +50,7 @@ def reply(text: str = "", *calls: tuple[str, dict]) -> ModelCompleted:
     return ModelCompleted(text=text, tool_calls=tool_calls)
 
 
-def failures(session: runner.Session) -> list[tuple[str, str]]:
+def failures(session: runner.LoopSession) -> list[tuple[str, str]]:
     return [
         (e.data.name, e.data.kind)
         for e in store.read_events(session.conn, session.session_id)
@@ -58,7 +58,7 @@ def failures(session: runner.Session) -> list[tuple[str, str]]:
     ]
 
 
-def results(session: runner.Session) -> list[str]:
+def results(session: runner.LoopSession) -> list[str]:
     return [
         e.data.result
         for e in store.read_events(session.conn, session.session_id)
@@ -74,7 +74,7 @@ def test_cancel_during_an_mcp_call_keeps_the_server(hub):
             asyncio.get_running_loop().call_later(0.3, holder["task"].cancel)
 
     tools = default_registry().extended(mcp_tools(hub))
-    model = ReplayModel([reply("", ("echo__sleep", {"seconds": 30}))])
+    model = RecordedModel([reply("", ("echo__sleep", {"seconds": 30}))])
     session = make_session(model, tools=tools, channel=RecordingChannel(cancel_on_tool_start))
 
     async def main():
@@ -83,7 +83,7 @@ def test_cancel_during_an_mcp_call_keeps_the_server(hub):
 
     assert asyncio.run(main()).reason == "cancelled"
     assert failures(session) == [("echo__sleep", "interrupted")]
-    session.model = ReplayModel([reply("", ("echo__env", {"name": "GREETING"})), reply("ok")])
+    session.model = RecordedModel([reply("", ("echo__env", {"name": "GREETING"})), reply("ok")])
     asyncio.run(runner.run_invocation(session, "again"))  # another event loop, same server
     assert results(session) == ["ada"]  # env from mcp.json, ${USER_NAME} expanded
     assert hub.connections[0].status == "connected"
@@ -94,7 +94,7 @@ def test_a_call_past_its_timeout_fails_and_the_server_stays(hub, monkeypatch):
     tools = default_registry().extended(mcp_tools(hub))
     first = reply("", ("echo__sleep", {"seconds": 20}))
     second = reply("", ("echo__echo", {"text": "after"}))
-    session = make_session(ReplayModel([first, second, reply("ok")]), tools=tools)
+    session = make_session(RecordedModel([first, second, reply("ok")]), tools=tools)
     assert asyncio.run(runner.run_invocation(session, "go")).reason == "no_tool_calls"
     assert failures(session) == [("echo__sleep", "timeout")]
     assert results(session) == ["after"]

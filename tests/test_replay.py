@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from leharness import store
 from leharness.cli import cli
 from leharness.loop import runner
-from leharness.loop.replay import ReplayModel
+from leharness.replay.model import RecordedModel
 from leharness.store.events import ModelCompleted, ToolCall
 from leharness.tools import default_registry
 
@@ -30,7 +30,7 @@ def record(workspace: Path) -> str:
     workspace.mkdir()
     (workspace / "a.txt").write_text("hello\n")
     (workspace / "big.txt").write_text("x" * 10_000)
-    model = ReplayModel(
+    model = RecordedModel(
         [
             call("c1", "bash", command="cat a.txt; pwd"),  # pwd: the sandbox's path differs
             call("c2", "bash", command="cat big.txt"),
@@ -159,7 +159,7 @@ def test_background_tasks_replay_with_and_without_a_sandbox(isolated_home, tmp_p
             {"command": "sleep 0.6; head -c 9000 /dev/zero | tr '\\0' y", "inline_ms": 0}
         ),
     )
-    model = ReplayModel(
+    model = RecordedModel(
         [
             ModelCompleted(tool_calls=[small, big]),
             ModelCompleted(text="started"),

@@ -11,7 +11,7 @@ import pytest
 
 from leharness import store
 from leharness.loop import runner
-from leharness.loop.replay import ReplayModel
+from leharness.replay.model import RecordedModel
 from leharness.store.events import ModelCompleted
 from leharness.testing import Call, ScriptedServer, Text, ToolCalls
 from leharness.tools import default_registry, skills
@@ -272,7 +272,7 @@ def test_no_catalog_for_a_session_that_cannot_load_skills(isolated_home, tmp_pat
     write_skill(isolated_home / "skills", "lint", "Run the linters", "ruff check .")
     systems = {}
     for label, tools in (("without", TEST_TOOLS), ("with", default_registry())):
-        model = ReplayModel([ModelCompleted(text="ok")])
+        model = RecordedModel([ModelCompleted(text="ok")])
         session = make_session(model, tools=tools, cwd=tmp_path)
         asyncio.run(runner.run_invocation(session, "hi"))
         systems[label] = model.requests[0][0]["content"]
@@ -330,7 +330,7 @@ def test_the_hash_follows_edits_and_is_absent_without_instructions(tmp_path):
 
 def test_an_automatic_wake_up_records_the_hash_too(tmp_path):
     (tmp_path / "AGENTS.md").write_text("Be brief.\n")
-    model = ReplayModel([ModelCompleted(text="ok")])
+    model = RecordedModel([ModelCompleted(text="ok")])
     session = make_session(model, tools=default_registry(), cwd=tmp_path)
     asyncio.run(runner.run_invocation(session, None))
     auto = [e for e in store.read_events(session.conn, session.session_id)][1]

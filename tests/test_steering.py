@@ -7,14 +7,14 @@ import asyncio
 
 from leharness import projections, store
 from leharness.loop import runner
-from leharness.loop.replay import ReplayModel
+from leharness.replay.model import RecordedModel
 
 from .loop_helpers import RecordingChannel, make_session, types
 from .test_loop import reply
 from .util import ONE_TOOL_ROUND_TRIP
 
 
-def typed_during(session: runner.Session, when: str, texts: list[str]) -> None:
+def typed_during(session: runner.LoopSession, when: str, texts: list[str]) -> None:
     """Queue `texts` when the first event of type `when` is recorded, as the REPL does."""
     queue: list[str] = []
 
@@ -33,7 +33,7 @@ def typed_during(session: runner.Session, when: str, texts: list[str]) -> None:
 
 
 def test_a_message_typed_during_a_tool_reaches_the_next_model_call():
-    model = ReplayModel([reply("", ("echo", {"text": "hi"})), reply("noted, in French")])
+    model = RecordedModel([reply("", ("echo", {"text": "hi"})), reply("noted, in French")])
     session = make_session(model)
     typed_during(session, "tool.started", ["answer in French"])
     result = asyncio.run(runner.run_invocation(session, "go"))
@@ -50,7 +50,7 @@ def test_a_message_typed_during_a_tool_reaches_the_next_model_call():
 
 
 def test_a_message_typed_during_the_final_answer_gets_one_more_step():
-    model = ReplayModel([reply("a long final answer"), reply("and the follow-up")])
+    model = RecordedModel([reply("a long final answer"), reply("and the follow-up")])
     session = make_session(model)
     typed_during(session, "step.started", ["one more thing", "and another"])
     result = asyncio.run(runner.run_invocation(session, "go"))
@@ -60,6 +60,6 @@ def test_a_message_typed_during_the_final_answer_gets_one_more_step():
 
 
 def test_without_steering_nothing_changes():
-    session = make_session(ReplayModel([reply("done")]))
+    session = make_session(RecordedModel([reply("done")]))
     asyncio.run(runner.run_invocation(session, "go"))
     assert types(session).count("invocation.received") == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from leharness import projections, store
 from leharness.loop import runner
-from leharness.loop.replay import ReplayModel
+from leharness.replay.model import RecordedModel
 from leharness.store.events import ModelCompleted, ToolCall
 from leharness.tools import default_registry
 from leharness.tools.artifacts import locate
@@ -43,7 +43,7 @@ def alive(pid: int) -> bool:
 
 
 def test_a_quick_command_stays_inline(isolated_home):
-    model = ReplayModel([calls(("bash", {"command": "echo hi"})), ModelCompleted(text="ok")])
+    model = RecordedModel([calls(("bash", {"command": "echo hi"})), ModelCompleted(text="ok")])
     session = make_session(model, tools=default_registry())
     settle(session)
     assert "task.started" not in [e.type for e in events(session)]
@@ -51,7 +51,7 @@ def test_a_quick_command_stays_inline(isolated_home):
 
 
 def test_a_slow_command_becomes_a_task_and_its_completion_is_delivered_once(isolated_home):
-    model = ReplayModel(
+    model = RecordedModel(
         [
             calls(("bash", {"command": "sleep 1; echo finished", "inline_ms": 50})),
             ModelCompleted(text="started it"),
@@ -83,7 +83,7 @@ def test_a_slow_command_becomes_a_task_and_its_completion_is_delivered_once(isol
 
 
 def test_a_failing_task_records_its_exit_code(isolated_home):
-    model = ReplayModel(
+    model = RecordedModel(
         [
             calls(("bash", {"command": "sleep 0.3; exit 3", "inline_ms": 0})),
             ModelCompleted(text="waiting"),
@@ -100,7 +100,7 @@ def test_a_failing_task_records_its_exit_code(isolated_home):
 
 def test_a_background_command_past_its_time_limit_records_timed_out(isolated_home):
     command = {"command": "trap '' TERM; sleep 30", "inline_ms": 0, "timeout_s": 1}
-    model = ReplayModel(
+    model = RecordedModel(
         [calls(("bash", command)), ModelCompleted(text="waiting"), ModelCompleted(text="seen")]
     )
     session = make_session(model, tools=default_registry())
@@ -117,7 +117,7 @@ def test_cancel_task_kills_the_process_group(isolated_home, tmp_path):
     command = f"echo $$ > {pid_file}; sleep 30"
     holder: dict = {}
 
-    class Model(ReplayModel):
+    class Model(RecordedModel):
         async def complete(self, messages, tools, sink):
             if len(self.requests) == 1:
                 task_id = json.loads([m for m in messages if m["role"] == "tool"][-1]["content"])[
@@ -150,7 +150,7 @@ def test_cancel_task_kills_the_process_group(isolated_home, tmp_path):
 
 
 def test_wait_task_returns_the_result_and_counts_as_delivery(isolated_home):
-    class Model(ReplayModel):
+    class Model(RecordedModel):
         async def complete(self, messages, tools, sink):
             if len(self.requests) == 1:
                 task_id = json.loads([m for m in messages if m["role"] == "tool"][-1]["content"])[
@@ -182,7 +182,7 @@ def test_wait_task_returns_the_result_and_counts_as_delivery(isolated_home):
 
 def test_a_large_task_output_is_an_artifact(isolated_home):
     command = "sleep 0.2; python3 -c \"print('z' * 15000)\""
-    model = ReplayModel(
+    model = RecordedModel(
         [
             calls(("bash", {"command": command, "inline_ms": 0})),
             ModelCompleted(text="a"),
@@ -199,7 +199,7 @@ def test_a_large_task_output_is_an_artifact(isolated_home):
 
 
 def test_no_wait_stops_running_tasks_at_exit(isolated_home):
-    model = ReplayModel(
+    model = RecordedModel(
         [calls(("bash", {"command": "sleep 30", "inline_ms": 0})), ModelCompleted(text="bye")]
     )
     session = make_session(model, tools=default_registry())
@@ -211,7 +211,7 @@ def test_no_wait_stops_running_tasks_at_exit(isolated_home):
 
 
 def test_read_and_list_tasks(isolated_home):
-    class Model(ReplayModel):
+    class Model(RecordedModel):
         async def complete(self, messages, tools, sink):
             if len(self.requests) == 1:
                 task_id = json.loads([m for m in messages if m["role"] == "tool"][-1]["content"])[
@@ -237,7 +237,7 @@ def test_read_and_list_tasks(isolated_home):
 
 
 def test_ctrl_c_while_a_one_shot_waits_for_tasks_stops_them_cleanly(isolated_home):
-    model = ReplayModel(
+    model = RecordedModel(
         [calls(("bash", {"command": "sleep 30", "inline_ms": 0})), ModelCompleted(text="waiting")]
     )
     session = make_session(model, tools=default_registry())

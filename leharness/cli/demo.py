@@ -22,7 +22,7 @@ def demo_command(as_json: bool) -> None:
     from importlib import resources
 
     from leharness import store
-    from leharness.loop.replay import ReplayModel
+    from leharness.replay.model import RecordedModel
     from leharness.store.events import ModelCompleted
 
     from .session import open_session
@@ -33,7 +33,7 @@ def demo_command(as_json: bool) -> None:
     store.check_is_sqlite(store.db_path())  # a bad LEHARNESS_HOME: one line, before any mkdir
     workspace = store.home_dir() / "demo"
     workspace.mkdir(parents=True, exist_ok=True)
-    model = ReplayModel(ModelCompleted(**reply) for reply in recording["replies"])
+    model = RecordedModel(ModelCompleted(**reply) for reply in recording["replies"])
     active = open_session(
         None,
         False,

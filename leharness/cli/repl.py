@@ -170,7 +170,7 @@ class Repl:
         return True
 
 
-def should_wake(loop: runner.Session) -> bool:
+def should_wake(loop: runner.LoopSession) -> bool:
     """Finished tasks the model has not seen, other than ones the user cancelled (those
     reach the model with the next prompt instead of starting an answer on their own)."""
     pending = projections.pending_notifications(loop.conn, loop.session_id)

@@ -34,7 +34,7 @@ def replay_command(
     The context window is --context-window (or its variable or settings.toml), else the
     one the recording was compacted under."""
     from leharness import projections, store
-    from leharness.loop import rerun
+    from leharness.replay import rerun
 
     from .settings import resolve_settings
 
@@ -59,7 +59,7 @@ def replay_command(
 
 
 def report_text(done, kept: str | None) -> str:
-    from leharness.loop.divergence import describe
+    from leharness.replay.divergence import describe
 
     lines = [f"replay: session {done.replay_session_id} in {kept}"] if kept else []
     found, compared = done.comparison.divergence, done.comparison.compared

@@ -1,7 +1,7 @@
 """Where the loop runs the user's hooks, and the `hook.ran` events that record them.
 
 Events that have hooks (an invocation starting, agent.finished, a compaction,
-a tool's result) are queued by `Session.record` and their hooks run at the
+a tool's result) are queued by `LoopSession.record` and their hooks run at the
 next safe point (`run_queued`); pre_tool hooks run before a call and may
 block it. With no hooks configured, nothing here does any work.
 """
@@ -17,7 +17,7 @@ from leharness.tools.hooks import Hook, HookRun, run_hook
 from leharness.tools.redact import redact
 
 if TYPE_CHECKING:
-    from .runner import Session
+    from .session import LoopSession
 
 # Which hook point an event (by type) sets off.
 POINT_OF = {
@@ -30,7 +30,7 @@ POINT_OF = {
 }
 
 
-def queue(session: Session, event: store.Event) -> None:
+def queue(session: LoopSession, event: store.Event) -> None:
     """Remember `event` if a hook is waiting for it (called for every recorded event)."""
     point = POINT_OF.get(event.type)
     if point is None or not session.hooks:
@@ -45,7 +45,7 @@ def queue(session: Session, event: store.Event) -> None:
         session.hook_queue.append((point, tool, event))
 
 
-async def run_queued(session: Session) -> None:
+async def run_queued(session: LoopSession) -> None:
     """Run the hooks of every queued event, in order, recording each run."""
     while session.hook_queue:
         point, tool, event = session.hook_queue.pop(0)
@@ -56,7 +56,7 @@ async def run_queued(session: Session) -> None:
             _record(session, await run_hook(hook, payload, session.cwd), event, tool)
 
 
-async def pre_tool(session: Session, call: ev.ToolCall) -> str | None:
+async def pre_tool(session: LoopSession, call: ev.ToolCall) -> str | None:
     """Run the pre_tool hooks of a call; the error the model sees if one blocked it."""
     hooks = session.hooks.at("pre_tool", call.name) if session.hooks else []
     for hook in hooks:
@@ -70,7 +70,7 @@ async def pre_tool(session: Session, call: ev.ToolCall) -> str | None:
     return None
 
 
-def _payload(session: Session, point: str, event: dict[str, Any] | None) -> dict[str, Any]:
+def _payload(session: LoopSession, point: str, event: dict[str, Any] | None) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "hook": point,
         "session_id": session.session_id,
@@ -89,7 +89,7 @@ def _arguments(call: ev.ToolCall) -> Any:
 
 
 def _record(
-    session: Session,
+    session: LoopSession,
     run: HookRun,
     event: store.Event | None,
     tool: str | None,

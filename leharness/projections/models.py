@@ -131,7 +131,7 @@ class ArtifactRow(Row):
 class SessionView(Row):
     """Everything the loop needs for one step, read from projection rows: the session's
     `SessionRow`, its visible messages and its tasks, as of now (a snapshot the loop
-    rebuilds every step, unlike the running `runner.Session` that holds it)."""
+    rebuilds every step, unlike the running `loop.session.LoopSession` that holds it)."""
 
     session: SessionRow
     messages: list[Message]

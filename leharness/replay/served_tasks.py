@@ -14,11 +14,11 @@ import os
 from typing import Any
 
 from leharness import store
+from leharness.loop.channel import Channel
 from leharness.store import events as ev
 from leharness.tools.base import ToolContext
 from leharness.tools.tasks import RunningTask, TaskRuntime
 
-from .channel import Channel
 from .divergence import SKIPPED
 
 Ending = ev.TaskCompleted | ev.TaskFailed | ev.TaskCancelled

@@ -14,10 +14,10 @@ from leharness.projections import Message
 from leharness.store import events as ev
 from leharness.tools import artifacts
 
-from .model import ProviderError, StreamSink
+from ..model import ProviderError, StreamSink
 
 if TYPE_CHECKING:
-    from .runner import Session
+    from ..session import LoopSession
 
 
 SUMMARY_MAX_TOKENS = 1024
@@ -30,7 +30,7 @@ SUMMARY_MAX_CHARS = SUMMARY_MAX_TOKENS * 4  # if a provider ignores max_tokens
 
 
 async def summarise(
-    session: Session, tier: str, window: list[Message], limit: int
+    session: LoopSession, tier: str, window: list[Message], limit: int
 ) -> ev.CompactionSummary | str:
     """Save the window's transcript, ask the model for a summary of at most `limit`
     characters of it, record the outcome.

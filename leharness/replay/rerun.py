@@ -27,20 +27,19 @@ from pathlib import Path
 from typing import Any
 
 from leharness import store
+from leharness.loop import compaction, runner
+from leharness.loop.channel import Channel, NullChannel
 from leharness.store import events as ev
 from leharness.tools import CORE_TOOLS
 from leharness.tools.approval import Approval, ApprovalRequest, Decision
 from leharness.tools.artifacts import locate as locate_artifact
 from leharness.tools.base import Tool, ToolContext, ToolError, ToolRegistry
 
-from . import compaction, runner
-from .channel import Channel, NullChannel
 from .divergence import Comparison, compare
-from .model import ProviderError, Reply, StreamSink
+from .model import Outcome, RecordedModel
 from .served_tasks import ServedTasks
 
 TASK_WAIT_S = 600.0
-Outcome = ev.ModelCompleted | ev.ModelFailed | ev.ModelCancelled
 
 
 class ReplayError(Exception):
@@ -148,59 +147,24 @@ def load_recording(conn, session_id: str) -> Recording:
     return Recording(session_id, created.cwd, created.provider, created.model, events, children)
 
 
-class RecordedModel:
-    """Serves the recorded model outcomes in order: replies, failures and cancels. A
+def recorded_model(recording: Recording) -> RecordedModel:
+    """The recorded model outcomes served in order: replies, failures and cancels. A
     subagent's calls (recognised by its prompt, the first user message) get its own."""
-
-    def __init__(self, recording: Recording) -> None:
-        self.provider = recording.provider or "replay"
-        self.model = recording.model or "recorded"
-        self._main = recording.outcomes()
-        # Children with the same prompt share one queue, in the order they were spawned.
-        self._children: dict[str | None, list[Outcome]] = {}
-        for child in recording.tree()[1:]:
-            self._children.setdefault(child.prompt(), []).extend(child.outcomes())
-        self._children.pop(None, None)
-        self._summaries = recording.summaries()
-
-    async def complete(
-        self,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        sink: StreamSink,
-        max_tokens: int | None = None,
-    ) -> Reply:
-        if max_tokens is not None:  # only compaction's summariser bounds its output
-            return await self._summary()
-        first = next((m.get("content") for m in messages if m.get("role") == "user"), None)
-        queue = self._children.get(first, self._main)
-        if not queue:
-            raise ProviderError("the recording has no model output left for this call", "exhausted")
-        recorded = queue.pop(0)
-        await asyncio.sleep(0)
-        match recorded:
-            case ev.ModelFailed(error=error, kind=kind, attempts=attempts):
-                raise ProviderError(error, kind, attempts)
-            case ev.ModelCancelled(text=text, reasoning=reasoning):
-                sink.add(text, reasoning)
-                raise asyncio.CancelledError  # as when the user pressed Ctrl-C mid-answer
-        sink.add(recorded.text, recorded.reasoning)
-        return Reply(recorded.text, recorded.reasoning, list(recorded.tool_calls), recorded.usage)
-
-    async def _summary(self) -> Reply:
-        """The recorded summariser answer, in order: the summary, or the same failure."""
-        if not self._summaries:
-            raise ProviderError("the recording has no summary left for this call", "exhausted")
-        recorded = self._summaries.pop(0)
-        await asyncio.sleep(0)
-        match recorded:
-            case ev.CompactionSummaryFailed(kind="cancelled"):
-                raise asyncio.CancelledError
-            case ev.CompactionSummaryFailed(kind="empty"):
-                return Reply("", "", [], None)
-            case ev.CompactionSummaryFailed(error=error, kind=kind):
-                raise ProviderError(error, kind)
-        return Reply(recorded.summary, "", [], None)
+    # Children with the same prompt share one queue, in the order they were spawned.
+    children: dict[str, list[Outcome]] = {}
+    for child in recording.tree()[1:]:
+        prompt = child.prompt()
+        if prompt is not None:
+            children.setdefault(prompt, []).extend(child.outcomes())
+    return RecordedModel(
+        recording.outcomes(),
+        provider=recording.provider or "replay",
+        model=recording.model or "recorded",
+        by_prompt=children,
+        summaries=recording.summaries(),
+        chunk=0,
+        estimate_usage=False,
+    )
 
 
 #: Tools that run for real even when the others answer from the recording.
@@ -298,9 +262,9 @@ def replay(
     home = scratch_home or Path(tempfile.mkdtemp(prefix="lh-replay-"))
     conn = store.open_events_only(store.db_path(home))
     try:
-        model = RecordedModel(recording)
+        model = recorded_model(recording)
         session_id = runner.new_session(conn, cwd, model.provider, model.model)
-        session = runner.Session(
+        session = runner.LoopSession(
             conn=conn,
             session_id=session_id,
             model=model,
@@ -341,7 +305,7 @@ def recorded_approval(events: list[store.Event]) -> Approval:
     return Approval("auto")
 
 
-async def _run(session: runner.Session, invocations: list[Invocation]) -> None:
+async def _run(session: runner.LoopSession, invocations: list[Invocation]) -> None:
     try:
         for invocation in invocations:
             if invocation.text is None:  # it woke up when background work ended: let it end
