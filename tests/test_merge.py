@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from leharness import store
 from leharness.cli import cli
 from leharness.store import merge as merge_module
+from leharness.store.log import encode_data
 
 from .util import snapshot, tool_round
 
@@ -288,3 +289,74 @@ def test_merge_brings_the_artifacts_along(tmp_path, db, isolated_home):
     assert row[0] == f"artifacts/{session_id}/{saved.artifact_id}"
     assert locate(isolated_home, row[0]).read_bytes() == b"a large output"
     assert artifact_problems(db) == []
+
+
+def test_the_fast_path_shifts_the_search_rows_and_indexes_them(tmp_path, db, monkeypatch):
+    """Whole new sessions are copied with their projection rows; the conversation rows,
+    keyed by the event's global seq, move with their events' new seqs, and the FTS index
+    takes exactly them: what a rebuild gives, and search finds the merged words. A file
+    whose global seqs have a gap goes through the triggers instead, with the same result."""
+    copied: list[int] = []
+    fast = merge_module.Merger._copy_with_projections
+
+    def spy(self, result):
+        fast(self, result)
+        copied.append(result.events_added)
+
+    monkeypatch.setattr(merge_module.Merger, "_copy_with_projections", spy)
+    tool_round(db, store.create_session(db), "already here before the merge")
+    job = tmp_path / "job"
+    for n in range(3):
+        make_trial(job, f"t__{n}", reward=1.0, rounds=n + 1)
+    gap_path = job / "t__gap" / "agent" / "leharness" / "sessions.db"
+    gap = store.open_store(gap_path)
+    gap_session = store.create_session(gap)
+    prompt = {"type": "invocation.received", "text": "zanzibar"}
+    gap.execute(  # an event with a seq far past the others: the file's seqs are not 1..n
+        "INSERT INTO events (seq, id, session_id, session_seq, ts, type, data) "
+        "VALUES (50, 'E-GAP', ?, 2, '2026-01-01T00:00:00.000Z', 'invocation.received', ?)",
+        (gap_session, encode_data(store.validate_payload(prompt))),
+    )
+    tool_round(gap, gap_session, "after a gap")
+    gap.close()
+    source = store.open_store(job / "t__2" / "agent" / "leharness" / "sessions.db")
+    tool_round(source, store.create_session(source), "quetzalcoatl in a second session")
+    source.close()
+
+    result = merge(job)
+    assert result.exit_code == 0, result.output
+    assert len(copied) == 3  # the three gapless files took the fast path, the fourth did not
+
+    from leharness.projections.search import search
+    from leharness.store.health import rebuild_drift
+
+    assert rebuild_drift(db) == []  # every projection row (conversation's seq too) and FTS
+    rows = db.execute(
+        "SELECT c.seq, c.session_seq, e.session_seq, e.session_id = c.session_id "
+        "FROM conversation c JOIN events e ON e.seq = c.seq"
+    ).fetchall()
+    assert len(rows) == db.execute("SELECT count(*) FROM conversation").fetchone()[0] > 12
+    assert all(row[1] == row[2] and row[3] for row in rows)
+    for word, count in (("quetzalcoatl", 1), ("zanzibar", 1), ("task", 6), ("already", 1)):
+        assert len(search(db, word)) == count, word
+    doctor = CliRunner().invoke(cli, ["doctor"])
+    assert doctor.exit_code == 0, doctor.output
+
+    # The same files through the triggers alone give the same rows, seqs included.
+    monkeypatch.setattr(merge_module.Merger, "_can_copy_projections", lambda self, result: False)
+    slow_home = tmp_path / "slow"
+    monkeypatch.setenv("LEHARNESS_HOME", str(slow_home))
+    slow = store.open_store(slow_home / "sessions.db")
+    tool_round(slow, store.create_session(slow), "already here before the merge")
+    assert merge(job).exit_code == 0
+    assert len(copied) == 3
+    query = (  # the merged rows (the session made here first has its own ts in each home)
+        "SELECT seq, session_id, session_seq, role, kind, tool, text, ts FROM conversation "
+        "WHERE seq > 9 ORDER BY seq"
+    )
+    merged = [tuple(row) for row in db.execute(query)]
+    assert [tuple(row) for row in slow.execute(query)] == merged and len(merged) > 12
+    hits = "SELECT rowid FROM conversation_fts WHERE conversation_fts MATCH ? ORDER BY rowid"
+    for word in ("task", "bash", "done", "quetzalcoatl"):
+        assert slow.execute(hits, (word,)).fetchall() == db.execute(hits, (word,)).fetchall()
+    slow.close()

@@ -12,6 +12,7 @@ with INSERT … SELECT, so memory stays flat in the number and size of files.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -19,11 +20,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .connection import DB_FILENAME, StoreError, check_is_sqlite, write_transaction
-from .schema import SCHEMA_VERSION, SOURCE_TABLES, projection_tables
+from .reinstall import _fts_indexes
+from .schema import (
+    SCHEMA_VERSION,
+    SOURCE_TABLES,
+    projection_objects,
+    projection_tables,
+    shadow_names,
+)
 from .trials import TrialRow, find_trial_results, read_trial, record_trial, trial_of
 from .triggers import Switch, trigger_switch, triggers_off
 
 _EVENT_COLUMNS = "id, session_id, session_seq, ts, type, data"
+
+# Projection tables keyed by the event's own global `seq` (search.sql's `conversation`,
+# the rowid of its FTS index). An event gets a new seq here, so a copy of their rows
+# shifts `seq` by the same amount as the events'; a trigger that writes NEW.seq into
+# any other table makes the fast path stand aside (see _seq_only_in).
+_SEQ_KEYED = frozenset({"conversation"})
+_NEW_SEQ = re.compile(r"\bNEW\.seq\b", re.I)
+_INSERT_INTO = re.compile(r"\bINSERT\s+(?:OR\s+\w+\s+)?INTO\s+[\"\[]?(\w+)", re.I)
 
 
 class MergeConflict(StoreError):
@@ -74,7 +90,7 @@ class Merger:
         self._ours: list[tuple[str, str, str]] | None = None
         self._events_sql = _events_sql(conn, "main")
         self._checked = False  # whether the attached file's CHECKs are ours
-        self._columns: dict[str, str] | None = None
+        self._copies: dict[str, str] | None = None
 
     def merge(self, path: Path) -> Merged:
         result = Merged(path)
@@ -113,28 +129,37 @@ class Merger:
     def _can_copy_projections(self, result: Merged) -> bool:
         """Whether the source's projection rows are exactly what our triggers would make
         of its events: every session is new here, both files define the same derived
-        tables, indexes and triggers (same SQL), and every projection table is a plain
-        table keyed by session. Decided once per distinct source schema."""
+        tables, indexes and triggers (same SQL), every projection table is a plain table
+        keyed by session (or by the event's seq, which the copy shifts, with its full-text
+        index filled here), and the file's events are numbered without gaps. The schema is
+        compared once per distinct source schema."""
         if result.sessions_extended or result.sessions_unchanged:
             return False  # the file's rows of those sessions are here already
         theirs = tuple(_derived_schema(self.conn, "src"))
         self._checked = _events_sql(self.conn, "src") == self._events_sql
         if theirs not in self._copyable:
             self._copyable[theirs] = self._same_as_ours(list(theirs))
-        return self._copyable[theirs]
+        return self._copyable[theirs] and _gapless(self.conn)
 
     def _same_as_ours(self, theirs: list[tuple[str, str, str]]) -> bool:
         if self._ours is None:
             self._ours = _derived_schema(self.conn, "main")
         if self._ours != theirs:
             return False
+        indexes = {name: content for name, _columns, content in _fts_indexes()}
+        shadows = {shadow for name in indexes for shadow in shadow_names(name)}
+        copied = {name for kind, name in projection_objects() if kind == "table"} - shadows
         for kind, name, sql in self._ours:
-            if kind != "table":
-                continue
-            if sql.upper().startswith("CREATE VIRTUAL"):
+            if kind == "trigger" and not _seq_only_in(sql, _SEQ_KEYED | set(indexes)):
                 return False
+            if kind != "table" or name not in copied:
+                continue  # lh_meta, say, is the same in both files and not copied
+            if sql.upper().startswith("CREATE VIRTUAL"):
+                if indexes.get(name) not in _SEQ_KEYED:
+                    return False  # a virtual table we cannot refill from a shifted table
+                continue
             columns = {row[1] for row in self.conn.execute(f'PRAGMA main.table_info("{name}")')}
-            if not {"session_id", "id"} & columns:
+            if not {"session_id", "id"} & columns and name not in _SEQ_KEYED:
                 return False
         return True
 
@@ -142,25 +167,49 @@ class Merger:
         """Whole new sessions: the events and the projection rows the same triggers built
         from them in the source file, with this connection's triggers off for the copy
         (other connections keep theirs; the source's sequences were checked contiguous,
-        which the events guard would have checked). Replaying 1,000 events through the
-        projections costs ~0.3 s; this ~10 ms."""
+        which the events guard would have checked). The events get the next global seqs
+        here, in the source's order: rows keyed by the event's seq move by the same
+        offset, and the full-text indexes take exactly those new rows, as the triggers
+        would have indexed them. Replaying 1,000 events through the projections costs
+        ~30 ms of CPU; this a few."""
         conn = self.conn
-        if self._columns is None:
-            self._columns = {
-                table: ", ".join(
-                    f'"{row[1]}"' for row in conn.execute(f'PRAGMA main.table_info("{table}")')
-                )
-                for table in projection_tables(conn)
-            }
+        if self._copies is None:
+            self._copies = self._copy_statements()
+        (first,) = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM main.events").fetchone()
+        (low,) = conn.execute("SELECT min(seq) FROM src.events").fetchone()
         with _no_triggers(conn, self._switch), _no_checks(conn, self._checked):
             result.events_added += conn.execute(
                 f"INSERT INTO main.events ({_EVENT_COLUMNS}) "
                 f"SELECT {_EVENT_COLUMNS} FROM src.events ORDER BY seq"
             ).rowcount
-            for table, columns in self._columns.items():
-                conn.execute(
-                    f'INSERT INTO main."{table}" ({columns}) SELECT {columns} FROM src."{table}"'
-                )
+            shift = {"offset": first - (low or 0), "first": first}
+            for sql in self._copies.values():
+                conn.execute(sql, shift)
+
+    def _copy_statements(self) -> dict[str, str]:
+        """table: the INSERT … SELECT that copies its rows, for every projection table
+        (FTS indexes last: they read their content table's new rows)."""
+        conn = self.conn
+        indexes = {name: (columns, content) for name, columns, content in _fts_indexes()}
+        plain: dict[str, str] = {}
+        for table in projection_tables(conn):
+            if table in indexes:
+                continue
+            names = [row[1] for row in conn.execute(f'PRAGMA main.table_info("{table}")')]
+            columns = ", ".join(f'"{c}"' for c in names)
+            picked = columns
+            if table in _SEQ_KEYED:
+                picked = ", ".join('"seq" + :offset' if c == "seq" else f'"{c}"' for c in names)
+            plain[table] = (
+                f'INSERT INTO main."{table}" ({columns}) SELECT {picked} FROM src."{table}"'
+            )
+        for name, (columns, content) in indexes.items():
+            listed = ", ".join(f'"{c}"' for c in columns)
+            plain[name] = (
+                f'INSERT INTO main."{name}" (rowid, {listed}) '
+                f'SELECT rowid, {listed} FROM main."{content}" WHERE rowid >= :first'
+            )
+        return plain
 
 
 @contextmanager
@@ -176,6 +225,22 @@ def _no_checks(conn: sqlite3.Connection, checked: bool) -> Iterator[None]:
         yield
     finally:
         conn.execute("PRAGMA ignore_check_constraints = OFF")
+
+
+def _gapless(conn: sqlite3.Connection) -> bool:
+    """Whether the file's events have the global seqs min..max without a gap (so each
+    gets the seq here that its position in the copy gives it)."""
+    (count, low, high) = conn.execute(
+        "SELECT count(*), min(seq), max(seq) FROM src.events"
+    ).fetchone()
+    return count == 0 or high - low + 1 == count
+
+
+def _seq_only_in(trigger_sql: str, tables: set[str]) -> bool:
+    """Whether a trigger that reads NEW.seq writes only into `tables`."""
+    if not _NEW_SEQ.search(trigger_sql):
+        return True
+    return set(_INSERT_INTO.findall(trigger_sql)) <= tables
 
 
 def _events_sql(conn: sqlite3.Connection, schema: str) -> str | None:
