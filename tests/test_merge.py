@@ -14,6 +14,7 @@ from leharness import store
 from leharness.cli import cli
 from leharness.store import merge as merge_module
 from leharness.store.log import encode_data
+from leharness.store.merge_copy import FastCopy
 
 from .util import snapshot, tool_round
 
@@ -296,14 +297,14 @@ def test_the_fast_path_shifts_the_search_rows_and_indexes_them(tmp_path, db, mon
     keyed by the event's global seq, move with their events' new seqs, and the FTS index
     takes exactly them: what a rebuild gives, and search finds the merged words. A file
     whose global seqs have a gap goes through the triggers instead, with the same result."""
-    copied: list[int] = []
-    fast = merge_module.Merger._copy_with_projections
+    copied: list[int | None] = []
+    fast = FastCopy.copy
 
-    def spy(self, result):
-        fast(self, result)
-        copied.append(result.events_added)
+    def spy(self, total, checked):
+        copied.append(fast(self, total, checked))
+        return copied[-1]
 
-    monkeypatch.setattr(merge_module.Merger, "_copy_with_projections", spy)
+    monkeypatch.setattr(FastCopy, "copy", spy)
     tool_round(db, store.create_session(db), "already here before the merge")
     job = tmp_path / "job"
     for n in range(3):
@@ -325,7 +326,7 @@ def test_the_fast_path_shifts_the_search_rows_and_indexes_them(tmp_path, db, mon
 
     result = merge(job)
     assert result.exit_code == 0, result.output
-    assert len(copied) == 3  # the three gapless files took the fast path, the fourth did not
+    assert copied == [9, 17, 34, None]  # the gapless files were copied, not the fourth
 
     from leharness.projections.search import search
     from leharness.store.health import rebuild_drift
@@ -343,13 +344,13 @@ def test_the_fast_path_shifts_the_search_rows_and_indexes_them(tmp_path, db, mon
     assert doctor.exit_code == 0, doctor.output
 
     # The same files through the triggers alone give the same rows, seqs included.
-    monkeypatch.setattr(merge_module.Merger, "_can_copy_projections", lambda self, result: False)
+    monkeypatch.setattr(FastCopy, "applies", lambda self, schema: False)
     slow_home = tmp_path / "slow"
     monkeypatch.setenv("LEHARNESS_HOME", str(slow_home))
     slow = store.open_store(slow_home / "sessions.db")
     tool_round(slow, store.create_session(slow), "already here before the merge")
     assert merge(job).exit_code == 0
-    assert len(copied) == 3
+    assert len(copied) == 4
     query = (  # the merged rows (the session made here first has its own ts in each home)
         "SELECT seq, session_id, session_seq, role, kind, tool, text, ts FROM conversation "
         "WHERE seq > 9 ORDER BY seq"
