@@ -361,3 +361,29 @@ def test_the_fast_path_shifts_the_search_rows_and_indexes_them(tmp_path, db, mon
     for word in ("task", "bash", "done", "quetzalcoatl"):
         assert slow.execute(hits, (word,)).fetchall() == db.execute(hits, (word,)).fetchall()
     slow.close()
+
+
+def test_a_file_another_connection_has_open_is_read_with_its_wal(tmp_path, db):
+    """A file is attached immutable only when no connection has it open: events still in
+    the WAL of a live writer are merged too."""
+    path = tmp_path / "live" / "sessions.db"
+    live = store.open_store(path)
+    session_id = store.create_session(live)
+    tool_round(live, session_id, "still in the wal")
+    assert (tmp_path / "live" / "sessions.db-wal").exists()
+    result = merge(path)
+    live.close()
+    assert result.exit_code == 0, result.output
+    assert db.execute("SELECT event_count FROM sessions").fetchone()[0] == 9
+
+
+def test_a_file_written_while_read_immutable_is_merged_again(tmp_path, db, monkeypatch):
+    job = tmp_path / "job"
+    make_trial(job, "t__1", reward=1.0)
+    stamps = iter([(1, 1, 1, 1), (2, 2, 2, 2)])  # at rest before the copy, changed after
+    monkeypatch.setattr(merge_module, "_at_rest", lambda path: next(stamps, None))
+    result = merge(job)
+    assert result.exit_code == 0, result.output
+    assert "1 sessions added" in result.output and "9 events" in result.output
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 9
+    assert store.health.rebuild_drift(db) == []
