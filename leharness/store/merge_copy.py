@@ -89,15 +89,12 @@ class FastCopy:
         (nothing done) when the file's global seqs have gaps. `checked`: the file's
         events table is ours, so its CHECKs held for every row it has."""
         conn = self.conn
-        low, high = conn.execute(
-            "SELECT (SELECT min(seq) FROM src.events), (SELECT max(seq) FROM src.events)"
-        ).fetchone()
-        if total == 0 or high - low + 1 != total:
-            return None
         if self._copies is None:
             self._copies, self._present = self._statements()
-        (first,) = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM main.events").fetchone()
-        present = conn.execute(self._present).fetchone()
+        # One statement: the file's seq range, the next seq here, which tables have rows.
+        low, high, first, *present = conn.execute(self._present).fetchone()
+        if total == 0 or high - low + 1 != total:
+            return None
         shift = {"offset": first - low, "first": first}
         with _no_triggers(conn, self._switch), _no_checks(conn, checked):
             added = conn.execute(
@@ -130,9 +127,9 @@ class FastCopy:
         return True
 
     def _statements(self) -> tuple[dict[str, str], str]:
-        """({table: the INSERT … SELECT that copies its rows}, the query telling which
-        tables have rows in the source file). FTS indexes come last: they read their
-        content table's new rows here."""
+        """({table: the INSERT … SELECT that copies its rows}, the query giving the file's
+        lowest and highest seq, the next seq here, and which tables have rows in the
+        file). FTS indexes come last: they read their content table's new rows here."""
         conn = self.conn
         indexes = {name: (columns, content) for name, columns, content in _fts_indexes()}
         copies: dict[str, str] = {}
@@ -158,7 +155,10 @@ class FastCopy:
                 f'SELECT rowid, {listed} FROM main."{content}" WHERE rowid >= :first'
             )
             checks.append(f'EXISTS (SELECT 1 FROM src."{content}")')
-        return copies, "SELECT " + ", ".join(checks)
+        return copies, (
+            "SELECT (SELECT min(seq) FROM src.events), (SELECT max(seq) FROM src.events), "
+            "(SELECT coalesce(max(seq), 0) + 1 FROM main.events), " + ", ".join(checks)
+        )
 
 
 def _seq_only_in(trigger_sql: str, tables: set[str]) -> bool:
