@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,13 +75,20 @@ class Merger:
         self._fast = FastCopy(conn, trigger_switch(conn))
         self._events_sql = read_schema(conn, "main").events_sql
         self._uri = _uri_filenames(conn)
+        self.trial_files: set[Path] = set()  # result.json files recorded so far
         # A WAL checkpoint every ~50 files rather than every ~5: pages that every file
         # rewrites (b-tree edges, the FTS index's structure) go to the file once per
         # checkpoint (measured: -0.5 ms of CPU a file). This connection only.
         conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
 
     def merge(self, path: Path) -> Merged:
-        trial = trial_of(path)
+        found = trial_of(path)
+        merged = self._merge(path, found[1] if found else None)
+        if found:
+            self.trial_files.add(found[0])
+        return merged
+
+    def _merge(self, path: Path, trial: TrialRow | None) -> Merged:
         _check_source(path)
         stamp = _at_rest(path) if self._uri else None
         if stamp is not None:
@@ -170,14 +177,18 @@ def _uri_filenames(conn: sqlite3.Connection) -> bool:
     )
 
 
-def merge_trials(conn: sqlite3.Connection, paths: Iterable[Path]) -> int:
+def merge_trials(
+    conn: sqlite3.Connection, paths: Iterable[Path], recorded: Collection[Path] = ()
+) -> int:
     """Record every trial whose result.json is under the given paths (trials without a
-    database too, e.g. the oracle's); return how many."""
-    rows = [row for file in find_trial_results(paths) if (row := read_trial(file)) is not None]
+    database too, e.g. the oracle's), but for the `recorded` ones (read and recorded
+    with their database already); return how many trials there are."""
+    files = find_trial_results(paths)
+    rows = [row for f in files if f not in recorded and (row := read_trial(f)) is not None]
     with write_transaction(conn):
         for row in rows:
             record_trial(conn, row)
-    return len(rows)
+    return len(rows) + sum(1 for f in files if f in recorded)
 
 
 def _plan(

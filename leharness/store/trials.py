@@ -110,13 +110,13 @@ def find_trial_results(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-def trial_of(db_file: Path) -> TrialRow | None:
-    """The row of the Harbor trial whose folder holds this database, if it is inside
-    one (its result.json read once)."""
+def trial_of(db_file: Path) -> tuple[Path, TrialRow] | None:
+    """The result.json and row of the Harbor trial whose folder holds this database, if
+    it is inside one (its result.json read once)."""
     for folder in list(db_file.resolve().parents)[:_MAX_DEPTH]:
         result = folder / RESULT_FILENAME
         if result.is_file() and (row := read_trial(result)) is not None:
-            return row
+            return result, row
     return None
 
 
