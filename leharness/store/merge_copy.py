@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -76,8 +77,8 @@ class FastCopy:
         self._switch = switch
         self._ours = read_schema(conn, "main")
         self._verdicts: dict[str, bool] = {}
-        self._copies: dict[str, str] | None = None  # table: its INSERT … SELECT
-        self._present: str | None = None  # one query: which source tables have rows
+        # ({table: its INSERT … SELECT}, the query run before them), made on first use
+        self._prepared: tuple[dict[str, str], str] | None = None
 
     def applies(self, theirs: FileSchema) -> bool:
         if theirs.derived not in self._verdicts:
@@ -89,10 +90,11 @@ class FastCopy:
         (nothing done) when the file's global seqs have gaps. `checked`: the file's
         events table is ours, so its CHECKs held for every row it has."""
         conn = self.conn
-        if self._copies is None:
-            self._copies, self._present = self._statements()
+        if self._prepared is None:
+            self._prepared = self._statements()
+        copies, before = self._prepared
         # One statement: the file's seq range, the next seq here, which tables have rows.
-        low, high, first, *present = conn.execute(self._present).fetchone()
+        low, high, first, *present = conn.execute(before).fetchone()
         if total == 0 or high - low + 1 != total:
             return None
         shift = {"offset": first - low, "first": first}
@@ -101,7 +103,7 @@ class FastCopy:
                 f"INSERT INTO main.events ({EVENT_COLUMNS}) "
                 f"SELECT {EVENT_COLUMNS} FROM src.events ORDER BY seq"
             ).rowcount
-            for has_rows, sql in zip(present, self._copies.values(), strict=True):
+            for has_rows, sql in zip(present, copies.values(), strict=True):
                 if has_rows:
                     conn.execute(sql, shift)
         return added
@@ -146,10 +148,10 @@ class FastCopy:
                 f'INSERT INTO main."{table}" ({columns}) SELECT {picked} FROM src."{table}"'
             )
             checks.append(f'EXISTS (SELECT 1 FROM src."{table}")')
-        for name, (columns, content) in indexes.items():
+        for name, (indexed, content) in indexes.items():
             if content not in copies:
                 continue
-            listed = ", ".join(f'"{c}"' for c in columns)
+            listed = ", ".join(f'"{c}"' for c in indexed)
             copies[name] = (
                 f'INSERT INTO main."{name}" (rowid, {listed}) '
                 f'SELECT rowid, {listed} FROM main."{content}" WHERE rowid >= :first'
@@ -161,7 +163,7 @@ class FastCopy:
         )
 
 
-def _seq_only_in(trigger_sql: str, tables: set[str]) -> bool:
+def _seq_only_in(trigger_sql: str, tables: AbstractSet[str]) -> bool:
     """Whether a trigger that reads NEW.seq writes only into `tables`."""
     if not _NEW_SEQ.search(trigger_sql):
         return True
