@@ -13,6 +13,8 @@ from click.testing import CliRunner
 from leharness import store
 from leharness.cli import cli
 from leharness.store import merge as merge_module
+from leharness.store.log import encode_data
+from leharness.store.merge_copy import FastCopy
 
 from .util import snapshot, tool_round
 
@@ -288,3 +290,100 @@ def test_merge_brings_the_artifacts_along(tmp_path, db, isolated_home):
     assert row[0] == f"artifacts/{session_id}/{saved.artifact_id}"
     assert locate(isolated_home, row[0]).read_bytes() == b"a large output"
     assert artifact_problems(db) == []
+
+
+def test_the_fast_path_shifts_the_search_rows_and_indexes_them(tmp_path, db, monkeypatch):
+    """Whole new sessions are copied with their projection rows; the conversation rows,
+    keyed by the event's global seq, move with their events' new seqs, and the FTS index
+    takes exactly them: what a rebuild gives, and search finds the merged words. A file
+    whose global seqs have a gap goes through the triggers instead, with the same result."""
+    copied: list[int | None] = []
+    fast = FastCopy.copy
+
+    def spy(self, total, checked):
+        copied.append(fast(self, total, checked))
+        return copied[-1]
+
+    monkeypatch.setattr(FastCopy, "copy", spy)
+    tool_round(db, store.create_session(db), "already here before the merge")
+    job = tmp_path / "job"
+    for n in range(3):
+        make_trial(job, f"t__{n}", reward=1.0, rounds=n + 1)
+    gap_path = job / "t__gap" / "agent" / "leharness" / "sessions.db"
+    gap = store.open_store(gap_path)
+    gap_session = store.create_session(gap)
+    prompt = {"type": "invocation.received", "text": "zanzibar"}
+    gap.execute(  # an event with a seq far past the others: the file's seqs are not 1..n
+        "INSERT INTO events (seq, id, session_id, session_seq, ts, type, data) "
+        "VALUES (50, 'E-GAP', ?, 2, '2026-01-01T00:00:00.000Z', 'invocation.received', ?)",
+        (gap_session, encode_data(store.validate_payload(prompt))),
+    )
+    tool_round(gap, gap_session, "after a gap")
+    gap.close()
+    source = store.open_store(job / "t__2" / "agent" / "leharness" / "sessions.db")
+    tool_round(source, store.create_session(source), "quetzalcoatl in a second session")
+    source.close()
+
+    result = merge(job)
+    assert result.exit_code == 0, result.output
+    assert copied == [9, 17, 34, None]  # the gapless files were copied, not the fourth
+
+    from leharness.projections.search import search
+    from leharness.store.health import rebuild_drift
+
+    assert rebuild_drift(db) == []  # every projection row (conversation's seq too) and FTS
+    rows = db.execute(
+        "SELECT c.seq, c.session_seq, e.session_seq, e.session_id = c.session_id "
+        "FROM conversation c JOIN events e ON e.seq = c.seq"
+    ).fetchall()
+    assert len(rows) == db.execute("SELECT count(*) FROM conversation").fetchone()[0] > 12
+    assert all(row[1] == row[2] and row[3] for row in rows)
+    for word, count in (("quetzalcoatl", 1), ("zanzibar", 1), ("task", 6), ("already", 1)):
+        assert len(search(db, word)) == count, word
+    doctor = CliRunner().invoke(cli, ["doctor"])
+    assert doctor.exit_code == 0, doctor.output
+
+    # The same files through the triggers alone give the same rows, seqs included.
+    monkeypatch.setattr(FastCopy, "applies", lambda self, schema: False)
+    slow_home = tmp_path / "slow"
+    monkeypatch.setenv("LEHARNESS_HOME", str(slow_home))
+    slow = store.open_store(slow_home / "sessions.db")
+    tool_round(slow, store.create_session(slow), "already here before the merge")
+    assert merge(job).exit_code == 0
+    assert len(copied) == 4
+    query = (  # the merged rows (the session made here first has its own ts in each home)
+        "SELECT seq, session_id, session_seq, role, kind, tool, text, ts FROM conversation "
+        "WHERE seq > 9 ORDER BY seq"
+    )
+    merged = [tuple(row) for row in db.execute(query)]
+    assert [tuple(row) for row in slow.execute(query)] == merged and len(merged) > 12
+    hits = "SELECT rowid FROM conversation_fts WHERE conversation_fts MATCH ? ORDER BY rowid"
+    for word in ("task", "bash", "done", "quetzalcoatl"):
+        assert slow.execute(hits, (word,)).fetchall() == db.execute(hits, (word,)).fetchall()
+    slow.close()
+
+
+def test_a_file_another_connection_has_open_is_read_with_its_wal(tmp_path, db):
+    """A file is attached immutable only when no connection has it open: events still in
+    the WAL of a live writer are merged too."""
+    path = tmp_path / "live" / "sessions.db"
+    live = store.open_store(path)
+    session_id = store.create_session(live)
+    tool_round(live, session_id, "still in the wal")
+    assert (tmp_path / "live" / "sessions.db-wal").exists()
+    result = merge(path)
+    live.close()
+    assert result.exit_code == 0, result.output
+    assert db.execute("SELECT event_count FROM sessions").fetchone()[0] == 9
+
+
+def test_a_file_written_while_read_immutable_is_merged_again(tmp_path, db, monkeypatch):
+    job = tmp_path / "job"
+    make_trial(job, "t__1", reward=1.0)
+    stamps = iter([(1, 1, 1, 1), (2, 2, 2, 2)])  # at rest before the copy, changed after
+    monkeypatch.setattr(merge_module, "_at_rest", lambda path: next(stamps, None))
+    result = merge(job)
+    assert result.exit_code == 0, result.output
+    assert "1 sessions added" in result.output and "9 events" in result.output
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 9
+    assert store.health.rebuild_drift(db) == []

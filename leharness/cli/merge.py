@@ -46,7 +46,7 @@ def merge_command(paths: tuple[Path, ...]) -> None:
                 totals.sessions_extended += done.sessions_extended
                 totals.sessions_unchanged += done.sessions_unchanged
                 totals.events_added += done.events_added
-        trials = merge.merge_trials(conn, paths)
+        trials = merge.merge_trials(conn, paths, merger.trial_files)
     click.echo(
         f"merged {len(files) - len(refused)} of {len(files)} databases: "
         f"{totals.sessions_added} sessions added, {totals.sessions_extended} extended, "

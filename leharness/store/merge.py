@@ -3,27 +3,30 @@
 `lh merge` brings a fleet's histories (every trial of a Harbor job has its own
 database) into one file. Each source file is copied in one transaction: its
 events go in through the ordinary insert, so the projection triggers build the
-rows as for any append. Merging is idempotent: a session already here with the
-same events adds nothing, one that grew since adds only its new tail, and one
-whose events differ from ours (same session id, different event ids) is a
-conflict and the whole file is refused. The source file is ATTACHed and copied
-with INSERT … SELECT, so memory stays flat in the number and size of files.
+rows as for any append, or, for whole new sessions from a file with our
+projections, together with the rows its triggers built (merge_copy.py).
+Merging is idempotent: a session already here with the same events adds
+nothing, one that grew since adds only its new tail, and one whose events
+differ from ours (same session id, different event ids) is a conflict and the
+whole file is refused. The source file is ATTACHed and copied with
+INSERT … SELECT, so memory stays flat in the number and size of files.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .connection import DB_FILENAME, StoreError, check_is_sqlite, write_transaction
-from .schema import SCHEMA_VERSION, SOURCE_TABLES, projection_tables
+from .merge_copy import EVENT_COLUMNS, FastCopy, FileSchema, read_schema
+from .schema import SCHEMA_VERSION
 from .trials import TrialRow, find_trial_results, read_trial, record_trial, trial_of
-from .triggers import Switch, trigger_switch, triggers_off
+from .triggers import trigger_switch
 
-_EVENT_COLUMNS = "id, session_id, session_seq, ts, type, data"
+CHECKPOINT_PAGES = 10_000  # ~40 MB of WAL
 
 
 class MergeConflict(StoreError):
@@ -63,26 +66,49 @@ def merge_database(conn: sqlite3.Connection, path: Path) -> Merged:
 
 
 class Merger:
-    """Merges files one after the other into `conn`, remembering what they share: the
-    projection column lists and, per schema of a source file, whether its projection
-    rows can be copied (a fleet's files all have the same schema: one comparison)."""
+    """Merges files one after the other into `conn`, remembering what they share (the
+    copy statements, whether a source schema's projection rows can be copied: a fleet's
+    files all have the same schema, so one comparison)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self._switch = trigger_switch(conn)
-        self._copyable: dict[tuple[tuple[str, str, str], ...], bool] = {}
-        self._ours: list[tuple[str, str, str]] | None = None
-        self._events_sql = _events_sql(conn, "main")
-        self._checked = False  # whether the attached file's CHECKs are ours
-        self._columns: dict[str, str] | None = None
+        self._fast = FastCopy(conn, trigger_switch(conn))
+        self._events_sql = read_schema(conn, "main").events_sql
+        self._uri = _uri_filenames(conn)
+        self.trial_files: set[Path] = set()  # result.json files recorded so far
+        # A WAL checkpoint every ~50 files rather than every ~5: pages that every file
+        # rewrites (b-tree edges, the FTS index's structure) go to the file once per
+        # checkpoint (measured: -0.5 ms of CPU a file). This connection only.
+        conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
 
     def merge(self, path: Path) -> Merged:
-        result = Merged(path)
-        trial = trial_of(path)
+        found = trial_of(path)
+        merged = self._merge(path, found[1] if found else None)
+        if found:
+            self.trial_files.add(found[0])
+        return merged
+
+    def _merge(self, path: Path, trial: TrialRow | None) -> Merged:
         _check_source(path)
-        self.conn.execute("ATTACH DATABASE ? AS src", (str(path),))
+        stamp = _at_rest(path) if self._uri else None
+        if stamp is not None:
+            try:
+                return self._merge_file(path, trial, stamp)
+            except _Written:
+                pass  # written while it was read: read it again the ordinary way
+        return self._merge_file(path, trial, None)
+
+    def _merge_file(self, path: Path, trial: TrialRow | None, stamp: _Stamp | None) -> Merged:
+        """Attach the file (immutable when `stamp` says it is at rest: SQLite then neither
+        locks it nor looks for its WAL, ~0.5 ms a file), merge it, detach it."""
+        result = Merged(path)
+        name = f"{path.resolve().as_uri()}?mode=ro&immutable=1" if stamp else str(path)
+        self.conn.execute("ATTACH DATABASE ? AS src", (name,))
         try:
-            self._merge_attached(path, result, trial)
+            with write_transaction(self.conn):
+                self._merge_attached(path, result, trial)
+                if stamp is not None and _at_rest(path) != stamp:
+                    raise _Written
         except sqlite3.IntegrityError as error:  # an event id already here in another session
             raise MergeConflict(
                 f"{path}: its events clash with events already here ({error}); "
@@ -94,133 +120,87 @@ class Merger:
 
     def _merge_attached(self, path: Path, result: Merged, trial: TrialRow | None) -> None:
         conn = self.conn
-        with write_transaction(conn):
-            _check_attached(conn, path)
-            have, contiguous = _plan(conn, path, result)
-            if have and contiguous and self._can_copy_projections(result):
-                self._copy_with_projections(result)
-            elif have:
+        schema = _check_attached(conn, path)
+        have, contiguous, sessions = _plan(conn, path, result)
+        if have and contiguous and not (result.sessions_extended or result.sessions_unchanged):
+            added = None
+            if self._fast.applies(schema):
+                added = self._fast.copy(sum(sessions.values()), self._ours(schema))
+            if added is None:  # not our projections, or seqs with gaps: through the triggers
                 _copy_events(conn, have, result)
-            if trial is not None:
-                record_trial(conn, trial)
-                conn.execute(
-                    "INSERT OR REPLACE INTO trial_sessions (session_id, trial_id) "
-                    "SELECT DISTINCT session_id, ? FROM src.events",
-                    (trial.trial_id,),
-                )
-                result.trial = trial.trial
+            else:
+                result.events_added += added
+        elif have:
+            _copy_events(conn, have, result)
+        if trial is not None:
+            record_trial(conn, trial)
+            conn.executemany(
+                "INSERT OR REPLACE INTO trial_sessions (session_id, trial_id) VALUES (?, ?)",
+                ((session_id, trial.trial_id) for session_id in sessions),
+            )
+            result.trial = trial.trial
 
-    def _can_copy_projections(self, result: Merged) -> bool:
-        """Whether the source's projection rows are exactly what our triggers would make
-        of its events: every session is new here, both files define the same derived
-        tables, indexes and triggers (same SQL), and every projection table is a plain
-        table keyed by session. Decided once per distinct source schema."""
-        if result.sessions_extended or result.sessions_unchanged:
-            return False  # the file's rows of those sessions are here already
-        theirs = tuple(_derived_schema(self.conn, "src"))
-        self._checked = _events_sql(self.conn, "src") == self._events_sql
-        if theirs not in self._copyable:
-            self._copyable[theirs] = self._same_as_ours(list(theirs))
-        return self._copyable[theirs]
-
-    def _same_as_ours(self, theirs: list[tuple[str, str, str]]) -> bool:
-        if self._ours is None:
-            self._ours = _derived_schema(self.conn, "main")
-        if self._ours != theirs:
-            return False
-        for kind, name, sql in self._ours:
-            if kind != "table":
-                continue
-            if sql.upper().startswith("CREATE VIRTUAL"):
-                return False
-            columns = {row[1] for row in self.conn.execute(f'PRAGMA main.table_info("{name}")')}
-            if not {"session_id", "id"} & columns:
-                return False
-        return True
-
-    def _copy_with_projections(self, result: Merged) -> None:
-        """Whole new sessions: the events and the projection rows the same triggers built
-        from them in the source file, with this connection's triggers off for the copy
-        (other connections keep theirs; the source's sequences were checked contiguous,
-        which the events guard would have checked). Replaying 1,000 events through the
-        projections costs ~0.3 s; this ~10 ms."""
-        conn = self.conn
-        if self._columns is None:
-            self._columns = {
-                table: ", ".join(
-                    f'"{row[1]}"' for row in conn.execute(f'PRAGMA main.table_info("{table}")')
-                )
-                for table in projection_tables(conn)
-            }
-        with _no_triggers(conn, self._switch), _no_checks(conn, self._checked):
-            result.events_added += conn.execute(
-                f"INSERT INTO main.events ({_EVENT_COLUMNS}) "
-                f"SELECT {_EVENT_COLUMNS} FROM src.events ORDER BY seq"
-            ).rowcount
-            for table, columns in self._columns.items():
-                conn.execute(
-                    f'INSERT INTO main."{table}" ({columns}) SELECT {columns} FROM src."{table}"'
-                )
+    def _ours(self, schema: FileSchema) -> bool:
+        """Whether the file's events table is ours (same SQL: its CHECKs held)."""
+        return schema.events_sql == self._events_sql
 
 
-@contextmanager
-def _no_checks(conn: sqlite3.Connection, checked: bool) -> Iterator[None]:
-    """CHECK constraints off for a copy from a file whose events table is ours (same
-    SQL, so its CHECKs held for every row it has; its projection tables were compared
-    before): json_valid on every event's data costs ~0.5 ms of CPU a file."""
-    if not checked:
-        yield
-        return
-    conn.execute("PRAGMA ignore_check_constraints = ON")
+class _Written(Exception):
+    """The file changed while it was read as immutable."""
+
+
+_Stamp = tuple[int, int, int, int]
+
+
+def _at_rest(path: Path) -> _Stamp | None:
+    """(inode, size, mtime, ctime) of a database file that no connection has open: none
+    has a WAL beside it (a WAL-mode file has one from its first open to its last close)
+    nor a hot journal. None otherwise. Only stat(), never open()."""
+    for suffix in ("-wal", "-journal"):
+        if os.path.exists(f"{path}{suffix}"):
+            return None
     try:
-        yield
-    finally:
-        conn.execute("PRAGMA ignore_check_constraints = OFF")
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
-def _events_sql(conn: sqlite3.Connection, schema: str) -> str | None:
-    row = conn.execute(
-        f"SELECT sql FROM {schema}.sqlite_master WHERE type = 'table' AND name = 'events'"
-    ).fetchone()
-    return row[0] if row else None
+def _uri_filenames(conn: sqlite3.Connection) -> bool:
+    """Whether ATTACH reads a `file:` URI as one (SQLite built with SQLITE_USE_URI, as
+    Debian's and Python's own builds are); otherwise it would name a new file."""
+    return bool(
+        conn.execute(
+            "SELECT 1 FROM pragma_compile_options WHERE compile_options = 'USE_URI=1' "
+            "OR compile_options = 'USE_URI'"
+        ).fetchone()
+    )
 
 
-@contextmanager
-def _no_triggers(conn: sqlite3.Connection, switch: Switch | None) -> Iterator[None]:
-    """This connection's triggers off (see triggers.py); where that switch is missing,
-    the projection triggers are dropped and re-created inside the caller's transaction
-    (it holds the write lock; readers see the schema only as committed), which costs
-    ~12 ms a file more."""
-    if switch is not None:
-        with triggers_off(switch):
-            yield
-        return
-    triggers = conn.execute(
-        "SELECT name, sql FROM main.sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_%'"
-    ).fetchall()
-    for name, _sql in triggers:
-        conn.execute(f'DROP TRIGGER main."{name}"')
-    yield
-    for _name, sql in triggers:
-        conn.execute(sql)
-
-
-def merge_trials(conn: sqlite3.Connection, paths: Iterable[Path]) -> int:
+def merge_trials(
+    conn: sqlite3.Connection, paths: Iterable[Path], recorded: Collection[Path] = ()
+) -> int:
     """Record every trial whose result.json is under the given paths (trials without a
-    database too, e.g. the oracle's); return how many."""
-    rows = [row for file in find_trial_results(paths) if (row := read_trial(file)) is not None]
+    database too, e.g. the oracle's), but for the `recorded` ones (read and recorded
+    with their database already); return how many trials there are."""
+    files = find_trial_results(paths)
+    rows = [row for f in files if f not in recorded and (row := read_trial(f)) is not None]
     with write_transaction(conn):
         for row in rows:
             record_trial(conn, row)
-    return len(rows)
+    return len(rows) + sum(1 for f in files if f in recorded)
 
 
-def _plan(conn: sqlite3.Connection, path: Path, result: Merged) -> tuple[dict[str, int], bool]:
+def _plan(
+    conn: sqlite3.Connection, path: Path, result: Merged
+) -> tuple[dict[str, int], bool, dict[str, int]]:
     """({session id: how many of its events are here already} for the sessions that
     have events to add, whether every session of the file numbers its events 1..n
-    without gaps); raises MergeConflict when a session's events differ. One indexed
-    query gives every session's count here and in the file."""
+    without gaps, {session id: its events in the file} for every session of the file);
+    raises MergeConflict when a session's events differ. One indexed query gives every
+    session's count here and in the file."""
     todo: dict[str, int] = {}
+    sessions: dict[str, int] = {}
     contiguous = True
     counts = conn.execute(
         "SELECT s.session_id, s.top, s.n = s.top AND s.low = 1, "
@@ -230,6 +210,7 @@ def _plan(conn: sqlite3.Connection, path: Path, result: Merged) -> tuple[dict[st
         "count(*) AS n FROM src.events GROUP BY session_id) AS s"
     ).fetchall()
     for session_id, count, gapless, here in counts:
+        sessions[session_id] = count
         contiguous = contiguous and bool(gapless)
         if here == 0:
             result.sessions_added += 1
@@ -251,7 +232,7 @@ def _plan(conn: sqlite3.Connection, path: Path, result: Merged) -> tuple[dict[st
             todo[session_id] = here
         else:
             result.sessions_unchanged += 1
-    return todo, contiguous
+    return todo, contiguous, sessions
 
 
 def _ids(conn: sqlite3.Connection, schema: str, session_id: str, upto: int) -> list[str]:
@@ -279,7 +260,7 @@ def _copy_events(conn: sqlite3.Connection, have: dict[str, int], result: Merged)
     try:
         conn.executemany("INSERT INTO temp.merge_todo VALUES (?, ?)", have.items())
         result.events_added += conn.execute(
-            f"INSERT INTO main.events ({_EVENT_COLUMNS}) "
+            f"INSERT INTO main.events ({EVENT_COLUMNS}) "
             f"SELECT {_qualified('e')} FROM src.events AS e "
             "JOIN temp.merge_todo AS todo ON todo.session_id = e.session_id "
             "WHERE e.session_seq > todo.start ORDER BY e.seq"
@@ -288,20 +269,8 @@ def _copy_events(conn: sqlite3.Connection, have: dict[str, int], result: Merged)
         conn.execute("DROP TABLE temp.merge_todo")
 
 
-def _derived_schema(conn: sqlite3.Connection, schema: str) -> list[tuple[str, str, str]]:
-    """(type, name, sql) of every projection table, its indexes and the projection
-    triggers."""
-    sources = ", ".join(f"'{name}'" for name in sorted(SOURCE_TABLES))
-    return conn.execute(
-        f"SELECT type, name, sql FROM {schema}.sqlite_master "
-        "WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' AND ("
-        "(type = 'trigger' AND name LIKE 'proj_%') OR "
-        f"(type IN ('table', 'index') AND tbl_name NOT IN ({sources}))) ORDER BY type, name"
-    ).fetchall()
-
-
 def _qualified(alias: str) -> str:
-    return ", ".join(f"{alias}.{column.strip()}" for column in _EVENT_COLUMNS.split(","))
+    return ", ".join(f"{alias}.{column.strip()}" for column in EVENT_COLUMNS.split(","))
 
 
 def _check_source(path: Path) -> None:
@@ -314,18 +283,18 @@ def _check_source(path: Path) -> None:
         raise StoreError(f"{path}: no such file")
 
 
-def _check_attached(conn: sqlite3.Connection, path: Path) -> None:
+def _check_attached(conn: sqlite3.Connection, path: Path) -> FileSchema:
+    """The attached file's schema, after checking it is a leharness database we can read."""
     try:
         version = conn.execute("PRAGMA src.user_version").fetchone()[0]
-        has_events = conn.execute(
-            "SELECT 1 FROM src.sqlite_master WHERE type = 'table' AND name = 'events'"
-        ).fetchone()
+        schema = read_schema(conn, "src")
     except sqlite3.DatabaseError as error:
         raise StoreError(f"{path} is not a usable SQLite database ({error})") from None
-    if not has_events:
+    if schema.events_sql is None:
         raise StoreError(f"{path} is not a leharness database (no events table)")
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"{path} has schema version {version}, newer than this leharness "
             f"understands ({SCHEMA_VERSION}); upgrade leharness to merge it"
         )
+    return schema

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,8 @@ class TrialRow:
     result: str
 
 
-_COLUMNS = ", ".join(f.name for f in fields(TrialRow))
+_NAMES = tuple(f.name for f in fields(TrialRow))
+_COLUMNS = ", ".join(_NAMES)
 _PLACEHOLDERS = ", ".join("?" for _ in fields(TrialRow))
 
 
@@ -96,7 +97,8 @@ def read_trial(path: Path) -> TrialRow | None:
 def record_trial(conn: sqlite3.Connection, row: TrialRow) -> None:
     """Insert or refresh the trial's row (inside the caller's transaction)."""
     sql = f"INSERT OR REPLACE INTO trials ({_COLUMNS}) VALUES ({_PLACEHOLDERS})"
-    conn.execute(sql, astuple(row))
+    # Not dataclasses.astuple: it deep-copies every field (~0.4 ms a trial in lh merge).
+    conn.execute(sql, tuple(getattr(row, name) for name in _NAMES))
 
 
 def find_trial_results(paths: Iterable[Path]) -> list[Path]:
@@ -108,13 +110,13 @@ def find_trial_results(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-def trial_of(db_file: Path) -> TrialRow | None:
-    """The row of the Harbor trial whose folder holds this database, if it is inside
-    one (its result.json read once)."""
+def trial_of(db_file: Path) -> tuple[Path, TrialRow] | None:
+    """The result.json and row of the Harbor trial whose folder holds this database, if
+    it is inside one (its result.json read once)."""
     for folder in list(db_file.resolve().parents)[:_MAX_DEPTH]:
         result = folder / RESULT_FILENAME
         if result.is_file() and (row := read_trial(result)) is not None:
-            return row
+            return result, row
     return None
 
 
