@@ -176,4 +176,4 @@ def test_a_version_15_file_drops_its_copied_timeline_rows_on_upgrade(tmp_path):
     ).fetchone()
     assert tools == 1
     indexes = {name for (name,) in upgraded.execute("SELECT name FROM sqlite_master")}
-    assert "sessions_updated" not in indexes
+    assert not {"sessions_updated", "conversation_session"} & indexes

@@ -87,7 +87,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         16,
         "cheaper appends: timeline keeps steps and model calls (session_timeline reads tool "
-        "calls and tasks from their own tables); no sessions_updated index",
+        "calls and tasks from their own tables); no sessions_updated or conversation_session index",
         None,
         True,
     ),
