@@ -1,17 +1,31 @@
 """Flat in the length of the session: a 500-turn session built as a user builds
-one, by 50 resumes (`lh --session ID "…"`) of 10 tool turns each (a shell
-`echo` and the scripted server's instant answer), then the per-turn overhead of
-10 more turns on it, (T10 - T1) / 9 from an `lh --session` run of 10 turns
-against one of 1, against the same on a fresh 10-turn session, in one run.
-Measured without compaction (a context window far above the session) and with
-it (an 8,000-token window, so compaction has changed older messages). CPU
-time of the `lh` process (and its bash children): the machine is loaded."""
+one, by 50 resumes (`lh --session ID "…"`) of 10 tool turns each, then the
+per-turn overhead of 10 more turns on it, against the same on a 10-turn
+session, in one run. Measured without compaction (a context window far above
+the session) and with it (an 8,000-token window: every step hides the oldest
+turns).
+
+The figure is lh's own CPU time per turn: the scripted server reads the `lh`
+process's CPU time (Linux's per-thread schedstat, in ns) each time a request
+arrives, while lh waits for the answer, and a sample is (CPU at the 11th
+request - CPU at the 1st) / 10, the turns 501-510 (and 11-20). Start-up and
+exit are left out: an `lh` run's CPU time varies by tens of milliseconds on a
+loaded machine, which drowned a difference of separate runs of 10 and 1
+turns, (T10 - T1) / 9, as measured before 2026-12-06. Each tool turn is a
+`read_file` of a one-line file: a real tool call (tool.started,
+tool.completed) that starts no process; a shell command would add the cost of
+spawning bash and bubblewrap, the same at every length (and without
+`--approval auto` it was refused: no terminal to ask on). Every sample starts
+from a copy of the session as built, so the sessions do not grow while
+measured."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,80 +36,149 @@ from . import Figure, ensure_bytecode, measure
 
 LH = str(Path(sys.executable).with_name("lh"))
 TARGET = 1.2
+NOTE = "notes.txt"  # what each tool turn reads
 
 
-def respond(body: dict):
-    """Echo until the prompt's number of tool turns since the last user message."""
-    messages = body["messages"]
-    last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
-    wanted = int(str(messages[last_user]["content"]).split()[0])
-    done = sum(1 for m in messages[last_user:] if m["role"] == "tool")
-    if done < wanted:
-        return ToolCalls(Call("bash", {"command": f"echo turn {done}"}))
-    return Text("done")
+# What still grows, measured per step in one process (2026-12-06, loaded machine).
+GROWS = {
+    "no compaction": "What still grows with the length: the request itself, ~175 KB of "
+    "JSON at turn 500 sent whole every turn (joined, encoded to bytes and sent over "
+    "loopback: ~0.4 ms more than at turn 10), and each append, ~0.05 ms more per event "
+    "with every B-tree a level deeper (~0.3 ms a turn). Gone: converting and encoding "
+    "every message twice a step (~10 ms at turn 500), turns() every step, GC passes over "
+    "the loaded conversation inside turns",
+    "with compaction": "At turn 500 every step hides the oldest turn (T6: two more "
+    "events, the visible rows read again, turns grouped to choose what to hide); at "
+    "turn 10 nothing is compacted. Rows a compaction left alone keep their Message and "
+    "encoding",
+}
+
+
+class Responder:
+    """Reads the file until the prompt's number of tool turns since the last user
+    message; notes the CPU time of the watched `lh` process at each request."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.cpu_ns: list[int] = []
+
+    def __call__(self, body: dict):
+        if self.pid is not None:
+            self.cpu_ns.append(cpu_ns(self.pid))
+        messages = body["messages"]
+        last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+        wanted = int(str(messages[last_user]["content"]).split()[0])
+        done = sum(1 for m in messages[last_user:] if m["role"] == "tool")
+        if done < wanted:
+            return ToolCalls(Call("read_file", {"path": NOTE}))
+        return Text("done")
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time of a process so far, every thread's, in ns."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):  # a thread that ended
+            total += int(Path(task, "schedstat").read_text().split()[0])
+    return total
 
 
 class Session:
-    def __init__(self, home: str, server: ScriptedServer, window: int | None) -> None:
-        self.home = home
+    def __init__(
+        self, root: str, server: ScriptedServer, responder: Responder, window: int | None
+    ) -> None:
+        self.responder = responder
+        home, self.work = Path(root, "home"), Path(root, "work")  # tools may not read lh's home
+        home.mkdir()
+        self.work.mkdir()
+        self.db = home / "sessions.db"
         self.env = {
             k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LEHARNESS_"))
         }
         self.env.update(
-            LEHARNESS_HOME=home,
+            LEHARNESS_HOME=str(home),
             OPENAI_API_KEY="bench",
             OPENAI_BASE_URL=server.base_url,
             LEHARNESS_MAX_STEPS="20",
         )
         if window:
             self.env["LEHARNESS_CONTEXT_WINDOW"] = str(window)
+        Path(self.work, NOTE).write_text("the same line every turn\n")
         self.id: str | None = None
+        self.snapshot = home / "built.db"
 
     def turns(self, n: int) -> float:
         """Run one `lh` invocation of `n` tool turns on this session; its CPU ms."""
-        args = [LH] + (["--session", self.id] if self.id else []) + [f"{n} echoes, please"]
-        done = measure(args, self.env, self.home)
+        args = [LH] + (["--session", self.id] if self.id else []) + [f"{n} reads, please"]
+        done = measure(args, self.env, self.work)
         if done.code != 0:
             raise RuntimeError(f"lh exited {done.code}")
         if self.id is None:
-            with sqlite3.connect(Path(self.home, "sessions.db")) as conn:
+            with sqlite3.connect(self.db) as conn:
                 (self.id,) = conn.execute("SELECT id FROM sessions").fetchone()
         return done.cpu_ms
 
+    def keep(self) -> None:
+        """Keep the session as built (SQLite's backup API: never a file copy)."""
+        _copy(self.db, self.snapshot)
 
-def per_turn(session: Session, repeat: int) -> list[float]:
-    samples = []
-    for _ in range(repeat):
-        one = session.turns(1)
-        ten = session.turns(10)
-        samples.append((ten - one) / 9)
-    return samples
+    def restore(self) -> None:
+        _copy(self.snapshot, self.db)
+
+    def per_turn(self, turns: int = 10) -> float:
+        """lh's CPU ms per turn over `turns` turns, on the session as built."""
+        self.restore()
+        args = [LH, "--session", str(self.id), f"{turns + 1} reads, please"]
+        self.responder.cpu_ns = []
+        process = subprocess.Popen(
+            args, env=self.env, cwd=self.work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.responder.pid = process.pid
+        try:
+            code = process.wait()
+        finally:
+            self.responder.pid = None
+        samples = self.responder.cpu_ns
+        if code != 0 or len(samples) != turns + 2:
+            raise RuntimeError(f"lh exited {code} after {len(samples)} requests")
+        return (samples[-1] - samples[1]) / turns / 1e6
+
+
+def _copy(source: Path, target: Path) -> None:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
 
 
 def run(quick: bool) -> list[Figure]:
     ensure_bytecode()
-    repeat = 5 if quick else 9
+    repeat = 7 if quick else 15
     figures = []
     for label, window in (("no compaction", 10_000_000), ("with compaction", 8_000)):
         with (
             tempfile.TemporaryDirectory() as long_home,
             tempfile.TemporaryDirectory() as short_home,
-            ScriptedServer(responder=respond) as server,
+            ScriptedServer(responder=(responder := Responder())) as server,
         ):
-            long, short = Session(long_home, server, window), Session(short_home, server, window)
+            long = Session(long_home, server, responder, window)
+            short = Session(short_home, server, responder, window)
             for _ in range(50):
                 long.turns(10)
             short.turns(10)
+            long.keep()
+            short.keep()
             at_500, at_10 = [], []
             for _ in range(repeat):  # interleaved
-                at_500 += per_turn(long, 1)
-                at_10 += per_turn(short, 1)
-            with sqlite3.connect(Path(long_home, "sessions.db")) as conn:
-                events, compactions = conn.execute(
-                    "SELECT count(*), sum(type = 'compaction.completed') FROM events"
+                at_500.append(long.per_turn())
+                at_10.append(short.per_turn())
+            with sqlite3.connect(long.snapshot) as conn:
+                events, compactions, visible = conn.execute(
+                    "SELECT count(*), sum(type = 'compaction.completed'), "
+                    "(SELECT count(*) FROM transcript) FROM events"
                 ).fetchone()
-        # One (T10 - T1) / 9 sample carries the noise of two start-ups: the
-        # ratio is of the medians, its samples each at-500 sample over that median.
+            conn.close()
+        # The ratio is of the medians; its samples, each at-500 sample over that median.
         at_10_median = statistics.median(at_10)
         ratio = [a / at_10_median for a in at_500]
         median = statistics.median(at_500) / at_10_median
@@ -108,7 +191,8 @@ def run(quick: bool) -> list[Figure]:
                 ratio,
                 f"<= {TARGET}",
                 median <= TARGET,
-                f"the long session: {events:,} events, {compactions or 0} compactions",
+                f"the long session: {events:,} events, {compactions or 0} compactions, "
+                f"{visible:,} messages the model sees. {GROWS[label]}",
             ),
         ]
     return figures

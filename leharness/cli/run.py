@@ -138,6 +138,7 @@ def run_command(
     from .usage import cost, session_usage, summary_line
 
     before = session_usage(session.loop.conn, session.session_id)
+    session.warm()  # before the freeze: the conversation read here is never collected again
     process.started()
     result = session.run(text, task_wait_s=task_wait, wait=not no_wait)
     if not as_json:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leharness import projections, store
-from leharness.loop import runner
+from leharness.loop import prompt, runner
 from leharness.loop.model import ModelClient, OpenAICompatibleModel, RetryPolicy
 from leharness.loop.providers import ProviderConfigError, resolve_provider
 from leharness.tools import default_registry
@@ -37,6 +37,10 @@ class ActiveSession:
     @property
     def provider(self) -> str:
         return self.loop.model.provider
+
+    def warm(self) -> None:
+        """Read and encode the conversation before start-up ends (see prompt.warm)."""
+        prompt.warm(self.loop.conn, self.session_id)
 
     def run(self, text: str | None, task_wait_s: float = 600.0, wait: bool = True) -> runner.Result:
         """Run one prompt; wait (bounded) for the background tasks it starts."""

@@ -36,7 +36,8 @@ from leharness.store import events as ev
 from leharness.tools import artifacts
 
 from .hooks import run_queued
-from .prompt import build_messages, session_system, to_openai
+from .prompt import build_messages, sent_chars, session_system
+from .request import Messages, tools_json
 from .summary import summarise
 
 if TYPE_CHECKING:
@@ -119,7 +120,8 @@ def budget_of(session: Session) -> Budget:
 
 def request_chars(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
     """The size of a request's conversation and tool list, as JSON characters."""
-    return len(json.dumps(messages)) + (len(json.dumps(tools)) if tools else 0)
+    size = messages.chars() if isinstance(messages, Messages) else len(json.dumps(messages))
+    return size + (len(tools_json(tools)) if tools else 0)
 
 
 def is_fresh(row: SessionRow) -> bool:
@@ -149,8 +151,8 @@ def turns(messages: list[Message]) -> list[list[Message]]:
     """
     groups: list[list[Message]] = []
     waiting: set[str] = set()
+    previous: Message | None = None
     for message in messages:
-        previous = groups[-1][-1] if groups else None
         starts = previous is None or (
             not waiting
             and (
@@ -160,11 +162,15 @@ def turns(messages: list[Message]) -> list[list[Message]]:
             )
         )
         if starts:
-            groups.append([message])
+            current = [message]
+            groups.append(current)
         else:
-            groups[-1].append(message)
-        waiting |= {call.id for call in message.tool_calls or ()}
-        waiting.discard(message.tool_call_id or "")
+            current.append(message)
+        if message.tool_calls:
+            waiting.update(call.id for call in message.tool_calls)
+        if message.tool_call_id:
+            waiting.discard(message.tool_call_id)
+        previous = message
     return groups
 
 
@@ -223,10 +229,11 @@ async def compact_context(session: Session) -> Compacted | Interrupted:
     system = session_system(session, view)
     chars = 0 if is_fresh(view.session) else _prompt_chars(view, system, tools)
     pressure = measure(view.session, chars, budget)
-    old = [m for turn in old_turns(view.messages) for m in turn]
     measured = chars or None  # the request's size while no tier has changed the view
-    if old and pressure.value >= THRESHOLD["T1"] and cheap_tiers(session, pressure, old):
-        view, measured = _reread_messages(session, view), None
+    if pressure.value >= THRESHOLD["T1"]:  # grouping turns walks every visible message
+        old = [m for turn in old_turns(view.messages) for m in turn]
+        if old and cheap_tiers(session, pressure, old):
+            view, measured = _reread_messages(session, view), None
     try:
         for tier in ("T4", "T5"):
             if pressure.value < THRESHOLD[tier]:
@@ -368,7 +375,7 @@ def enforce_ceiling(
     if total <= ceiling:
         return False
     groups = turns(view.messages)
-    sizes = [sum(_sent_chars(m) for m in turn) for turn in groups]
+    sizes = _turn_sizes(groups, sent_chars(view))
     hidden = 0
     while hidden < len(groups) - 1 and total > ceiling:
         total -= sizes[hidden]
@@ -401,9 +408,13 @@ def shrink_after_overflow(session: Session) -> bool:
     return enforce_ceiling(session, view, system, budget, tools, pressure, ceiling=chars // 2)
 
 
-def _sent_chars(message: Message) -> int:
-    converted = to_openai(message)
-    return len(json.dumps(converted)) + 2 if converted is not None else 0
+def _turn_sizes(groups: list[list[Message]], chars: list[int]) -> list[int]:
+    """Each turn's share of the request's JSON, from each message's (in order)."""
+    sizes, start = [], 0
+    for turn in groups:
+        sizes.append(sum(chars[start : start + len(turn)]))
+        start += len(turn)
+    return sizes
 
 
 # -- manual compaction ----------------------------------------------------------

@@ -9,14 +9,18 @@ requests.
 from __future__ import annotations
 
 import base64
+import bisect
+import json
 import platform
 import re
 from pathlib import Path
 from typing import Any
 
-from leharness import store
+from leharness import projections, store
 from leharness.projections import Message, SessionView
 from leharness.tools import skills
+
+from . import request
 
 SYSTEM_PROMPT = """\
 You are lh, a careful coding agent running in a terminal harness.
@@ -80,22 +84,62 @@ def build_messages(
 ) -> list[dict[str, Any]]:
     """The request's messages. With `images` (the model accepts them), the images tool
     results point to (MCP image blocks, saved as artifacts) follow those results as image
-    parts of a user message: Chat Completions takes images only in user messages."""
-    messages: list[dict[str, Any]] = [{"role": "system", "content": system or system_prompt(view)}]
-    wanted = _recent_images(view.messages) if images else set()
-    pending: list[dict[str, Any]] = []
-    for message in view.messages:
-        if pending and message.role != "tool":  # after the last result of that reply
-            messages.append(_image_message(pending))
-            pending = []
-        converted = to_openai(message)
-        if converted is not None:
-            messages.append(converted)
-        if message.role == "tool" and wanted:
-            pending += [part for part in _image_parts(message.content) if part["id"] in wanted]
-    if pending:
-        messages.append(_image_message(pending))
-    return messages
+    parts of a user message: Chat Completions takes images only in user messages.
+
+    Each message is converted and encoded once per session (request.py): a step
+    costs the same at turn 10 and at turn 500."""
+    head = {"role": "system", "content": system or system_prompt(view)}
+    kept = request.conversation(view.session.id, view.messages, to_openai, _image_ids)
+    converted, encoded = [head, *kept.converted], [json.dumps(head), *kept.encoded]
+    if images and kept.marked:
+        _insert_images(view.messages, kept, converted, encoded)
+        return request.Messages(converted, encoded)
+    size = len(encoded[0]) + kept.chars() + 2 * len(kept.encoded) + 2  # the list's JSON
+    return request.Messages(converted, encoded, tail=kept.joined(), size=size)
+
+
+def sent_chars(view: SessionView) -> list[int]:
+    """What each visible message adds to the request's JSON (0: it sends nothing)."""
+    return request.conversation(view.session.id, view.messages, to_openai, _image_ids).sent_chars()
+
+
+def warm(conn: Any, session_id: str) -> None:
+    """Read and encode the session's visible conversation now, at start-up: the first
+    step then reads only what is new, and the objects made here are frozen with the
+    rest of start-up's heap instead of being walked by the collector during turns."""
+    messages = projections.visible_messages(conn, session_id)
+    request.conversation(session_id, messages, to_openai, _image_ids)
+
+
+def _image_ids(message: Message) -> list[str]:
+    if message.role != "tool" or "[image: " not in (message.content or ""):
+        return []
+    return [match["id"] for match in IMAGE_MARKER.finditer(message.content)]
+
+
+def _insert_images(
+    history: list[Message], kept: request.Kept, converted: list[Any], encoded: list[str]
+) -> None:
+    """Put the image messages into the request (`converted` and `encoded`, which hold
+    the system message first): the parts of the latest MAX_IMAGES images, each run of
+    tool results followed by one user message with the images its results returned."""
+    wanted = set([image for _, ids in kept.marked for image in ids][-MAX_IMAGES:])
+    parts: dict[int, list[dict[str, Any]]] = {}  # by the index of the message they precede
+    for index, ids in kept.marked:
+        if wanted.isdisjoint(ids):
+            continue  # older images: their files are not read again
+        found = [part for part in _image_parts(history[index].content) if part["id"] in wanted]
+        if not found:
+            continue
+        after = index + 1  # the first message after this run of tool results
+        while after < len(history) and history[after].role == "tool":
+            after += 1
+        parts.setdefault(after, []).extend(found)
+    for before in sorted(parts, reverse=True):  # from the end: earlier positions stay valid
+        position = 1 + bisect.bisect_left(kept.at, before)
+        message = _image_message(parts[before])
+        converted.insert(position, message)
+        encoded.insert(position, json.dumps(message))
 
 
 # A tool result's pointer to an image it returned (tools/mcp writes it).
@@ -115,16 +159,6 @@ def accepts_images(model: str | None) -> bool:
     """Whether the model takes image content parts (a known vision model family)."""
     name = (model or "").lower().rsplit("/", 1)[-1]
     return name.startswith(VISION_MODELS) and not name.startswith(("o1-mini", "o3-mini"))
-
-
-def _recent_images(history: list[Message]) -> set[str]:
-    found = [
-        match["id"]
-        for message in history
-        if message.role == "tool"
-        for match in IMAGE_MARKER.finditer(message.content or "")
-    ]
-    return set(found[-MAX_IMAGES:])
 
 
 def _image_parts(content: str) -> list[dict[str, Any]]:

@@ -23,6 +23,8 @@ from typing import Any
 
 from leharness import __version__
 
+from .request import encode_body
+
 # httpx's __init__ imports its command-line client (click, rich, pygments:
 # ~70 ms of CPU) whenever those are installed, which they are beside lh; a None
 # entry makes that import fail, and httpx then stands in a stub `main`.
@@ -102,7 +104,7 @@ class ChatTransport:
     @asynccontextmanager
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[Body]:
         client = self._pooled()
-        request = client.build_request("POST", self.url, content=json.dumps(body))
+        request = client.build_request("POST", self.url, content=encode_body(body))
         try:
             response = await client.send(request, stream=True)
         except httpx.TimeoutException as error:

@@ -12,6 +12,7 @@ same rows without pydantic to commands that only display them.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 
 from leharness.store import StoreError
 
@@ -69,8 +70,10 @@ def visible_messages(
     turn 500 (rebuilding every row as a pydantic object cost ~16 ms a step at
     1,300 rows). A message row changes after it is written only through a
     compaction, and every compaction moves `sessions.compacted_seq`: a
-    different value there throws the kept list away. `compacted_seq` is that
-    value when the caller has just read the session row (False: read it here).
+    different value there reads every visible row again, and a row equal to
+    the one kept keeps its `Message` (the same object: the request's encoding
+    of it, loop/request.py, stays valid). `compacted_seq` is that value when
+    the caller has just read the session row (False: read it here).
     """
     if compacted_seq is False:
         row = conn.execute(
@@ -79,16 +82,16 @@ def visible_messages(
         compacted_seq = row[0] if row else None
     key = (id(conn), session_id)
     kept = _VISIBLE.get(key)
-    if kept is None or kept.conn is not conn or kept.compacted_seq != compacted_seq:
+    if kept is None or kept.conn is not conn:
         kept = _Visible(conn, compacted_seq)
+    elif kept.compacted_seq != compacted_seq:
+        kept = kept.reread(compacted_seq)
     rows = conn.execute(
         f"SELECT {_VISIBLE_COLUMNS} FROM transcript WHERE session_id = ? AND session_seq > ? "
         "ORDER BY session_seq",
         (session_id, kept.last_seq),
     )
-    kept.messages += [Message(**dict(row)) for row in rows]
-    if kept.messages:
-        kept.last_seq = kept.messages[-1].session_seq
+    kept.add(rows)
     _VISIBLE.pop(key, None)
     _VISIBLE[key] = kept  # most recent last
     while len(_VISIBLE) > _VISIBLE_KEPT:
@@ -102,6 +105,25 @@ class _Visible:
         self.compacted_seq = compacted_seq
         self.last_seq = 0
         self.messages: list[Message] = []
+        self.rows: list[tuple] = []  # each message's row as read, to tell a changed one
+        self.earlier: dict[tuple, Message] = {}  # before the last compaction, by row
+
+    def reread(self, compacted_seq: int | None) -> _Visible:
+        """A fresh list that reads every visible row again, reusing the kept `Message` of
+        each row that the compaction left as it was."""
+        fresh = _Visible(self.conn, compacted_seq)
+        fresh.earlier = dict(zip(self.rows, self.messages, strict=True))
+        return fresh
+
+    def add(self, rows: Iterable[sqlite3.Row]) -> None:
+        for row in rows:
+            raw = tuple(row)
+            message = self.earlier.pop(raw, None) or Message(**dict(row))
+            self.rows.append(raw)
+            self.messages.append(message)
+        self.earlier = {}
+        if self.messages:
+            self.last_seq = self.messages[-1].session_seq
 
 
 _VISIBLE: dict[tuple[int, str], _Visible] = {}
@@ -215,7 +237,9 @@ def session_view(conn: sqlite3.Connection, session_id: str) -> SessionView:
     session = get_session(conn, session_id)
     if session is None:
         raise StoreError(f"no session {session_id!r} (`lh sessions` lists them)")
-    return SessionView(
+    # Built without validating again what was just built (a list of ~1,300 messages
+    # at turn 500 cost a check of each one, every step).
+    return SessionView.model_construct(
         session=session,
         messages=visible_messages(conn, session_id, session.compacted_seq),
         open_tasks=open_tasks(conn, session_id),

@@ -1,0 +1,203 @@
+"""The request's conversation, each message converted and JSON-encoded once.
+
+A step sends the whole visible conversation. Converting every message
+(`prompt.to_openai`) and encoding the whole request again at every step, twice
+(once to measure it for compaction, once to send it), made a step at turn 500
+cost several milliseconds more than at turn 10. Here each visible message is
+converted and encoded once: the visible-message cache (projections/read.py)
+hands out the same `Message` objects step after step until a compaction
+rebuilds them, so the kept entries are matched to the view by identity and a
+step converts and encodes only the messages that are new since the last one.
+
+The bytes sent stay exactly `json.dumps(body)`: `encode_body` joins the kept
+encodings with the separators `json.dumps` writes. The converted dicts are
+shared between steps: a model client reads them and must never change them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import operator
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from leharness.projections import Message
+
+Converter = Callable[[Message], "dict[str, Any] | None"]
+Scanner = Callable[[Message], "list[str]"]
+
+
+class Messages(list[dict[str, Any]]):
+    """The request's messages (plain dicts, as every ModelClient takes them), with
+    the JSON of each, so the request and its size come without encoding them again."""
+
+    def __init__(
+        self,
+        messages: list[dict[str, Any]],
+        encoded: list[str],
+        tail: str | None = None,
+        size: int | None = None,
+    ) -> None:
+        super().__init__(messages)
+        self.encoded = encoded
+        self.tail = tail  # ", ".join(encoded[1:]) when the builder kept it
+        self.size = size  # len(json.dumps(self)) when the builder kept it
+
+    def chars(self) -> int:
+        """len(json.dumps(self)), from the kept encodings."""
+        if len(self.encoded) != len(self):  # changed since it was built: measure it
+            return len(json.dumps(list(self)))
+        if self.size is not None:
+            return self.size
+        return sum(map(len, self.encoded)) + 2 * max(len(self.encoded) - 1, 0) + 2
+
+    def joined(self) -> str:
+        """ ", ".join(self.encoded), from the kept join when there is one."""
+        if self.tail is None or not self.encoded:
+            return ", ".join(self.encoded)
+        return ", ".join((self.encoded[0], self.tail)) if self.tail else self.encoded[0]
+
+
+class Kept:
+    """One session's converted and encoded messages, in the view's order."""
+
+    def __init__(self) -> None:
+        self.sources: list[Message] = []  # the Message objects converted (held: ids stay valid)
+        self.entries: list[tuple[dict[str, Any] | None, str | None, list[str]]] = []  # per source
+        self.converted: list[dict[str, Any]] = []  # those that send something
+        self.encoded: list[str] = []
+        self.at: list[int] = []  # for each converted message, its index in `sources`
+        self.marked: list[tuple[int, list[str]]] = []  # (index in sources, what `scan` found)
+        self._joined, self._joined_n = "", 0  # ", ".join(encoded[:_joined_n])
+        self._chars, self._chars_n = 0, 0  # sum of len(encoded[:_chars_n])
+
+    def joined(self) -> str:
+        """ ", ".join(self.encoded), extended by the messages added since the last call
+        (one copy of the text instead of joining ~1,300 strings again)."""
+        if self._joined_n < len(self.encoded):
+            new = ", ".join(self.encoded[self._joined_n :])
+            self._joined = f"{self._joined}, {new}" if self._joined_n else new
+            self._joined_n = len(self.encoded)
+        return self._joined
+
+    def chars(self) -> int:
+        """The total length of the encodings."""
+        if self._chars_n < len(self.encoded):
+            self._chars += sum(map(len, self.encoded[self._chars_n :]))
+            self._chars_n = len(self.encoded)
+        return self._chars
+
+    def extend(
+        self, messages: list[Message], convert: Converter, scan: Scanner, earlier: Kept | None
+    ) -> None:
+        """Add `messages`; those `earlier` holds (the same objects) are not converted again."""
+        known = {}
+        if earlier is not None:
+            known = {id(m): e for m, e in zip(earlier.sources, earlier.entries, strict=True)}
+        for message in messages:
+            entry = known.get(id(message))
+            if entry is None:
+                converted = convert(message)
+                encoded = json.dumps(converted) if converted is not None else None
+                entry = (converted, encoded, scan(message))
+            converted, encoded, found = entry
+            if converted is not None and encoded is not None:  # set together
+                self.at.append(len(self.sources))
+                self.converted.append(converted)
+                self.encoded.append(encoded)
+            if found:
+                self.marked.append((len(self.sources), found))
+            self.sources.append(message)
+            self.entries.append(entry)
+
+    def without_first(self, dropped: int) -> Kept:
+        """These messages but the first `dropped`."""
+        rest, cut = Kept(), bisect.bisect_left(self.at, dropped)
+        rest.sources, rest.entries = self.sources[dropped:], self.entries[dropped:]
+        rest.converted, rest.encoded = self.converted[cut:], self.encoded[cut:]
+        rest.at = [index - dropped for index in self.at[cut:]]
+        rest.marked = [(index - dropped, found) for index, found in self.marked if index >= dropped]
+        return rest
+
+    def sent_chars(self) -> list[int]:
+        """For each source message, what it adds to len(json.dumps(request messages))."""
+        return [len(encoded) + 2 if encoded is not None else 0 for _, encoded, _ in self.entries]
+
+
+_KEPT: OrderedDict[str, Kept] = OrderedDict()
+_KEPT_SESSIONS = 8  # sessions a process steps at once: the loop, subagents, compaction
+
+
+def conversation(
+    session_id: str, messages: list[Message], convert: Converter, scan: Scanner
+) -> Kept:
+    """`messages` converted (those that send something), their JSON, each one's index
+    in `messages`, and what `scan` found in each. Kept per session: the messages seen
+    at the last call (the same objects) are not converted again; after a compaction
+    that is most of them (projections/read.py keeps the objects of unchanged rows).
+    The result is shared: read it, never change it."""
+    kept = _KEPT.get(session_id)
+    seen = len(kept.sources) if kept is not None else 0
+    if kept is None:
+        kept = Kept()
+        kept.extend(messages, convert, scan, None)
+    elif seen <= len(messages) and all(map(operator.is_, messages[:seen], kept.sources)):
+        kept.extend(messages[seen:], convert, scan, None)  # the usual step: a few new ones
+    elif (dropped := _dropped_prefix(kept, messages)) is not None:
+        kept = kept.without_first(dropped)  # the oldest left the view (compaction's T6)
+        kept.extend(messages[len(kept.sources) :], convert, scan, None)
+    else:
+        earlier, kept = kept, Kept()
+        kept.extend(messages, convert, scan, earlier)
+    _KEPT[session_id] = kept
+    _KEPT.move_to_end(session_id)
+    while len(_KEPT) > _KEPT_SESSIONS:
+        _KEPT.popitem(last=False)
+    return kept
+
+
+def _dropped_prefix(kept: Kept, messages: list[Message]) -> int | None:
+    """How many of the oldest kept messages `messages` no longer starts with, when the
+    rest of them begins `messages` (the same objects in order); None otherwise."""
+    if not messages:
+        return None
+    first = messages[0]
+    dropped = next((i for i, m in enumerate(kept.sources) if m is first), None)
+    if dropped is None:
+        return None
+    rest = kept.sources[dropped:]
+    if len(rest) > len(messages) or not all(map(operator.is_, messages, rest)):
+        return None
+    return dropped
+
+
+def encode_body(body: dict[str, Any]) -> str:
+    """`json.dumps(body)`, byte for byte, reusing the kept encoding of its messages."""
+    messages = body.get("messages")
+    first = next(iter(body), None)
+    if first != "messages" or not isinstance(messages, Messages):
+        return json.dumps(body)
+    if len(messages.encoded) != len(messages):
+        return json.dumps(body)
+    parts = ['{"messages": [', messages.joined(), "]"]  # joined once: the text is large
+    for key, value in body.items():
+        if key != "messages":
+            encoded = tools_json(value) if key == "tools" else json.dumps(value)
+            parts.append(f", {json.dumps(key)}: {encoded}")
+    parts.append("}")
+    return "".join(parts)
+
+
+def tools_json(tools: list[dict[str, Any]]) -> str:
+    """`json.dumps(tools)`, kept while the same spec objects are offered (a registry
+    hands out the same dicts step after step; the list costs ~0.2 ms to encode)."""
+    global _TOOLS
+    key = tuple(map(id, tools))
+    if _TOOLS is None or _TOOLS[0] != key:
+        _TOOLS = (key, list(tools), json.dumps(tools))  # the specs held: their ids stay valid
+    return _TOOLS[2]
+
+
+_TOOLS: tuple[tuple[int, ...], list[dict[str, Any]], str] | None = None

@@ -1,0 +1,222 @@
+"""The request's conversation is converted and JSON-encoded once per message
+(loop/request.py): a step converts only the messages new since the last one,
+a compaction converts only the rows it changed, and the bytes sent are always
+exactly `json.dumps` of the request, as a fresh process builds them."""
+
+from __future__ import annotations
+
+import json
+
+from leharness import projections, store
+from leharness.loop import prompt, request
+from leharness.loop.compaction import request_chars
+
+from .util import tool_round
+
+TO_OPENAI = prompt.to_openai  # the converter itself, whatever a test counts
+
+
+def counting(monkeypatch) -> list[int]:
+    """Record the session_seq of every message converted from now on."""
+    converted: list[int] = []
+    original = prompt.to_openai
+
+    def to_openai(message):  # build_messages looks the name up at each call
+        converted.append(message.session_seq)
+        return original(message)
+
+    monkeypatch.setattr(prompt, "to_openai", to_openai)
+    return converted
+
+
+def body(messages) -> dict:
+    return {
+        "messages": messages,
+        "model": "m",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "tools": [{"type": "function", "function": {"name": "bash", "parameters": {}}}],
+    }
+
+
+def fresh_request(path, session_id: str) -> str:
+    """The request as built without any cache: a new connection's rows, each message
+    converted on the spot, plain json.dumps."""
+    conn = store.open_store(path)
+    try:
+        view = projections.session_view(conn, session_id)
+    finally:
+        conn.close()
+    converted = [TO_OPENAI(m) for m in view.messages]
+    system = {"role": "system", "content": "system"}
+    return json.dumps(body([system, *[m for m in converted if m is not None]]))
+
+
+def test_a_step_converts_only_new_messages_and_sends_the_same_bytes(tmp_path, monkeypatch):
+    path = tmp_path / "sessions.db"
+    conn = store.open_store(path)
+    session_id = store.create_session(conn)
+    for n in range(3):
+        tool_round(conn, session_id, f"question {n}")
+    converted = counting(monkeypatch)
+    first = prompt.build_messages(projections.session_view(conn, session_id), "system")
+    assert len(converted) == 12
+    assert request.encode_body(body(first)) == fresh_request(path, session_id)
+
+    tool_round(conn, session_id, "question 3")
+    converted.clear()
+    second = prompt.build_messages(projections.session_view(conn, session_id), "system")
+    new = [m.session_seq for m in projections.session_view(conn, session_id).messages[12:]]
+    assert converted == new and len(new) == 4
+    sent = request.encode_body(body(second))
+    assert sent == fresh_request(path, session_id) == json.dumps(body(list(second)))
+    # Compaction measures the same request without encoding it again.
+    assert request_chars(second, []) == len(json.dumps(list(second)))
+    # A second build in the same step (compaction's, then the model call's) converts nothing.
+    converted.clear()
+    prompt.build_messages(projections.session_view(conn, session_id), "system")
+    assert converted == []
+    conn.close()
+
+
+def long_result(conn, session_id: str) -> None:
+    """A tool call whose result is long enough for T3 to drop."""
+    store.append(conn, session_id, {"type": "invocation.received", "text": "long"})
+    store.append(conn, session_id, {"type": "step.started", "step": 1})
+    call = {"id": "call_long", "name": "bash", "arguments": "{}"}
+    store.append(conn, session_id, {"type": "model.completed", "tool_calls": [call]})
+    store.append(conn, session_id, {"type": "tool.started", "call_id": "call_long", "name": "bash"})
+    result = {"call_id": "call_long", "name": "bash", "result": "x" * 100}
+    store.append(conn, session_id, {"type": "tool.completed", **result})
+    store.append(conn, session_id, {"type": "model.completed", "text": "done"})
+    store.append(conn, session_id, {"type": "agent.finished", "reason": "no_tool_calls"})
+
+
+def test_a_compaction_converts_only_the_rows_it_changed(tmp_path, monkeypatch):
+    path = tmp_path / "sessions.db"
+    conn = store.open_store(path)
+    session_id = store.create_session(conn)
+    for n in range(4):
+        tool_round(conn, session_id, f"question {n}")
+    long_result(conn, session_id)
+    before = projections.session_view(conn, session_id).messages
+    prompt.build_messages(projections.session_view(conn, session_id), "system")
+    converted = counting(monkeypatch)
+
+    # T6 hides the first round: the rows left are the same objects, nothing is converted.
+    hide = {"hide_through_seq": before[3].session_seq}
+    store.append(conn, session_id, {"type": "compaction.completed", "tier": "T6", "details": hide})
+    after = projections.session_view(conn, session_id).messages
+    assert all(a is b for a, b in zip(after, before[4:], strict=True))
+    hidden = prompt.build_messages(projections.session_view(conn, session_id), "system")
+    assert converted == []
+    assert request.encode_body(body(hidden)) == fresh_request(path, session_id)
+
+    # T3 drops old tool results: only the rows it changed are converted again.
+    results = [m.session_seq for m in after if m.role == "tool"]
+    drop = {"from_seq": after[0].session_seq, "drop_results_through_seq": results[-1]}
+    store.append(conn, session_id, {"type": "compaction.completed", "tier": "T3", "details": drop})
+    dropped = prompt.build_messages(projections.session_view(conn, session_id), "system")
+    changed = [
+        m.session_seq
+        for m in projections.session_view(conn, session_id).messages
+        if m.compacted_by is not None
+    ]
+    assert changed and converted == changed
+    assert request.encode_body(body(dropped)) == fresh_request(path, session_id)
+    conn.close()
+
+
+def test_encode_body_is_json_dumps_whatever_the_body(tmp_path):
+    messages = [{"role": "system", "content": 'é \u2028 "quoted"'}, {"role": "user", "content": ""}]
+    built = request.Messages(messages, [json.dumps(m) for m in messages])
+    for shape in (
+        body(built),
+        {"messages": built},
+        {"messages": request.Messages([], []), "model": "m", "max_tokens": 5},
+        {"model": "m", "messages": built},  # not messages first: plain json.dumps
+    ):
+        plain = {k: list(v) if k == "messages" else v for k, v in shape.items()}
+        assert request.encode_body(shape) == json.dumps(plain)
+
+
+def test_warm_leaves_the_first_step_only_new_rows_to_read(tmp_path, monkeypatch):
+    """`lh --session` reads and encodes the conversation before start-up ends (then
+    the collector freezes it): its first step reads and converts only what is new."""
+    conn = store.open_store(tmp_path / "sessions.db")
+    session_id = store.create_session(conn)
+    for n in range(2):
+        tool_round(conn, session_id, f"question {n}")
+    prompt.warm(conn, session_id)
+    seen = projections.visible_messages(conn, session_id)[-1].session_seq
+    last = store.last_seq(conn, session_id)
+    store.append(conn, session_id, {"type": "invocation.received", "text": "again"})
+    converted = counting(monkeypatch)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    prompt.build_messages(projections.session_view(conn, session_id), "system")
+    (read,) = [s for s in statements if "FROM transcript" in s]
+    assert f"session_seq > {seen}" in read
+    assert converted == [last + 1]
+    conn.close()
+
+
+def reference_images(view, system: str) -> list:
+    """The request as built before the cache (main at 2026-12-06), images included."""
+    found = [
+        match["id"]
+        for message in view.messages
+        if message.role == "tool"
+        for match in prompt.IMAGE_MARKER.finditer(message.content or "")
+    ]
+    wanted = set(found[-prompt.MAX_IMAGES :])
+    messages = [{"role": "system", "content": system}]
+    pending: list = []
+    for message in view.messages:
+        if pending and message.role != "tool":
+            messages.append(prompt._image_message(pending))
+            pending = []
+        converted = TO_OPENAI(message)
+        if converted is not None:
+            messages.append(converted)
+        if message.role == "tool" and wanted:
+            pending += [p for p in prompt._image_parts(message.content) if p["id"] in wanted]
+    if pending:
+        messages.append(prompt._image_message(pending))
+    return messages
+
+
+def image_reply(conn, session_id: str, tmp_path, names: list[str]) -> None:
+    """One model call whose tool calls each return an image (as tools/mcp marks it)."""
+    calls = [{"id": f"call_{name}", "name": "mcp", "arguments": "{}"} for name in names]
+    store.append(conn, session_id, {"type": "model.completed", "tool_calls": calls})
+    for name in names:
+        path = tmp_path / f"{name}.png"
+        path.write_bytes(name.encode())
+        marker = f"[image: image/png, {len(name)} bytes, artifact {name} at {path}]"
+        store.append(
+            conn, session_id, {"type": "tool.started", "call_id": f"call_{name}", "name": "mcp"}
+        )
+        result = {"call_id": f"call_{name}", "name": "mcp", "result": f"look:\n{marker}"}
+        store.append(conn, session_id, {"type": "tool.completed", **result})
+
+
+def test_images_follow_their_results_as_before(tmp_path):
+    conn = store.open_store(tmp_path / "sessions.db")
+    session_id = store.create_session(conn)
+    store.append(conn, session_id, {"type": "invocation.received", "text": "look"})
+    image_reply(conn, session_id, tmp_path, ["a", "b"])  # two images after one reply
+    image_reply(conn, session_id, tmp_path, ["c"])
+    for step in range(3):
+        image_reply(conn, session_id, tmp_path, [f"d{step}", f"e{step}"])
+        view = projections.session_view(conn, session_id)
+        built = prompt.build_messages(view, "system", images=True)
+        assert list(built) == reference_images(view, "system")
+        assert request.encode_body(body(built)) == json.dumps(body(list(built)))
+    store.append(conn, session_id, {"type": "model.completed", "text": "seen"})
+    view = projections.session_view(conn, session_id)
+    built = prompt.build_messages(view, "system", images=True)
+    assert list(built) == reference_images(view, "system")
+    assert built[-1] == {"role": "assistant", "content": "seen"}
+    assert sum(m["role"] == "user" and isinstance(m["content"], list) for m in built) == 2
+    conn.close()
