@@ -51,22 +51,21 @@ def test_the_inspectors_view_reads_go_through_indexes(db):
     )
     assert "INDEX tool_calls_failed" in plan(db, facet)
     one_session = plan(db, "SELECT * FROM session_timeline WHERE session_id = ?", "s")
-    assert "SEARCH timeline USING PRIMARY KEY (session_id=?)" in one_session
+    for table in ("timeline", "tool_calls", "tasks"):
+        assert f"SEARCH {table} USING PRIMARY KEY (session_id=?)" in one_session, one_session
     assert "SEARCH model_usage" in plan(db, "SELECT * FROM token_usage WHERE session_id = ?", "s")
 
 
 def test_timeline_writes_find_their_row_by_key(db):
     """Every timeline update finds its rows by primary key, the latest step by a
     max() over the key: never a walk over the session's rows."""
-    # proj_timeline_forked runs once per fork, not per event: it may walk the new session.
     triggers = db.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_timeline_%' "
-        "AND name != 'proj_timeline_forked'"
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_timeline_%'"
     ).fetchall()
     updates = [
         "UPDATE" + part.split(";")[0] for (sql,) in triggers for part in sql.split("UPDATE")[1:]
     ]
-    assert len(updates) == 6
+    assert len(updates) == 3
     for update in updates:
         sql = (
             update.replace("NEW.session_id", "'s'")
@@ -75,4 +74,4 @@ def test_timeline_writes_find_their_row_by_key(db):
         )
         sql = re.sub(r"json_extract\(NEW\.data, '[^']+'\)", "'c'", sql)
         detail = plan(db, sql)
-        assert "USING PRIMARY KEY (session_id=? AND kind=? AND ref=?)" in detail, (sql, detail)
+        assert "USING PRIMARY KEY (session_id=? AND ref=? AND kind=?)" in detail, (sql, detail)

@@ -13,6 +13,7 @@ from leharness.tools import default_registry
 
 from .loop_helpers import make_session
 from .test_subagents import RoutingModel, answer, tool
+from .util import tool_round
 
 
 def test_views_over_a_session_with_tools_tasks_and_a_subagent(isolated_home):
@@ -110,3 +111,69 @@ def test_a_step_cut_short_by_a_crash_is_interrupted_and_closed_on_resume(db):
         ("model", "running", 0),
         ("step", "running", 0),
     ]
+
+
+def test_timeline_holds_steps_and_model_calls_and_the_view_adds_calls_and_tasks(db):
+    """Tool calls and tasks are read from tool_calls and tasks (copying them into timeline
+    cost every append a page): the view still shows each one's lifecycle."""
+    session_id = store.create_session(db)
+    tool_round(db, session_id)
+    call = "call_x"
+    store.append(db, session_id, {"type": "invocation.received", "text": "again"})
+    store.append(db, session_id, {"type": "step.started", "step": 1, "model": "m"})
+    store.append(
+        db,
+        session_id,
+        {
+            "type": "model.completed",
+            "tool_calls": [{"id": call, "name": "bash", "arguments": "{}"}],
+        },
+    )
+    requested = db.execute(
+        "SELECT status, started_at, finished_at, duration_ms FROM session_timeline "
+        "WHERE session_id = ? AND ref = ?",
+        (session_id, call),
+    ).fetchone()
+    assert requested["status"] == "requested" and requested["finished_at"] is None
+    assert requested["duration_ms"] is None and requested["started_at"]
+    task = {"type": "task.started", "task_id": "tk", "kind": "bash", "command": "sleep 1"}
+    store.append(db, session_id, {**task, "call_id": call})
+    done = {"type": "tool.completed", "call_id": call, "name": "bash", "result": "started"}
+    store.append(db, session_id, done)
+    store.append(db, session_id, {"type": "task.completed", "task_id": "tk", "exit_code": 0})
+    kinds = db.execute("SELECT DISTINCT kind FROM timeline ORDER BY kind").fetchall()
+    assert [k for (k,) in kinds] == ["model", "step"]
+    rows = db.execute(
+        "SELECT kind, label, status, duration_ms >= 0 AS timed FROM session_timeline "
+        "WHERE session_id = ? AND kind IN ('tool', 'task') ORDER BY kind, started_at",
+        (session_id,),
+    ).fetchall()
+    assert [tuple(r) for r in rows] == [
+        ("task", "sleep 1", "completed", 1),
+        ("tool", "bash", "completed", 1),
+        ("tool", "bash", "completed", 1),
+    ]
+
+
+def test_a_version_15_file_drops_its_copied_timeline_rows_on_upgrade(tmp_path):
+    path = tmp_path / "sessions.db"
+    conn = store.open_store(path)
+    session_id = store.create_session(conn)
+    tool_round(conn, session_id)
+    conn.execute(
+        "INSERT INTO timeline (session_id, kind, ref, label, started_at) "
+        "VALUES (?, 'tool', 'old', 'bash', '2026-01-01T00:00:00.000Z')",
+        (session_id,),
+    )
+    conn.execute("PRAGMA user_version = 15")
+    conn.close()
+    upgraded = store.open_store(path)
+    assert upgraded.execute("PRAGMA user_version").fetchone()[0] >= 16
+    assert upgraded.execute("SELECT count(*) FROM timeline WHERE kind = 'tool'").fetchone()[0] == 0
+    (tools,) = upgraded.execute(
+        "SELECT count(*) FROM session_timeline WHERE session_id = ? AND kind = 'tool'",
+        (session_id,),
+    ).fetchone()
+    assert tools == 1
+    indexes = {name for (name,) in upgraded.execute("SELECT name FROM sqlite_master")}
+    assert not {"sessions_updated", "conversation_session"} & indexes

@@ -84,6 +84,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         15, "checkpoints: file and work-tree changes lh made, for diff and rewind", None, True
     ),
+    Migration(
+        16,
+        "cheaper appends: timeline keeps steps and model calls (session_timeline reads tool "
+        "calls and tasks from their own tables); no sessions_updated or conversation_session index",
+        None,
+        True,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -214,13 +214,13 @@ TABLES: dict[str, dict] = {
         },
     },
     "timeline": {
-        "description": "Start, end and status of every step, model call, tool call, task and "
-        "subagent (the session_timeline view reads it).",
+        "description": "Start, end and status of every step and model call (the "
+        "session_timeline view adds tool calls, tasks and subagents from their own tables).",
         "columns": {
-            "kind": "step, model, tool, task or subagent.",
-            "ref": "The step's session_seq, the call_id or the task_id.",
-            "label": "Step number, model name, tool name, command or prompt.",
-            "status": "running, requested, completed, failed, cancelled or interrupted.",
+            "kind": "step or model.",
+            "ref": "The step's session_seq.",
+            "label": "Step number or model name.",
+            "status": "running, completed, failed, cancelled or interrupted.",
         },
     },
     "model_usage": {

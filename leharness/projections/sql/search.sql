@@ -7,7 +7,9 @@
 -- Datasette's search box on `conversation` work as they do on any table.
 -- `seq` (the rowid) is the event's own global seq: a rebuild, which replays
 -- events with their seq, reproduces it. Rows are never updated or deleted:
--- compaction changes what the model sees, never what was said.
+-- compaction changes what the model sees, never what was said. No index on
+-- session_id: a search narrowed to one session starts from the FTS index and
+-- reads each hit's row by seq, and an index would cost every append a page.
 CREATE TABLE conversation (
     seq INTEGER PRIMARY KEY,             -- the event's seq; rowid of conversation_fts
     session_id TEXT NOT NULL,
@@ -18,8 +20,6 @@ CREATE TABLE conversation (
     text TEXT NOT NULL,
     ts TEXT NOT NULL
 );
-
-CREATE INDEX conversation_session ON conversation (session_id, session_seq);
 
 CREATE VIRTUAL TABLE conversation_fts USING fts5 (text, content=[conversation]);
 

@@ -1,5 +1,7 @@
 -- sessions: one row per session, kept current by triggers on events.
 -- title is the first prompt; status follows invocations and agent.finished.
+-- No index on updated_at: every append would rewrite its entry; ordering the
+-- sessions by it reads this small table instead.
 CREATE TABLE sessions (
     id TEXT PRIMARY KEY,
     parent_session_id TEXT,
@@ -24,7 +26,6 @@ CREATE TABLE sessions (
     compacted_seq INTEGER                 -- the last compaction that changed the visible messages
 );
 
-CREATE INDEX sessions_updated ON sessions (updated_at);
 CREATE INDEX sessions_parent ON sessions (parent_session_id);
 
 CREATE TRIGGER proj_sessions_created AFTER INSERT ON events

@@ -19,11 +19,26 @@ WHERE visible = 1;
 
 -- One row per step, model call, tool call, background task and subagent, with
 -- start, end and duration in milliseconds. `ref` is the step's session_seq,
--- the call_id or the task_id.
+-- the call_id or the task_id. Steps and model calls come from timeline, tool
+-- calls from tool_calls (a call starts when it is requested, again when it
+-- runs), tasks and subagents from tasks; a filter on session_id reaches each
+-- table's primary key.
 CREATE VIEW session_timeline AS
 SELECT session_id, kind, label, started_at, finished_at, duration_ms, status, ref,
        child_session_id
-FROM timeline;
+FROM timeline
+UNION ALL
+SELECT session_id, 'tool', name, coalesce(started_at, requested_at), finished_at,
+       CAST(round((julianday(finished_at) - julianday(coalesce(started_at, requested_at)))
+                  * 86400000) AS INTEGER),
+       status, call_id, NULL
+FROM tool_calls
+UNION ALL
+SELECT session_id, CASE kind WHEN 'agent' THEN 'subagent' ELSE 'task' END,
+       coalesce(command, prompt, kind), started_at, finished_at,
+       CAST(round((julianday(finished_at) - julianday(started_at)) * 86400000) AS INTEGER),
+       status, task_id, child_session_id
+FROM tasks;
 
 -- `+name`: grouping by name (Datasette's facet) must not walk tool_calls_name
 -- over every call; the few failures come from tool_calls_failed.
