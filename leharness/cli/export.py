@@ -29,7 +29,7 @@ class Transcript:
 def load(conn: sqlite3.Connection, session_id: str, with_children: bool = True) -> Transcript:
     from leharness import projections
 
-    from .inspector.page import fold
+    from leharness.inspector.page import fold
 
     session = projections.get_session(conn, session_id)
     entries = fold(
@@ -67,7 +67,7 @@ def export_md(conn: sqlite3.Connection, session_id: str) -> Iterator[str]:
 
 
 def _md(t: Transcript, level: int) -> Iterator[str]:
-    from .inspector.page import pretty_json
+    from leharness.inspector.page import pretty_json
 
     s = t.session
     yield f"{'#' * level} {s.title or '(untitled session)'}\n\n"
@@ -133,8 +133,8 @@ def export_html(conn: sqlite3.Connection, session_id: str) -> Iterator[str]:
 
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    from .inspector import cells, chart
-    from .inspector.page import pretty_json
+    from leharness.inspector import cells, chart
+    from leharness.inspector.page import pretty_json
 
     here = Path(__file__).parent  # the page shares the inspector's stylesheet
     loader = FileSystemLoader([here, here / "inspector" / "templates"])
