@@ -19,7 +19,7 @@ def doctor_command(repair: bool) -> None:
     found. It never edits the file unless --repair is given, and then only rebuilds
     projections from the events."""
     from leharness import store
-    from leharness.tools import doctor
+    from leharness.app import doctor
 
     path = store.db_path()
     click.echo(sandbox_status())  # about this machine: said even without a database
