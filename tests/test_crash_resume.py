@@ -7,7 +7,8 @@ import signal
 
 import pytest
 
-from leharness.testing import Call, ScriptedServer, Text, ToolCalls, crash, sweep
+from leharness.testing import Call, ScriptedServer, Text, ToolCalls, crash
+from leharness.testing.crash import sweep
 
 from .e2e_helpers import event_types, lh_env, query, run_lh
 

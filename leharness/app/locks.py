@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import IO
 
-from .errors import UserError
+from leharness.errors import UserError
 
 
 class SessionLock:

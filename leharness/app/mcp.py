@@ -1,23 +1,23 @@
-"""MCP at the CLI: `lh mcp list`, `/mcp`, and the servers a run connects to.
+"""The MCP servers a run connects to, for every session the process opens.
 
-The servers are connected once per `lh` process, the first time a session
-opens (no mcp.json: nothing is imported or started), and closed at exit. Each
+The servers are connected once per process, the first time a session opens
+(no mcp.json: nothing is imported or started), and closed at exit. Each
 session opened in the run records one `mcp.connected` / `mcp.failed` event
-per configured server before its first invocation; problems are also printed
-on stderr as warnings, and the session goes on without those tools.
+per configured server before its first invocation; problems also go to the
+caller's `warn` (the CLI prints them on stderr), and the session goes on
+without those tools. `lh mcp list` and `/mcp` (cli/mcp.py) show the same rows.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import os
+from collections.abc import Callable
 from typing import Any
 
-import click
+from leharness.errors import UserError
 
-from .errors import UserError
-from .output import output_options, print_rows
+Warn = Callable[[str], None]  # where a problem is told (one line, no "warning: " prefix)
 
 _HUBS: dict[tuple[str, str], Any] = {}  # (mcp.json path, content hash) -> connected Hub
 _ATTACHED: list[Any] = []  # the hub the latest session was given, for /mcp
@@ -33,7 +33,7 @@ def connect_timeout_s() -> float:
         ) from None
 
 
-def current_hub(warn: bool = True) -> Any:
+def current_hub(warn: Warn | None = None) -> Any:
     """This process's connected Hub for $LEHARNESS_HOME/mcp.json (None without the file)."""
     import hashlib
 
@@ -50,14 +50,14 @@ def current_hub(warn: bool = True) -> Any:
             return _HUBS[key]
         config = load_config(path)
     except (OSError, ConfigFileError) as error:
-        if warn:
-            click.echo(f"warning: MCP servers not loaded: {error}", err=True)
+        if warn is not None:
+            warn(f"MCP servers not loaded: {error}")
         return None
     hub = Hub(config).start(connect_timeout_s())
     _HUBS[key] = hub
-    if warn:
+    if warn is not None:
         for line in problems(hub):
-            click.echo(f"warning: {line}", err=True)
+            warn(line)
     return hub
 
 
@@ -67,11 +67,11 @@ def problems(hub: Any) -> list[str]:
     return lines
 
 
-def attach(loop_session: Any) -> None:
+def attach(loop_session: Any, warn: Warn | None = None) -> None:
     """Offer the MCP tools to this session and record the servers' status in it."""
     from leharness.tools.mcp import mcp_tools, status_events
 
-    hub = current_hub()
+    hub = current_hub(warn)
     _ATTACHED[:] = [hub] if hub is not None else []
     if hub is None:
         return
@@ -123,71 +123,6 @@ def describe_servers(hub: Any) -> str:
     return "\n".join(lines)
 
 
-def show_servers(console: Any) -> None:
-    """`/mcp` in the interactive session: the servers this session was given."""
-    hub = _ATTACHED[0] if _ATTACHED else None
-    console.print(describe_servers(hub), markup=False, highlight=False)
-
-
-@click.group("mcp")
-def mcp_group() -> None:
-    """MCP servers configured in $LEHARNESS_HOME/mcp.json."""
-
-
-@mcp_group.command("list")
-@output_options
-def list_command(as_json: bool, as_csv: bool) -> None:
-    """Connect to each configured server and show its status and tools."""
-    from leharness import store
-    from leharness.tools.mcp import ConfigFileError, Hub, config_path, load_config
-
-    path = config_path(store.home_dir())
-    try:
-        config = load_config(path)
-    except ConfigFileError as error:
-        raise UserError(str(error)) from None
-    if not config.servers and not config.problems:
-        click.echo("[]" if as_json else f"no MCP servers configured in {path}")
-        return
-    hub = Hub(config).start(connect_timeout_s())
-    try:
-        rows = status_rows(hub)
-    finally:
-        hub.close()
-    failed = [row for row in rows if row["status"] != "connected"]
-    if as_json or as_csv:
-        if as_json:
-            click.echo(json.dumps(rows, indent=2))
-        else:
-            columns = ("server", "transport", "status", "tools", "error")
-            values = [[r[c] if c != "tools" else ", ".join(r[c]) for c in columns] for r in rows]
-            print_rows(columns, values, as_json=False, as_csv=True)
-    else:
-        print_table(rows)
-    if failed:
-        raise click.exceptions.Exit(1)
-
-
-def print_table(rows: list[dict[str, Any]]) -> None:
-    """A table that fits the terminal (tools wrap), then each failed server's error and the
-    last lines it wrote to stderr."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = Console(highlight=False)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("server", no_wrap=True)
-    table.add_column("transport", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("tools", overflow="fold", ratio=1)
-    styles = {"connected": "green", "failed": "red", "invalid": "red"}
-    for row in rows:
-        status = Text(row["status"], style=styles.get(row["status"], ""))
-        table.add_row(row["server"], row["transport"] or "-", status, ", ".join(row["tools"]))
-    console.print(table)
-    for row in rows:
-        if row["error"]:
-            console.print(Text(f"\n{row['server']}: ", style="bold red"), end="")
-            console.print(Text(row["error"]), soft_wrap=True)
+def attached_hub() -> Any:
+    """The hub the latest session opened in this process was given (None: no servers)."""
+    return _ATTACHED[0] if _ATTACHED else None

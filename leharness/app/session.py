@@ -1,4 +1,6 @@
-"""Opening the session a command runs: provider, model client, tools, channel."""
+"""Building a running session: the model client, the session row, its lock, tools,
+hooks and MCP servers, for the CLI, tests, benchmarks and any API. The caller
+brings the channel the session renders on; nothing here prints."""
 
 from __future__ import annotations
 
@@ -8,16 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leharness import projections, store
+from leharness.errors import UserError
 from leharness.loop import runner
 from leharness.loop.model import ModelClient, OpenAICompatibleModel, RetryPolicy
-from leharness.loop.providers import ProviderConfigError, resolve_provider
 from leharness.tools import default_registry
 from leharness.tools.approval import Approval, Approver
 
-from . import faults, locks
-from .errors import UserError
+from . import locks
+from .mcp import Warn
 from .mcp import attach as attach_mcp
-from .render import JsonChannel, TerminalChannel
+from .providers import resolve_provider
 from .settings import load_hooks
 
 
@@ -40,10 +42,7 @@ class ActiveSession:
 
 
 def model_client(provider: str | None, model: str | None, base_url: str | None) -> ModelClient:
-    try:
-        config = resolve_provider(provider, model, base_url)
-    except ProviderConfigError as error:
-        raise UserError(str(error)) from None
+    config = resolve_provider(provider, model, base_url)
     retry = RetryPolicy(
         retries=int(os.environ.get("LEHARNESS_RETRIES", "3")),
         base_delay_s=float(os.environ.get("LEHARNESS_RETRY_BASE_S", "0.5")),
@@ -75,9 +74,8 @@ def open_session(
     model: str | None,
     base_url: str | None,
     max_steps: int,
+    channel: runner.Channel,
     context_window: int | None = None,
-    as_json: bool = False,
-    channel: runner.Channel | None = None,
     client: ModelClient | None = None,
     cwd: Path | None = None,
     mcp: bool = True,
@@ -85,13 +83,15 @@ def open_session(
     approval: str = "auto",
     approver: Approver | None = None,
     sandbox: str = "off",
+    warn: Warn | None = None,
 ) -> ActiveSession:
+    """Open (or create) the session and everything its loop needs; `warn` hears the
+    problems that do not stop it (an MCP server that failed to start)."""
     client = client or model_client(provider, model, base_url)
     cwd = cwd or Path.cwd()
     if session_ref is not None or continue_:  # an existing session: never create the home
         require_history(continue_)
     conn = store.open_events_only()
-    channel = faults.wrap(channel or (JsonChannel() if as_json else TerminalChannel()))
     session_id = pick_session_id(conn, session_ref, continue_, cwd, client)
     lock = locks.acquire(store.home_dir(), session_id, ancestors(conn, session_id))
     if store.last_seq(conn, session_id) == 1:  # just created: show its session.created too
@@ -113,7 +113,7 @@ def open_session(
         hooks=load_hooks(),
     )
     if mcp:  # the servers of $LEHARNESS_HOME/mcp.json, if there is one
-        attach_mcp(loop_session)
+        attach_mcp(loop_session, warn)
     return ActiveSession(loop_session, lock)
 
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .errors import user_errors
 from .output import output_options, print_rows
 
 
 @click.command("config")
 @output_options
-@user_errors
 def config_command(as_json: bool, as_csv: bool) -> None:
     """Show the effective settings and where each comes from (flag, env, settings, default)."""
-    from .settings import resolve_settings
+    from leharness.app.settings import resolve_settings
 
     settings = resolve_settings()
     rows = [(v.key, effective(settings, v), v.source, v.origin) for v in settings.values.values()]

@@ -28,7 +28,6 @@ class Transcript:
 
 def load(conn: sqlite3.Connection, session_id: str, with_children: bool = True) -> Transcript:
     from leharness import projections
-
     from leharness.inspector.page import fold
 
     session = projections.get_session(conn, session_id)

@@ -20,7 +20,7 @@ from .compact import compact_command
 from .config import config_command
 from .demo import demo_command
 from .doctor import doctor_command
-from .errors import UserError
+from .errors import UserError, reported
 from .history import (
     export_command,
     fork_command,
@@ -40,7 +40,12 @@ from .skills import skills_command
 
 
 class LhGroup(DefaultGroup):
-    """`lh PROMPT` beside the subcommands, with a guard against mistyped commands."""
+    """`lh PROMPT` beside the subcommands, with a guard against mistyped commands; every
+    command runs inside `reported()`, the one place expected failures become exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with reported():
+            return super().invoke(ctx)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["lh.dashdash"] = bool(args) and args[0] == "--"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .completion import session_ids
-from .errors import UserError, user_errors
+from .errors import UserError
 
 if TYPE_CHECKING:
     import socket
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     help="Address to listen on; anything but loopback exposes every session (warned).",
 )
 @click.option("--no-open", is_flag=True, help="Do not open a browser.")
-@user_errors
 def inspect_command(session: str | None, port: int, host: str, no_open: bool) -> None:
     """Browse sessions.db in Datasette; with SESSION, open that session's page.
 

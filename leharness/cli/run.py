@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 
+from leharness.app.settings import APPROVAL_MODES, SANDBOX_MODES
+
 from . import process
 from .completion import session_ids
-from .errors import UserError, user_errors
+from .errors import UserError
 from .options import context_window_option
-from .settings import APPROVAL_MODES, SANDBOX_MODES
 
 EXIT_CODES = {"no_tool_calls": 0, "max_steps": 1, "model_failed": 1, "cancelled": 130}
 # Provider failures the user must fix (key, address, model name): exit code 2.
@@ -77,7 +78,6 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
     "(nothing writable, no network) or off  [env LEHARNESS_SANDBOX]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print every event as a JSON line.")
-@user_errors
 def run_command(
     prompt: tuple[str, ...],
     session_ref: str | None,
@@ -99,7 +99,7 @@ def run_command(
 
     Provider, model, base URL, max steps, context window, approval and sandbox: flag >
     environment > settings.toml > default (lh config shows them)."""
-    from .settings import resolve_settings
+    from leharness.app.settings import resolve_settings
 
     flags = dict(
         provider=provider,

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from leharness import store
+from leharness.errors import ReplayError
 from leharness.store import events as ev
 from leharness.tools import CORE_TOOLS
 from leharness.tools.approval import Approval, ApprovalRequest, Decision
@@ -41,10 +42,6 @@ from .served_tasks import ServedTasks
 
 TASK_WAIT_S = 600.0
 Outcome = ev.ModelCompleted | ev.ModelFailed | ev.ModelCancelled
-
-
-class ReplayError(Exception):
-    """The session cannot be replayed as asked (a user-facing problem)."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from leharness import __version__
+from leharness.errors import LeharnessError
 
 # httpx's __init__ imports its command-line client (click, rich, pygments:
 # ~70 ms of CPU) whenever those are installed, which they are beside lh; a None
@@ -33,7 +34,7 @@ import httpx  # noqa: E402
 OPENAI_URL = "https://api.openai.com/v1"
 
 
-class TransportError(Exception):
+class TransportError(LeharnessError):
     """No response: the server could not be reached or did not answer in time."""
 
     def __init__(self, message: str, timed_out: bool) -> None:
@@ -41,7 +42,7 @@ class TransportError(Exception):
         self.timed_out = timed_out
 
 
-class StatusError(Exception):
+class StatusError(LeharnessError):
     """The server answered with an HTTP error status; `body` is its parsed JSON if any."""
 
     def __init__(self, response: httpx.Response, body: Any) -> None:

@@ -19,13 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-
-class ToolError(Exception):
-    """A tool call failed in a way the model should hear about (becomes tool.failed)."""
-
-    def __init__(self, message: str, kind: str = "error") -> None:
-        super().__init__(message)
-        self.kind = kind
+from leharness.errors import ToolError
 
 
 @dataclass
