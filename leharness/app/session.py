@@ -117,6 +117,23 @@ def open_session(
     return ActiveSession(loop_session, lock)
 
 
+def sandbox_mode(wanted: str | None, origin: str = "--sandbox", warn: Warn | None = None) -> str:
+    """The sandbox bash runs in: the one asked for, else workspace-write where bubblewrap works
+    and off (told to `warn` in one line) where it does not."""
+    from leharness.tools.sandbox import DEFAULT, unavailable
+
+    if wanted == "off":
+        return "off"
+    reason = unavailable()
+    if wanted is None and reason:
+        if warn is not None:
+            warn(f"no sandbox for bash: {reason} (--sandbox off hides this)")
+        return "off"
+    if reason:
+        raise UserError(f"sandbox {wanted} (from {origin}) cannot work: {reason}; or --sandbox off")
+    return wanted or DEFAULT
+
+
 def require_history(continue_: bool) -> None:
     """A UserError, before anything is created, when there is no database to resume from."""
     if continue_ and not store.db_path().exists():

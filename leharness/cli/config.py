@@ -35,8 +35,8 @@ def effective(settings, value) -> object:
         return context_window(settings["model"])
     if value.key == "base_url":
         return OPENAI_URL
-    if value.key == "sandbox":  # what a run picks: see run.sandbox_mode
-        from leharness.tools.sandbox import DEFAULT, unavailable
+    if value.key == "sandbox":  # what a run picks
+        from leharness.app.session import sandbox_mode
 
-        return "off" if unavailable() else DEFAULT
+        return sandbox_mode(None)
     return ""

@@ -112,7 +112,11 @@ def run_command(
     )
     settings = resolve_settings(flags)
     options = {key: settings[key] for key in flags}
-    options["sandbox"] = sandbox_mode(options["sandbox"], settings.values["sandbox"].origin)
+    from leharness.app.session import sandbox_mode
+
+    options["sandbox"] = sandbox_mode(
+        options["sandbox"], settings.values["sandbox"].origin, warn=echo_lh
+    )
     if pick:
         session_ref = pick_session()
     text = prompt_text(" ".join(prompt).strip())
@@ -151,20 +155,8 @@ def run_command(
     raise click.exceptions.Exit(EXIT_CODES[result.reason])
 
 
-def sandbox_mode(wanted: str | None, origin: str = "--sandbox") -> str:
-    """The sandbox bash runs in: the one asked for, else workspace-write where bubblewrap works
-    and off (with a one-line warning) where it does not."""
-    from leharness.tools.sandbox import DEFAULT, unavailable
-
-    if wanted == "off":
-        return "off"
-    reason = unavailable()
-    if wanted is None and reason:
-        click.echo(f"lh: no sandbox for bash: {reason} (--sandbox off hides this)", err=True)
-        return "off"
-    if reason:
-        raise UserError(f"sandbox {wanted} (from {origin}) cannot work: {reason}; or --sandbox off")
-    return wanted or DEFAULT
+def echo_lh(line: str) -> None:
+    click.echo(f"lh: {line}", err=True)
 
 
 def pick_session() -> str:
