@@ -9,7 +9,6 @@ from typing import Any
 import click
 
 from leharness.app.mcp import attached_hub, connect_timeout_s, describe_servers, status_rows
-from leharness.errors import UserError
 
 from .output import output_options, print_rows
 
@@ -34,13 +33,10 @@ def mcp_group() -> None:
 def list_command(as_json: bool, as_csv: bool) -> None:
     """Connect to each configured server and show its status and tools."""
     from leharness import store
-    from leharness.tools.mcp import ConfigFileError, Hub, config_path, load_config
+    from leharness.tools.mcp import Hub, config_path, load_config
 
     path = config_path(store.home_dir())
-    try:
-        config = load_config(path)
-    except ConfigFileError as error:
-        raise UserError(str(error)) from None
+    config = load_config(path)  # a ConfigFileError is a UserError: one line, exit code 2
     if not config.servers and not config.problems:
         click.echo("[]" if as_json else f"no MCP servers configured in {path}")
         return
