@@ -132,11 +132,12 @@ def export_html(conn: sqlite3.Connection, session_id: str) -> Iterator[str]:
 
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+    from leharness import inspector
     from leharness.inspector import cells, chart
     from leharness.inspector.page import pretty_json
 
     here = Path(__file__).parent  # the page shares the inspector's stylesheet
-    loader = FileSystemLoader([here, here / "inspector" / "templates"])
+    loader = FileSystemLoader([here, Path(inspector.__file__).parent / "templates"])
     env = Environment(loader=loader, autoescape=select_autoescape(default=True), trim_blocks=True)
     template = env.get_template("export_session.html")
 
