@@ -26,7 +26,7 @@ def bash_round_trip(repeat: int) -> list[float]:
 
     async def measure() -> list[float]:
         folder = Path(tempfile.mkdtemp())
-        ctx = ToolContext(cwd=folder, session_id="bench", home=folder, call_id="c", extra={})
+        ctx = ToolContext(cwd=folder, session_id="bench", home=folder, call_id="c")
         samples = []
         for _ in range(repeat):
             started = time.perf_counter()

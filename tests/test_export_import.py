@@ -147,3 +147,16 @@ def test_a_session_that_went_another_way_here_is_a_clear_error(db, tmp_path):
     assert result.exit_code == 2
     assert f"session {session} is here already with other events" in result.output
     assert "--as-new" in result.output and event_count(db) == count
+
+
+def test_import_reads_the_events_from_stdin(isolated_home, tmp_path):
+    """`lh export S | lh import --as-new -`: the dash reads standard input."""
+    conn = store.open_store()
+    session_id = store.create_session(conn)
+    tool_round(conn, session_id)
+    exported = CliRunner().invoke(cli, ["export", session_id])
+    assert exported.exit_code == 0
+    imported = CliRunner().invoke(cli, ["import", "--as-new", "-"], input=exported.output)
+    assert imported.exit_code == 0, imported.output
+    (new_id,) = imported.output.split()
+    assert store.last_seq(conn, new_id) == store.last_seq(conn, session_id) > 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -52,7 +53,7 @@ def lock_path(home: Path, session_id: str) -> Path:
     return folder / f"{session_id}.lock"
 
 
-def acquire(home: Path, session_id: str, ancestors: list[str] = ()) -> SessionLock:
+def acquire(home: Path, session_id: str, ancestors: Sequence[str] = ()) -> SessionLock:
     """Lock `session_id` for this process, or raise UserError naming who holds it."""
     for parent in ancestors:
         holder = holder_pid(home, parent)

@@ -14,7 +14,7 @@ from leharness.errors import UserError
 from leharness.loop import runner
 from leharness.loop.model import ModelClient, OpenAICompatibleModel, RetryPolicy
 from leharness.tools import default_registry
-from leharness.tools.approval import Approval, Approver
+from leharness.tools.approval import Approval, Approver, Mode
 
 from . import locks
 from .mcp import Warn
@@ -25,6 +25,10 @@ from .settings import load_hooks
 
 @dataclass
 class ActiveSession:
+    """A session this process has opened and may run: the loop's running session
+    (`runner.Session`: connection, model, tools, channel) plus the lock file that keeps
+    other lh processes off it. What `open_session` returns; not a row, not a view."""
+
     loop: runner.Session
     lock: locks.SessionLock | None = None  # held while this process runs the session
 
@@ -80,7 +84,7 @@ def open_session(
     cwd: Path | None = None,
     mcp: bool = True,
     allow_paths: tuple[Path, ...] = (),
-    approval: str = "auto",
+    approval: Mode = "auto",
     approver: Approver | None = None,
     sandbox: str = "off",
     warn: Warn | None = None,
@@ -109,7 +113,7 @@ def open_session(
         context_window=context_window,
         allowed_paths=tuple(path.resolve() for path in allow_paths),
         sandbox=sandbox,
-        approval=Approval(approval, approver),  # type: ignore[arg-type] - a checked Mode
+        approval=Approval(approval, approver),
         hooks=load_hooks(),
     )
     if mcp:  # the servers of $LEHARNESS_HOME/mcp.json, if there is one

@@ -16,7 +16,14 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from leharness.tools.approval import ApprovalRequest, Approver, Decision, Mode, parse_answer
+from leharness.tools.approval import (
+    MODES,
+    ApprovalRequest,
+    Approver,
+    Decision,
+    Mode,
+    parse_answer,
+)
 
 from .diffs import planned_diff
 
@@ -28,8 +35,10 @@ MAX_PREVIEW_LINES = 40
 def approval_mode(flag: str | None) -> Mode:
     """The resolved setting (flag > LEHARNESS_APPROVAL > settings.toml), else ask: on a
     terminal the user answers; without one, calls that change things are refused."""
+    if flag in MODES:  # click.Choice and the settings checked it
+        return flag
     if flag:
-        return flag  # type: ignore[return-value] - click.Choice checked it
+        raise ValueError(f"unknown approval mode {flag!r}")
     return "ask"
 
 

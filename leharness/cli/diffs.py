@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import Literal
 
 MAX_PREVIEW_BYTES = 1 << 20  # files larger than this get no diff, only a summary
 
@@ -21,7 +22,7 @@ def write_diff(path: str, before: str | None, after: str) -> list[str]:
     return list(lines)
 
 
-def read_before(file: Path) -> str | bool | None:
+def read_before(file: Path) -> str | Literal[False] | None:
     """The file's text (None: it does not exist; False: too large or unreadable)."""
     try:
         if file.stat().st_size > MAX_PREVIEW_BYTES:

@@ -2,8 +2,8 @@
 
 Library code raises the exceptions of `leharness.errors`; the `lh` group runs
 every command inside `reported()`, which turns them (and a full disk, a
-read-only home or a damaged file) into click's one-line `Error: …` with the
-exit code below. Anything else is a bug and keeps its traceback.
+read-only home or a damaged file) into click's one-line `Error: …` with exit
+code 2. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -15,43 +15,31 @@ import click
 
 from leharness.errors import LeharnessError, ReplayError, StoreError, UserError
 
-__all__ = ["EXIT_CODES", "Failure", "UserError", "reported"]
+__all__ = ["EXPECTED", "Failure", "UserError", "reported"]
 
-# Exit codes by the kind of failure; a LeharnessError not listed is a bug (traceback).
-EXIT_CODES: dict[type[LeharnessError], int] = {UserError: 2, StoreError: 2, ReplayError: 2}
+# The failures that are the user's to fix (exit code 2); any other LeharnessError that
+# reaches the CLI is a bug and keeps its traceback.
+EXPECTED: tuple[type[LeharnessError], ...] = (UserError, StoreError, ReplayError)
 
 
 class Failure(click.ClickException):
-    """What click prints and exits with: `Error: <message>` on stderr, `exit_code`."""
+    """What click prints and exits with: `Error: <message>` on stderr, exit code 2."""
 
-    def __init__(self, message: str, exit_code: int = 2) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def exit_code(error: LeharnessError) -> int | None:
-    """The exit code for `error`, or None when it is not an expected failure."""
-    for kind, code in EXIT_CODES.items():
-        if isinstance(error, kind):
-            return code
-    return None
+    exit_code = 2
 
 
 @contextmanager
 def reported() -> Iterator[None]:
-    """Run a command; expected failures leave as a `Failure` (one line, its exit code)."""
+    """Run a command; expected failures leave as a `Failure` (one line, exit code 2)."""
     try:
         yield
-    except LeharnessError as error:
-        code = exit_code(error)
-        if code is None:
-            raise
-        raise Failure(str(error), code) from None
+    except EXPECTED as error:
+        raise Failure(str(error)) from None
     except Exception as error:
         problem = storage_failure(error)
         if problem is None:
             raise
-        raise Failure(problem, 2) from None
+        raise Failure(problem) from None
 
 
 def storage_failure(error: Exception) -> str | None:

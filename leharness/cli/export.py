@@ -11,6 +11,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from leharness.projections import SessionRow
 
 Exporter = Callable[[sqlite3.Connection, str], Iterator[str]]
 
@@ -19,7 +23,7 @@ Exporter = Callable[[sqlite3.Connection, str], Iterator[str]]
 class Transcript:
     """A session's row, its transcript with calls folded, its subagents' transcripts."""
 
-    session: object
+    session: SessionRow
     entries: list  # inspector.page.Entry
     children_by_task: dict[str, Transcript] = field(default_factory=dict)
     unattached: list[Transcript] = field(default_factory=list)
@@ -31,6 +35,8 @@ def load(conn: sqlite3.Connection, session_id: str, with_children: bool = True) 
     from leharness.inspector.page import fold
 
     session = projections.get_session(conn, session_id)
+    if session is None:  # the caller resolved the id, and sessions are never deleted
+        raise LookupError(f"no session {session_id}")
     entries = fold(
         projections.all_messages(conn, session_id), projections.tool_calls(conn, session_id)
     )

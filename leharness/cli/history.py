@@ -33,7 +33,7 @@ def sessions_command(limit: int | None, as_json: bool, as_csv: bool) -> None:
         return
     from .usage import tokens_cell
 
-    columns = ("id", "title", "created_at", "steps", "tokens in/out", "status")
+    headers = ("id", "title", "created_at", "steps", "tokens in/out", "status")
     nested = _nested(rows, ("id", "title", "created_at", "steps", "prompt_tokens", "status"))
     shown = [
         [
@@ -45,7 +45,7 @@ def sessions_command(limit: int | None, as_json: bool, as_csv: bool) -> None:
         ]
         for v in nested
     ]  # a title from piped text has newlines: one line per session
-    print_rows(columns, shown, as_json=False, as_csv=False)
+    print_rows(headers, shown, as_json=False, as_csv=False)
 
 
 def _nested(rows: list, columns: tuple[str, ...]) -> list[list]:
@@ -137,10 +137,10 @@ def show_command(session: str, as_json: bool, full: bool, at: int | None) -> Non
         if at is not None:  # time travel: events 1..AT projected in a scratch database
             from leharness.store.timetravel import session_at
 
-            last = records.session(live, session_id).event_count  # its last session_seq
+            last = records.session_row(live, session_id).event_count  # its last session_seq
             conn = session_at(live, session_id, at, records.TRANSCRIPT_PROJECTIONS)
             note = f"(as it stood after event {at} of {last})\n"
-        row = records.session(conn, session_id)
+        row = records.session_row(conn, session_id)
         messages = records.all_messages(conn, session_id)
         tasks = records.tasks(conn, session_id)
     if as_json:
@@ -236,7 +236,8 @@ def import_command(source: Path, as_new: bool) -> None:
     """
     from leharness import store
 
-    lines = click.get_text_stream("stdin") if str(source) == "-" else None
+    # click.open_file("-"): get_text_stream is deprecated (gone in Click 9)
+    lines = click.open_file("-") if str(source) == "-" else None
     loaded = store.read_import(source, lines)
     with closing(store.open_store()) as conn:
         done = store.import_records(conn, loaded.records, as_new=as_new)

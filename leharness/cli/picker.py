@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leharness.projections import SessionRow
 
 from .usage import tokens_cell
+
+if TYPE_CHECKING:
+    from prompt_toolkit.formatted_text import StyleAndTextTuples
 
 Search = Callable[[str], Iterable[str]]  # typed text -> ids of sessions whose content matches
 LIMIT = 200  # sessions offered; the filter searches these
@@ -85,6 +88,14 @@ def filter_choices(items: list[Choice], text: str, search: Search | None = None)
     return [item for item in items if matches(item)]
 
 
+@dataclass
+class _Shown:
+    """What the picker shows: the rows that match the typed text, and the selected one."""
+
+    rows: list[Choice]
+    selected: int = 0
+
+
 def build_app(items: list[Choice], search: Search | None = None, **app_options: Any) -> Any:
     """The prompt_toolkit application: a filter line, the list, ↑/↓, Enter, Esc."""
     from prompt_toolkit.application import Application
@@ -93,23 +104,22 @@ def build_app(items: list[Choice], search: Search | None = None, **app_options: 
     from prompt_toolkit.layout import HSplit, Layout, Window
     from prompt_toolkit.layout.controls import BufferControl, FormattedTextControl
 
-    state = {"selected": 0, "shown": items}
+    state = _Shown(items)
     query = Buffer(multiline=False)
 
     def refilter(_: Any) -> None:
-        state["shown"] = filter_choices(items, query.text, search)
-        state["selected"] = 0
+        state.rows = filter_choices(items, query.text, search)
+        state.selected = 0
 
     query.on_text_changed += refilter
 
-    def rows() -> list[tuple[str, str]]:
-        shown: list[Choice] = state["shown"]  # type: ignore[assignment]
-        if not shown:
+    def rows() -> StyleAndTextTuples:
+        if not state.rows:
             return [("class:dim", "  no session matches\n")]
-        start = max(0, state["selected"] - SHOWN + 1)  # type: ignore[operator]
-        out = []
-        for index, item in enumerate(shown[start : start + SHOWN], start):
-            mark, style = ("› ", "reverse") if index == state["selected"] else ("  ", "")
+        start = max(0, state.selected - SHOWN + 1)
+        out: StyleAndTextTuples = []
+        for index, item in enumerate(state.rows[start : start + SHOWN], start):
+            mark, style = ("› ", "reverse") if index == state.selected else ("  ", "")
             out.append((style, f"{mark}{item.line()}\n"))
         return out
 
@@ -117,17 +127,15 @@ def build_app(items: list[Choice], search: Search | None = None, **app_options: 
 
     @bindings.add("up")
     def _up(event: Any) -> None:
-        state["selected"] = max(0, state["selected"] - 1)  # type: ignore[operator]
+        state.selected = max(0, state.selected - 1)
 
     @bindings.add("down")
     def _down(event: Any) -> None:
-        last = len(state["shown"]) - 1  # type: ignore[arg-type]
-        state["selected"] = min(last, state["selected"] + 1)  # type: ignore[operator]
+        state.selected = min(len(state.rows) - 1, state.selected + 1)
 
     @bindings.add("enter")
     def _pick(event: Any) -> None:
-        shown: list[Choice] = state["shown"]  # type: ignore[assignment]
-        event.app.exit(result=shown[state["selected"]].id if shown else None)  # type: ignore[index]
+        event.app.exit(result=state.rows[state.selected].id if state.rows else None)
 
     @bindings.add("escape", eager=True)
     @bindings.add("c-c")

@@ -15,6 +15,7 @@ from leharness.loop.channel import NullChannel
 
 if TYPE_CHECKING:
     from leharness.store import Event
+    from leharness.store.events import AgentFinished
 
 MAX_ARG_CHARS = 80
 DISCARDED = "[the partial answer above was cut off: discarded]"
@@ -110,38 +111,38 @@ class TerminalChannel:
 
     def event(self, event: Event) -> None:
         data = event.data
-        if event.type in ("model.completed", "model.cancelled"):
+        if data.type in ("model.completed", "model.cancelled"):
             if self._mid_line:
                 self.out.write("\n")
                 self.out.flush()
                 self._mid_line = False
             for call in getattr(data, "tool_calls", []):
                 self._calls[call.id] = call_summary(call.name, call.arguments)
-        elif event.type == "tool.started":
+        elif data.type == "tool.started":
             self._note(f"→ {self._calls.get(data.call_id, data.name)}")
-        elif event.type == "tool.completed":
+        elif data.type == "tool.completed":
             summary = result_summary(data.result, data.name)
             self._note(f"  ✓ {summary} · {data.duration_ms or 0} ms")
             if data.name == "bash":
                 for line in output_preview(data.result):
                     self._note(f"    {line}")
-        elif event.type == "tool.failed":
+        elif data.type == "tool.failed":
             first = data.error.splitlines()[0] if data.error else ""
             self._note(f"  ✗ {self._calls.get(data.call_id, data.name)}: {first}")
-        elif event.type == "approval.decided" and data.by == "no_terminal" and not self._told:
+        elif data.type == "approval.decided" and data.by == "no_terminal" and not self._told:
             self._told = True  # once per run, not once per refused call
             self._note(
                 "  ! refused: no terminal to answer on (approval is ask). To let bash and "
                 "file changes run without asking: lh --approval auto, LEHARNESS_APPROVAL=auto "
                 'or approval = "auto" in settings.toml'
             )
-        elif event.type == "model.failed":
+        elif data.type == "model.failed":
             self._note(f"✗ model call failed after {data.attempts} attempt(s): {data.error}")
-        elif event.type == "compaction.completed":
+        elif data.type == "compaction.completed":
             self._note(f"· context compacted ({data.tier})")
-        elif event.type == "compaction.summary.failed":
+        elif data.type == "compaction.summary.failed":
             self._note(f"! compaction summary failed, going on without it: {data.error}")
-        elif event.type == "agent.finished" and _empty_answer(data):
+        elif data.type == "agent.finished" and _empty_answer(data):
             self._note("(the model returned an empty answer)")
 
     def _note(self, line: str) -> None:
@@ -149,7 +150,7 @@ class TerminalChannel:
         self.err.flush()
 
 
-def _empty_answer(data) -> bool:
+def _empty_answer(data: AgentFinished) -> bool:
     return data.reason == "no_tool_calls" and not data.text.strip()
 
 

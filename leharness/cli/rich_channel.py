@@ -128,22 +128,22 @@ class RichChannel:
     # -- stored events ------------------------------------------------------
 
     def event(self, event: store.Event) -> None:
-        data, kind = event.data, event.type
-        if kind == "step.started":
+        data = event.data
+        if data.type == "step.started":
             self._activity = ("thinking", time.monotonic())
-        elif kind in ("model.completed", "model.cancelled"):
+        elif data.type in ("model.completed", "model.cancelled"):
             self._end_stream()
             self._activity = None
             for call in getattr(data, "tool_calls", []):
                 self._calls[call.id] = call
-        elif kind == "tool.started":
+        elif data.type == "tool.started":
             call = self._calls.get(data.call_id)
             label = call_summary(call.name, call.arguments) if call else data.name
             self._activity = (label, time.monotonic())
             self.console.print(f"⏺ {label}", style="cyan", markup=False)
             if call is not None and call.name == "write_file":
                 self._snapshot(call)
-        elif kind == "tool.completed":
+        elif data.type == "tool.completed":
             self._activity = None
             diff = self._diff(data.call_id, data.name, data.result)
             summary = counts_summary(diff) if diff is not None else result_summary(data.result)
@@ -153,21 +153,21 @@ class RichChannel:
                     self.console.print(f"    {line}", style="dim", markup=False, highlight=False)
             if diff:
                 print_diff(self.console, diff)
-        elif kind == "tool.failed":
+        elif data.type == "tool.failed":
             self._activity = None
             self._before.pop(data.call_id, None)
             first = data.error.splitlines()[0] if data.error else ""
             self.console.print(f"  ✗ {first}", style="red", markup=False)
-        elif kind == "invocation.received" and data.kind == "steering":
+        elif data.type == "invocation.received" and data.kind == "steering":
             self.console.print(f"» {data.text}", style="bold", markup=False)
-        elif kind == "model.failed":
+        elif data.type == "model.failed":
             self.console.print(f"✗ {data.error}", style="red", markup=False)
-        elif kind == "compaction.completed":
+        elif data.type == "compaction.completed":
             self.console.print(f"· context compacted ({data.tier})", style="dim", markup=False)
-        elif kind == "compaction.summary.failed":
+        elif data.type == "compaction.summary.failed":
             note = f"! compaction summary failed, going on without it: {data.error}"
             self.console.print(note, style="yellow", markup=False)
-        elif kind == "agent.finished":
+        elif data.type == "agent.finished":
             self._activity = None
             if data.reason == "cancelled":
                 self.console.print("(cancelled)", style="yellow")

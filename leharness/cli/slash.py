@@ -308,9 +308,9 @@ class SlashCompleter(Completer):
                     yield Completion(command.name, -len(text), display_meta=meta)
             return
         name, _, arg = text.partition(" ")
-        command = find(name)
-        if command is None or command.choices is None or " " in arg:
+        typed = find(name)
+        if typed is None or typed.choices is None or " " in arg:
             return
-        for value, meta in command.choices(self.repl):
+        for value, meta in typed.choices(self.repl):
             if value.startswith(arg):
                 yield Completion(value, -len(arg), display_meta=meta)

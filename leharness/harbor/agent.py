@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from pathlib import PurePosixPath
-from typing import override
+
+if sys.version_info >= (3, 12):  # Harbor's own floor; the branch below serves a type
+    from typing import override  # checker run for the core's Python 3.11
+else:
+    from typing_extensions import override
 
 from harbor.agents.agent_auth_resolution import ModelConnectionSpec, ProviderAccess
 from harbor.agents.capabilities import AgentCapabilities

@@ -49,8 +49,8 @@ def draw(rows: list[dict], until: str, link: Callable[[dict], str | None]) -> Ma
 
     `link(row)` gives the URL a bar points to, or None.
     """
-    bars = [_bar(row, parse_ts(until)) for row in rows if row["kind"] in LANES]
-    bars = [bar for bar in bars if bar is not None]
+    drawn = [_bar(row, parse_ts(until)) for row in rows if row["kind"] in LANES]
+    bars = [bar for bar in drawn if bar is not None]
     if not bars:
         return Markup("")
     start = min(bar["start"] for bar in bars)

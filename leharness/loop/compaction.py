@@ -308,7 +308,7 @@ def move_results(session: Session, pressure: Pressure, old: list[Message]) -> se
         return set()
     _started(session, "T2", pressure)
     home = session.home or store.home_dir()
-    moved = []
+    moved: list[dict[str, Any]] = []
     for message in large:
         try:
             saved = artifacts.save(home, session.session_id, message.content.encode(), sync=False)

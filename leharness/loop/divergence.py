@@ -137,7 +137,7 @@ def in_call_order(events: list[Event]) -> list[Event]:
         if event is None:
             break
         out.append(event)
-        if event.type == "model.completed":
+        if event.data.type == "model.completed":
             order = {call.id: i for i, call in enumerate(event.data.tool_calls)}
     return out
 
@@ -169,8 +169,8 @@ def compare(
         position = min(len(left), len(right)) + 1
         extra_old = left[position - 1] if len(left) >= position else None
         extra_new = right[position - 1] if len(right) >= position else None
-        shown = normal.apply(payload(extra_new)) if extra_new else None
-        return Comparison(position - 1, Divergence(position, extra_old, extra_new, shown))
+        extra_shown = normal.apply(payload(extra_new)) if extra_new else None
+        return Comparison(position - 1, Divergence(position, extra_old, extra_new, extra_shown))
     return Comparison(len(left), None)
 
 

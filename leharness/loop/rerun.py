@@ -98,14 +98,13 @@ class Recording:
     def summaries(self) -> list[ev.CompactionSummary | ev.CompactionSummaryFailed]:
         """What each summariser call answered, across this session and its subagents in
         the order they were recorded (an artifact failure came before any call: left out)."""
-        found = [
-            e
-            for r in self.tree()
-            for e in r.events
+        recorded = sorted((e for r in self.tree() for e in r.events), key=lambda e: e.seq)
+        return [
+            e.data
+            for e in recorded
             if isinstance(e.data, ev.CompactionSummary)
             or (isinstance(e.data, ev.CompactionSummaryFailed) and e.data.kind != "artifact_error")
         ]
-        return [e.data for e in sorted(found, key=lambda e: e.seq)]
 
     def tool_results(self) -> dict[str, ev.ToolCompleted | ev.ToolFailed]:
         return {
@@ -224,7 +223,7 @@ def recorded_tools(
         processes.update(part.processes())
 
     async def serve(_args: Any, ctx: ToolContext) -> str:
-        started, record = processes.get(ctx.call_id), ctx.extra.get("record")
+        started, record = processes.get(ctx.call_id), ctx.record
         if started is not None and record is not None:
             # Recorded as it was, so later events keep their places; its owner is the
             # recorded session, so nothing in the replay ever signals that pid.

@@ -459,7 +459,9 @@ async def _run_one(
         session_id=session.session_id,
         home=session.home,
         call_id=call.id,
-        extra={"tasks": session.tasks, "spawn": spawner(session), "record": session.record},
+        tasks=session.tasks,
+        spawn=spawner(session),
+        record=session.record,
         allowed_paths=session.allowed_paths,
         sandbox=session.sandbox,
     )

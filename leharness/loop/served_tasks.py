@@ -43,7 +43,7 @@ class ServedTasks:
     def start(self, ctx: ToolContext) -> bool:
         """Start the stand-in when this call became a task in the recording."""
         started = self.starts.get(ctx.call_id)
-        runtime = ctx.extra.get("tasks")
+        runtime = ctx.tasks
         if started is None or not isinstance(runtime, TaskRuntime):
             return False
         self.runtime = runtime

@@ -19,7 +19,8 @@ class ThinkSplitter:
     def feed(self, chunk: str) -> tuple[str, str]:
         buffer = self._pending + chunk
         self._pending = ""
-        text, reasoning = [], []
+        text: list[str] = []
+        reasoning: list[str] = []
         while buffer:
             tag = CLOSE if self.in_think else OPEN
             index = buffer.find(tag)

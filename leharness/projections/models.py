@@ -15,6 +15,9 @@ class Row(BaseModel):
 
 
 class SessionRow(Row):
+    """One row of the `sessions` projection table: a session's identity, status and
+    counters as the triggers keep them (read-only data; nothing runs from it)."""
+
     id: str
     parent_session_id: str | None = None
     parent_task_id: str | None = None
@@ -126,7 +129,9 @@ class ArtifactRow(Row):
 
 
 class SessionView(Row):
-    """Everything the loop needs for one step, read from projection rows."""
+    """Everything the loop needs for one step, read from projection rows: the session's
+    `SessionRow`, its visible messages and its tasks, as of now (a snapshot the loop
+    rebuilds every step, unlike the running `runner.Session` that holds it)."""
 
     session: SessionRow
     messages: list[Message]

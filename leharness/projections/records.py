@@ -67,6 +67,14 @@ def session(conn: sqlite3.Connection, session_id: str) -> Record | None:
     return rows[0] if rows else None
 
 
+def session_row(conn: sqlite3.Connection, session_id: str) -> Record:
+    """The row of a session known to exist (its id came from `resolve_session_id`)."""
+    row = session(conn, session_id)
+    if row is None:
+        raise LookupError(f"no session {session_id}")
+    return row
+
+
 def all_messages(conn: sqlite3.Connection, session_id: str) -> list[Record]:
     """Every message as it happened, visible or compacted away (for transcripts)."""
     return [

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .connection import (
     QUERY_REFUSED,
     SqliteWrites,
+    StoreConnection,
     StoreError,
     check_is_sqlite,
     connect,
@@ -126,7 +127,7 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def open_store(path: Path | str | None = None) -> sqlite3.Connection:
+def open_store(path: Path | str | None = None) -> StoreConnection:
     """Open (creating and migrating if needed) the sessions database."""
     path = Path(path or db_path())
     conn = connect(path)
@@ -174,7 +175,7 @@ def open_events_only(path: Path | str | None = None) -> sqlite3.Connection:
     conn = open_store(path)
     writes = SqliteWrites()
     writes.refresh(conn)
-    conn.sqlite_writes = writes  # type: ignore[attr-defined] - a StoreConnection
+    conn.sqlite_writes = writes
     conn.set_authorizer(functools.partial(_events_only, writes))
     return conn
 

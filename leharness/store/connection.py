@@ -186,7 +186,7 @@ class StoreConnection(sqlite3.Connection):
     db_file: str | None = None  # its real path, for the log's per-file bookkeeping
 
 
-def connect(path: Path | str) -> sqlite3.Connection:
+def connect(path: Path | str) -> StoreConnection:
     """A connection with WAL, foreign keys and a busy timeout, in autocommit mode."""
     check_sqlite_version()
     path = Path(path)

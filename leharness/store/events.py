@@ -8,7 +8,7 @@ field once it has been written: old databases must keep projecting the same way.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 # command that touches a few models (lh show) does not pay for all of them.
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    type: str  # each model narrows it to its own Literal: the union's discriminator
 
 
 class ToolCall(BaseModel):
@@ -393,42 +394,47 @@ class AgentFinished(Payload):
     text: str = ""
 
 
-PAYLOAD_MODELS: tuple[type[Payload], ...] = (
-    SessionCreated,
-    SessionForked,
-    InvocationReceived,
-    InvocationAuto,
-    StepStarted,
-    ModelCompleted,
-    ModelFailed,
-    ModelCancelled,
-    ToolStarted,
-    ProcessStarted,
-    ToolCompleted,
-    ToolFailed,
-    ApprovalRequested,
-    ApprovalDecided,
-    TaskStarted,
-    TaskCompleted,
-    TaskFailed,
-    TaskCancelled,
-    TaskDelivered,
-    ArtifactCreated,
-    CompactionStarted,
-    CompactionSummary,
-    CompactionSummaryFailed,
-    CompactionCompleted,
-    SkillLoaded,
-    McpConnected,
-    McpFailed,
-    HookRan,
-    FileCheckpoint,
-    TreeCheckpoint,
-    WorkspaceRestored,
-    AgentFinished,
+# Spelled out (not built from a tuple) so that type checkers see every model: a
+# `match`/isinstance on `event.data` narrows it and `event.data.x` is checked.
+AnyPayload = (
+    SessionCreated
+    | SessionForked
+    | InvocationReceived
+    | InvocationAuto
+    | StepStarted
+    | ModelCompleted
+    | ModelFailed
+    | ModelCancelled
+    | ToolStarted
+    | ProcessStarted
+    | ToolCompleted
+    | ToolFailed
+    | ApprovalRequested
+    | ApprovalDecided
+    | TaskStarted
+    | TaskCompleted
+    | TaskFailed
+    | TaskCancelled
+    | TaskDelivered
+    | ArtifactCreated
+    | CompactionStarted
+    | CompactionSummary
+    | CompactionSummaryFailed
+    | CompactionCompleted
+    | SkillLoaded
+    | McpConnected
+    | McpFailed
+    | HookRan
+    | FileCheckpoint
+    | TreeCheckpoint
+    | WorkspaceRestored
+    | AgentFinished
 )
 
-EventPayload = Annotated[Union[PAYLOAD_MODELS], Field(discriminator="type")]  # noqa: UP007
+#: Every payload model, in catalogue order.
+PAYLOAD_MODELS: tuple[type[Payload], ...] = get_args(AnyPayload)
+
+EventPayload = Annotated[AnyPayload, Field(discriminator="type")]
 
 PAYLOAD_ADAPTER: TypeAdapter[EventPayload] = TypeAdapter(
     EventPayload, config=ConfigDict(defer_build=True)

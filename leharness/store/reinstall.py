@@ -58,6 +58,7 @@ class Progress:
     chunks: int = 0
     longest_lock_s: float = 0.0
     longest_by_phase: dict[str, float] = field(default_factory=dict)
+    replayed_seq: int = 0  # the last event seq replayed into the lh_next_ tables
 
     def held(self, phase: str, seconds: float) -> None:
         self.chunks += 1
@@ -176,7 +177,7 @@ def _build_beside(conn: sqlite3.Connection, chunk_s: float, progress: Progress) 
     conn.execute("CREATE TEMP TABLE replay_events AS SELECT * FROM main.events WHERE 0")
     for sql in triggers:
         conn.execute(sql)
-    conn.lh_replayed = 0  # type: ignore[attr-defined] - the last seq replayed
+    progress.replayed_seq = 0
     batch = 500
     behind, stalled = None, 0
     while True:
@@ -190,7 +191,7 @@ def _build_beside(conn: sqlite3.Connection, chunk_s: float, progress: Progress) 
         # Writers that append faster than the chunks replay would keep this going for
         # ever: when the distance stops shrinking, the swap replays what is left.
         (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM main.events").fetchone()
-        now = last - conn.lh_replayed  # type: ignore[attr-defined]
+        now = last - progress.replayed_seq
         stalled = stalled + 1 if behind is not None and now >= behind else 0
         if stalled >= 3:
             return
@@ -200,15 +201,14 @@ def _build_beside(conn: sqlite3.Connection, chunk_s: float, progress: Progress) 
 
 def _replay(conn: sqlite3.Connection, limit: int | None, progress: Progress) -> int:
     """Replay up to `limit` events after the last one replayed into the lh_next_ tables."""
-    after = conn.lh_replayed  # type: ignore[attr-defined]
     done = conn.execute(
         "INSERT INTO temp.replay_events SELECT * FROM main.events WHERE seq > ? "
         "ORDER BY seq LIMIT ?",
-        (after, -1 if limit is None else limit),
+        (progress.replayed_seq, -1 if limit is None else limit),
     ).rowcount
     if done:
         (last,) = conn.execute("SELECT max(seq) FROM temp.replay_events").fetchone()
-        conn.lh_replayed = last  # type: ignore[attr-defined]
+        progress.replayed_seq = last
         conn.execute("DELETE FROM temp.replay_events")
     progress.events += done
     return done

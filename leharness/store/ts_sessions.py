@@ -95,8 +95,10 @@ def _spawned_by(logs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, An
     parents = {}
     for session_id, events in logs.items():
         for event in events:
-            task = event.get("task") if event.get("type") == "task.started" else None
-            payload = (task or {}).get("payload") or {}
+            if event.get("type") != "task.started":
+                continue
+            task: dict[str, Any] = event.get("task") or {}
+            payload = task.get("payload") or {}
             child = payload.get("childSessionId")
             if child in logs:
                 parents[child] = {
@@ -248,14 +250,15 @@ def _tool(m: _SessionMapper, e: dict[str, Any]) -> Mapped:
 
 
 def _task_started(m: _SessionMapper, e: dict[str, Any]) -> Mapped:
-    task = e.get("task") or {}
+    task: dict[str, Any] = e.get("task") or {}
     payload = task.get("payload") or {}
     call_id = e.get("callId")
+    kind = task.get("kind") or "task"
     yield (
         "task.started",
         {
             "task_id": task.get("id"),
-            "kind": TASK_KINDS.get(task.get("kind"), task.get("kind") or "task"),
+            "kind": TASK_KINDS.get(kind, kind),
             "call_id": call_id,
             "command": payload.get("command"),
             "prompt": payload.get("prompt"),

@@ -17,7 +17,7 @@ from typing import Any
 def conversation_problems(messages: list[dict[str, Any]]) -> list[str]:
     """Every way `messages` breaks OpenAI's rules, in OpenAI's words (empty: accepted)."""
     problems: list[str] = []
-    pending: list[str] = []  # calls of the last assistant message still unanswered
+    pending: list[object] = []  # ids of the last assistant message's calls still unanswered
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             problems.append(f"messages.{index}: not an object")
@@ -50,7 +50,7 @@ def conversation_problems(messages: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
-def _unanswered(index: int, pending: list[str]) -> str:
+def _unanswered(index: int, pending: list[object]) -> str:
     return (
         f"messages.{index}: An assistant message with 'tool_calls' must be followed by tool "
         "messages responding to each 'tool_call_id'. The following tool_call_ids did not "

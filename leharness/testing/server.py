@@ -232,6 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
     # While not None, what is written collects here and goes out in one send
     # (a response whose timing is not part of the script: no Slow, no Cut).
     _pending: bytearray | None = None
+    _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's, which typeshed leaves out
 
     def flush_headers(self) -> None:
         if self._pending is None:
@@ -284,10 +285,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._raw(step)
             return
         if isinstance(step, Slow):
-            step, delay = step.step, step.delay_s
+            delay, step = step.delay_s, step.step
         clean = False
         if isinstance(step, Cut):
-            step, cut_after, clean = step.step, step.after_chunks, step.clean
+            cut_after, clean, step = step.after_chunks, step.clean, step.step
         if body.get("stream"):
             self._stream(step, body, delay, cut_after, clean)
         else:

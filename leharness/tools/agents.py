@@ -45,8 +45,7 @@ class SpawnAgentArgs(BaseModel):
 
 
 async def spawn_agent(args: SpawnAgentArgs, ctx: ToolContext) -> str:
-    runtime: TaskRuntime | None = ctx.extra.get("tasks")
-    spawn: Spawn | None = ctx.extra.get("spawn")
+    runtime, spawn = ctx.tasks, ctx.spawn
     if runtime is None or spawn is None:
         raise ToolError("subagents cannot be started here (depth limit reached)")
     task_id = runtime.new_task_id()

@@ -126,14 +126,16 @@ def summary(name: str, args: BaseModel | dict[str, Any]) -> str:
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
 
 
+_ANSWERS: dict[str, Decision] = {
+    "y": "allow",
+    "yes": "allow",
+    "n": "deny",
+    "no": "deny",
+    "a": "always",
+    "always": "always",
+}
+
+
 def parse_answer(answer: str) -> Decision | None:
     """y / n / a (and yes / no / always); None when the answer is not one of them."""
-    word = answer.strip().lower()
-    return {
-        "y": "allow",
-        "yes": "allow",
-        "n": "deny",
-        "no": "deny",
-        "a": "always",
-        "always": "always",
-    }.get(word)
+    return _ANSWERS.get(answer.strip().lower())

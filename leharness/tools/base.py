@@ -13,40 +13,55 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from leharness.errors import ToolError
 
+if TYPE_CHECKING:
+    from leharness.store import Event, Payload
+
+    from .agents import Spawn
+    from .tasks import TaskRuntime
+
+#: Appends one event to the running session's log (and shows it on its channel).
+Record = Callable[["Payload"], "Event"]
+
 
 @dataclass
 class ToolContext:
-    """What a running tool may know: where it runs and for which session.
+    """What a running tool may know and use: where it runs, for which session, and
+    the loop's services it may call (typed fields, never looked up by name).
 
     File tools stay inside `cwd` and `allowed_paths` (see tools/paths.py); bash commands
-    run in `sandbox` (see tools/sandbox.py).
+    run in `sandbox` (see tools/sandbox.py). `tasks`, `spawn` and `record` are None where
+    no session loop runs the tool (a test calling it directly, a benchmark).
     """
 
     cwd: Path
     session_id: str = ""
     home: Path | None = None
     call_id: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    tasks: TaskRuntime | None = None  # the session's background tasks (bash, subagents)
+    spawn: Spawn | None = None  # starts a subagent; None at the maximum depth
+    record: Record | None = None  # appends an event to this session's log
     allowed_paths: tuple[Path, ...] = ()
     sandbox: str = "off"  # bash's: read-only | workspace-write | off (see tools/sandbox.py)
 
 
-Runner = Callable[[Any, ToolContext], Awaitable[str]]
+#: A tool's function: (its validated arguments, or the raw dict for a raw-schema tool;
+#: the context) -> the text the model sees. Not to be confused with the session loop.
+ToolFunction = Callable[[Any, ToolContext], Awaitable[str]]
 
 
 @dataclass(frozen=True)
 class Tool:
     name: str
     args: type[BaseModel] | None  # None: `schema` is passed through, `run` gets the raw dict
-    run: Runner
+    run: ToolFunction
     read_only: bool = False  # read-only calls in a row run together
     inline_limit: int | None = None  # bytes shown inline before an artifact (None: 8 KiB)
     schema: dict[str, Any] | None = None  # a raw JSON schema, sent to the model unchanged

@@ -197,7 +197,7 @@ class _Collector(asyncio.Protocol):
 async def run_bash(args: BashArgs, ctx: ToolContext) -> str:
     working_dir(ctx)  # a clear error if the folder was deleted
     cwd = Path(ctx.cwd)
-    runtime: TaskRuntime | None = ctx.extra.get("tasks")
+    runtime = ctx.tasks
     task_id = runtime.new_task_id() if runtime is not None else f"task_{new_ulid().lower()}"
     status = status_path(runtime, task_id)
     sink = OutputSink()
@@ -214,8 +214,11 @@ async def run_bash(args: BashArgs, ctx: ToolContext) -> str:
         finally:  # recorded: let the supervisor start the command; else it never runs
             await _release(proc, go=recorded)
         try:
-            can_background = runtime is not None and args.inline_ms < args.timeout_s * 1000
-            if can_background and not await _finished_within(proc, args.inline_ms / 1000):
+            if (
+                runtime is not None  # can go to the background
+                and args.inline_ms < args.timeout_s * 1000
+                and not await _finished_within(proc, args.inline_ms / 1000)
+            ):
                 backgrounded = True
                 task = RunningTask(task_id, "bash", log_path=runtime.log_path(task_id), sink=sink)
                 job = _follow(runtime, task, proc, transport, collector, args, status)
@@ -272,7 +275,7 @@ def _record_start(ctx: ToolContext, pid: int, task_id: str, timeout_s: int) -> P
         owner_session_id=ctx.session_id,
         timeout_s=timeout_s,
     )
-    record = ctx.extra.get("record")
+    record = ctx.record
     if record is not None:
         record(started)
     return started

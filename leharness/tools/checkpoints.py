@@ -75,7 +75,7 @@ class Before:
 def before_change(ctx: ToolContext, path: Path, data: bytes | None = None) -> Before | None:
     """Keep `path`'s current content (`data`, when the tool already read it); call right
     before a file tool writes it. None outside a recorded session."""
-    if ctx.extra.get("record") is None:
+    if ctx.record is None:
         return None
     home = ctx.home or home_dir()
     try:
@@ -88,7 +88,7 @@ def before_change(ctx: ToolContext, path: Path, data: bytes | None = None) -> Be
 
 def after_change(ctx: ToolContext, before: Before | None, data: bytes, tool: str) -> None:
     """Record `checkpoint.file` once the file holds `data`."""
-    record = ctx.extra.get("record")
+    record = ctx.record
     if before is None or record is None:
         return
     try:
@@ -157,16 +157,21 @@ def snapshot(git_dir: Path, worktree: Path, home: Path | None = None) -> str:
     if home is not None and home.is_relative_to(worktree):
         inside = os.fsencode(home.relative_to(worktree)) + b"/"
         wanted = {name for name in wanted if not name.startswith(inside)}
-    env = {"GIT_DIR": str(git_dir), "GIT_WORK_TREE": str(worktree)}
-    indexed = _git("ls-files", "-z", cwd=worktree, **env)
+
+    def ours(*args: str, stdin: bytes | None = None) -> bytes:
+        """git on lh's own index of the work tree, in `git_dir`."""
+        return _git(*args, cwd=worktree, stdin=stdin,
+                    GIT_DIR=str(git_dir), GIT_WORK_TREE=str(worktree))  # fmt: skip
+
+    indexed = ours("ls-files", "-z")
     gone = {name for name in indexed.split(b"\0") if name} - wanted
     if gone:
-        _git("update-index", "-z", "--force-remove", "--stdin", cwd=worktree,
-             stdin=b"\0".join(sorted(gone)) + b"\0", **env)  # fmt: skip
+        ours("update-index", "-z", "--force-remove", "--stdin",
+             stdin=b"\0".join(sorted(gone)) + b"\0")  # fmt: skip
     if wanted:
-        _git("update-index", "-z", "--add", "--remove", "--stdin", cwd=worktree,
-             stdin=b"\0".join(sorted(wanted)) + b"\0", **env)  # fmt: skip
-    return _git("write-tree", cwd=worktree, **env).decode().strip()
+        ours("update-index", "-z", "--add", "--remove", "--stdin",
+             stdin=b"\0".join(sorted(wanted)) + b"\0")  # fmt: skip
+    return ours("write-tree").decode().strip()
 
 
 def changed_paths(git_dir: Path, before: str, after: str) -> list[str]:
@@ -189,9 +194,9 @@ def checkpointed(tool: Tool) -> Tool:
     between the two is recorded as `checkpoint.tree`."""
 
     async def run(args: Any, ctx: ToolContext) -> str:
-        record = ctx.extra.get("record")
+        record = ctx.record
         worktree = await asyncio.to_thread(worktree_of, ctx.cwd) if record else None
-        if worktree is None:
+        if record is None or worktree is None:
             return await tool.run(args, ctx)
         home = (ctx.home or home_dir()).resolve()
         git_dir = snapshot_dir(home, worktree)

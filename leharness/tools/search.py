@@ -20,7 +20,7 @@ import re
 import shutil
 import subprocess
 import sysconfig
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -142,9 +142,12 @@ class _Kept:
         self.base = base
         self.roots = allowed_roots(ctx)
         home = harness_home(ctx)
-        inside_base = home is not None and home != base and home.is_relative_to(base)
         # what rg prints (paths relative to base) starts with this when it is in the home
-        self.home_prefix = os.fsdecode(home.relative_to(base)) + "/" if inside_base else None
+        self.home_prefix = (
+            os.fsdecode(home.relative_to(base)) + "/"
+            if home is not None and home != base and home.is_relative_to(base)
+            else None
+        )
 
     def in_home(self, name: str) -> bool:
         return self.home_prefix is not None and name.startswith(self.home_prefix)
@@ -163,7 +166,7 @@ def _shown(path: Path, ctx: ToolContext) -> str:
 
 async def _records(
     argv: list[str], cwd: Path, separator: bytes, stop: Callable[[], bool]
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """rg's output records; rg is killed at the time limit, on a cancel, or once `stop()`."""
     proc = await asyncio.create_subprocess_exec(
         rg_path(),
@@ -206,7 +209,7 @@ async def _head(stream: asyncio.StreamReader) -> bytes:
     return kept
 
 
-async def _collect(records: AsyncIterator[bytes], take: Callable[[bytes], None]) -> bool:
+async def _collect(records: AsyncGenerator[bytes, None], take: Callable[[bytes], None]) -> bool:
     """Feed every record to `take`; False if the time limit cut the search short."""
     try:
         async with asyncio.timeout(SEARCH_TIMEOUT_S):
@@ -215,7 +218,7 @@ async def _collect(records: AsyncIterator[bytes], take: Callable[[bytes], None])
     except TimeoutError:
         return False
     finally:
-        await records.aclose()  # type: ignore[attr-defined] - an async generator
+        await records.aclose()
     return True
 
 

@@ -217,7 +217,7 @@ async def load_skill(args: LoadSkillArgs, ctx: ToolContext) -> str:
     if skill is None:
         names = ", ".join(skill.name for skill in found.skills) or "none are installed"
         raise ToolError(f"no skill named {args.name!r}; skills: {names}", "unknown_skill")
-    record = ctx.extra.get("record")
+    record = ctx.record
     if record is not None:
         loaded = ev.SkillLoaded(
             name=skill.name, path=str(skill.path), content_hash=skill.content_hash

@@ -91,7 +91,7 @@ class Waiter:
     def __init__(self, wake_fd: int, drain_fd: int | None, lh_pid: int) -> None:
         self.wake_fd = wake_fd
         self.drain_fd = drain_fd
-        self.draining = False
+        self.draining: int | None = None  # drain_fd, once lh is gone and until its EOF
         self.lh_pid = lh_pid
 
     def wait(self, pid: int, seconds: float) -> int | None:
@@ -105,27 +105,27 @@ class Waiter:
             if left <= 0:
                 return None
             self._lh_gone()
-            watched = [self.wake_fd] + ([self.drain_fd] if self.draining else [])
+            watched = [self.wake_fd] + ([self.draining] if self.draining is not None else [])
             try:
                 ready, _, _ = select.select(watched, [], [], min(left, POLL_S))
             except InterruptedError:
                 continue
             if self.wake_fd in ready:
                 os.read(self.wake_fd, 512)
-            if self.draining and self.drain_fd in ready:
-                self._drain()
+            if self.draining is not None and self.draining in ready:
+                self._drain(self.draining)
 
     def _lh_gone(self) -> None:
-        if self.drain_fd is not None and not self.draining and os.getppid() != self.lh_pid:
-            self.draining = True
+        if self.drain_fd is not None and self.draining is None and os.getppid() != self.lh_pid:
+            self.draining = self.drain_fd
 
-    def _drain(self) -> None:
+    def _drain(self, fd: int) -> None:
         try:
-            data = os.read(self.drain_fd, 65536)
+            data = os.read(fd, 65536)
         except OSError:
             data = b""
         if not data:  # EOF: every writer is gone
-            self.draining = False
+            self.draining = None
             self.drain_fd = None
 
 

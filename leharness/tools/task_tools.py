@@ -46,7 +46,7 @@ class ListTasksArgs(BaseModel):
 
 
 def _runtime(ctx: ToolContext) -> TaskRuntime:
-    runtime = ctx.extra.get("tasks")
+    runtime = ctx.tasks
     if runtime is None:
         raise ToolError("background tasks are not available in this session")
     return runtime

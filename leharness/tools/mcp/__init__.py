@@ -97,7 +97,7 @@ def _read_only_hint(listed: Any) -> bool:
 
 def _record(ctx: ToolContext, payload: Payload) -> None:
     """Record through the session's recorder, which the loop hands every tool."""
-    record = ctx.extra.get("record")
+    record = ctx.record
     if record is not None:
         record(payload)
 
