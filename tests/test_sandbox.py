@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import socket
+import sys
 import uuid
 from pathlib import Path
 
@@ -158,3 +159,25 @@ def test_lh_doctor_says_whether_the_sandbox_works(layout):
         "! sandbox: off: bubblewrap (bwrap) is not installed"
         in run_lh("doctor", env=no_bwrap).stdout
     )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap is Linux only")
+def test_the_bwrap_check_runs_in_the_background_and_says_why_it_failed(tmp_path, monkeypatch):
+    """lh starts the check before loading the session's code and collects it afterwards
+    (its 10-25 ms of namespaces overlap the imports); the answer is the same as before."""
+    from leharness.tools import sandbox
+
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: no user namespaces' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sandbox, "_started", None)
+    sandbox.unavailable.cache_clear()
+    try:
+        sandbox.start_probe()
+        assert sandbox._started is not None and sandbox._started.args[0] == str(fake)
+        reason = sandbox.unavailable()
+        sandbox.start_probe()  # answered already: nothing more is started
+    finally:
+        sandbox.unavailable.cache_clear()
+    assert reason == "bwrap cannot create a sandbox here: bwrap: no user namespaces"

@@ -138,3 +138,122 @@ def test_the_collector_is_on_again_once_a_command_runs(command, isolated_home):
         [sys.executable, "-c", GC_PROBE, *command], capture_output=True, text=True, env=env
     )
     assert done.stderr.rsplit("\n", 1)[1] == "gc enabled: True", done.stderr
+
+
+def lh_help(columns: int, *args: str) -> tuple[str, set[str]]:
+    """`lh --help` (or ARGS) through the real entry point: stdout and the modules imported."""
+    lh = str(Path(sys.executable).with_name("lh"))
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1", "COLUMNS": str(columns)}
+    done = subprocess.run([lh, *(args or ["--help"])], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout, {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+
+
+def click_help(columns: int) -> str:
+    """`lh --help` as click renders it with every command imported."""
+    from click.testing import CliRunner
+
+    from leharness.cli import cli
+
+    for name in cli.commands:
+        cli.commands[name]  # imports the command
+    width = max(min(columns, 80) - 2, 50)  # what click's HelpFormatter makes of a terminal
+    return CliRunner().invoke(cli, ["--help"], prog_name="lh", terminal_width=width).output
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_help_prints_what_click_would_without_importing_click(columns):
+    """`lh --help` on a usual terminal is the stored text (cli/help.txt), with no click
+    and no command module imported (bench/cold_start.py times it)."""
+    stdout, imported = lh_help(columns)
+    assert stdout == click_help(columns)
+    assert not {name.split(".")[0] for name in imported} & {"click", *HEAVY}
+    assert not {name for name in imported if name.startswith("leharness.cli.")} - {
+        "leharness.cli.process"
+    }
+    assert lh_help(columns, "-h")[0] == stdout
+
+
+def test_a_narrow_terminal_gets_help_wrapped_by_click_and_no_command_module():
+    stdout, imported = lh_help(60)
+    assert stdout == click_help(60) and stdout != click_help(80)
+    assert "click" in imported
+    assert not imported & {"leharness.cli.run", "leharness.cli.history", "leharness.cli.mcp"}
+
+
+def test_the_stored_help_matches_the_commands():
+    from leharness.cli import commands
+
+    assert commands.stored() == commands.generate(), (
+        "cli/commands.json is stale: run python -m leharness.cli.commands"
+    )
+    stored = Path(commands.__file__).with_name("help.txt").read_text()
+    assert stored == commands.render_help(), "cli/help.txt is stale: run the same command"
+
+
+MODULES_PROBE = """
+import sys
+from leharness.cli import cli
+try:
+    cli(sys.argv[1:])
+except SystemExit:
+    pass
+sys.stderr.write("\\n" + " ".join(sorted(sys.modules)))
+"""
+
+
+def test_a_command_imports_its_own_module_only(isolated_home):
+    env = {**os.environ, "LEHARNESS_HOME": str(isolated_home)}
+    done = subprocess.run(
+        [sys.executable, "-c", MODULES_PROBE, "config"], capture_output=True, text=True, env=env
+    )
+    imported = set(done.stderr.rsplit("\n", 1)[1].split())
+    assert "provider" in done.stdout and "leharness.cli.config" in imported
+    assert not imported & {"leharness.cli.run", "leharness.cli.mcp", "leharness.cli.inspect"}
+
+
+EVENTS_PROBE = """
+import sys
+from leharness import store
+from leharness.store import events
+conn = store.open_events_only()
+session_id = store.create_session(conn)
+store.append(conn, session_id, {"type": "invocation.received", "text": "hi"})
+read = [event.type for event in store.read_events(conn, session_id)]
+built = sorted(m.__name__ for m in events.PAYLOAD_MODELS if m.__pydantic_complete__)
+sys.stdout.write(f"{read} {built} {events.Event.__pydantic_complete__}")
+"""
+
+
+def test_an_append_builds_the_schema_of_its_own_event_type_only(isolated_home):
+    """Validating through the union of every event type (or building an Event's own
+    validator) builds all ~32 schemas, ~15 ms of a one-turn run's start-up."""
+    env = {**os.environ, "LEHARNESS_HOME": str(isolated_home)}
+    done = subprocess.run(
+        [sys.executable, "-c", EVENTS_PROBE], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout == (
+        "['session.created', 'invocation.received'] ['InvocationReceived', 'SessionCreated'] False"
+    )
+
+
+def test_a_session_without_mcp_json_imports_no_mcp_code(isolated_home):
+    from leharness.tools.mcp import config_path
+
+    assert config_path(isolated_home) == isolated_home / "mcp.json"  # cli/mcp.py checks that
+    probe = (
+        "import sys\nfrom leharness.cli import mcp\nmcp.attach(None)\n"
+        "sys.stdout.write(str(sorted(m for m in sys.modules if 'mcp' in m)))"
+    )
+    env = {**os.environ, "LEHARNESS_HOME": str(isolated_home)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert done.stdout == "['leharness.cli.mcp']", done.stderr
+
+
+def test_without_a_settings_file_no_toml_parser_loads(isolated_home):
+    env = {**os.environ, "LEHARNESS_HOME": str(isolated_home)}
+    done = subprocess.run(
+        [sys.executable, "-c", MODULES_PROBE, "config"], capture_output=True, text=True, env=env
+    )
+    assert "provider" in done.stdout
+    assert "tomllib" not in done.stderr.rsplit("\n", 1)[1].split()

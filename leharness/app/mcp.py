@@ -38,11 +38,12 @@ def current_hub(warn: Warn | None = None) -> Any:
     import hashlib
 
     from leharness import store
-    from leharness.tools.mcp import ConfigFileError, Hub, config_path, load_config
 
-    path = config_path(store.home_dir())
+    path = store.home_dir() / "mcp.json"  # as tools.mcp.config_path: no import without one
     if not path.exists():
         return None
+    from leharness.tools.mcp import ConfigFileError, Hub, load_config
+
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         key = (str(path.resolve()), digest)
@@ -69,12 +70,12 @@ def problems(hub: Any) -> list[str]:
 
 def attach(loop_session: Any, warn: Warn | None = None) -> None:
     """Offer the MCP tools to this session and record the servers' status in it."""
-    from leharness.tools.mcp import mcp_tools, status_events
-
     hub = current_hub(warn)
     _ATTACHED[:] = [hub] if hub is not None else []
     if hub is None:
         return
+    from leharness.tools.mcp import mcp_tools, status_events
+
     loop_session.tools = loop_session.tools.extended(mcp_tools(hub))
     for payload in status_events(hub):
         loop_session.record(payload)

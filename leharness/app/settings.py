@@ -70,8 +70,6 @@ def settings_path(home: Path | None = None) -> Path:
 
 def read_settings_file(path: Path) -> dict[str, Any]:
     """The file's values, checked (none when it does not exist); UserError naming it."""
-    import tomllib
-
     from leharness.store.connection import StoreError, check_home
 
     try:
@@ -83,6 +81,8 @@ def read_settings_file(path: Path) -> dict[str, Any]:
         raise UserError(str(error)) from None
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: cannot read the settings file: {error}") from None
+    import tomllib  # only for a file that exists: its regexes cost every start ~4 ms
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -16,32 +16,17 @@ from click_default_group import DefaultGroup
 from leharness import __version__
 
 from . import process
-from .compact import compact_command
-from .config import config_command
-from .demo import demo_command
-from .doctor import doctor_command
+from .commands import LazyCommands, stored
 from .errors import UserError, reported
-from .history import (
-    export_command,
-    fork_command,
-    import_command,
-    sessions_command,
-    show_command,
-    sql_command,
-)
-from .inspect import inspect_command
-from .mcp import mcp_group
-from .merge import merge_command
-from .replay import replay_command
-from .rewind import diff_command, rewind_command
-from .run import run_command
-from .search import search_command
-from .skills import skills_command
 
 
 class LhGroup(DefaultGroup):
     """`lh PROMPT` beside the subcommands, with a guard against mistyped commands; every
     command runs inside `reported()`, the one place expected failures become exit codes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = LazyCommands()  # each command's module is imported on first use
 
     def invoke(self, ctx: click.Context) -> Any:
         with reported():
@@ -59,12 +44,23 @@ class LhGroup(DefaultGroup):
         if typed and not ctx.meta.get("lh.dashdash"):
             from .typos import suggestion
 
-            meant = suggestion(word, (n for n, c in self.commands.items() if not c.hidden))
+            hidden = {name for name, known in stored().items() if known["hidden"]}
+            meant = suggestion(word, (n for n in self.commands if n not in hidden))
             if meant is not None:
                 raise UserError(
                     f"did you mean `{meant}`? (to send it as a prompt: lh -- {shlex.join(args)})"
                 )
         return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of `lh --help`, from stand-ins (commands.json): importing every
+        command module for its one line of help would double the time `--help` takes."""
+        known = stored()
+        if set(known) != set(self.commands):  # stale: the exact, slower way
+            return super().format_commands(ctx, formatter)
+        stand_ins = {name: click.Command(name, **known[name]) for name in self.commands}
+        listed = DefaultGroup(self.name, stand_ins, default=self.default_cmd_name)
+        return listed.format_commands(ctx, formatter)
 
 
 @click.group(
@@ -98,24 +94,3 @@ def cli() -> None:
             "the current directory no longer exists (deleted or moved?): "
             "cd to an existing folder and run lh again"
         ) from None
-
-
-cli.add_command(run_command)
-cli.add_command(demo_command)
-cli.add_command(show_command)
-cli.add_command(sessions_command)
-cli.add_command(sql_command)
-cli.add_command(fork_command)
-cli.add_command(export_command)
-cli.add_command(import_command)
-cli.add_command(merge_command)
-cli.add_command(config_command)
-cli.add_command(skills_command)
-cli.add_command(mcp_group)
-cli.add_command(inspect_command)
-cli.add_command(replay_command)
-cli.add_command(doctor_command)
-cli.add_command(compact_command)
-cli.add_command(search_command)
-cli.add_command(rewind_command)
-cli.add_command(diff_command)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -112,6 +113,11 @@ def run_command(
     )
     settings = resolve_settings(flags)
     options = {key: settings[key] for key in flags}
+    if options["sandbox"] != "off":
+        from leharness.tools.sandbox import start_probe
+
+        start_probe()
+        importlib.import_module(".session", __package__)  # loads while bwrap checks itself
     from leharness.app.session import sandbox_mode
 
     options["sandbox"] = sandbox_mode(

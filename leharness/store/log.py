@@ -18,7 +18,7 @@ import logging
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -27,8 +27,8 @@ from leharness.errors import LeharnessError
 from .connection import StoreError, new_ulid, now_iso, write_transaction
 from .events import (
     EVENT_TYPES,
-    PAYLOAD_ADAPTER,
     Event,
+    EventPayload,
     Payload,
     SessionCreated,
     SessionForked,
@@ -76,12 +76,11 @@ def validate_payload(payload: Payload | Mapping[str, Any]) -> Payload:
     if event_type not in EVENT_TYPES:
         known = ", ".join(EVENT_TYPES)
         raise EventValidationError(f"unknown event type {event_type!r}; known types: {known}")
-    try:
-        return PAYLOAD_ADAPTER.validate_python(dict(payload))
+    try:  # its own model, not the union of all: that builds one schema, not 32 (~25 ms)
+        return EVENT_TYPES[event_type].model_validate(payload)
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'payload'}: {e['msg']}"
-            for e in error.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in error.errors()
         )
         raise EventValidationError(f"invalid {event_type} payload: {problems}") from None
 
@@ -135,8 +134,17 @@ def _insert(conn: sqlite3.Connection, session_id: str, model: Payload, ts: str) 
     ).fetchone()
     if seen is not None:
         _SEEN[key] = next_seq
-    return Event(
-        seq=seq, id=event_id, session_id=session_id, session_seq=next_seq, ts=ts, data=model
+    return _event(seq, event_id, session_id, next_seq, ts, model)
+
+
+def _event(
+    seq: int, event_id: str, session_id: str, session_seq: int, ts: str, data: Payload
+) -> Event:
+    """An Event around a payload already validated: building the Event's own validator
+    would build the schema of every event type (~25 ms at start-up) to check nothing new."""
+    payload = cast("EventPayload", data)  # one of the union's models: validated already
+    return Event.model_construct(
+        seq=seq, id=event_id, session_id=session_id, session_seq=session_seq, ts=ts, data=payload
     )
 
 
@@ -168,9 +176,7 @@ def row_to_event(row: sqlite3.Row | tuple) -> Event:
     if event_type not in EVENT_TYPES:
         raise EventValidationError(f"type {event_type!r} is not one leharness knows")
     payload = validate_payload({**fields, "type": event_type})
-    return Event(
-        seq=seq, id=event_id, session_id=session_id, session_seq=session_seq, ts=ts, data=payload
-    )
+    return _event(seq, event_id, session_id, session_seq, ts, payload)
 
 
 @dataclass(frozen=True)

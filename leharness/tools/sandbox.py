@@ -11,6 +11,7 @@ settings: it builds the argv prefix for a mode and says whether it can work.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import shutil
 import subprocess
@@ -25,6 +26,26 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
+_started: subprocess.Popen[str] | None = None  # the probe start_probe() began
+
+
+def _probe(bwrap: str) -> list[str]:
+    return [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--", "true"]
+
+
+def start_probe() -> None:
+    """Begin `unavailable()`'s check in the background: bwrap making its namespaces takes
+    10-25 ms of wall time, which lh spends loading the session's code meanwhile."""
+    global _started
+    bwrap = bwrap_path() if sys.platform.startswith("linux") else None
+    if _started is not None or bwrap is None or unavailable.cache_info().currsize:
+        return
+    with contextlib.suppress(OSError):  # unavailable() then runs it again and says why
+        _started = subprocess.Popen(
+            _probe(bwrap), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+
+
 @functools.cache
 def unavailable() -> str | None:
     """Why bubblewrap cannot confine commands here (None: it can)."""
@@ -33,10 +54,15 @@ def unavailable() -> str | None:
     bwrap = bwrap_path()
     if bwrap is None:
         return "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
-    probe = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--", "true"]
     try:
-        done = subprocess.run(probe, capture_output=True, text=True, timeout=10)
+        if _started is not None:
+            _, stderr = _started.communicate(timeout=10)
+            done = subprocess.CompletedProcess(_started.args, _started.returncode, "", stderr)
+        else:
+            done = subprocess.run(_probe(bwrap), capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as error:
+        if _started is not None:
+            _started.kill()
         return f"bwrap does not run: {error}"
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
