@@ -1,20 +1,76 @@
-"""Every test gets its own LEHARNESS_HOME, working directory and database file."""
+"""Every test gets its own LEHARNESS_HOME, working directory and database file.
+
+The suite runs in parallel (pytest-xdist, `-n auto` in pyproject.toml). A test marked
+`serial` runs alone: every test holds a shared lock on one file of this run while it sets
+up, runs and tears down, and a serial test holds it exclusively, so it starts once the
+tests running on the other workers are done and they start nothing until it is. A second
+lock (the gate) lets a waiting serial test go before tests queued after it (no starving).
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from leharness import store
 from leharness.loop.replay import ReplayModel
 from leharness.testing import ScriptedServer, conversation_problems
 
+pytest_plugins = ["pytester"]  # tests/test_parallel.py runs a small suite of its own
+
+# Hypothesis fails an example slower than 200 ms by default: a wall-clock bet that other
+# workers (and other programs) on the same cores lose at random. The examples still run.
+settings.register_profile("leharness", deadline=None)
+settings.load_profile("leharness")
+
 
 def pytest_report_header() -> str:
     return f"sqlite {sqlite3.sqlite_version}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`long` tests first (a worker starts on them while the others take everything else),
+    `serial` ones last (they then rarely wait for a long test to end). Every worker sorts
+    its collection the same way, as xdist requires."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("long"):
+            return 0
+        return 2 if item.get_closest_marker("serial") else 1
+
+    items.sort(key=rank)
+
+
+@contextmanager
+def turn(item: pytest.Item) -> Iterator[None]:
+    """Hold this run's shared lock for a test, or the exclusive one for a `serial` test."""
+    worker_temp = item.config.option.basetemp
+    if not os.environ.get("PYTEST_XDIST_WORKER") or not worker_temp:
+        yield  # one process: every test runs alone anyway
+        return
+    run = Path(worker_temp).parent  # xdist gives each worker <the run's basetemp>/<worker id>
+    serial = item.get_closest_marker("serial") is not None
+    with open(run / "serial.gate", "a") as gate, open(run / "serial.lock", "a") as lock:
+        fcntl.flock(gate, fcntl.LOCK_EX)  # waits while a serial test waits or runs
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if serial else fcntl.LOCK_SH)
+        finally:
+            if not serial:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+        yield  # closing the files releases what is still held
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    with turn(item):
+        return (yield)
 
 
 @pytest.fixture(autouse=True)

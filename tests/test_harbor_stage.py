@@ -31,9 +31,12 @@ STAGE = Path(__file__).parent / "harbor_stage"
 CHECKOUT = Path(__file__).parent.parent
 WANTED = os.environ.get("CI") == "true" or os.environ.get("LEHARNESS_HARBOR_STAGE") == "1"
 
-pytestmark = pytest.mark.skipif(
-    not WANTED, reason="the Harbor stage runs under CI=true or LEHARNESS_HARBOR_STAGE=1"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not WANTED, reason="the Harbor stage runs under CI=true or LEHARNESS_HARBOR_STAGE=1"
+    ),
+    pytest.mark.long,
+]
 
 TEST_SH = """#!/bin/bash
 if [ "$(cat /app/hello.txt 2>/dev/null)" = hello ]; then echo 1 > /logs/verifier/reward.txt

@@ -136,6 +136,7 @@ def browser_or_skip():
     return sync_playwright
 
 
+@pytest.mark.serial  # Chromium: a heavy process with its own timeouts
 def test_headless_chromium_shows_the_transcript_and_the_timeline(server, tmp_path):
     sync_playwright = browser_or_skip()
     base, parent, child, url = server
@@ -242,6 +243,7 @@ def test_lh_inspect_of_an_unknown_session_is_a_one_line_error(db):
     assert result.returncode == 2 and "no session 'NOPE'" in result.stderr
 
 
+@pytest.mark.serial  # Chromium: a heavy process with its own timeouts
 def test_first_screens_show_rows_and_the_timeline(server, tmp_path):
     """At 1400x1000 the sessions table shows a row and a session page its timeline without
     scrolling; lists keep their bullets; a facet asked for twice shows once."""

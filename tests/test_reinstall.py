@@ -91,6 +91,12 @@ def test_doctor_repairs_a_big_file_in_chunks(db, isolated_home, monkeypatch):
     for _ in range(3):
         tool_round(db, store.create_session(db))
     db.execute("UPDATE sessions SET title = 'tampered'")
+    # A full-text index that lost rows, as the race fixed above left it: FTS5's own
+    # integrity-check calls it malformed, and the doctor reports and rebuilds it.
+    db.execute("INSERT INTO conversation_fts (conversation_fts) VALUES ('delete-all')")
+    assert schema.check_fts(db, "conversation_fts") == "database disk image is malformed"
+    found = doctor.examine(db)
+    assert any(d.table == "conversation_fts" for d in found.drift)
     monkeypatch.setattr(schema, "CHUNKED_FROM_EVENTS", 10)
     used = []
     real = reinstall.reinstall_in_chunks
@@ -102,6 +108,11 @@ def test_doctor_repairs_a_big_file_in_chunks(db, isolated_home, monkeypatch):
     with closing(store.open_store(isolated_home / "sessions.db")) as after:
         assert health.rebuild_drift(after) == []
         assert {row[0] for row in after.execute("SELECT title FROM sessions")} == {"hi"}
+        assert schema.check_fts(after, "conversation_fts") == ""
+        (indexed,) = after.execute(
+            "SELECT count(*) FROM conversation_fts WHERE conversation_fts MATCH 'hi'"
+        ).fetchone()
+        assert indexed == 3
 
 
 def test_tables_an_interrupted_reinstall_left_are_reported_and_repaired(db, isolated_home):
@@ -121,3 +132,32 @@ def test_tables_an_interrupted_reinstall_left_are_reported_and_repaired(db, isol
     assert repaired.exit_code == 0, repaired.output
     names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "lh_old_messages" not in names and "my_notes" in names
+
+
+def test_rows_appended_between_the_swap_and_the_index_fill_stay_indexed(tmp_path, monkeypatch):
+    # Deterministic form of the race above: another process appends right after the
+    # swap commits, before the full-text index is filled again. Its rows are indexed by
+    # the new triggers; the fill must not lose them (nor index them twice).
+    path = tmp_path / "s.db"
+    conn = store.open_store(path)
+    for _ in range(5):
+        tool_round(conn, store.create_session(conn))
+    conn.close()
+    real_swap = reinstall._swap
+
+    def swap_then_append(*args, **kwargs):
+        upto = real_swap(*args, **kwargs)
+        with closing(store.open_store(path)) as other:
+            tool_round(other, store.create_session(other))
+        return upto
+
+    monkeypatch.setattr(reinstall, "_swap", swap_then_append)
+    reinstall.reinstall_in_chunks(path, chunk_s=0.002, force=True)
+    with closing(store.open_store(path)) as after:
+        assert schema.check_fts(after, "conversation_fts") == ""
+        assert health.rebuild_drift(after) == []
+        (indexed,) = after.execute(
+            "SELECT count(*) FROM conversation_fts WHERE conversation_fts MATCH 'hi'"
+        ).fetchone()
+        (stored,) = after.execute("SELECT count(*) FROM conversation WHERE text = 'hi'").fetchone()
+        assert indexed == stored == 6

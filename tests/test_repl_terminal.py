@@ -18,7 +18,12 @@ from leharness.testing import Call, ScriptedServer, Slow, Text, ToolCalls
 
 from .e2e_helpers import LH, lh_env, query
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+# serial: keys are typed while the scripted answer is delayed; other tests on the same
+# cores could stretch a step past that window
+pytestmark = [
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux"),
+    pytest.mark.serial,
+]
 
 
 class Terminal:

@@ -393,12 +393,23 @@ def _fill_fts(
     conn: sqlite3.Connection, upto: dict[str, int], chunk_s: float, progress: Progress
 ) -> None:
     """Index the content rows that were there at the swap, in short transactions (rows
-    added since came with their own trigger)."""
+    added since came with their own trigger).
+
+    The index still holds what the old triggers wrote before the swap, and, since the
+    swap committed, what other writers' new triggers indexed (rows past `upto`). The
+    first transaction empties it and indexes those newer rows again: emptying it in a
+    transaction of its own would drop them for good, and FTS5 would then find the index
+    malformed against its content table."""
     for name, columns, content in _fts_indexes():
         cols = ", ".join(columns)
         last, batch = 0, 2000
         with _timed(progress, "index"), write_transaction(conn):
             conn.execute(f"INSERT INTO {name} ({name}) VALUES ('delete-all')")
+            conn.execute(
+                f"INSERT INTO {name} (rowid, {cols}) SELECT rowid, {cols} FROM {content} "
+                "WHERE rowid > ?",
+                (upto.get(name, 0),),
+            )
         while last < upto.get(name, 0):
             started = time.perf_counter()
             with _timed(progress, "index"), write_transaction(conn):

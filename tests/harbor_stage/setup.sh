@@ -12,6 +12,10 @@ CHECKOUT=$(cd "$HERE/../.." && pwd)
 CACHE=${LEHARNESS_HARBOR_CACHE:-/var/cache/leharness}
 HOST_PY=${HOST_PY:-python3}
 mkdir -p "$CACHE"
+# Stage runs at the same time (pytest workers, other checkouts) build into these same
+# paths one after the other: the next waits here, then finds everything ready.
+exec 9>"$CACHE/.setup.lock"
+flock 9
 PY=$(bash "$HERE/python313.sh" | tail -n 1)
 
 VENV=$CACHE/harbor-venv

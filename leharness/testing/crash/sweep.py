@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -118,7 +119,8 @@ def run_sweep(kills: int, seed: int = 0, workdir: Path | None = None) -> Sweep:
         if calibration.returncode != 0:
             raise RuntimeError(f"the unkilled run failed: {calibration.returncode}")
         results = [
-            one_kill(root / f"kill-{n}", server, rng.uniform(0, run_s), f"{seed}-{n}")
+            # the pid: the same sweep may run in another checkout at the same time
+            one_kill(root / f"kill-{n}", server, rng.uniform(0, run_s), f"{os.getpid()}-{seed}-{n}")
             for n in range(kills)
         ]
     return Sweep(run_s, results)
