@@ -18,7 +18,7 @@ from contextlib import closing
 from pathlib import Path
 
 from leharness import store
-from leharness.cli.inspector.app import make_datasette
+from leharness.inspector.app import make_datasette
 
 from . import Figure
 from .store_open import CACHE, build

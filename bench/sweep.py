@@ -5,7 +5,7 @@ long an unkilled run takes, and resumed, 20 times (quick) or 200 (full). After
 every kill: gap-free session_seq, unique ids, nothing committed lost, every
 request valid (each tool call answered at once, exactly once), `lh doctor`
 clean, projections equal a rebuild, no side-effecting call run twice, no process
-of the run left (`leharness.testing.sweep`)."""
+of the run left (`leharness.testing.crash.sweep`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from leharness.testing import sweep
+from leharness.testing.crash import sweep
 from leharness.tools.base import ToolContext
 from leharness.tools.bash import BASH, BashArgs
 

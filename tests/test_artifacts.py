@@ -8,12 +8,12 @@ import json
 from contextlib import closing
 
 from leharness import projections, store
+from leharness.app.doctor import artifact_problems
 from leharness.loop import runner
 from leharness.replay.model import RecordedModel
 from leharness.store.events import ModelCompleted, ToolCall
 from leharness.tools import default_registry
 from leharness.tools.artifacts import locate
-from leharness.tools.doctor import artifact_problems
 
 from .loop_helpers import make_session
 

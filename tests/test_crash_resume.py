@@ -7,7 +7,8 @@ import signal
 
 import pytest
 
-from leharness.testing import Call, ScriptedServer, Text, ToolCalls, crash, sweep
+from leharness.testing import Call, ScriptedServer, Text, ToolCalls, crash
+from leharness.testing.crash import sweep
 
 from .e2e_helpers import event_types, lh_env, query, run_lh
 
@@ -60,6 +61,25 @@ def test_a_malformed_kill_spec_is_a_clear_error(isolated_home):
         done = run_lh("hi", env=env)
     assert done.returncode == 2
     assert "LEHARNESS_TEST_KILL_AT must look like" in done.stderr
+
+
+def test_without_the_test_package_the_kill_variable_is_refused(monkeypatch):
+    """An installed lh has no leharness.testing.crash (the wheel leaves it out): the
+    variable is refused in one line instead of killing anything; unset, nothing is wrapped."""
+    import sys
+
+    from leharness.cli.errors import UserError
+    from leharness.cli.session import kill_switch
+    from leharness.loop.channel import NullChannel
+
+    channel = NullChannel()
+    monkeypatch.delenv("LEHARNESS_TEST_KILL_AT", raising=False)
+    assert kill_switch(channel) is channel
+    monkeypatch.setenv("LEHARNESS_TEST_KILL_AT", "tool.started")
+    assert type(kill_switch(channel)).__name__ == "KillSwitch"
+    monkeypatch.setitem(sys.modules, "leharness.testing.crash", None)
+    with pytest.raises(UserError, match="LEHARNESS_TEST_KILL_AT is for leharness's own tests"):
+        kill_switch(channel)
 
 
 def test_a_short_random_kill_sweep_holds_every_invariant(tmp_path):

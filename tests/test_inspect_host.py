@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from leharness import store
-from leharness.cli.inspector.guard import host_allowed
+from leharness.inspector.guard import host_allowed
 
 from .e2e_helpers import LH, lh_env
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
+import sys
 from contextlib import closing
 
 import pytest
 
 from leharness import store
-from leharness.cli.inspector import chart, metadata
-from leharness.cli.inspector.app import make_datasette
+from leharness.inspector import chart, metadata
+from leharness.inspector.app import make_datasette
 from leharness.loop import runner
 from leharness.loop.model import Reply
 from leharness.store.events import Usage
@@ -304,3 +306,30 @@ def test_merged_trials_have_facets_and_the_session_page_links_its_trial(tmp_path
     html = get(f"/sessions/-/session/{session_id}").text
     assert '<a href="/sessions/trials/id-make-file__abc">make-file__abc</a>' in html
     assert get("/sessions/trials/id-make-file__abc").status_code == 200
+
+
+def test_the_plugin_imports_alone_without_click_or_the_cli():
+    """`leharness.inspector` is the Datasette entry point: importing it (and the app that
+    builds the Datasette) loads no click and no leharness.cli module."""
+    probe = (
+        "import json, sys\n"
+        "import leharness.inspector, leharness.inspector.app\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] == 'click'"
+        " or m.startswith('leharness.cli')]\n"
+        "print(json.dumps(loaded))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+
+
+def test_the_datasette_entry_point_names_the_plugin_package():
+    import importlib.metadata
+
+    (entry,) = [
+        e for e in importlib.metadata.entry_points(group="datasette") if e.name == "leharness"
+    ]
+    assert entry.value == "leharness.inspector"
+    import leharness.inspector
+
+    assert entry.load() is leharness.inspector

@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from leharness import store
-from leharness.cli import mcp as cli_mcp
+from leharness.app import mcp as app_mcp
 from leharness.loop import runner
 from leharness.replay.model import RecordedModel
 from leharness.store.events import ModelCompleted, ToolCall
@@ -30,7 +30,7 @@ from .test_repl import drive
 @pytest.fixture(autouse=True)
 def close_servers():
     yield
-    cli_mcp.close_all()
+    app_mcp.close_all()
 
 
 @pytest.fixture
@@ -204,13 +204,13 @@ def test_a_server_that_never_answers_times_out_at_start(isolated_home, monkeypat
     hang = "import time; time.sleep(60)"
     write_config(isolated_home, {"mute": {"command": sys.executable, "args": ["-c", hang]}})
     monkeypatch.setenv("LEHARNESS_MCP_TIMEOUT_S", "1")
-    hub = cli_mcp.current_hub(warn=False)
+    hub = app_mcp.current_hub()
     (connection,) = hub.connections
     assert connection.status == "failed"
     assert connection.error == "no answer to initialize within 1 s"
     assert mcp_tools(hub) == []
     screen = io.StringIO()
-    print(cli_mcp.describe_servers(hub), file=screen)
+    print(app_mcp.describe_servers(hub), file=screen)
     assert "mute  stdio  failed" in screen.getvalue()
 
 
@@ -250,4 +250,4 @@ def test_the_demo_starts_no_mcp_server(isolated_home):
     assert result.exit_code == 0, result.output
     types = [json.loads(line)["type"] for line in result.output.splitlines()]
     assert types[0] == "session.created" and not [t for t in types if t.startswith("mcp.")]
-    assert cli_mcp._HUBS == {}
+    assert app_mcp._HUBS == {}

@@ -273,8 +273,8 @@ def test_a_file_whose_session_skips_a_number_is_refused(tmp_path, db):
 
 
 def test_merge_brings_the_artifacts_along(tmp_path, db, isolated_home):
+    from leharness.app.doctor import artifact_problems
     from leharness.tools.artifacts import locate, save
-    from leharness.tools.doctor import artifact_problems
 
     job = tmp_path / "jobs" / "job-a"
     session_id = make_trial(job, "make-file__0", reward=1.0)

@@ -10,6 +10,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 BUILD = """
@@ -22,7 +24,11 @@ print("BUILT", sdist, wheel)
 """
 
 
-def test_the_license_is_in_the_sdist_and_the_wheel(tmp_path):
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, str, str]:
+    """The sdist and wheel built once from a clean copy of the tracked files:
+    (dist folder, sdist name, wheel name)."""
+    tmp_path = tmp_path_factory.mktemp("build")
     tracked = subprocess.run(
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
@@ -37,8 +43,13 @@ def test_the_license_is_in_the_sdist_and_the_wheel(tmp_path):
         [sys.executable, "-c", BUILD, str(dist)], cwd=source, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    built = next(line for line in done.stdout.splitlines() if line.startswith("BUILT "))
-    sdist_name, wheel_name = built.split()[1:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("BUILT "))
+    sdist_name, wheel_name = line.split()[1:]
+    return dist, sdist_name, wheel_name
+
+
+def test_the_license_is_in_the_sdist_and_the_wheel(built):
+    dist, sdist_name, wheel_name = built
     license_text = (ROOT / "LICENSE").read_text()
     assert license_text.startswith("MIT License")
     with tarfile.open(dist / sdist_name) as sdist:
@@ -61,3 +72,24 @@ def test_the_build_asks_for_a_setuptools_that_knows_pep_639():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "setuptools>=77" in project["build-system"]["requires"]
     assert project["project"]["license"] == "MIT"
+
+
+def test_the_wheel_leaves_the_crash_points_and_the_kill_hook_out(built):
+    """An installed lh never SIGKILLs itself because LEHARNESS_TEST_KILL_AT is set: the
+    crash points, the sweep and the kill hook ship only in a source checkout; the scripted
+    server (users' own tests use it), the inspector and the app are in the wheel."""
+    dist, _, wheel_name = built
+    with zipfile.ZipFile(dist / wheel_name) as wheel:
+        names = set(wheel.namelist())
+    assert not [name for name in names if name.startswith("leharness/testing/crash")]
+    for present in (
+        "leharness/testing/server.py",
+        "leharness/inspector/__init__.py",
+        "leharness/inspector/templates/leharness_session.html",
+        "leharness/app/session.py",
+        "leharness/errors.py",
+    ):
+        assert present in names, present
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    with zipfile.ZipFile(dist / wheel_name) as wheel:
+        assert "leharness = leharness.inspector\n" in wheel.read(entry_points).decode()

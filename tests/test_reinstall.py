@@ -86,7 +86,7 @@ def test_a_big_file_with_other_projection_sql_is_reinstalled_in_chunks(tmp_path,
 
 
 def test_doctor_repairs_a_big_file_in_chunks(db, isolated_home, monkeypatch):
-    from leharness.tools import doctor
+    from leharness.app import doctor
 
     for _ in range(3):
         tool_round(db, store.create_session(db))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from leharness.app.settings import resolve_settings
 from leharness.cli.errors import UserError
-from leharness.cli.settings import resolve_settings
 from leharness.testing import Call, ScriptedServer, Text, ToolCalls
 
 from .e2e_helpers import lh_env, run_lh

@@ -240,14 +240,14 @@ def test_an_append_builds_the_schema_of_its_own_event_type_only(isolated_home):
 def test_a_session_without_mcp_json_imports_no_mcp_code(isolated_home):
     from leharness.tools.mcp import config_path
 
-    assert config_path(isolated_home) == isolated_home / "mcp.json"  # cli/mcp.py checks that
+    assert config_path(isolated_home) == isolated_home / "mcp.json"  # app/mcp.py checks that
     probe = (
-        "import sys\nfrom leharness.cli import mcp\nmcp.attach(None)\n"
+        "import sys\nfrom leharness.app import mcp\nmcp.attach(None)\n"
         "sys.stdout.write(str(sorted(m for m in sys.modules if 'mcp' in m)))"
     )
     env = {**os.environ, "LEHARNESS_HOME": str(isolated_home)}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
-    assert done.stdout == "['leharness.cli.mcp']", done.stderr
+    assert done.stdout == "['leharness.app.mcp']", done.stderr
 
 
 def test_without_a_settings_file_no_toml_parser_loads(isolated_home):

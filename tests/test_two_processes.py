@@ -211,7 +211,7 @@ def test_a_second_lh_on_a_running_session_refuses_and_the_first_is_unharmed(serv
 
 
 def test_a_subagent_session_cannot_be_resumed_while_its_parent_runs(isolated_home):
-    from leharness.cli import locks
+    from leharness.app import locks
 
     conn = store.open_store(isolated_home / "sessions.db")
     parent = store.create_session(conn)
@@ -229,7 +229,7 @@ def test_a_subagent_session_cannot_be_resumed_while_its_parent_runs(isolated_hom
 
 
 def test_the_interactive_session_takes_the_same_lock(isolated_home, monkeypatch):
-    from leharness.cli import locks
+    from leharness.app import locks
     from leharness.cli.errors import UserError
     from leharness.cli.repl import run_repl
     from leharness.cli.session import open_session
@@ -242,7 +242,7 @@ def test_the_interactive_session_takes_the_same_lock(isolated_home, monkeypatch)
     assert locks.holder_pid(isolated_home, session_id) == str(os.getpid())
     active.lock.release()
     hold = (
-        "import sys, time; from pathlib import Path; from leharness.cli import locks; "
+        "import sys, time; from pathlib import Path; from leharness.app import locks; "
         "locks.acquire(Path(sys.argv[1]), sys.argv[2]); print('held', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen(
@@ -261,7 +261,7 @@ def test_the_interactive_session_takes_the_same_lock(isolated_home, monkeypatch)
 
 def test_this_process_opening_a_session_again_gets_its_own_lock_back(isolated_home):
     """/resume back to a session the REPL opened before must not refuse it as in use."""
-    from leharness.cli import locks
+    from leharness.app import locks
 
     first = locks.acquire(isolated_home, "s1")
     assert locks.acquire(isolated_home, "s1") is first

@@ -7,7 +7,6 @@ from typing import Any
 import click
 
 from .completion import session_ids
-from .errors import user_errors
 from .options import context_window_option
 
 
@@ -17,7 +16,6 @@ from .options import context_window_option
 @click.option("--model", help="Model name  [env LEHARNESS_MODEL]")
 @click.option("--base-url", help="OpenAI-compatible server URL  [env OPENAI_BASE_URL]")
 @context_window_option
-@user_errors
 def compact_command(
     session_ref: str,
     provider: str | None,
@@ -28,10 +26,10 @@ def compact_command(
     """Summarise the oldest turns of SESSION now (compaction tier T4)."""
     import asyncio
 
+    from leharness.app.settings import resolve_settings
     from leharness.loop import compaction
 
     from .session import open_session
-    from .settings import resolve_settings
 
     flags = dict(provider=provider, model=model, base_url=base_url, context_window=context_window)
     settings = resolve_settings(flags)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .errors import user_errors
 from .output import output_options, print_rows
 
 
 @click.command("config")
 @output_options
-@user_errors
 def config_command(as_json: bool, as_csv: bool) -> None:
     """Show the effective settings and where each comes from (flag, env, settings, default)."""
-    from .settings import resolve_settings
+    from leharness.app.settings import resolve_settings
 
     settings = resolve_settings()
     rows = [(v.key, effective(settings, v), v.source, v.origin) for v in settings.values.values()]
@@ -37,8 +35,8 @@ def effective(settings, value) -> object:
         return context_window(settings["model"])
     if value.key == "base_url":
         return OPENAI_URL
-    if value.key == "sandbox":  # what a run picks: see run.sandbox_mode
-        from leharness.tools.sandbox import DEFAULT, unavailable
+    if value.key == "sandbox":  # what a run picks
+        from leharness.app.session import sandbox_mode
 
-        return "off" if unavailable() else DEFAULT
+        return sandbox_mode(None)
     return ""

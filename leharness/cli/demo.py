@@ -11,12 +11,9 @@ import json
 
 import click
 
-from .errors import user_errors
-
 
 @click.command("demo")
 @click.option("--json", "as_json", is_flag=True, help="Print every event as a JSON line.")
-@user_errors
 def demo_command(as_json: bool) -> None:
     """Run a recorded session offline (no API key) and show how to inspect it."""
     from importlib import resources

@@ -6,12 +6,11 @@ from contextlib import closing
 
 import click
 
-from .errors import UserError, user_errors
+from .errors import UserError
 
 
 @click.command("doctor")
 @click.option("--repair", is_flag=True, help="Rebuild projections that differ from the events.")
-@user_errors
 def doctor_command(repair: bool) -> None:
     """Check sessions.db: integrity, event payloads, projections against a rebuild,
     orphaned tasks, tool calls without a result, unfinished subagent sessions and artifact
@@ -19,7 +18,7 @@ def doctor_command(repair: bool) -> None:
     found. It never edits the file unless --repair is given, and then only rebuilds
     projections from the events."""
     from leharness import store
-    from leharness.tools import doctor
+    from leharness.app import doctor
 
     path = store.db_path()
     click.echo(sandbox_status())  # about this machine: said even without a database
@@ -56,8 +55,7 @@ def sandbox_status() -> str:
 def _live(session_id: str) -> bool:
     """Whether an lh process runs this top-level session now (it holds its lock)."""
     from leharness import store
-
-    from .locks import holder_pid
+    from leharness.app.locks import holder_pid
 
     return holder_pid(store.home_dir(), session_id) is not None
 

@@ -32,8 +32,7 @@ class Transcript:
 
 def load(conn: sqlite3.Connection, session_id: str, with_children: bool = True) -> Transcript:
     from leharness import projections
-
-    from .inspector.page import fold
+    from leharness.inspector.page import fold
 
     session = projections.get_session(conn, session_id)
     if session is None:  # the caller resolved the id, and sessions are never deleted
@@ -73,7 +72,7 @@ def export_md(conn: sqlite3.Connection, session_id: str) -> Iterator[str]:
 
 
 def _md(t: Transcript, level: int) -> Iterator[str]:
-    from .inspector.page import pretty_json
+    from leharness.inspector.page import pretty_json
 
     s = t.session
     yield f"{'#' * level} {s.title or '(untitled session)'}\n\n"
@@ -139,11 +138,12 @@ def export_html(conn: sqlite3.Connection, session_id: str) -> Iterator[str]:
 
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    from .inspector import cells, chart
-    from .inspector.page import pretty_json
+    from leharness import inspector
+    from leharness.inspector import cells, chart
+    from leharness.inspector.page import pretty_json
 
     here = Path(__file__).parent  # the page shares the inspector's stylesheet
-    loader = FileSystemLoader([here, here / "inspector" / "templates"])
+    loader = FileSystemLoader([here, Path(inspector.__file__).parent / "templates"])
     env = Environment(loader=loader, autoescape=select_autoescape(default=True), trim_blocks=True)
     template = env.get_template("export_session.html")
 

@@ -17,15 +17,20 @@ from leharness import __version__
 
 from . import process
 from .commands import LazyCommands, stored
-from .errors import UserError
+from .errors import UserError, reported
 
 
 class LhGroup(DefaultGroup):
-    """`lh PROMPT` beside the subcommands, with a guard against mistyped commands."""
+    """`lh PROMPT` beside the subcommands, with a guard against mistyped commands; every
+    command runs inside `reported()`, the one place expected failures become exit codes."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.commands = LazyCommands()  # each command's module is imported on first use
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with reported():
+            return super().invoke(ctx)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["lh.dashdash"] = bool(args) and args[0] == "--"

@@ -8,14 +8,13 @@ from pathlib import Path
 import click
 
 from .completion import session_ids
-from .errors import UserError, user_errors
+from .errors import UserError
 from .output import output_options, print_rows
 
 
 @click.command("sessions")
 @click.option("-n", "--limit", type=int, default=None, help="Show at most this many.")
 @output_options
-@user_errors
 def sessions_command(limit: int | None, as_json: bool, as_csv: bool) -> None:
     """List sessions, newest first."""
     from leharness import store
@@ -75,7 +74,6 @@ def _nested(rows: list, columns: tuple[str, ...]) -> list[list]:
 @click.command("sql")
 @click.argument("query")
 @output_options
-@user_errors
 def sql_command(query: str, as_json: bool, as_csv: bool) -> None:
     """Run a read-only SQL QUERY against sessions.db.
 
@@ -105,7 +103,6 @@ def sql_command(query: str, as_json: bool, as_csv: bool) -> None:
 @click.command("fork")
 @click.argument("session", shell_complete=session_ids)
 @click.option("--at", "at", type=int, default=None, help="Copy events 1..AT (default: all).")
-@user_errors
 def fork_command(session: str, at: int | None) -> None:
     """Branch SESSION into a new session; print the new session's id.
 
@@ -126,7 +123,6 @@ def fork_command(session: str, at: int | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Output the messages as JSON.")
 @click.option("--full", is_flag=True, help="Show tool results in full.")
 @click.option("--at", "at", type=int, default=None, help="As it stood after event AT.")
-@user_errors
 def show_command(session: str, as_json: bool, full: bool, at: int | None) -> None:
     """Show the transcript of SESSION (id or prefix) from the projections."""
     import json
@@ -215,7 +211,6 @@ EXPORT_FORMATS = {
 )
 @click.option("--with-children", is_flag=True, help="jsonl: include its subagents' sessions.")
 @click.option("-o", "--output", type=click.File("w"), default="-", help="File (default stdout).")
-@user_errors
 def export_command(session: str, fmt: str, with_children: bool, output) -> None:
     """Write SESSION's events as JSON lines (lh import loads them back), or another format:
     a Markdown transcript, one HTML page, Harbor's ATIF. Secrets stay redacted."""
@@ -231,7 +226,6 @@ def export_command(session: str, fmt: str, with_children: bool, output) -> None:
 @click.option(
     "--as-new", is_flag=True, help="Import as new sessions with fresh ids, even if already here."
 )
-@user_errors
 def import_command(source: Path, as_new: bool) -> None:
     """Load exported events from SOURCE; print the ids of the sessions that got events.
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .completion import session_ids
-from .errors import UserError, user_errors
+from .errors import UserError
 
 if TYPE_CHECKING:
     import socket
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     help="Address to listen on; anything but loopback exposes every session (warned).",
 )
 @click.option("--no-open", is_flag=True, help="Do not open a browser.")
-@user_errors
 def inspect_command(session: str | None, port: int, host: str, no_open: bool) -> None:
     """Browse sessions.db in Datasette; with SESSION, open that session's page.
 
@@ -51,7 +50,7 @@ def inspect_command(session: str | None, port: int, host: str, no_open: bool) ->
 
     with closing(store.open_existing()) as conn:  # migrate it if an older lh made it
         session_id = projections.resolve_session_id(conn, session) if session else None
-    from .inspector.app import make_datasette
+    from leharness.inspector.app import make_datasette
 
     datasette = make_datasette(store.db_path(), allowed_hosts=(host,))
     if not is_loopback(host):
@@ -129,7 +128,7 @@ def serve(datasette, sock: socket.socket, token: str) -> None:
 
     import uvicorn
 
-    from .inspector.guard import TokenGuard
+    from leharness.inspector.guard import TokenGuard
 
     asyncio.run(datasette.invoke_startup())
     app = TokenGuard(datasette.app(), token, sock.getsockname()[1])

@@ -1,133 +1,26 @@
-"""MCP at the CLI: `lh mcp list`, `/mcp`, and the servers a run connects to.
-
-The servers are connected once per `lh` process, the first time a session
-opens (no mcp.json: nothing is imported or started), and closed at exit. Each
-session opened in the run records one `mcp.connected` / `mcp.failed` event
-per configured server before its first invocation; problems are also printed
-on stderr as warnings, and the session goes on without those tools.
-"""
+"""MCP at the CLI: `lh mcp list` and `/mcp`. Connecting the servers is the app's
+(app/mcp.py); this module only shows them."""
 
 from __future__ import annotations
 
-import atexit
 import json
-import os
 from typing import Any
 
 import click
 
-from .errors import UserError
+from leharness.app.mcp import attached_hub, connect_timeout_s, describe_servers, status_rows
+
 from .output import output_options, print_rows
 
-_HUBS: dict[tuple[str, str], Any] = {}  # (mcp.json path, content hash) -> connected Hub
-_ATTACHED: list[Any] = []  # the hub the latest session was given, for /mcp
 
-
-def connect_timeout_s() -> float:
-    value = os.environ.get("LEHARNESS_MCP_TIMEOUT_S", "30")
-    try:
-        return float(value)
-    except ValueError:
-        raise UserError(
-            f"LEHARNESS_MCP_TIMEOUT_S must be a number of seconds, not {value!r}"
-        ) from None
-
-
-def current_hub(warn: bool = True) -> Any:
-    """This process's connected Hub for $LEHARNESS_HOME/mcp.json (None without the file)."""
-    import hashlib
-
-    from leharness import store
-
-    path = store.home_dir() / "mcp.json"  # as tools.mcp.config_path: no import without one
-    if not path.exists():
-        return None
-    from leharness.tools.mcp import ConfigFileError, Hub, load_config
-
-    try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        key = (str(path.resolve()), digest)
-        if key in _HUBS:
-            return _HUBS[key]
-        config = load_config(path)
-    except (OSError, ConfigFileError) as error:
-        if warn:
-            click.echo(f"warning: MCP servers not loaded: {error}", err=True)
-        return None
-    hub = Hub(config).start(connect_timeout_s())
-    _HUBS[key] = hub
-    if warn:
-        for line in problems(hub):
-            click.echo(f"warning: {line}", err=True)
-    return hub
-
-
-def problems(hub: Any) -> list[str]:
-    lines = [f"mcp.json: server {p.server!r} skipped: {p.error}" for p in hub.config.problems]
-    lines += [c.down_message() for c in hub.connections if c.status == "failed"]
-    return lines
-
-
-def attach(loop_session: Any) -> None:
-    """Offer the MCP tools to this session and record the servers' status in it."""
-    hub = current_hub()
-    _ATTACHED[:] = [hub] if hub is not None else []
-    if hub is None:
-        return
-    from leharness.tools.mcp import mcp_tools, status_events
-
-    loop_session.tools = loop_session.tools.extended(mcp_tools(hub))
-    for payload in status_events(hub):
-        loop_session.record(payload)
-
-
-@atexit.register
-def close_all() -> None:
-    """Stop every server this process started."""
-    _ATTACHED.clear()
-    while _HUBS:
-        _, hub = _HUBS.popitem()
-        hub.close()
-
-
-def status_rows(hub: Any) -> list[dict[str, Any]]:
-    from leharness.tools.mcp import offered_name
-
-    rows = [
-        {"server": p.server, "transport": "", "status": "invalid", "tools": [], "error": p.error}
-        for p in hub.config.problems
-    ]
-    for c in hub.connections:
-        tools = [offered_name(c.name, t.name) for t in c.tools] if c.status == "connected" else []
-        error = c.down_message() if c.status == "failed" else ""
-        rows.append(
-            {
-                "server": c.name,
-                "transport": c.config.transport,
-                "status": c.status,
-                "tools": tools,
-                "error": error,
-            }
-        )
-    return rows
-
-
-def describe_servers(hub: Any) -> str:
-    """Plain text for `/mcp`: each server, its status and its tools."""
-    if hub is None:
-        return "no MCP servers: add them to $LEHARNESS_HOME/mcp.json"
-    lines = []
-    for row in status_rows(hub):
-        lines.append(f"{row['server']}  {row['transport'] or '-'}  {row['status']}")
-        lines += [f"  {name}" for name in row["tools"]]
-        lines += [f"  {line}" for line in row["error"].splitlines()]
-    return "\n".join(lines)
+def warn(line: str) -> None:
+    """How the CLI tells an MCP problem: a warning line on stderr."""
+    click.echo(f"warning: {line}", err=True)
 
 
 def show_servers(console: Any) -> None:
     """`/mcp` in the interactive session: the servers this session was given."""
-    hub = _ATTACHED[0] if _ATTACHED else None
-    console.print(describe_servers(hub), markup=False, highlight=False)
+    console.print(describe_servers(attached_hub()), markup=False, highlight=False)
 
 
 @click.group("mcp")
@@ -140,13 +33,10 @@ def mcp_group() -> None:
 def list_command(as_json: bool, as_csv: bool) -> None:
     """Connect to each configured server and show its status and tools."""
     from leharness import store
-    from leharness.tools.mcp import ConfigFileError, Hub, config_path, load_config
+    from leharness.tools.mcp import Hub, config_path, load_config
 
     path = config_path(store.home_dir())
-    try:
-        config = load_config(path)
-    except ConfigFileError as error:
-        raise UserError(str(error)) from None
+    config = load_config(path)  # a ConfigFileError is a UserError: one line, exit code 2
     if not config.servers and not config.problems:
         click.echo("[]" if as_json else f"no MCP servers configured in {path}")
         return

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import click
 
-from .errors import UserError, user_errors
+from .errors import UserError
 
 
 @click.command("merge")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@user_errors
 def merge_command(paths: tuple[Path, ...]) -> None:
     """Copy every sessions.db under PATHS into this home, keeping session ids.
 

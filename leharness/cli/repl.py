@@ -27,9 +27,10 @@ from prompt_toolkit.key_binding import KeyBindings
 from rich.console import Console
 
 from leharness import projections, store
+from leharness.app import locks
 from leharness.loop import runner
 
-from . import locks, process, slash
+from . import process, slash
 from .approve import LineApprover
 from .rich_channel import RichChannel
 from .session import ActiveSession, open_session

@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 
 from .completion import session_ids
-from .errors import UserError, user_errors
 from .options import context_window_option
 
 
@@ -25,7 +24,6 @@ from .options import context_window_option
 @click.option("--keep", is_flag=True, help="Keep the scratch database holding the replay.")
 @click.option("--json", "as_json", is_flag=True, help="Output the outcome as JSON.")
 @context_window_option
-@user_errors
 def replay_command(
     session: str, sandbox_dir: Path | None, keep: bool, as_json: bool, context_window: int | None
 ) -> None:
@@ -34,20 +32,16 @@ def replay_command(
     The context window is --context-window (or its variable or settings.toml), else the
     one the recording was compacted under."""
     from leharness import projections, store
+    from leharness.app.settings import resolve_settings
     from leharness.replay import rerun
-
-    from .settings import resolve_settings
 
     window = resolve_settings({"context_window": context_window})["context_window"]
 
-    try:
-        with closing(store.open_existing()) as conn:
-            recording = rerun.load_recording(conn, projections.resolve_session_id(conn, session))
-        done = rerun.replay(
-            recording, source_home=store.home_dir(), sandbox=sandbox_dir, context_window=window
-        )
-    except rerun.ReplayError as error:
-        raise UserError(str(error)) from None
+    with closing(store.open_existing()) as conn:
+        recording = rerun.load_recording(conn, projections.resolve_session_id(conn, session))
+    done = rerun.replay(
+        recording, source_home=store.home_dir(), sandbox=sandbox_dir, context_window=window
+    )
     kept = str(store.db_path(done.scratch_home)) if keep else None
     if not keep:
         import shutil

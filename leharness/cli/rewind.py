@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from .errors import UserError, user_errors
+from .errors import UserError
 
 
 @dataclass
@@ -87,7 +87,6 @@ def rewind(
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before changing anything.")
 @click.option("--files-only", is_flag=True, help="Restore the files; keep the conversation.")
 @click.option("--conversation-only", is_flag=True, help="Fork the conversation; leave files.")
-@user_errors
 def rewind_command(
     session: str, at: int, yes: bool, files_only: bool, conversation_only: bool
 ) -> None:
@@ -130,7 +129,6 @@ def _ask(question: str) -> bool:
 @click.command("diff")
 @click.argument("session")
 @click.option("--at", "at", type=int, default=0, help="Only what changed after event AT.")
-@user_errors
 def diff_command(session: str, at: int) -> None:
     """Show what SESSION changed in the workspace (from its checkpoints), like git diff.
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import click
 
+from leharness.app.settings import APPROVAL_MODES, SANDBOX_MODES
+
 from . import process
 from .completion import session_ids
-from .errors import UserError, user_errors
+from .errors import UserError
 from .options import context_window_option
-from .settings import APPROVAL_MODES, SANDBOX_MODES
 
 EXIT_CODES = {"no_tool_calls": 0, "max_steps": 1, "model_failed": 1, "cancelled": 130}
 # Provider failures the user must fix (key, address, model name): exit code 2.
@@ -78,7 +79,6 @@ USER_FIXABLE = {"auth", "unreachable", "not_found"}
     "(nothing writable, no network) or off  [env LEHARNESS_SANDBOX]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print every event as a JSON line.")
-@user_errors
 def run_command(
     prompt: tuple[str, ...],
     session_ref: str | None,
@@ -100,7 +100,7 @@ def run_command(
 
     Provider, model, base URL, max steps, context window, approval and sandbox: flag >
     environment > settings.toml > default (lh config shows them)."""
-    from .settings import resolve_settings
+    from leharness.app.settings import resolve_settings
 
     flags = dict(
         provider=provider,
@@ -118,7 +118,11 @@ def run_command(
 
         start_probe()
         importlib.import_module(".session", __package__)  # loads while bwrap checks itself
-    options["sandbox"] = sandbox_mode(options["sandbox"], settings.values["sandbox"].origin)
+    from leharness.app.session import sandbox_mode
+
+    options["sandbox"] = sandbox_mode(
+        options["sandbox"], settings.values["sandbox"].origin, warn=echo_lh
+    )
     if pick:
         session_ref = pick_session()
     text = prompt_text(" ".join(prompt).strip())
@@ -158,20 +162,8 @@ def run_command(
     raise click.exceptions.Exit(EXIT_CODES[result.reason])
 
 
-def sandbox_mode(wanted: str | None, origin: str = "--sandbox") -> str:
-    """The sandbox bash runs in: the one asked for, else workspace-write where bubblewrap works
-    and off (with a one-line warning) where it does not."""
-    from leharness.tools.sandbox import DEFAULT, unavailable
-
-    if wanted == "off":
-        return "off"
-    reason = unavailable()
-    if wanted is None and reason:
-        click.echo(f"lh: no sandbox for bash: {reason} (--sandbox off hides this)", err=True)
-        return "off"
-    if reason:
-        raise UserError(f"sandbox {wanted} (from {origin}) cannot work: {reason}; or --sandbox off")
-    return wanted or DEFAULT
+def echo_lh(line: str) -> None:
+    click.echo(f"lh: {line}", err=True)
 
 
 def pick_session() -> str:

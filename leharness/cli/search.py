@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from .errors import UserError, user_errors
+from .errors import UserError
 
 ROLES = ("user", "assistant", "tool")
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
@@ -24,7 +24,6 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 @click.option("--tool", metavar="NAME", help="Only calls of this tool and their results.")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Output the hits as JSON.")
-@user_errors
 def search_command(
     query: str,
     session_ref: str | None,

@@ -1,158 +1,47 @@
-"""Opening the session a command runs: provider, model client, tools, channel."""
+"""Opening the session a command runs, as the CLI shows it: the app builds it
+(app/session.py); the CLI picks the channel it renders on and prints warnings."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from leharness import projections, store
-from leharness.loop import prompt, runner
-from leharness.loop.model import ModelClient, OpenAICompatibleModel, RetryPolicy
-from leharness.loop.providers import ProviderConfigError, resolve_provider
-from leharness.tools import default_registry
-from leharness.tools.approval import Approval, Approver, Mode
+from leharness.app.session import ActiveSession, model_client
+from leharness.app.session import open_session as open_app_session
+from leharness.loop import runner
 
-from . import faults, locks
 from .errors import UserError
-from .mcp import attach as attach_mcp
+from .mcp import warn
 from .render import JsonChannel, TerminalChannel
-from .settings import load_hooks
 
+__all__ = ["ActiveSession", "model_client", "open_session"]
 
-@dataclass
-class ActiveSession:
-    """A session this CLI process has opened and may run: the loop's running session
-    (`runner.Session`: connection, model, tools, channel) plus the lock file that keeps
-    other lh processes off it. What `open_session` returns; not a row, not a view."""
-
-    loop: runner.Session
-    lock: locks.SessionLock | None = None  # held while this process runs the session
-
-    @property
-    def session_id(self) -> str:
-        return self.loop.session_id
-
-    @property
-    def provider(self) -> str:
-        return self.loop.model.provider
-
-    def warm(self) -> None:
-        """Read and encode the conversation before start-up ends (see prompt.warm)."""
-        prompt.warm(self.loop.conn, self.session_id)
-
-    def run(self, text: str | None, task_wait_s: float = 600.0, wait: bool = True) -> runner.Result:
-        """Run one prompt; wait (bounded) for the background tasks it starts."""
-        return asyncio.run(runner.run_until_settled(self.loop, text, task_wait_s, wait))
-
-
-def model_client(provider: str | None, model: str | None, base_url: str | None) -> ModelClient:
-    try:
-        config = resolve_provider(provider, model, base_url)
-    except ProviderConfigError as error:
-        raise UserError(str(error)) from None
-    retry = RetryPolicy(
-        retries=int(os.environ.get("LEHARNESS_RETRIES", "3")),
-        base_delay_s=float(os.environ.get("LEHARNESS_RETRY_BASE_S", "0.5")),
-    )
-    timeout = float(os.environ.get("LEHARNESS_TIMEOUT_S", "300"))
-    return OpenAICompatibleModel(
-        config.provider, config.model, config.base_url, config.api_key, retry, timeout
-    )
-
-
-def pick_session_id(
-    conn, session_ref: str | None, continue_: bool, cwd: Path, client: ModelClient
-) -> str:
-    if session_ref is not None:  # "" is a bad id, not "start a new session"
-        return projections.resolve_session_id(conn, session_ref)
-    if continue_:
-        latest = projections.latest_session_id(conn)
-        if latest is None:
-            raise UserError('no session to continue yet: run `lh "your prompt"` first')
-        return latest
-    return runner.new_session(conn, cwd, client.provider, client.model)
+KILL_AT = "LEHARNESS_TEST_KILL_AT"
 
 
 def open_session(
     session_ref: str | None,
     continue_: bool,
     *,
-    provider: str | None,
-    model: str | None,
-    base_url: str | None,
-    max_steps: int,
-    context_window: int | None = None,
     as_json: bool = False,
     channel: runner.Channel | None = None,
-    client: ModelClient | None = None,
-    cwd: Path | None = None,
-    mcp: bool = True,
-    allow_paths: tuple[Path, ...] = (),
-    approval: Mode = "auto",
-    approver: Approver | None = None,
-    sandbox: str = "off",
+    **options: Any,
 ) -> ActiveSession:
-    client = client or model_client(provider, model, base_url)
-    cwd = cwd or Path.cwd()
-    if session_ref is not None or continue_:  # an existing session: never create the home
-        require_history(continue_)
-    conn = store.open_events_only()
-    channel = faults.wrap(channel or (JsonChannel() if as_json else TerminalChannel()))
-    session_id = pick_session_id(conn, session_ref, continue_, cwd, client)
-    lock = locks.acquire(store.home_dir(), session_id, ancestors(conn, session_id))
-    if store.last_seq(conn, session_id) == 1:  # just created: show its session.created too
-        channel.event(next(store.read_events(conn, session_id)))
-    loop_session = runner.Session(
-        conn=conn,
-        session_id=session_id,
-        model=client,
-        tools=default_registry(),
-        cwd=cwd,
-        channel=channel,
-        max_steps=max_steps,
-        home=store.home_dir(),
-        max_depth=max_subagent_depth(),
-        context_window=context_window,
-        allowed_paths=tuple(path.resolve() for path in allow_paths),
-        sandbox=sandbox,
-        approval=Approval(approval, approver),
-        hooks=load_hooks(),
-    )
-    if mcp:  # the servers of $LEHARNESS_HOME/mcp.json, if there is one
-        attach_mcp(loop_session)
-    return ActiveSession(loop_session, lock)
+    """`app.session.open_session` on the terminal's channel (JSON lines with --json)."""
+    channel = kill_switch(channel or (JsonChannel() if as_json else TerminalChannel()))
+    return open_app_session(session_ref, continue_, channel=channel, warn=warn, **options)
 
 
-def require_history(continue_: bool) -> None:
-    """A UserError, before anything is created, when there is no database to resume from."""
-    if continue_ and not store.db_path().exists():
-        raise UserError('no session to continue yet: run `lh "your prompt"` first')
+def kill_switch(channel: runner.Channel) -> runner.Channel:
+    """The channel, or the test-only kill switch around it when LEHARNESS_TEST_KILL_AT is
+    set. The switch ships only in a source checkout (the wheel leaves leharness.testing.crash
+    out), so an installed lh refuses the variable in one line."""
+    if not os.environ.get(KILL_AT):
+        return channel
     try:
-        store.require_database()
-    except store.StoreError as error:
-        raise UserError(str(error)) from None
-
-
-def ancestors(conn, session_id: str) -> list[str]:
-    """The parent, grandparent, … of a subagent's session (empty for a top-level one)."""
-    chain: list[str] = []
-    row = projections.get_session(conn, session_id)
-    while row is not None and row.parent_session_id and row.parent_session_id not in chain:
-        chain.append(row.parent_session_id)
-        row = projections.get_session(conn, row.parent_session_id)
-    return chain
-
-
-def max_subagent_depth() -> int:
-    """How deep subagents may nest: 1 (default) lets a session spawn children that
-    cannot spawn in turn; 0 turns subagents off."""
-    value = os.environ.get("LEHARNESS_MAX_DEPTH", "1")
-    try:
-        depth = int(value)
-    except ValueError:
-        raise UserError(f"LEHARNESS_MAX_DEPTH must be a whole number, not {value!r}") from None
-    if depth < 0:
-        raise UserError("LEHARNESS_MAX_DEPTH must be 0 or more")
-    return depth
+        from leharness.testing.crash import kill
+    except ModuleNotFoundError as error:
+        if not (error.name or "").startswith("leharness.testing"):
+            raise
+        raise UserError(f"{KILL_AT} is for leharness's own tests (a source checkout)") from None
+    return kill.wrap(channel)

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from .errors import user_errors
 from .output import output_options, print_rows
 
 TABLE_DESCRIPTION_CHARS = 60
@@ -15,7 +14,6 @@ TABLE_DESCRIPTION_CHARS = 60
 
 @click.command("skills")
 @output_options
-@user_errors
 def skills_command(as_json: bool, as_csv: bool) -> None:
     """List the skills found from here: in use, shadowed, and unreadable SKILL.md files."""
     from leharness import store

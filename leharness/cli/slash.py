@@ -23,7 +23,7 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
 from leharness import projections, store
-from leharness.loop.providers import DEFAULT_MODELS
+from leharness.app.providers import DEFAULT_MODELS
 
 from .errors import UserError
 from .session import model_client, open_session

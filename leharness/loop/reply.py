@@ -14,18 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from leharness.errors import ProviderError
 from leharness.store.events import ToolCall, Usage
 
 from .think import ThinkSplitter
-
-
-class ProviderError(Exception):
-    """The provider could not give an answer (after retries where they make sense)."""
-
-    def __init__(self, message: str, kind: str, attempts: int = 1) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.attempts = attempts
 
 
 @dataclass

@@ -32,9 +32,6 @@ from .prompt import accepts_images, build_messages
 from .session import FinishReason, LoopSession, Result, uncancel
 from .subagents import spawner
 
-#: The name this class had before session.py; kept while branches written against it merge.
-Session = LoopSession
-
 
 @dataclass
 class Replied:

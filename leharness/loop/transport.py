@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from leharness import __version__
+from leharness.errors import LeharnessError
 
 from .request import encode_body
 
@@ -35,7 +36,7 @@ import httpx  # noqa: E402
 OPENAI_URL = "https://api.openai.com/v1"
 
 
-class TransportError(Exception):
+class TransportError(LeharnessError):
     """No response: the server could not be reached or did not answer in time."""
 
     def __init__(self, message: str, timed_out: bool) -> None:
@@ -43,7 +44,7 @@ class TransportError(Exception):
         self.timed_out = timed_out
 
 
-class StatusError(Exception):
+class StatusError(LeharnessError):
     """The server answered with an HTTP error status; `body` is its parsed JSON if any."""
 
     def __init__(self, response: httpx.Response, body: Any) -> None:

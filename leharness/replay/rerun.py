@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from leharness import store
+from leharness.errors import ReplayError
 from leharness.loop import compaction, runner
 from leharness.loop.channel import Channel, NullChannel
 from leharness.store import events as ev
@@ -40,10 +41,6 @@ from .model import Outcome, RecordedModel
 from .served_tasks import ServedTasks
 
 TASK_WAIT_S = 600.0
-
-
-class ReplayError(Exception):
-    """The session cannot be replayed as asked (a user-facing problem)."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from leharness.errors import StoreError
+
 MIN_SQLITE_VERSION = (3, 35, 0)  # json_each in triggers, RETURNING, DROP COLUMN
 BUSY_TIMEOUT_MS = 10_000
 DB_FILENAME = "sessions.db"
@@ -25,10 +27,6 @@ HOME_NAME = ".leharness"
 # Written into a `.leharness` folder lh creates, so that git ignores the history in it.
 GITIGNORE = "# created by lh: the session history stays out of git\n*\n"
 SQLITE_HEADER = b"SQLite format 3\x00"
-
-
-class StoreError(Exception):
-    """The database cannot be opened or used as asked (a user-facing problem)."""
 
 
 def home_dir() -> Path:

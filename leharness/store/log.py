@@ -22,6 +22,8 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
+from leharness.errors import LeharnessError
+
 from .connection import StoreError, new_ulid, now_iso, write_transaction
 from .events import (
     EVENT_TYPES,
@@ -34,7 +36,7 @@ from .events import (
 )
 
 
-class EventValidationError(ValueError):
+class EventValidationError(LeharnessError, ValueError):
     """An event payload does not match its type's model (nothing was written)."""
 
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from leharness.errors import ToolError
+
 if TYPE_CHECKING:
     from leharness.store import Event, Payload
 
@@ -27,14 +29,6 @@ if TYPE_CHECKING:
 
 #: Appends one event to the running session's log (and shows it on its channel).
 Record = Callable[["Payload"], "Event"]
-
-
-class ToolError(Exception):
-    """A tool call failed in a way the model should hear about (becomes tool.failed)."""
-
-    def __init__(self, message: str, kind: str = "error") -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from leharness.errors import UserError
+
 POINTS = ("pre_tool", "post_tool", "invocation_start", "invocation_end", "compaction")
 TOOL_POINTS = ("pre_tool", "post_tool")
 BLOCK_EXIT_CODE = 2
@@ -33,7 +35,7 @@ DEFAULT_TIMEOUT_S = 60.0
 STDERR_TAIL = 2000  # characters of stderr kept in the event
 
 
-class HookConfigError(ValueError):
+class HookConfigError(UserError, ValueError):
     """The `hooks` table of settings.toml is not in the expected shape."""
 
 

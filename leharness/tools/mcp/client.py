@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from leharness.errors import LeharnessError
+
 from .config import HttpServer, McpConfig, ServerConfig, StdioServer
 
 TAIL_LINES = 20
@@ -28,7 +30,7 @@ TAIL_BYTES = 4000
 Status = Literal["connecting", "connected", "failed", "closed"]
 
 
-class ServerDown(Exception):
+class ServerDown(LeharnessError):
     """The server is not (or no longer) usable; `first` is True for the call that found out."""
 
     def __init__(self, message: str, first: bool = False) -> None:
@@ -36,7 +38,7 @@ class ServerDown(Exception):
         self.first = first
 
 
-class CallFailed(Exception):
+class CallFailed(LeharnessError):
     """The server answered a call with a protocol error (bad params, timeout, …)."""
 
     def __init__(self, message: str, kind: str) -> None:

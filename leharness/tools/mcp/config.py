@@ -18,13 +18,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from leharness.errors import UserError
+
 from ..redact import register
 
 HTTP_TYPES = ("http", "streamable-http", "streamableHttp", "streamable_http")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-class ConfigFileError(Exception):
+class ConfigFileError(UserError):
     """mcp.json cannot be read or is not a JSON object with `mcpServers`."""
 
 

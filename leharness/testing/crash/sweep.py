@@ -37,9 +37,9 @@ from typing import Any
 
 from leharness import store
 from leharness.store import health
+from leharness.testing.server import Call, ScriptedServer, Step, Text, ToolCalls
 
-from .crash import LH, PROMPT, RESUME, _seq_gaps, lh_env
-from .server import Call, ScriptedServer, Step, Text, ToolCalls
+from . import LH, PROMPT, RESUME, _seq_gaps, lh_env
 
 INVARIANTS = ("seq", "ids", "committed", "requests", "doctor", "rebuild", "once", "processes")
 EFFECTS = "effects.log"

@@ -19,13 +19,20 @@ from __future__ import annotations
 import sqlite3
 import sys
 import weakref
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from datasette import hookimpl
-from datasette.utils.asgi import Response
+from pluggy import HookimplMarker
 
 from . import cells, chart, page
 from .guard import HostGuard
+
+if TYPE_CHECKING:
+    from datasette.utils.asgi import Response
+
+# Datasette's own `hookimpl` is this marker; importing it from datasette would load
+# datasette.utils and click, and this module loads neither (only the hooks' bodies need them).
+hookimpl = HookimplMarker("datasette")
 
 SESSION_ROUTE = r"^/(?P<database>[^/]+)/-/session/(?P<session_id>[^/]+)$"
 # Per Datasette instance: database name -> whether it holds leharness tables.
@@ -57,6 +64,8 @@ def register_routes():
 
 
 async def session_view(datasette, request):
+    from datasette.utils.asgi import Response
+
     database = request.url_vars["database"]
     session_ref = request.url_vars["session_id"]
     try:
@@ -96,6 +105,8 @@ async def session_view(datasette, request):
 
 
 async def _not_found(datasette, request, message: str) -> Response:
+    from datasette.utils.asgi import Response
+
     # A response, not NotFound: Datasette prints a traceback for every exception.
     context = {"ok": False, "error": message, "status": 404, "title": "Not found"}
     html = await datasette.render_template("error.html", context, request=request)

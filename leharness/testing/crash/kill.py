@@ -4,7 +4,8 @@
 (`model.completed`, `tool.started`, …) or `text` for a streamed text delta;
 the process kills itself right after the nth such event (default 1st) has been
 rendered, so the event is committed and printed. Unset, nothing is wrapped.
-It lives in the CLI, not the loop: the loop has no notion of being killed.
+The CLI wraps its channel with it (cli/session.py), not the loop: the loop has
+no notion of being killed. Test-only: the wheel leaves it out with the crash points.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import os
 import signal
 import sys
 
+from leharness.errors import UserError
 from leharness.loop.channel import Channel
 from leharness.store import Event
-
-from .errors import UserError
 
 ENV = "LEHARNESS_TEST_KILL_AT"
 

@@ -27,8 +27,7 @@ from typing import Any
 
 from leharness import store
 from leharness.store import health
-
-from .server import Call, ScriptedServer, Slow, Step, Text, ToolCalls
+from leharness.testing.server import Call, ScriptedServer, Slow, Step, Text, ToolCalls
 
 LH = str(Path(sys.executable).with_name("lh"))
 PROMPT = "start the work"

@@ -3,8 +3,9 @@
 Per key, the first that is set wins: a command-line flag, an environment
 variable, the settings file `$LEHARNESS_HOME/settings.toml`, the default. TOML
 because people write it by hand (comments, no trailing-comma traps) and the
-standard library reads it; lh never writes it. Only the CLI reads
-configuration: the library below receives plain values.
+standard library reads it; lh never writes it. Only the app reads
+configuration: the library below receives plain values. This is the one
+resolver: the provider a model client uses (app/providers.py) comes from it too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import UserError
+from leharness.errors import UserError
 
 SETTINGS_FILE = "settings.toml"
 KEYS: dict[str, type] = {
@@ -121,7 +122,7 @@ def resolve_settings(
     home: Path | None = None,
 ) -> Settings:
     """Each setting's effective value: flag > env > settings file > default."""
-    from leharness.loop.providers import DEFAULT_MODELS, OLLAMA_DEFAULT_URL, default_provider
+    from .providers import DEFAULT_MODELS, OLLAMA_DEFAULT_URL, default_provider
 
     flags = flags or {}
     env = os.environ if env is None else env
@@ -159,7 +160,7 @@ def base_url_env(provider: str) -> str:
 
 def _check(key: str, value: Any) -> str:
     """Why `value` cannot be the setting `key` ("" when it can)."""
-    from leharness.loop.providers import DEFAULT_MODELS
+    from .providers import DEFAULT_MODELS
 
     if key == "provider" and str(value).lower() not in DEFAULT_MODELS:
         return f"must be one of {', '.join(DEFAULT_MODELS)}"

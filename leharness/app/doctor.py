@@ -5,8 +5,9 @@ model (rows another program inserted), projections against a rebuild (on a
 scratch copy), tasks still marked running whose `lh` process is gone, tool
 calls without a result and subagent sessions that never finished in sessions
 no `lh` process runs now, and artifact files that are missing or whose sha256
-no longer matches. Lives with the tools because tasks and artifacts are theirs
-(process liveness, hashing). The one repair, `repair_projections`, rebuilds
+no longer matches. Lives in the app: it combines the store's file checks
+(store/health.py) with what only the tools know (process liveness, artifact
+hashing), and is no tool the model may call. The one repair, `repair_projections`, rebuilds
 projections from the events.
 """
 
@@ -20,9 +21,8 @@ from pathlib import Path
 from leharness import store
 from leharness.projections import ArtifactRow, TaskRow
 from leharness.store import health
-
-from .artifacts import locate
-from .tasks import file_sha256, process_alive
+from leharness.tools.artifacts import locate
+from leharness.tools.tasks import file_sha256, process_alive
 
 Live = Callable[[str], bool]
 

@@ -1,6 +1,6 @@
 """One loop per session: an flock on `$LEHARNESS_HOME/locks/<session_id>.lock`.
 
-The CLI takes it before running a session's loop (one-shot and interactive)
+The app takes it when it opens a session to run (one-shot and interactive)
 and the kernel drops it when the process ends, even by SIGKILL, so a crash
 never leaves a stale lock. A second `lh` on the same session refuses at once
 with the holder's pid (exit 2) instead of interleaving two loops, which would
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from .errors import UserError
+from leharness.errors import UserError
 
 
 class SessionLock:
