@@ -145,8 +145,9 @@ class Merger:
         return schema.events_sql == self._events_sql
 
 
-class _Written(Exception):
-    """The file changed while it was read as immutable."""
+class _Written(StoreError):
+    """The file changed while it was read as immutable (caught inside the merge: it is
+    read again the ordinary way; a StoreError like every error of the store)."""
 
 
 _Stamp = tuple[int, int, int, int]
