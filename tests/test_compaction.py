@@ -313,6 +313,36 @@ def test_t6_keeps_every_request_under_a_small_ceiling_whatever_the_pressure():
                         "content": "echo: " + "4" * 3_000}  # fmt: skip
 
 
+def test_t6_makes_room_instead_of_hiding_a_turn_at_every_step():
+    """Once over the ceiling, T6 hides down to FIT_SHARE of it, so the next turns fit
+    as they are: the request's start stays the same and no step after a T6 needs one."""
+    server = ScriptedServer().start()
+    window = 3_000  # a ceiling of 10,200 characters; each round below adds ~700
+    session = scripted_session(server, window)
+    for i in range(30):
+        server.push(
+            ToolCalls(Call("echo", {"text": str(i % 10) * 300}), prompt_tokens=1),
+            Text(f"answer {i}", prompt_tokens=1),
+        )
+        run(session, f"prompt {i}")
+    server.stop()
+    ceiling = compaction.Budget(window).ceiling_chars
+    specs = session.tools.specs()
+    sizes = [compaction.request_chars(r.messages, specs) for r in main_requests(server)]
+    assert max(sizes) <= ceiling
+    events = list(store.read_events(session.conn, session.session_id))
+    steps_with_t6, step = [], 0
+    for event in events:
+        if event.type == "step.started":
+            step += 1
+        elif event.type == "compaction.completed" and event.data.tier == "T6":
+            steps_with_t6.append(step)
+            assert event.data.details["chars"] <= ceiling * compaction.FIT_SHARE
+    assert len(steps_with_t6) >= 2  # the session outgrew the ceiling more than once
+    gaps = [b - a for a, b in zip(steps_with_t6, steps_with_t6[1:], strict=False)]
+    assert min(gaps) >= 4  # hiding just enough would need one every step or two
+
+
 def test_t6_drops_result_bodies_when_the_latest_turn_alone_is_too_large():
     server = ScriptedServer().start()
     session = scripted_session(server, 2_000)  # ceiling 6,800 characters

@@ -59,6 +59,11 @@ SUMMARY_SHARE = 0.25  # of the ceiling: older summaries beyond it leave the view
 MOVE_MIN_BYTES = 1024
 DROPPED = "[tool result dropped during compaction]"  # messages.sql writes the same marker
 DROP_MIN_CHARS = 40  # shorter results stay: the marker would not save anything
+# T6 makes room: once a request outgrows the ceiling it hides old turns until the
+# request is at most this share of it. Hiding just enough would hide one more turn
+# at every step of a long session, changing the request's start (the prefix that
+# providers cache) every turn and adding two events and a re-read to each step.
+FIT_SHARE = 0.8
 
 
 def context_window(model: str | None, override: int | None = None) -> int:
@@ -317,17 +322,19 @@ def fit(
     ceiling: int | None = None,
     total: int | None = None,
 ) -> list[ev.Payload]:
-    """T6: hide the oldest turns (never the latest) until the request fits the ceiling;
-    if the latest turn alone is too large, its tool result bodies go too. `total`: the
-    request's size when already measured. Nothing when it fits or nothing can go."""
+    """T6: once the request outgrows the ceiling, hide the oldest turns (never the
+    latest) until it is at most FIT_SHARE of it; if the latest turn alone is too large,
+    its tool result bodies go too. `total`: the request's size when already measured.
+    Nothing when it fits or nothing can go."""
     ceiling = ceiling or budget.ceiling_chars
     total = total or prompt_chars(view, request)
     if total <= ceiling:
         return []
     groups = turns(view.messages)
     sizes = _turn_sizes(groups, sent_chars(view))
+    room = int(ceiling * FIT_SHARE)
     hidden = 0
-    while hidden < len(groups) - 1 and total > ceiling:
+    while hidden < len(groups) - 1 and total > room:
         total -= sizes[hidden]
         hidden += 1
     details: dict[str, Any] = {"ceiling_chars": ceiling, "chars": total}
