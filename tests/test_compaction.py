@@ -3,6 +3,7 @@ recorded, the prompt actually sent, and the log left untouched."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -339,7 +340,7 @@ def test_t6_makes_room_instead_of_hiding_a_turn_at_every_step():
             steps_with_t6.append(step)
             assert event.data.details["chars"] <= ceiling * compaction.FIT_SHARE
     assert len(steps_with_t6) >= 2  # the session outgrew the ceiling more than once
-    gaps = [b - a for a, b in zip(steps_with_t6, steps_with_t6[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(steps_with_t6)]
     assert min(gaps) >= 4  # hiding just enough would need one every step or two
 
 
