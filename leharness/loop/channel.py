@@ -37,3 +37,26 @@ class NullChannel:
 
     def discard(self, text: str, reasoning: str) -> None:
         pass
+
+
+class PassingChannel:
+    """A channel that passes everything on to `inner`: a wrapper that steps in at some
+    points (an event, a text delta) subclasses it and overrides only those."""
+
+    def __init__(self, inner: Channel) -> None:
+        self.inner = inner
+
+    def event(self, event: store.Event) -> None:
+        self.inner.event(event)
+
+    def text(self, delta: str) -> None:
+        self.inner.text(delta)
+
+    def reasoning(self, delta: str) -> None:
+        self.inner.reasoning(delta)
+
+    def retry(self, attempt: int, message: str, delay_s: float) -> None:
+        self.inner.retry(attempt, message, delay_s)
+
+    def discard(self, text: str, reasoning: str) -> None:
+        self.inner.discard(text, reasoning)

@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from leharness import store
-from leharness.loop.channel import Channel
+from leharness.loop.channel import Channel, PassingChannel
 from leharness.store import events as ev
 from leharness.tools.base import ToolContext
 from leharness.tools.tasks import RunningTask, TaskRuntime
@@ -75,28 +75,16 @@ class ServedTasks:
             self.runtime.record(following)
 
 
-class _EndingsChannel:
+class _EndingsChannel(PassingChannel):
     """Passes everything on; after each event, lets the served tasks end on cue."""
 
     def __init__(self, inner: Channel, served: ServedTasks) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.served = served
 
     def event(self, event: store.Event) -> None:
         self.inner.event(event)
         self.served.after(event)
-
-    def text(self, delta: str) -> None:
-        self.inner.text(delta)
-
-    def reasoning(self, delta: str) -> None:
-        self.inner.reasoning(delta)
-
-    def retry(self, attempt: int, message: str, delay_s: float) -> None:
-        self.inner.retry(attempt, message, delay_s)
-
-    def discard(self, text: str, reasoning: str) -> None:
-        self.inner.discard(text, reasoning)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -15,17 +15,17 @@ import signal
 import sys
 
 from leharness.errors import UserError
-from leharness.loop.channel import Channel
+from leharness.loop.channel import Channel, PassingChannel
 from leharness.store import Event
 
 ENV = "LEHARNESS_TEST_KILL_AT"
 
 
-class KillSwitch:
+class KillSwitch(PassingChannel):
     """A channel that passes everything on, then SIGKILLs the process at the chosen point."""
 
     def __init__(self, inner: Channel, point: str, nth: int = 1) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.point = point
         self.remaining = nth
 
@@ -36,15 +36,6 @@ class KillSwitch:
     def text(self, delta: str) -> None:
         self.inner.text(delta)
         self._count("text")
-
-    def reasoning(self, delta: str) -> None:
-        self.inner.reasoning(delta)
-
-    def retry(self, attempt: int, message: str, delay_s: float) -> None:
-        self.inner.retry(attempt, message, delay_s)
-
-    def discard(self, text: str, reasoning: str) -> None:
-        self.inner.discard(text, reasoning)
 
     def _count(self, point: str) -> None:
         if point != self.point:
