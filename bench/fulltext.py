@@ -2,7 +2,7 @@
 hits with snippets, ranked by bm25) over 1,000,000 events in 1,000 sessions whose
 prompts, calls, results and answers are drawn from a 20,000-word vocabulary with a
 Zipf distribution (as words are in real text), so a query's hit count is realistic.
-Also the whole `lh search` process, and search_sessions (the --resume picker's filter)."""
+Also the whole `lh search` process, and matching_session_ids (the --resume picker's filter)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from leharness import store
-from leharness.projections.search import search, search_sessions
+from leharness.projections.search import matching_session_ids, search
 from leharness.store.log import encode_data
 
 from . import Figure, measure_process, timed
@@ -129,8 +129,10 @@ def run(quick: bool) -> list[Figure]:
                 f"{events:,} events, {docs:,} indexed messages; {note}",
             )
         )
-    picker = timed(lambda: search_sessions(conn, queries["two mid-frequency words"]), repeat)
-    figures.append(Figure("search_sessions (picker filter), two mid-frequency words", "ms", picker))
+    picker = timed(lambda: matching_session_ids(conn, queries["two mid-frequency words"]), repeat)
+    figures.append(
+        Figure("matching_session_ids (picker filter), two mid-frequency words", "ms", picker)
+    )
     conn.close()
     with tempfile.TemporaryDirectory() as home:
         os.symlink(path.resolve(), Path(home) / "sessions.db")

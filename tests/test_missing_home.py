@@ -25,6 +25,8 @@ NEEDS_HISTORY = [
     ["fork", "abc"],
     ["compact", "abc"],
     ["--session", "abc", "hello"],
+    ["search", "hello"],
+    ["diff", "abc"],
 ]
 # Commands that read settings only: they succeed, and still create nothing.
 READS_SETTINGS = [["config"], ["mcp", "list"], ["skills"]]

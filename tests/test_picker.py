@@ -147,3 +147,25 @@ def test_the_picker_filters_by_content_through_the_search_index(db):
     items = choices(projections.list_sessions(db, 10))
     shown = filter_choices(items, "zanzibar", search)
     assert [c.id for c in shown] == [second]
+
+
+def test_slash_resumes_picker_filters_by_content_too(db):
+    """/resume's picker (pick_async) searches the conversations as `lh --resume` does."""
+    from leharness.cli.picker import pick, pick_async
+
+    from .util import tool_round
+
+    first, second = store.create_session(db), store.create_session(db)
+    tool_round(db, first, "fix the parser")
+    tool_round(db, second, "write docs")
+    store.append(db, second, {"type": "invocation.received", "text": "mention zanzibar here"})
+
+    async def in_loop() -> str | None:
+        with create_pipe_input() as pipe:
+            pipe.send_text("zanzibar\r")
+            return await pick_async(db, input=pipe, output=DummyOutput())
+
+    assert asyncio.run(in_loop()) == second
+    with create_pipe_input() as pipe:
+        pipe.send_text("zanzibar\r")
+        assert pick(db, input=pipe, output=DummyOutput()) == second

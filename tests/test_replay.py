@@ -73,6 +73,23 @@ def test_an_unchanged_session_replays_without_divergence(isolated_home, tmp_path
     assert [r[0] for r in store.open_store().execute("SELECT id FROM sessions")] == [session_id]
 
 
+def test_a_session_that_wrote_a_file_replays_without_divergence(isolated_home, tmp_path):
+    """write_file records a checkpoint.file; tools served from the recording record none,
+    and that is no divergence."""
+    workspace = tmp_path / "work"
+    workspace.mkdir()
+    model = RecordedModel(
+        [call("w1", "write_file", path="notes.txt", content="hi\n"), ModelCompleted(text="ok")]
+    )
+    session = make_session(model, tools=default_registry(), cwd=workspace)
+    asyncio.run(runner.run_invocation(session, "write it"))
+    types = [e.type for e in store.read_events(session.conn, session.session_id)]
+    assert "checkpoint.file" in types
+    served = replay(session.session_id)
+    assert served.exit_code == 0, served.output
+    assert served.output.startswith("no divergence"), served.output
+
+
 def test_a_changed_tool_output_is_reported_at_the_first_divergent_event(isolated_home, tmp_path):
     session_id = record(tmp_path / "work")
     (tmp_path / "work" / "a.txt").write_text("changed\n")

@@ -197,3 +197,24 @@ def test_rewind_in_the_interactive_session_lists_turns_asks_and_switches(monkeyp
     prompts = [m.content for m in projections.all_messages(conn, repl.active.session_id)]
     assert prompts == ["first", "one"]
     assert "rewound to before turn 2" in screen
+
+
+def test_a_restored_file_keeps_its_mode_or_gets_the_default_one(tmp_path):
+    """Rewind writes as write_file does: a file that is gone comes back with the mode a new
+    file gets (not the temporary file's 0600), an existing one keeps its own."""
+    import os
+    import stat
+
+    from leharness.tools.rewind import _write
+
+    umask = os.umask(0)
+    os.umask(umask)
+    gone = tmp_path / "sub" / "gone.txt"
+    _write(gone, b"back\n")
+    assert gone.read_bytes() == b"back\n"
+    assert stat.S_IMODE(gone.stat().st_mode) == 0o666 & ~umask
+    script = tmp_path / "run.sh"
+    script.write_text("old\n")
+    script.chmod(0o750)
+    _write(script, b"new\n")
+    assert script.read_bytes() == b"new\n" and stat.S_IMODE(script.stat().st_mode) == 0o750

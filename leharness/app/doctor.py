@@ -13,6 +13,7 @@ projections from the events.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ def examine(conn: sqlite3.Connection, live: Live = lambda _session_id: False) ->
     """Run every check on an open (possibly read-only) connection. `live` says whether an
     lh process is running a top-level session now (its calls may rightly be open)."""
     report = Report()
+    live = functools.cache(live)  # one lock-file probe per session, however many rows name it
     try:
         _examine(conn, report, live)
     except sqlite3.DatabaseError as error:
@@ -184,10 +186,10 @@ def artifact_problems(conn: sqlite3.Connection) -> list[str]:
 
 def database_home(conn: sqlite3.Connection) -> Path:
     """The folder of the database `conn` has open: the home its artifact paths are under."""
-    for row in conn.execute("PRAGMA database_list"):
-        if row[1] == "main" and row[2]:
-            return Path(row[2]).parent
-    return store.home_dir()
+    from leharness.store.backup import database_file
+
+    path = database_file(conn)
+    return path.parent if path else store.home_dir()
 
 
 def repair_projections(conn: sqlite3.Connection) -> int:

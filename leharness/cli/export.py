@@ -30,7 +30,9 @@ class Transcript:
     timeline: list[dict] = field(default_factory=list)
 
 
-def load(conn: sqlite3.Connection, session_id: str, with_children: bool = True) -> Transcript:
+def load(conn: sqlite3.Connection, session_id: str) -> Transcript:
+    """The session's transcript with its subagents' nested (the timeline is left to the
+    HTML page, which draws it for the top session only)."""
     from leharness import projections
     from leharness.inspector.page import fold
 
@@ -40,22 +42,14 @@ def load(conn: sqlite3.Connection, session_id: str, with_children: bool = True) 
     entries = fold(
         projections.all_messages(conn, session_id), projections.tool_calls(conn, session_id)
     )
-    timeline = [
-        dict(row)
-        for row in conn.execute(
-            "SELECT * FROM session_timeline WHERE session_id = ?", (session_id,)
-        )
-    ]
-    transcript = Transcript(session, entries, timeline=timeline)
-    if not with_children:
-        return transcript
+    transcript = Transcript(session, entries)
     call_tasks = {c.row.task_id for e in entries for c in e.calls if c.row and c.row.task_id}
     children = conn.execute(
         "SELECT id, parent_task_id FROM sessions WHERE parent_session_id = ? ORDER BY created_at",
         (session_id,),
     ).fetchall()
     for child_id, task_id in children:
-        child = load(conn, child_id, True)
+        child = load(conn, child_id)
         if task_id in call_tasks:
             transcript.children_by_task[task_id] = child
         else:
@@ -68,7 +62,7 @@ def load(conn: sqlite3.Connection, session_id: str, with_children: bool = True) 
 
 def export_md(conn: sqlite3.Connection, session_id: str) -> Iterator[str]:
     """A readable transcript: prompts and answers as text, tool calls folded in <details>."""
-    yield from _md(load(conn, session_id, True), 1)
+    yield from _md(load(conn, session_id), 1)
 
 
 def _md(t: Transcript, level: int) -> Iterator[str]:
@@ -150,8 +144,15 @@ def export_html(conn: sqlite3.Connection, session_id: str) -> Iterator[str]:
     def timeline(t: Transcript):
         return chart.draw(t.timeline, t.session.updated_at, _bar_link) if t.timeline else ""
 
+    transcript = load(conn, session_id)
+    transcript.timeline = [
+        dict(row)
+        for row in conn.execute(
+            "SELECT * FROM session_timeline WHERE session_id = ?", (session_id,)
+        )
+    ]
     yield template.render(
-        t=load(conn, session_id, True),
+        t=transcript,
         markdown=cells.markdown_html,
         format_ms=chart.format_ms,
         pretty_json=pretty_json,

@@ -180,15 +180,16 @@ def content_search(conn: Any) -> Search:
 def pick(conn: Any, search: Search | None = None, **app_options: Any) -> str | None:
     """Show the picker on the terminal; the chosen session id (None: left with Esc).
     Typing filters by title and, through the full-text index, by content."""
-    from leharness import projections
-
-    items = choices(projections.list_sessions(conn, LIMIT))
-    return build_app(items, search or content_search(conn), **app_options).run()
+    return _picker(conn, search, **app_options).run()
 
 
 async def pick_async(conn: Any, search: Search | None = None, **app_options: Any) -> str | None:
     """The same inside a running event loop (the REPL's /resume)."""
+    return await _picker(conn, search, **app_options).run_async()
+
+
+def _picker(conn: Any, search: Search | None, **app_options: Any) -> Any:
     from leharness import projections
 
     items = choices(projections.list_sessions(conn, LIMIT))
-    return await build_app(items, search, **app_options).run_async()
+    return build_app(items, search or content_search(conn), **app_options)

@@ -136,7 +136,7 @@ def diff_command(session: str, at: int) -> None:
     from leharness import projections, store
     from leharness.tools import rewind as rw
 
-    with closing(store.open_store()) as conn:
+    with closing(store.open_existing()) as conn:
         session_id = projections.resolve_session_id(conn, session)
         row = projections.get_session(conn, session_id)
         root = Path(row.cwd) if row and row.cwd else None

@@ -20,8 +20,7 @@ from rich.text import Text
 from leharness import store
 from leharness.store.events import ToolCall
 
-from .diffs import MAX_PREVIEW_BYTES as MAX_SNAPSHOT_BYTES
-from .diffs import counts_summary, write_diff
+from .diffs import counts_summary, read_before, write_diff
 from .render import DISCARDED, call_summary, output_preview, result_summary
 
 MAX_DIFF_LINES = 60
@@ -189,14 +188,9 @@ class RichChannel:
         found = self._path(call)
         if found is None:
             return
-        try:
-            if found[1].stat().st_size > MAX_SNAPSHOT_BYTES:
-                return
-            self._before[call.id] = found[1].read_bytes().decode("utf-8", "replace")
-        except FileNotFoundError:
-            self._before[call.id] = None
-        except OSError:
-            return
+        before = read_before(found[1])
+        if before is not False:
+            self._before[call.id] = before
 
     def _diff(self, call_id: str, name: str, result: str) -> list[str] | None:
         """The diff a write_file / edit_file call made (None for other tools, or when it

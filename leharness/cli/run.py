@@ -137,7 +137,7 @@ def run_command(
         return
     from .session import open_session
 
-    approver = one_shot_approver(options["approval"], as_json)
+    approver = one_shot_approver(options["approval"])
     session = open_session(session_ref, continue_, as_json=as_json, approver=approver, **options)
     from .usage import cost, session_usage, summary_line
 
@@ -176,7 +176,7 @@ def pick_session() -> str:
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UserError("--resume needs a terminal to pick on: use --session ID (lh sessions)")
-    with closing(store.open_store()) as conn:
+    with closing(store.open_existing()) as conn:
         chosen = pick(conn)
     if chosen is None:
         raise click.exceptions.Exit(0)
@@ -209,7 +209,7 @@ def _piped_stdin() -> str | None:
     return sys.stdin.read()
 
 
-def one_shot_approver(mode: str, as_json: bool):
+def one_shot_approver(mode: str):
     """In ask mode on a terminal, ask there (one key). With no terminal there is no
     approver: such calls are refused, and the channel says how to let them run."""
     if mode != "ask" or not sys.stdin.isatty():

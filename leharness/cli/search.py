@@ -42,7 +42,7 @@ def search_command(
     from leharness.projections import records
     from leharness.projections.search import SearchFilters, search
 
-    with closing(store.open_store()) as conn:
+    with closing(store.open_existing()) as conn:
         session_id = records.resolve_session_id(conn, session_ref) if session_ref else None
         filters = SearchFilters(session_id, parse_since(since), role, tool)
         hits = search(conn, query, filters, limit)

@@ -38,8 +38,19 @@ MINTED = ("task_id", "artifact_id", "child_session_id")
 #: Events about the session itself rather than its run (MCP servers are connected when a
 #: session opens, and a replay starts none).
 #: process.started records where a command runs, which says nothing of what it did.
+# Not compared: bookkeeping of the run rather than what the session did. A file or
+# tree checkpoint is recorded by a tool that runs; tools served from the recording
+# record none (their results are compared).
 SKIPPED = frozenset(
-    {"session.created", "session.forked", "mcp.connected", "mcp.failed", "process.started"}
+    {
+        "session.created",
+        "session.forked",
+        "mcp.connected",
+        "mcp.failed",
+        "process.started",
+        "checkpoint.file",
+        "checkpoint.tree",
+    }
 )
 
 

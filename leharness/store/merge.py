@@ -59,12 +59,6 @@ def find_databases(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-def merge_database(conn: sqlite3.Connection, path: Path) -> Merged:
-    """Copy the events of the database at `path` that this one lacks, in one transaction,
-    and link its sessions to the Harbor trial whose folder holds it (if any)."""
-    return Merger(conn).merge(path)
-
-
 class Merger:
     """Merges files one after the other into `conn`, remembering what they share (the
     copy statements, whether a source schema's projection rows can be copied: a fleet's

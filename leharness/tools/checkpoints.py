@@ -15,6 +15,7 @@ the tool's own work matters more than the ability to undo it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import shutil
@@ -111,7 +112,9 @@ def after_change(ctx: ToolContext, before: Before | None, data: bytes, tool: str
 # -- bash in a git work tree ------------------------------------------------------
 
 
+@functools.cache
 def git_available() -> bool:
+    """Whether git is on PATH (looked up once: every bash call asks)."""
     return shutil.which("git") is not None
 
 

@@ -115,11 +115,6 @@ def locate(ctx: ToolContext, path: str, write: bool = False) -> Confined:
     return Confined(max(roots, key=lambda root: len(root.parts)), target, path)
 
 
-def confine(ctx: ToolContext, path: str, write: bool = False) -> Path:
-    """The resolved absolute path `path` names, if the session may touch it."""
-    return locate(ctx, path, write).target
-
-
 def _harness_data(target: Path, home: Path, roots: list[Path], write: bool) -> bool:
     """Inside the home, unless inside a folder of the session's own there (`lh demo`'s);
     reading may reach the artifacts and skills."""

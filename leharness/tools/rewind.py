@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import os
 import sqlite3
-import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from leharness.store import StoreError
 
 from . import checkpoints
-from .paths import from_argument
+from .paths import Confined, from_argument, write_atomically
 
 
 @dataclass(frozen=True)
@@ -122,23 +119,13 @@ def apply(changes: list[FileChange]) -> Applied:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Replace `path` through a temporary file in its folder, keeping its mode."""
+    """Replace `path` as write_file does (a temporary file in its folder, fsynced, the
+    file's mode kept; a file that is gone comes back with the default mode)."""
+    from .files import _default_mode
+
     path = path.resolve() if path.is_symlink() else path  # write through a link, keep it
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        mode = None
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".lh-rewind")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        if mode is not None:
-            os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomically(Confined(path.parent, path, str(path)), data, _default_mode())
 
 
 def unified_diff(path: Path, old: FileState, new: FileState, root: Path | None = None) -> str:
