@@ -68,3 +68,19 @@ def test_html_is_one_self_contained_page_with_timeline(exported):
 
 def test_formats_are_one_table_beside_jsonl_and_atif():
     assert set(EXPORT_FORMATS) == {"jsonl", "atif", "md", "html"}
+
+
+def test_html_shows_a_notification_as_text_as_the_inspector_does(db):
+    """A task notification is plain text (a <pre>), as on the inspector's page, never
+    rendered as Markdown; both pages share one message template."""
+    from leharness import store
+    from leharness.cli.export import export_html
+
+    session_id = store.create_session(db)
+    store.append(db, session_id, {"type": "invocation.received", "text": "go"})
+    store.append(
+        db, session_id, {"type": "task.delivered", "task_ids": ["t1"], "text": "**task t1** done"}
+    )
+    html = "".join(export_html(db, session_id))
+    assert '<pre class="lh-pre">**task t1** done</pre>' in html
+    assert "<strong>task t1</strong>" not in html
