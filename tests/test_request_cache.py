@@ -1,7 +1,7 @@
 """The request's conversation is converted and JSON-encoded once per message
 (loop/request.py): a step converts only the messages new since the last one,
 a compaction converts only the rows it changed, and the bytes sent are always
-exactly `json.dumps` of the request, as a fresh process builds them."""
+exactly `json.dumps` of the request in UTF-8, as a fresh process builds them."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def body(messages) -> dict:
     }
 
 
-def fresh_request(path, session_id: str) -> str:
+def fresh_request(path, session_id: str) -> bytes:
     """The request as built without any cache: a new connection's rows, each message
     converted on the spot, plain json.dumps."""
     conn = store.open_store(path)
@@ -49,7 +49,7 @@ def fresh_request(path, session_id: str) -> str:
         conn.close()
     converted = [TO_OPENAI(m) for m in view.messages]
     system = {"role": "system", "content": "system"}
-    return json.dumps(body([system, *[m for m in converted if m is not None]]))
+    return json.dumps(body([system, *[m for m in converted if m is not None]])).encode()
 
 
 def test_a_step_converts_only_new_messages_and_sends_the_same_bytes(tmp_path, monkeypatch):
@@ -69,7 +69,7 @@ def test_a_step_converts_only_new_messages_and_sends_the_same_bytes(tmp_path, mo
     new = [m.session_seq for m in projections.session_view(conn, session_id).messages[12:]]
     assert converted == new and len(new) == 4
     sent = request.encode_body(body(second))
-    assert sent == fresh_request(path, session_id) == json.dumps(body(list(second)))
+    assert sent == fresh_request(path, session_id) == json.dumps(body(list(second))).encode()
     # Compaction measures the same request without encoding it again.
     assert request_chars(second, []) == len(json.dumps(list(second)))
     # A second build in the same step (compaction's, then the model call's) converts nothing.
@@ -137,7 +137,7 @@ def test_encode_body_is_json_dumps_whatever_the_body(tmp_path):
         {"model": "m", "messages": built},  # not messages first: plain json.dumps
     ):
         plain = {k: list(v) if k == "messages" else v for k, v in shape.items()}
-        assert request.encode_body(shape) == json.dumps(plain)
+        assert request.encode_body(shape) == json.dumps(plain).encode()
 
 
 def test_warm_leaves_the_first_step_only_new_rows_to_read(tmp_path, monkeypatch):
@@ -212,7 +212,7 @@ def test_images_follow_their_results_as_before(tmp_path):
         view = projections.session_view(conn, session_id)
         built = prompt.build_messages(view, "system", images=True)
         assert list(built) == reference_images(view, "system")
-        assert request.encode_body(body(built)) == json.dumps(body(list(built)))
+        assert request.encode_body(body(built)) == json.dumps(body(list(built))).encode()
     store.append(conn, session_id, {"type": "model.completed", "text": "seen"})
     view = projections.session_view(conn, session_id)
     built = prompt.build_messages(view, "system", images=True)

@@ -87,15 +87,25 @@ def build_messages(
     parts of a user message: Chat Completions takes images only in user messages.
 
     Each message is converted and encoded once per session (request.py): a step
-    costs the same at turn 10 and at turn 500."""
-    head = {"role": "system", "content": system or system_prompt(view)}
+    costs the same at turn 10 and at turn 500. A second build with nothing new (a
+    step's compaction measures the request, then its model call sends it) returns
+    the same list instead of copying ~1,300 entries three times again."""
+    content = system or system_prompt(view)
     kept = request.conversation(view.session.id, view.messages, to_openai, _image_ids)
+    with_images = images and kept.marked
+    if not with_images and kept.built is not None:
+        built_content, built_n, built = kept.built
+        if built_n == len(kept.encoded) == len(built) - 1 and built_content == content:
+            return built
+    head = {"role": "system", "content": content}
     converted, encoded = [head, *kept.converted], [json.dumps(head), *kept.encoded]
-    if images and kept.marked:
+    if with_images:
         _insert_images(view.messages, kept, converted, encoded)
         return request.Messages(converted, encoded)
     size = len(encoded[0]) + kept.chars() + 2 * len(kept.encoded) + 2  # the list's JSON
-    return request.Messages(converted, encoded, tail=kept.joined(), size=size)
+    built = request.Messages(converted, encoded, tail=kept.joined(), size=size)
+    kept.built = (content, len(kept.encoded), built)
+    return built
 
 
 def sent_chars(view: SessionView) -> list[int]:

@@ -9,9 +9,13 @@ hands out the same `Message` objects step after step until a compaction
 rebuilds them, so the kept entries are matched to the view by identity and a
 step converts and encodes only the messages that are new since the last one.
 
-The bytes sent stay exactly `json.dumps(body)`: `encode_body` joins the kept
-encodings with the separators `json.dumps` writes. The converted dicts are
-shared between steps: a model client reads them and must never change them.
+The bytes sent stay exactly `json.dumps(body)` in UTF-8: `encode_body` joins the
+kept encodings with the separators `json.dumps` writes. The conversation's part of
+the request is kept as bytes too, extended in place by the new messages: at turn
+500 (~175 KB) joining every encoding again, then encoding the text to bytes, cost
+four copies of the request a step; now a step copies it once, into the body sent.
+The converted dicts are shared between steps: a model client reads them and must
+never change them.
 """
 
 from __future__ import annotations
@@ -37,12 +41,14 @@ class Messages(list[dict[str, Any]]):
         self,
         messages: list[dict[str, Any]],
         encoded: list[str],
-        tail: str | None = None,
+        tail: tuple[bytearray, int] | None = None,
         size: int | None = None,
     ) -> None:
         super().__init__(messages)
         self.encoded = encoded
-        self.tail = tail  # ", ".join(encoded[1:]) when the builder kept it
+        # (buffer, n): buffer[:n] is ", ".join(encoded[1:]) in UTF-8, when the builder kept
+        # it. The buffer only ever grows at its end, so those n bytes stay as they are.
+        self.tail = tail
         self.size = size  # len(json.dumps(self)) when the builder kept it
 
     def chars(self) -> int:
@@ -53,11 +59,16 @@ class Messages(list[dict[str, Any]]):
             return self.size
         return sum(map(len, self.encoded)) + 2 * max(len(self.encoded) - 1, 0) + 2
 
-    def joined(self) -> str:
-        """ ", ".join(self.encoded), from the kept join when there is one."""
+    def joined(self) -> list[bytes | bytearray]:
+        """ ", ".join(self.encoded) in UTF-8, as parts to join (the kept bytes not copied)."""
         if self.tail is None or not self.encoded:
-            return ", ".join(self.encoded)
-        return ", ".join((self.encoded[0], self.tail)) if self.tail else self.encoded[0]
+            return [", ".join(self.encoded).encode()]
+        first = self.encoded[0].encode()
+        buffer, n = self.tail
+        if not n:
+            return [first]
+        # The buffer itself when nothing was added since (the usual case); else its prefix.
+        return [first, b", ", buffer if len(buffer) == n else bytes(buffer[:n])]
 
 
 class Kept:
@@ -70,17 +81,21 @@ class Kept:
         self.encoded: list[str] = []
         self.at: list[int] = []  # for each converted message, its index in `sources`
         self.marked: list[tuple[int, list[str]]] = []  # (index in sources, what `scan` found)
-        self._joined, self._joined_n = "", 0  # ", ".join(encoded[:_joined_n])
+        self._joined, self._joined_n = bytearray(), 0  # ", ".join(encoded[:_joined_n]), UTF-8
         self._chars, self._chars_n = 0, 0  # sum of len(encoded[:_chars_n])
+        self.seen: tuple[list[Message], int] | None = None  # the list last matched, its length
+        self.built: tuple[str, int, Messages] | None = None  # see prompt.build_messages
 
-    def joined(self) -> str:
-        """ ", ".join(self.encoded), extended by the messages added since the last call
-        (one copy of the text instead of joining ~1,300 strings again)."""
+    def joined(self) -> tuple[bytearray, int]:
+        """ ", ".join(self.encoded) in UTF-8, as (buffer, its length): the buffer is
+        extended in place by the messages added since the last call, never rewritten."""
         if self._joined_n < len(self.encoded):
-            new = ", ".join(self.encoded[self._joined_n :])
-            self._joined = f"{self._joined}, {new}" if self._joined_n else new
+            new = ", ".join(self.encoded[self._joined_n :]).encode()
+            if self._joined_n:
+                self._joined += b", "
+            self._joined += new
             self._joined_n = len(self.encoded)
-        return self._joined
+        return self._joined, len(self._joined)
 
     def chars(self) -> int:
         """The total length of the encodings."""
@@ -140,6 +155,9 @@ def conversation(
     The result is shared: read it, never change it."""
     kept = _KEPT.get(session_id)
     seen = len(kept.sources) if kept is not None else 0
+    if kept is not None and _same_list(kept, messages):
+        _KEPT.move_to_end(session_id)  # (a step's compaction, then its model call)
+        return kept
     if kept is None:
         kept = Kept()
         kept.extend(messages, convert, scan, None)
@@ -151,11 +169,22 @@ def conversation(
     else:
         earlier, kept = kept, Kept()
         kept.extend(messages, convert, scan, earlier)
+    kept.seen = (messages, len(messages))
     _KEPT[session_id] = kept
     _KEPT.move_to_end(session_id)
     while len(_KEPT) > _KEPT_SESSIONS:
         _KEPT.popitem(last=False)
     return kept
+
+
+def _same_list(kept: Kept, messages: list[Message]) -> bool:
+    """Whether `messages` is the very list last matched, as long as it was then (a
+    view's list is built once per read and not changed): nothing to compare."""
+    return (
+        kept.seen is not None
+        and kept.seen[0] is messages
+        and kept.seen[1] == len(messages) == len(kept.sources)
+    )
 
 
 def _dropped_prefix(kept: Kept, messages: list[Message]) -> int | None:
@@ -173,21 +202,23 @@ def _dropped_prefix(kept: Kept, messages: list[Message]) -> int | None:
     return dropped
 
 
-def encode_body(body: dict[str, Any]) -> str:
-    """`json.dumps(body)`, byte for byte, reusing the kept encoding of its messages."""
+def encode_body(body: dict[str, Any]) -> bytes:
+    """`json.dumps(body)` in UTF-8, byte for byte, reusing the kept encoding of its
+    messages: the conversation's bytes are copied once, into the body."""
     messages = body.get("messages")
     first = next(iter(body), None)
     if first != "messages" or not isinstance(messages, Messages):
-        return json.dumps(body)
+        return json.dumps(body).encode()
     if len(messages.encoded) != len(messages):
-        return json.dumps(body)
-    parts = ['{"messages": [', messages.joined(), "]"]  # joined once: the text is large
+        return json.dumps(body).encode()
+    parts: list[bytes | bytearray] = [b'{"messages": [', *messages.joined(), b"]"]
+    rest = []
     for key, value in body.items():
         if key != "messages":
             encoded = tools_json(value) if key == "tools" else json.dumps(value)
-            parts.append(f", {json.dumps(key)}: {encoded}")
-    parts.append("}")
-    return "".join(parts)
+            rest.append(f", {json.dumps(key)}: {encoded}")
+    parts += ["".join(rest).encode(), b"}"]
+    return b"".join(parts)
 
 
 def tools_json(tools: list[dict[str, Any]]) -> str:
