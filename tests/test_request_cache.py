@@ -10,7 +10,9 @@ import json
 from leharness import projections, store
 from leharness.loop import prompt, request
 from leharness.loop.compaction import request_chars
+from leharness.testing import Call, ScriptedServer, Text, ToolCalls
 
+from .e2e_helpers import lh_env, query, run_lh
 from .util import tool_round
 
 TO_OPENAI = prompt.to_openai  # the converter itself, whatever a test counts
@@ -220,3 +222,133 @@ def test_images_follow_their_results_as_before(tmp_path):
     assert built[-1] == {"role": "assistant", "content": "seen"}
     assert sum(m["role"] == "user" and isinstance(m["content"], list) for m in built) == 2
     conn.close()
+
+
+def reference(path, session_id: str, system: str, images: bool) -> bytes:
+    """The request built from scratch: a new connection's rows, each message converted
+    on the spot (images placed as before the cache), plain json.dumps in UTF-8."""
+    conn = store.open_store(path)
+    try:
+        view = projections.session_view(conn, session_id)
+        messages = reference_images(view, system) if images else None
+    finally:
+        conn.close()
+    if messages is None:
+        converted = [TO_OPENAI(m) for m in view.messages]
+        messages = [{"role": "system", "content": system}, *[m for m in converted if m]]
+    return json.dumps(body(messages)).encode()
+
+
+def step_request(conn, session_id: str, system: str = "system", images: bool = False):
+    """Build the request as a step does: compaction measures it, the model call sends it."""
+    view = projections.session_view(conn, session_id)
+    measured = prompt.build_messages(view, system, images=images)
+    sent = prompt.build_messages(view, system, images=images)
+    assert request_chars(measured, []) == len(json.dumps(list(measured)))
+    return sent
+
+
+def test_the_bytes_sent_are_a_fresh_json_dumps_through_a_whole_session(tmp_path):
+    """Appends, an earlier request encoded late, images, compaction hiding and
+    changing rows, a changed system prompt, a new connection and a new process:
+    at every point the incremental bytes are those of a from-scratch json.dumps."""
+    path = tmp_path / "sessions.db"
+    conn = store.open_store(path)
+    session_id = store.create_session(conn)
+
+    def check(system: str = "system", images: bool = False):
+        sent = step_request(conn, session_id, system, images)
+        assert request.encode_body(body(sent)) == reference(path, session_id, system, images)
+        return sent
+
+    for n in range(3):
+        tool_round(conn, session_id, f'question {n}: é ☃ \u2028 "quoted" 🙂')
+        check()
+    earlier = check()
+    tool_round(conn, session_id, "one more")
+    check()
+    # A request built before the last appends still encodes to its own bytes.
+    assert request.encode_body(body(earlier)) == json.dumps(body(list(earlier))).encode()
+
+    store.append(conn, session_id, {"type": "invocation.received", "text": "look"})
+    image_reply(conn, session_id, tmp_path, ["a", "b"])
+    check(images=True)
+    check()
+    image_reply(conn, session_id, tmp_path, ["c"])
+    store.append(conn, session_id, {"type": "model.completed", "text": "seen"})
+    check()
+    check(images=True)
+    long_result(conn, session_id)
+    check()
+
+    messages = projections.session_view(conn, session_id).messages
+    hide = {"hide_through_seq": messages[3].session_seq}  # T6: the first round leaves
+    store.append(conn, session_id, {"type": "compaction.completed", "tier": "T6", "details": hide})
+    check()
+    tool_round(conn, session_id, "after the hide")
+    check()
+    messages = projections.session_view(conn, session_id).messages
+    results = [m.session_seq for m in messages if m.role == "tool"]
+    drop = {"from_seq": messages[0].session_seq, "drop_results_through_seq": results[-2]}
+    store.append(conn, session_id, {"type": "compaction.completed", "tier": "T3", "details": drop})
+    check()
+    check("another system prompt")
+    tool_round(conn, session_id, "after the drop")
+    check(images=True)
+    conn.close()
+
+    conn = store.open_store(path)  # a new connection in this process (its rows are new objects)
+    check()
+    tool_round(conn, session_id, "on a new connection")
+    check()
+    conn.close()
+
+    request._KEPT.clear()  # a new process: `lh --session` warms the cache, then steps
+    conn = store.open_store(path)
+    prompt.warm(conn, session_id)
+    tool_round(conn, session_id, "resumed")
+    check()
+    check(images=True)
+    conn.close()
+
+
+def test_a_step_builds_its_request_once_and_extends_the_kept_bytes(tmp_path):
+    """The second build of a step (compaction measured it, the model call sends it) is
+    the same request; the next step adds its messages to the same byte buffer."""
+    conn = store.open_store(tmp_path / "sessions.db")
+    session_id = store.create_session(conn)
+    for n in range(3):
+        tool_round(conn, session_id, f"question {n}")
+    view = projections.session_view(conn, session_id)
+    first = prompt.build_messages(view, "system")
+    assert prompt.build_messages(view, "system") is first
+    assert prompt.build_messages(view, "another system") is not first
+    buffer, length = first.tail
+    tool_round(conn, session_id, "question 3")
+    second = prompt.build_messages(projections.session_view(conn, session_id), "system")
+    assert second.tail[0] is buffer and second.tail[1] > length  # extended, not rebuilt
+    assert bytes(buffer[:length]) == ", ".join(first.encoded[1:]).encode()
+    assert request.encode_body(body(first)) == json.dumps(body(list(first))).encode()
+    assert request.encode_body(body(second)) == json.dumps(body(list(second))).encode()
+    conn.close()
+
+
+def test_lh_sends_each_request_as_json_dumps_bytes_across_a_resume(isolated_home, tmp_path):
+    """Over HTTP, through a run and a resume (a new process that warms the kept
+    encodings): every body is byte for byte json.dumps of itself, and the last one
+    holds exactly the session's messages converted from scratch (but its answer)."""
+    calls = [ToolCalls(Call("bash", {"command": f"echo 'é ☃ {n}'"})) for n in range(3)]
+    with ScriptedServer([*calls, Text("done ☃"), *calls, Text("again")]) as server:
+        env = lh_env(isolated_home, server.base_url)
+        assert run_lh("echo three times, ☃", env=env, cwd=tmp_path).returncode == 0
+        done = run_lh("-c", "and again 🙂", env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    assert len(server.requests) == 8
+    for recorded in server.requests:
+        assert recorded.raw == json.dumps(json.loads(recorded.raw)).encode()
+    last = server.requests[-1].body
+    (session_id,) = query(isolated_home, "SELECT id FROM sessions")[0]
+    system = last["messages"][0]["content"]
+    fresh = json.loads(reference(isolated_home / "sessions.db", session_id, system, False))
+    assert last["messages"] == fresh["messages"][:-1]  # all but the answer it got
+    assert fresh["messages"][-1] == {"role": "assistant", "content": "again"}

@@ -129,6 +129,7 @@ Responder = Callable[[dict[str, Any]], Step]
 class Recorded:
     body: dict[str, Any]
     headers: dict[str, str]
+    raw: bytes = b""  # the body's bytes as they arrived
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -202,9 +203,11 @@ class ScriptedServer:
     def remaining(self) -> int:
         return len(self._steps)
 
-    def next_step(self, body: dict[str, Any], headers: dict[str, str]) -> Step | None:
+    def next_step(
+        self, body: dict[str, Any], headers: dict[str, str], raw: bytes = b""
+    ) -> Step | None:
         with self._lock:
-            recorded = Recorded(body, headers)
+            recorded = Recorded(body, headers, raw)
             self.requests.append(recorded)
             problems = conversation_problems(recorded.messages) if self.strict else []
             if problems:
@@ -262,11 +265,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
+        raw = self.rfile.read(length)
+        body = json.loads(raw or b"{}")
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._json(404, _error(f"no route {self.path}", "not_found"))
             return
-        step = self.server_ref.next_step(body, {k.lower(): v for k, v in self.headers.items()})
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        step = self.server_ref.next_step(body, headers, raw)
         if step is None:
             self._json(500, _error("scripted server: the script is exhausted", "exhausted"))
             return
