@@ -352,3 +352,45 @@ def test_lh_sends_each_request_as_json_dumps_bytes_across_a_resume(isolated_home
     fresh = json.loads(reference(isolated_home / "sessions.db", session_id, system, False))
     assert last["messages"] == fresh["messages"][:-1]  # all but the answer it got
     assert fresh["messages"][-1] == {"role": "assistant", "content": "again"}
+
+
+def test_a_step_tells_new_messages_by_the_visible_lists_generation(tmp_path, monkeypatch):
+    """A visible list grown since the last step keeps its generation (only the new rows
+    are matched and converted); a compaction reads a new list (a new generation: every
+    row is matched again, so a changed row in the middle is converted again); a plain
+    list is matched row by row."""
+    conn = store.open_store(tmp_path / "sessions.db")
+    session_id = store.create_session(conn)
+    for n in range(3):
+        tool_round(conn, session_id, f"question {n}")
+    long_result(conn, session_id)
+    first = projections.visible_messages(conn, session_id)
+    prompt.build_messages(projections.session_view(conn, session_id), "system")
+    tool_round(conn, session_id, "question 3")
+    grown = projections.visible_messages(conn, session_id)
+    assert grown.generation == first.generation and grown[: len(first)] == first
+    converted = counting(monkeypatch)
+    prompt.build_messages(projections.session_view(conn, session_id), "system")
+    assert converted == [m.session_seq for m in grown[len(first) :]]
+
+    messages = projections.session_view(conn, session_id).messages
+    results = [m.session_seq for m in messages if m.role == "tool"]
+    drop = {"from_seq": messages[0].session_seq, "drop_results_through_seq": results[-2]}
+    store.append(conn, session_id, {"type": "compaction.completed", "tier": "T3", "details": drop})
+    converted.clear()
+    view = projections.session_view(conn, session_id)
+    assert view.messages.generation != first.generation
+    assert view.messages[-1] is grown[-1]  # the last row is unchanged: the same object
+    built = prompt.build_messages(view, "system")
+    changed = [m.session_seq for m in view.messages if m.compacted_by is not None]
+    assert changed and converted == changed
+    assert request.encode_body(body(built)) == json.dumps(body(list(built))).encode()
+
+    # A plain list (no generation) with one row replaced by an equal copy: matched row
+    # by row, that row is converted again.
+    plain = list(view.messages)
+    plain[1] = plain[1].model_copy()
+    converted.clear()
+    kept = request.conversation(session_id, plain, prompt.to_openai, prompt._image_ids)
+    assert converted == [plain[1].session_seq] and kept.sources[1] is plain[1]
+    conn.close()

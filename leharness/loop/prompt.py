@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import itertools
 import json
 import platform
 import re
@@ -91,17 +92,19 @@ def build_messages(
     step's compaction measures the request, then its model call sends it) returns
     the same list instead of copying ~1,300 entries three times again."""
     content = system or system_prompt(view)
-    kept = request.conversation(view.session.id, view.messages, to_openai, _image_ids)
+    kept = _conversation(view)
     with_images = images and kept.marked
     if not with_images and kept.built is not None:
         built_content, built_n, built = kept.built
         if built_n == len(kept.encoded) == len(built) - 1 and built_content == content:
             return built
     head = {"role": "system", "content": content}
-    converted, encoded = [head, *kept.converted], [json.dumps(head), *kept.encoded]
     if with_images:
+        converted, encoded = [head, *kept.converted], [json.dumps(head), *kept.encoded]
         _insert_images(view.messages, kept, converted, encoded)
         return request.Messages(converted, encoded)
+    converted = itertools.chain((head,), kept.converted)  # copied once, into the request
+    encoded = [json.dumps(head), *kept.encoded]
     size = len(encoded[0]) + kept.chars() + 2 * len(kept.encoded) + 2  # the list's JSON
     built = request.Messages(converted, encoded, tail=kept.joined(), size=size)
     kept.built = (content, len(kept.encoded), built)
@@ -110,7 +113,11 @@ def build_messages(
 
 def sent_chars(view: SessionView) -> list[int]:
     """What each visible message adds to the request's JSON (0: it sends nothing)."""
-    return request.conversation(view.session.id, view.messages, to_openai, _image_ids).sent_chars()
+    return _conversation(view).sent_chars()
+
+
+def _conversation(view: SessionView) -> request.Kept:
+    return request.conversation(view.session.id, view.messages, to_openai, _image_ids)
 
 
 def warm(conn: Any, session_id: str) -> None:

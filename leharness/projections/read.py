@@ -11,6 +11,7 @@ same rows without pydantic to commands that only display them.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterable
 
@@ -96,11 +97,25 @@ def visible_messages(
     _VISIBLE[key] = kept  # most recent last
     while len(_VISIBLE) > _VISIBLE_KEPT:
         del _VISIBLE[next(iter(_VISIBLE))]
-    return list(kept.messages)
+    return VisibleMessages(kept.messages, kept.generation)
+
+
+class VisibleMessages(list[Message]):
+    """A list of visible messages that says which kept list it was copied from: two
+    with the same `generation` are one list as it grew (the older one a prefix of the
+    newer, the same objects), so a caller can tell what is new without comparing."""
+
+    def __init__(self, messages: list[Message], generation: int) -> None:
+        super().__init__(messages)
+        self.generation = generation
+
+
+_GENERATIONS = itertools.count(1)
 
 
 class _Visible:
     def __init__(self, conn: sqlite3.Connection, compacted_seq: int | None) -> None:
+        self.generation = next(_GENERATIONS)  # a new one for every list read from scratch
         self.conn = conn  # held so that id(conn) is not reused while kept
         self.compacted_seq = compacted_seq
         self.last_seq = 0
