@@ -287,6 +287,14 @@ def execute_script(conn: sqlite3.Connection, sql: str) -> None:
         conn.execute(statement)
 
 
+def main_file(conn: sqlite3.Connection) -> str:
+    """The file behind `conn`'s main database, as SQLite names it ("" for an in-memory one)."""
+    for _seq, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return file or ""
+    return ""
+
+
 def sql_statements(sql: str) -> Iterator[str]:
     """Each complete statement of `sql` (with the comments before it), in order; raises
     StoreError for a statement left incomplete at the end."""
