@@ -30,8 +30,8 @@ Two ways to start one:
   output pipe's write end, its read end, the go pipe's read end and the life
   pipe's write end); the server forks, and the child calls setsid(), so it
   leads the group exactly as the first way does, and supervises the job with
-  the same code. The server answers with the child's pid, which lh records in
-  process.started before it writes `g`. lh keeps the go pipe open until the
+  the same code. The server answers with the child's pid once the child has
+  called setsid(); lh records it in process.started before it writes `g`. lh keeps the go pipe open until the
   supervisor has exited: its end (lh died) is how the child knows to drain. The
   child writes its exit code to the life pipe; that pipe's end is how lh, which
   is not its parent, sees it exit.
@@ -236,18 +236,24 @@ def serve(sock_fd: int) -> int:
             _reap()
             return 0
         fields, fds = job
+        led_r, led_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the supervisor of this one job
             code = 70
             try:
                 signal.set_wakeup_fd(-1)
-                for fd in (sock_fd, wake_r, wake_w):
+                for fd in (sock_fd, wake_r, wake_w, led_r):
                     os.close(fd)
+                os.setsid()
+                os.close(led_w)  # it leads its session and group before lh learns its pid
                 code = _supervise_job(fields, fds)
             finally:
                 os._exit(code)
+        os.close(led_w)
         for fd in fds:
             os.close(fd)
+        _read_go(led_r)  # EOF once the child has called setsid() (or died)
+        os.close(led_r)
         try:
             sock.sendall(b"%d\n" % pid)
         except OSError:  # lh is gone: the child's go pipe ends too, it runs nothing
@@ -283,10 +289,9 @@ def _receive(sock: object) -> tuple[list[bytes], list[int]] | None:
 
 
 def _supervise_job(fields: list[bytes], fds: list[int]) -> int:
-    """In the forked child: lead a new session, take the job's output as stdout and
-    stderr, then supervise it as `main` does; the code goes to the life pipe."""
+    """In the forked child, leading a session of its own: take the job's output as stdout
+    and stderr, then supervise it as `main` does; the code goes to the life pipe."""
     output, drain, go, life = fds
-    os.setsid()
     os.dup2(output, 1)
     os.dup2(output, 2)
     os.close(output)
