@@ -31,10 +31,10 @@ Two ways to start one:
   pipe's write end); the server forks, and the child calls setsid(), so it
   leads the group exactly as the first way does, and supervises the job with
   the same code. The server answers with the child's pid once the child has
-  called setsid(); lh records it in process.started before it writes `g`. lh keeps the go pipe open until the
-  supervisor has exited: its end (lh died) is how the child knows to drain. The
-  child writes its exit code to the life pipe; that pipe's end is how lh, which
-  is not its parent, sees it exit.
+  called setsid(); lh records it in process.started before it writes `g`. lh
+  keeps the go pipe open until the supervisor has exited: its end (lh died) is
+  how the child knows to drain. The child writes its exit code to the life
+  pipe; that pipe's end is how lh, which is not its parent, sees it exit.
 
 Why the server is as safe as a supervisor per command, case by case:
 
