@@ -8,6 +8,7 @@ bytecode first, as a wheel install is."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -17,6 +18,7 @@ from leharness.testing import Call, ScriptedServer, Text, ToolCalls
 from . import Figure, ensure_bytecode, measure
 
 LH = str(Path(sys.executable).with_name("lh"))
+GIT_FILES = 300
 
 
 def echo_turns(turns: int):
@@ -29,12 +31,32 @@ def echo_turns(turns: int):
     return respond
 
 
-def one_run(turns: int) -> tuple[float, float, float]:
-    """(wall ms, peak RSS MB, CPU ms) of one `lh "prompt"` process."""
+def git_work_tree(folder: Path, files: int = GIT_FILES) -> None:
+    """A project of `files` committed files (and a .gitignore'd build folder)."""
+    for number in range(files):
+        sub = folder / f"pkg{number % 10}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"module{number}.py").write_text(f"VALUE = {number}\n" * 20)
+    (folder / ".gitignore").write_text("build/\n")
+    (folder / "build").mkdir()
+    (folder / "build" / "out.bin").write_bytes(b"\0" * 4096)
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "project"]):
+        subprocess.run([*git, *args], cwd=folder, check=True, capture_output=True)
+
+
+def one_run(turns: int, in_git: bool = False) -> tuple[float, float, float]:
+    """(wall ms, peak RSS MB, CPU ms) of one `lh "prompt"` process; `in_git`: run in
+    a git work tree (each bash call then snapshots it before and after)."""
     with (
         tempfile.TemporaryDirectory() as home,
+        tempfile.TemporaryDirectory() as project,
         ScriptedServer(responder=echo_turns(turns)) as server,
     ):
+        cwd = home
+        if in_git:
+            git_work_tree(Path(project))
+            cwd = project
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LEHARNESS_"))}
         env.update(
             LEHARNESS_HOME=home,
@@ -43,7 +65,7 @@ def one_run(turns: int) -> tuple[float, float, float]:
             LEHARNESS_MAX_STEPS=str(turns + 5),
             LEHARNESS_APPROVAL="auto",  # no terminal: the default (ask) would refuse tools
         )
-        done = measure([LH, "run the echoes"], env, home)
+        done = measure([LH, "run the echoes"], env, cwd)
         if done.code != 0:
             raise RuntimeError(f"lh exited {done.code}")
         return done.wall_ms, done.peak_mb, done.cpu_ms
