@@ -1,9 +1,11 @@
 """One-shot runs of the real `lh` process against the instant scripted server:
 a prompt that makes 1 and 50 tool turns of a shell `echo` (default sandbox:
 bubblewrap, workspace-write). Wall and CPU time (user + system of `lh` and the
-processes it waited for: supervisor, bwrap, bash), peak RSS of the `lh`
-process, and the per-turn overhead (T50 - T1) / 49. leharness is compiled to
-bytecode first, as a wheel install is."""
+processes it waited for: the supervisor server, which lh reaps at its exit, and
+through it each command's supervisor, bwrap and bash), peak RSS of the `lh`
+process, and the per-turn overhead (T50 - T1) / 49; the same in a git work tree
+(checkpoint snapshots). leharness is compiled to bytecode first, as a wheel
+install is."""
 
 from __future__ import annotations
 
@@ -73,18 +75,31 @@ def one_run(turns: int, in_git: bool = False) -> tuple[float, float, float]:
 
 FLOOR = (
     "includes, per turn, one HTTP round trip to the scripted server, four events, and "
-    "starting the command: the supervisor (a `python -I -S` of its own, ~11-13 ms of CPU "
-    "for the interpreter alone on this machine), bwrap (~5 ms of CPU, more in wall time "
-    "for its namespaces and mounts) and bash"
+    "running the command: its supervisor, forked by lh's supervisor server (one `python -I "
+    "-S` per lh process, started with the first command; a fork is ~1-3 ms of CPU where a "
+    "Python start per command was ~8-10 ms), bwrap (~4 ms of CPU, 6-12 ms of wall time for "
+    "its namespaces and mounts) and bash (~1.5 ms). The same run with `--sandbox off` cost "
+    "8.9 ms of CPU and 16 ms of wall per turn (load 3.5): without a fresh bwrap per command "
+    "the CPU target is met; with one, bwrap alone is about half of the 10 ms"
 )
 
 AB_NOTE = (
-    "2026-12-06, side by side with main before the start-up branch (6e5db14) in one run, "
-    "N = 1 and 20, 7 runs each, load average 6.7-8.0: per turn 35.1 -> 27.0 ms of CPU "
-    "(96 -> 61 ms wall), one-turn session 355 -> 308 ms of CPU, lh --help 61.7 -> 28.0 ms. "
-    "The supervisor went from ~28 to ~18 ms of CPU per command (it imported enum through "
-    "`signal`, and compiled its source each time); the floor per turn with the sandbox is "
-    "then about supervisor 15-18 + bwrap ~5 + bash ~2 + lh's own 5-8 ms"
+    "2026-12-07, this branch (wp24-bashturn) against main (0d7c7d7) interleaved in one run, "
+    "5 runs each, load average 2.8: per turn 23.4 -> 11.2 ms of CPU and 26.1 -> 17.0 ms "
+    "wall; in a git work tree of 300 files 48.9 -> 28.8 ms of CPU and 84 -> 41 ms wall; one "
+    "tool turn 311 -> 311 ms of CPU (12 runs each). The supervisor is forked by a server "
+    "instead of started as a Python of its own; outside a git work tree no git runs (it was "
+    "a `git rev-parse` per call, ~4 ms), inside one a call that changed nothing runs 4 git "
+    "processes where it ran 9. 2026-12-06: 35.1 -> 27.0 ms of CPU per turn (the supervisor "
+    "stopped importing enum and compiling its source)"
+)
+
+GIT_NOTE = (
+    "the same 1 and 50 turns in a git work tree of 300 committed files: each bash call "
+    "snapshots the work tree before and after (for `lh rewind`) into lh's own git "
+    "directory: `git ls-files` of the project and `git update-index` of lh's index each "
+    "time, `git write-tree` only when the index changed. No target in the issue; here so "
+    "that the snapshot's cost stays in sight"
 )
 
 
@@ -92,7 +107,8 @@ def run(quick: bool) -> list[Figure]:
     ensure_bytecode()
     repeat = 5 if quick else 7
     t1, t50, rss1, rss50, c1, c50 = [], [], [], [], [], []
-    for _ in range(repeat):
+    g1, g50, gc1, gc50 = [], [], [], []
+    for number in range(repeat):
         wall, rss, cpu = one_run(1)
         t1.append(wall)
         rss1.append(rss)
@@ -101,8 +117,17 @@ def run(quick: bool) -> list[Figure]:
         t50.append(wall)
         rss50.append(rss)
         c50.append(cpu)
+        if number < 3:  # the git work tree: fewer runs, its figures have no target
+            wall, _, cpu = one_run(1, in_git=True)
+            g1.append(wall)
+            gc1.append(cpu)
+            wall, _, cpu = one_run(50, in_git=True)
+            g50.append(wall)
+            gc50.append(cpu)
     per_turn = [(b - a) / 49 for a, b in zip(t1, t50, strict=True)]
     per_turn_cpu = [(b - a) / 49 for a, b in zip(c1, c50, strict=True)]
+    git_turn = [(b - a) / 49 for a, b in zip(g1, g50, strict=True)]
+    git_turn_cpu = [(b - a) / 49 for a, b in zip(gc1, gc50, strict=True)]
     median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
     load = os.getloadavg()[0]
     return [
@@ -135,4 +160,6 @@ def run(quick: bool) -> list[Figure]:
         ),
         Figure("peak RSS, 1 turn", "MB", rss1, "<= 77 MB", median(rss1) <= 77),
         Figure("peak RSS, 50 turns", "MB", rss50, "<= 77 MB", median(rss50) <= 77),
+        Figure("per-turn overhead in a git work tree: wall", "ms", git_turn, note=GIT_NOTE),
+        Figure("per-turn overhead in a git work tree: CPU", "ms", git_turn_cpu),
     ]

@@ -261,3 +261,23 @@ def test_lh_killed_in_the_handshake_runs_nothing_and_leaves_nothing(isolated_hom
     )
     assert error == ("interrupted",)
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_served_command_gets_the_signal_dispositions_of_a_supervisor_per_command(
+    server, tmp_path
+):
+    """The server is a long-lived Python; what it ignores, its forked supervisors and
+    their commands would inherit (a shell cannot undo an ignored SIGINT)."""
+    _, sock = server
+    show = "grep -E '^Sig(Ign|Blk)' /proc/self/status"
+    job = send(sock, job_bytes(tmp_path, show))
+    pid_of(sock)
+    os.write(job.go, b"g")
+    read_all(job.life)
+    os.close(job.go)
+    served = read_all(job.output)
+    argv = [sys.executable, "-I", "-S", SUPERVISOR, str(tmp_path / "cli.status"), "5", "1", "-"]
+    alone = subprocess.run(
+        [*argv, "--", "/bin/bash", "-c", show], input=b"g", capture_output=True, timeout=30
+    ).stdout
+    assert served == alone and served.startswith(b"SigBlk")

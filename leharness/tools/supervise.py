@@ -53,7 +53,9 @@ Why the server is as safe as a supervisor per command, case by case:
   go pipe of a job it may have been forking (that child runs nothing) and
   falls back to a supervisor per command; running supervisors are unaffected.
 - a Ctrl-C on lh's terminal: the server and each supervisor lead sessions of
-  their own; the terminal's SIGINT reaches none of them.
+  their own; the terminal's SIGINT reaches none of them. A forked supervisor
+  has the signal dispositions a fresh one would (the server changes only
+  SIGCHLD's handler, which exec resets), so its command gets the same ones.
 
 It starts in milliseconds: `-I -S`, only builtin modules (no subprocess, json,
 socket or threading), one thread waiting in select() on a SIGCHLD wake-up
@@ -220,7 +222,8 @@ def serve(sock_fd: int) -> int:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, _ignore)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # lh's terminal: a Ctrl-C is lh's to handle
+    # SIGINT keeps what a supervisor per command had, so commands inherit the same; the
+    # server leads a session of its own, so a Ctrl-C on lh's terminal does not reach it
     while True:
         _reap()
         try:

@@ -150,6 +150,10 @@ def start(
     fields = [os.fsencode(status), b"%r" % float(timeout_s), b"%r" % float(grace_s)]
     fields += [os.fsencode(cwd), b"%d" % len(env), *env, *map(os.fsencode, argv)]
     pid = None
+    if any(b"\0" in field for field in fields):  # not a valid argv: fail as exec would
+        for fd in (go_r, go_w, life_r, life_w):
+            os.close(fd)
+        return None
     with _lock:
         try:
             if _server is None or _owner != os.getpid() or _server.process.poll() is not None:
