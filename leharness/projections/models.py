@@ -102,6 +102,7 @@ class TaskRow(Row):
     artifact_id: str | None = None
     delivered: bool
     delivered_seq: int | None = None
+    finished_seq: int | None = None
 
 
 class ProcessRow(Row):
