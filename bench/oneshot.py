@@ -78,20 +78,23 @@ FLOOR = (
     "running the command: its supervisor, forked by lh's supervisor server (one `python -I "
     "-S` per lh process, started with the first command; a fork is ~1-3 ms of CPU where a "
     "Python start per command was ~8-10 ms), bwrap (~4 ms of CPU, 6-12 ms of wall time for "
-    "its namespaces and mounts) and bash (~1.5 ms). The same run with `--sandbox off` cost "
-    "8.9 ms of CPU and 16 ms of wall per turn (load 3.5): without a fresh bwrap per command "
-    "the CPU target is met; with one, bwrap alone is about half of the 10 ms"
+    "its namespaces and mounts) and bash (~1.5 ms). Interleaved runs with `--sandbox off` "
+    "(2026-12-07, load 4.6): 9.5 ms of CPU per turn against 14.0 with bubblewrap. A fresh "
+    "bwrap per command is ~4.5 ms of the per-turn CPU, lh, the supervisor and bash together "
+    "~9.5: the 10 ms target stays out of reach while each command gets a new sandbox"
 )
 
+
 AB_NOTE = (
-    "2026-12-07, this branch (wp24-bashturn) against main (0d7c7d7) interleaved in one run, "
-    "5 runs each, load average 2.8: per turn 23.4 -> 11.2 ms of CPU and 26.1 -> 17.0 ms "
-    "wall; in a git work tree of 300 files 48.9 -> 28.8 ms of CPU and 84 -> 41 ms wall; one "
-    "tool turn 311 -> 311 ms of CPU (12 runs each). The supervisor is forked by a server "
-    "instead of started as a Python of its own; outside a git work tree no git runs (it was "
-    "a `git rev-parse` per call, ~4 ms), inside one a call that changed nothing runs 4 git "
-    "processes where it ran 9. 2026-12-06: 35.1 -> 27.0 ms of CPU per turn (the supervisor "
-    "stopped importing enum and compiling its source)"
+    "2026-12-07, this branch (wp24-bashturn, merged with main) against main (0d7c7d7) "
+    "interleaved in one run, load average 2.7: per turn 23.4 -> 12.0 ms of CPU and 24.1 -> "
+    "14.3 ms wall (5 runs each); in a git work tree of 300 files 45.9 -> 25.6 ms of CPU and "
+    "61.6 -> 37.6 ms wall (3 runs each); one tool turn 313 -> 314 ms of CPU (10 runs each). "
+    "The supervisor is forked by a server instead of started as a Python of its own; "
+    "outside a git work tree no git runs (it was a `git rev-parse` per call, ~4 ms), inside "
+    "one a call that changed nothing runs 4 git processes where it ran 9. 2026-12-06: "
+    "35.1 -> 27.0 ms of CPU per turn (the supervisor stopped importing enum and compiling "
+    "its source)"
 )
 
 GIT_NOTE = (
