@@ -31,11 +31,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .connection import connect, write_transaction
+from .connection import connect, sql_statements, write_transaction
 from .schema import (
     _TRIGGER_HEAD,
     _ours_in,
-    install_source_tables,
+    fresh_install,
     installed_hash,
     projection_hash,
     projection_objects,
@@ -124,7 +124,7 @@ def _next_schema() -> tuple[list[str], list[str]]:
     tables = set(_tables())
     creates, triggers = [], []
     for _name, sql in projection_sql():
-        for statement in _statements(sql):
+        for statement in sql_statements(sql):
             head = _without_comments(statement).lstrip()
             if re.match(r"CREATE\s+TABLE\b", head, re.I):
                 creates.append(_retarget(statement, tables))
@@ -233,12 +233,12 @@ def _swap(conn: sqlite3.Connection, progress: Progress) -> dict[str, int]:
             conn.execute("PRAGMA legacy_alter_table = OFF")
         _canonical_names(conn)
         for _name, sql in projection_sql():
-            for statement in _statements(sql):
+            for statement in sql_statements(sql):
                 match = _FTS_CREATE.match(_without_comments(statement).strip())
                 if match and not _present(conn, {("table", match.group(1))}):
                     conn.execute(statement)
         for _name, sql in projection_sql():
-            for statement in _statements(sql):
+            for statement in sql_statements(sql):
                 if _CREATES.match(_without_comments(statement)):
                     conn.execute(statement)
         record_installed(conn)
@@ -281,25 +281,14 @@ def _canonical_names(conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA writable_schema = OFF")
 
 
-@functools.cache
 def _fresh_sql() -> dict[tuple[str, str], str]:
     """(type, name) -> sqlite_master.sql of every projection table and index, as a
     fresh install on an empty database stores it."""
-    scratch = sqlite3.connect(":memory:", isolation_level=None)
-    try:
-        install_source_tables(scratch)
-        for _name, sql in projection_sql():
-            for statement in _statements(sql):
-                scratch.execute(statement)
-        ours = set(projection_objects())
-        rows = scratch.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL")
-        return {
-            (kind, name): sql
-            for kind, name, sql in rows
-            if (kind, name) in ours and kind in ("table", "index")
-        }
-    finally:
-        scratch.close()
+    return {
+        (o.kind, o.name): o.sql
+        for o in fresh_install()
+        if o.kind in ("table", "index") and o.sql is not None
+    }
 
 
 def _drop_old(
@@ -371,7 +360,7 @@ def _fts_indexes() -> tuple[tuple[str, tuple[str, ...], str], ...]:
     creates (external content: the index holds no text of its own)."""
     found = []
     for _name, sql in projection_sql():
-        for statement in _statements(sql):
+        for statement in sql_statements(sql):
             match = _FTS_CREATE.match(_without_comments(statement).strip())
             if match:
                 args = [a.strip() for a in match.group(2).split(",")]
@@ -445,15 +434,6 @@ def _objects_named(conn: sqlite3.Connection, prefix: str) -> list[tuple[str, str
 def _present(conn: sqlite3.Connection, objects: set[tuple[str, str]]) -> list[tuple[str, str]]:
     rows = conn.execute("SELECT type, name FROM sqlite_master")
     return sorted((kind, name) for kind, name in rows if (kind, name) in objects)
-
-
-def _statements(sql: str) -> Iterator[str]:
-    statement = ""
-    for line in sql.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            yield statement
-            statement = ""
 
 
 def _without_comments(statement: str) -> str:

@@ -207,23 +207,44 @@ def _meta(conn: sqlite3.Connection, key: str) -> str | None:
     return row[0] if row else None
 
 
+@dataclass(frozen=True)
+class FreshObject:
+    """One object a projection file creates, as a fresh install stores it."""
+
+    file: str  # the projection file's name, e.g. `tasks.sql`
+    kind: str  # table | index | trigger | view
+    name: str
+    tbl_name: str
+    sql: str | None  # sqlite_master.sql (None for an index SQLite makes itself)
+
+
 @functools.cache
-def projection_objects() -> tuple[tuple[str, str], ...]:
-    """(type, name) of every table, view, trigger and index the projection files create,
-    found by running them on an empty in-memory database."""
+def fresh_install() -> tuple[FreshObject, ...]:
+    """Every object the projection files create, in file order, found by running them on
+    an empty in-memory database (the one scratch install the schema, the reinstall and the
+    README's trigger table read)."""
     scratch = sqlite3.connect(":memory:", isolation_level=None)
     try:
         install_source_tables(scratch)
-        before = set(scratch.execute("SELECT type, name FROM sqlite_master").fetchall())
-        for _name, sql in projection_sql():
+        seen = {name for (name,) in scratch.execute("SELECT name FROM sqlite_master")}
+        found = []
+        for filename, sql in projection_sql():
             execute_script(scratch, sql)
-        rows = scratch.execute(
-            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
-            "ORDER BY type, name"
-        ).fetchall()
+            rows = scratch.execute(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid"
+            ).fetchall()
+            for kind, name, table, text in rows:
+                if name not in seen and not name.startswith("sqlite_"):
+                    found.append(FreshObject(filename, kind, name, table, text))
+                seen.add(name)
     finally:
         scratch.close()
-    return tuple((kind, name) for kind, name in rows if (kind, name) not in before)
+    return tuple(found)
+
+
+def projection_objects() -> tuple[tuple[str, str], ...]:
+    """(type, name) of every table, view, trigger and index the projection files create."""
+    return tuple(sorted((o.kind, o.name) for o in fresh_install()))
 
 
 def projection_tables(conn: sqlite3.Connection) -> list[str]:
