@@ -86,15 +86,16 @@ FLOOR = (
 
 
 AB_NOTE = (
-    "2026-12-07, this branch (wp24-bashturn, merged with main) against main (0d7c7d7) "
-    "interleaved in one run, load average 2.7: per turn 23.4 -> 12.0 ms of CPU and 24.1 -> "
-    "14.3 ms wall (5 runs each); in a git work tree of 300 files 45.9 -> 25.6 ms of CPU and "
-    "61.6 -> 37.6 ms wall (3 runs each); one tool turn 313 -> 314 ms of CPU (10 runs each). "
-    "The supervisor is forked by a server instead of started as a Python of its own; "
-    "outside a git work tree no git runs (it was a `git rev-parse` per call, ~4 ms), inside "
-    "one a call that changed nothing runs 4 git processes where it ran 9. 2026-12-06: "
-    "35.1 -> 27.0 ms of CPU per turn (the supervisor stopped importing enum and compiling "
-    "its source)"
+    "2026-12-07, this branch (wp24-bashturn, merged with main) against main (ef1a65f) "
+    "interleaved in one run, load average 2.8-3.2: per turn 29.7 -> 14.5 ms of CPU and "
+    "34.9 -> 18.7 ms wall (5 runs each); in a git work tree of 300 files 50.0 -> 29.1 ms of "
+    "CPU and 58.4 -> 38.7 ms wall (3 runs each); one tool turn 337 -> 342 ms of CPU (20 runs "
+    "each: the server's start and one fork where one supervisor started). Against 0d7c7d7 "
+    "at load 2.7: 23.4 -> 12.0 ms of CPU per turn. The supervisor is forked by a server "
+    "instead of started as a Python of its own; outside a git work tree no git runs (it was "
+    "a `git rev-parse` per call, ~4 ms), inside one a call that changed nothing runs 4 git "
+    "processes where it ran 9. 2026-12-06: 35.1 -> 27.0 ms of CPU per turn (the supervisor "
+    "stopped importing enum and compiling its source)"
 )
 
 GIT_NOTE = (
