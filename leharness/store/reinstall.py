@@ -34,6 +34,7 @@ from pathlib import Path
 from .connection import connect, sql_statements, write_transaction
 from .schema import (
     _TRIGGER_HEAD,
+    GUARD_PREFIX,
     _ours_in,
     fresh_install,
     installed_hash,
@@ -131,7 +132,7 @@ def _next_schema() -> tuple[list[str], list[str]]:
             elif re.match(r"CREATE\s+(UNIQUE\s+)?INDEX\s+(\w+)", head, re.I):
                 renamed = _INDEX_HEAD.sub(rf"CREATE \1INDEX {NEXT}\2 ON ", head, count=1)
                 creates.append(_retarget(renamed, tables))
-            elif re.match(r"CREATE\s+TRIGGER\s+proj_guard_", head, re.I):
+            elif re.match(rf"CREATE\s+TRIGGER\s+{GUARD_PREFIX}", head, re.I):
                 continue  # guards refuse bad appends; a replay only projects what is stored
             elif re.match(r"CREATE\s+TRIGGER\s+proj_", head, re.I):
                 clone = _TRIGGER_HEAD.sub(
@@ -196,7 +197,7 @@ def _build_beside(conn: sqlite3.Connection, chunk_s: float, progress: Progress) 
         if stalled >= 3:
             return
         behind = now
-        batch = max(100, min(200_000, int(batch * chunk_s / max(elapsed, 1e-3))))
+        batch = next_batch(batch, chunk_s, elapsed)
 
 
 def _replay(conn: sqlite3.Connection, limit: int | None, progress: Progress) -> int:
@@ -311,7 +312,7 @@ def _drop_old(
             _let_others_in(conn)
             if gone < batch:
                 break
-            batch = max(100, min(200_000, int(batch * chunk_s / max(elapsed, 1e-3))))
+            batch = next_batch(batch, chunk_s, elapsed)
         with _timed(progress, "drop old"), write_transaction(conn):
             conn.execute(f'DROP TABLE "{name}"')
 
@@ -417,7 +418,12 @@ def _fill_fts(
                 last = rows[-1][0]
             elapsed = time.perf_counter() - started
             _let_others_in(conn)
-            batch = max(100, min(200_000, int(batch * chunk_s / max(elapsed, 1e-3))))
+            batch = next_batch(batch, chunk_s, elapsed)
+
+
+def next_batch(batch: int, chunk_s: float, elapsed: float) -> int:
+    """The next chunk's size, scaled so that it takes about `chunk_s` (100 to 200,000)."""
+    return max(100, min(200_000, int(batch * chunk_s / max(elapsed, 1e-3))))
 
 
 def _objects_named(conn: sqlite3.Connection, prefix: str) -> list[tuple[str, str]]:

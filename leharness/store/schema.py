@@ -362,6 +362,15 @@ def _has_meta(conn: sqlite3.Connection) -> bool:
     )
 
 
+# Guard triggers (BEFORE INSERT, named proj_guard_*) refuse a bad append; they project
+# nothing, so a rebuild, a reinstall's replay and a time-travel copy leave them out.
+GUARD_PREFIX = "proj_guard_"
+
+
+def is_guard(trigger_name: str) -> bool:
+    return trigger_name.startswith(GUARD_PREFIX)
+
+
 _TRIGGER_HEAD = re.compile(r"^CREATE TRIGGER (proj_\w+) AFTER INSERT ON events\b", re.I)
 
 
@@ -377,11 +386,12 @@ def rebuild(conn: sqlite3.Connection, *, in_transaction: bool = False) -> int:
     if not in_transaction:
         with write_transaction(conn):
             return rebuild(conn, in_transaction=True)
-    # Guards (proj_guard_*) refuse bad appends; a rebuild only projects what is stored.
-    triggers = conn.execute(
-        "SELECT sql FROM main.sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_%' "
-        "AND name NOT LIKE 'proj!_guard!_%' ESCAPE '!' ORDER BY name"
+    # Guards refuse bad appends; a rebuild only projects what is stored.
+    rows = conn.execute(
+        "SELECT name, sql FROM main.sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_%' "
+        "ORDER BY name"
     ).fetchall()
+    triggers = [(sql,) for name, sql in rows if not is_guard(name)]
     conn.execute("DROP TABLE IF EXISTS temp.replay_events")
     conn.execute("CREATE TEMP TABLE replay_events AS SELECT * FROM main.events WHERE 0")
     for (sql,) in triggers:
