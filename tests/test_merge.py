@@ -386,4 +386,6 @@ def test_a_file_written_while_read_immutable_is_merged_again(tmp_path, db, monke
     assert result.exit_code == 0, result.output
     assert "1 sessions added" in result.output and "9 events" in result.output
     assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 9
-    assert store.health.rebuild_drift(db) == []
+    from leharness.store.health import rebuild_drift
+
+    assert rebuild_drift(db) == []
