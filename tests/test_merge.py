@@ -380,6 +380,7 @@ def test_a_file_another_connection_has_open_is_read_with_its_wal(tmp_path, db):
 def test_a_file_written_while_read_immutable_is_merged_again(tmp_path, db, monkeypatch):
     job = tmp_path / "job"
     make_trial(job, "t__1", reward=1.0)
+    monkeypatch.setattr(merge_module, "STAGE_LIMIT", 0)  # attached, not staged
     stamps = iter([(1, 1, 1, 1), (2, 2, 2, 2)])  # at rest before the copy, changed after
     monkeypatch.setattr(merge_module, "_at_rest", lambda path: next(stamps, None))
     result = merge(job)

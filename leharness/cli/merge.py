@@ -36,6 +36,7 @@ def merge_command(paths: tuple[Path, ...]) -> None:
                 files, label="merging", file=sys.stderr, item_show_func=_label, show_pos=True
             ) as bar,
         ):
+            merger.prefetch(files)
             for path in bar:
                 try:
                     done = merger.merge(path)
