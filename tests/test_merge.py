@@ -213,9 +213,9 @@ def test_the_merge_connection_turns_its_triggers_back_on(tmp_path, db):
     triggers = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()
     assert merge_module.trigger_switch(db) is not None  # the fast path is the one tested here
     make_trial(tmp_path / "job", "t__1", reward=1.0)
-    merger = merge_module.Merger(db)
-    for path in merge_module.find_databases([tmp_path / "job"]):
-        assert merger.merge(path).events_added == 9
+    with merge_module.Merger(db) as merger:
+        for path in merge_module.find_databases([tmp_path / "job"]):
+            assert merger.merge(path).events_added == 9
     assert db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone() == (
         triggers
     )

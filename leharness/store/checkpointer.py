@@ -8,12 +8,18 @@ releases the GIL inside them) after each commit, on the machine's other core.
 
 The rule kept: the WAL stays bounded. It restarts from its start only when a write
 transaction begins with every frame already copied, which a checkpoint racing the
-next file never achieves; so once the WAL holds `pages` frames the writer copies the
-last file's few frames itself, between its transactions, and the next one restarts it.
+next file never achieves; so once the WAL holds `pages` frames and the thread is idle,
+the writer copies the last file's few frames itself, between its transactions, and
+the next one restarts it. Past 4 × `pages` frames (the thread fell behind on a busy
+machine) the writer waits for the thread and copies the rest: a bound that does not
+depend on how the threads are scheduled. The WAL's size is read with stat() (never
+open()): journal_size_limit 0 makes the file shrink to its frames at each restart.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 from contextlib import closing
@@ -26,34 +32,43 @@ class Checkpointer:
 
     def __init__(self, conn: sqlite3.Connection, pages: int, every: int) -> None:
         self.conn = conn
-        self.pages = pages
         self.every = every
         self._commits = 0
-        self._frames = 0  # frames in the WAL at the last checkpoint's start
         self._wake = threading.Condition()
         self._pending = False  # a checkpoint asked for and not yet started
         self._running = False
         self._stop = False
         path = next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
+        frame = conn.execute("PRAGMA page_size").fetchone()[0] + 24
+        self._wal = f"{path}-wal"
+        self._soft, self._hard = pages * frame, 4 * pages * frame  # bytes of WAL
         # sqlite3.connect, never our connect(): that reads the file's header with
         # open(), and closing it would drop this process's locks on the file.
         self._other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._other.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._saved = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        self._saved = [
+            (name, conn.execute(f"PRAGMA {name}").fetchone()[0])
+            for name in ("wal_autocheckpoint", "journal_size_limit")
+        ]
         conn.execute("PRAGMA wal_autocheckpoint = 0")
+        # The first commit after a restart truncates the WAL file to its own frames: the
+        # file's size is then how many frames the WAL holds (it never shrinks otherwise).
+        conn.execute("PRAGMA journal_size_limit = 0")
         self._thread = threading.Thread(target=self._run, name="lh-checkpoint", daemon=True)
         self._thread.start()
 
     def committed(self) -> None:
         """Call between transactions, after each commit."""
+        try:
+            size = os.stat(self._wal).st_size
+        except OSError:
+            size = 0
         with self._wake:
-            while self._frames >= self.pages * 4 and (self._running or self._pending):
-                self._wake.wait()  # a checkpoint slower than the writes: wait for it
-            if self._frames >= self.pages and not (self._running or self._pending):
-                self._frames = 0
-                catch_up = True
-            else:
-                catch_up = False
+            if size > self._hard:  # the thread fell behind: wait for it, then copy the rest
+                while self._busy():
+                    self._wake.wait(0.1)
+            catch_up = size >= self._soft and not self._busy()
+            if not catch_up:
                 self._commits += 1
                 if self._commits >= self.every:
                     self._commits = 0
@@ -62,15 +77,19 @@ class Checkpointer:
         if catch_up:  # the other thread is idle: copy the tail so the WAL restarts
             self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
+    def _busy(self) -> bool:
+        return (self._running or self._pending) and self._thread.is_alive()
+
     def close(self) -> None:
-        """Stop the thread, give `conn` its autocheckpoint back (its close, or the next
+        """Stop the thread, give `conn` its settings back (its close, or the next
         commit, copies what is left)."""
         with self._wake:
             self._stop = True
             self._wake.notify_all()
         self._thread.join()
         self._other.close()
-        self.conn.execute(f"PRAGMA wal_autocheckpoint = {self._saved}")
+        for name, value in self._saved:
+            self.conn.execute(f"PRAGMA {name} = {value}")
 
     def _run(self) -> None:
         with closing(self._other.cursor()) as cursor:
@@ -81,13 +100,8 @@ class Checkpointer:
                     if self._stop:
                         return
                     self._pending, self._running = False, True
-                try:
-                    _busy, frames, _copied = cursor.execute(
-                        "PRAGMA wal_checkpoint(PASSIVE)"
-                    ).fetchone()
-                except sqlite3.Error:  # e.g. busy: the writer's own checkpoints bound the WAL
-                    frames = self.pages
+                with contextlib.suppress(sqlite3.Error):  # busy: the writer copies instead
+                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 with self._wake:
                     self._running = False
-                    self._frames = max(frames, 0)
                     self._wake.notify_all()

@@ -84,7 +84,8 @@ class Merger:
         """Say which files merge() will be called with, in order: a thread then reads
         each next file while this one is merged (merge_stage.py)."""
         if self._stager is None and hasattr(self.conn, "deserialize"):
-            self._stager = Stager(paths, STAGE_LIMIT)
+            target = next(r[2] for r in self.conn.execute("PRAGMA database_list") if r[1] == "main")
+            self._stager = Stager(paths, STAGE_LIMIT, Path(target))
 
     def __enter__(self) -> Merger:
         return self

@@ -59,8 +59,9 @@ class Ready:
 class Stager:
     """Prepares `paths` in order, one file ahead of the merge, on a thread of its own."""
 
-    def __init__(self, paths: Sequence[Path], limit: int) -> None:
+    def __init__(self, paths: Sequence[Path], limit: int, target: Path) -> None:
         self._paths = list(paths)
+        self._target = _inode(target)
         self._next = 0  # index in _paths of the next file take() expects
         self._limit = limit
         self._queue: queue.Queue[Ready | Exception] = queue.Queue(maxsize=1)
@@ -88,7 +89,8 @@ class Stager:
     def _run(self) -> None:
         for path in self._paths:
             try:
-                item: Ready | Exception = Ready(path, trial_of(path), stage(path, self._limit))
+                staged = None if _inode(path) == self._target else stage(path, self._limit)
+                item: Ready | Exception = Ready(path, trial_of(path), staged)
             except Exception as error:  # a bug: handed to the merge's thread, raised there
                 item = error
             while not self._stop.is_set():
@@ -106,8 +108,11 @@ def stage(path: Path, limit: int) -> Staged | None:
     before = _at_rest(path)
     if before is None or before[1] > limit:
         return None
+    data = bytearray(before[1])
     try:
-        data = bytearray(path.read_bytes())
+        with path.open("rb") as file:
+            if file.readinto(data) != len(data):
+                return None
     except OSError:
         return None
     if not data.startswith(_HEADER) or _at_rest(path) != before:
@@ -131,6 +136,16 @@ def stage(path: Path, limit: int) -> Staged | None:
 
 
 _Stamp = tuple[int, int, int, int]
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    """(device, inode): another name of the database this process writes (a hard link)
+    is never read by open(), whose close would drop this process's locks on it."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
 
 
 def _at_rest(path: Path) -> _Stamp | None:
