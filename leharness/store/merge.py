@@ -8,8 +8,11 @@ projections, together with the rows its triggers built (merge_copy.py).
 Merging is idempotent: a session already here with the same events adds
 nothing, one that grew since adds only its new tail, and one whose events
 differ from ours (same session id, different event ids) is a conflict and the
-whole file is refused. The source file is ATTACHed and copied with
-INSERT … SELECT, so memory stays flat in the number and size of files.
+whole file is refused, as is a damaged one. The source is copied with
+INSERT … SELECT from `src`: the file ATTACHed, or the in-memory copy a stager thread
+read while the previous file was merged (merge_stage.py); one file at most waits
+ahead, so memory stays flat in the number of files. WAL checkpoints run on a thread
+of their own meanwhile (checkpointer.py).
 """
 
 from __future__ import annotations
