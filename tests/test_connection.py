@@ -4,10 +4,18 @@ response is read to its end, so the connection goes back to the pool."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
+import pytest
 
-from leharness.loop.transport import Body
+from leharness.loop import transport
+from leharness.loop.model import OpenAICompatibleModel, RetryPolicy, StreamSink
+from leharness.loop.transport import Body, folder_context, trusted_context
 from leharness.testing import Call, ScriptedServer, Text, ToolCalls
 from leharness.testing.tls import self_signed
 
@@ -84,3 +92,83 @@ def test_body_lines_are_whole_wherever_the_chunks_split_and_drain_reads_the_rest
 
     assert asyncio.run(read()) == ['data: {"a": "é"}', "", "data: [DONE]"]
     assert stream.sent == len(raw) + 2  # the bytes after [DONE] were read, not dropped
+
+
+def test_https_is_verified_against_the_ca_folder_first_which_loads_nothing_up_front(
+    monkeypatch,
+):
+    """The whole bundle cost ~21 ms of CPU at every https start; the hashed folder is read
+    one certificate at a time, as a chain needs it. (SSL_CERT_FILE or SSL_CERT_DIR, when
+    set, are used as they were.)"""
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    folder = folder_context()
+    if folder is None:
+        pytest.skip("no hashed CA folder on this system: the full store is used at once")
+    assert folder.cert_store_stats()["x509"] == 0
+    assert trusted_context().cert_store_stats()["x509"] > 0
+    assert (folder.verify_mode, folder.check_hostname) == (ssl.CERT_REQUIRED, True)
+
+
+def hashed_folder(folder: Path, *certificates: Path) -> Path:
+    """A CA folder as c_rehash makes one: each certificate under `<subject hash>.0`."""
+    folder.mkdir()
+    for certificate in certificates:
+        done = subprocess.run(
+            ["openssl", "x509", "-hash", "-noout", "-in", str(certificate)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        shutil.copy(certificate, folder / f"{done.stdout.strip()}.0")
+    return folder
+
+
+def ask(server: ScriptedServer) -> str:
+    model = OpenAICompatibleModel("openai", "m", server.base_url, "k", RetryPolicy(retries=0))
+    messages = [{"role": "user", "content": "hi"}]
+    return asyncio.run(model.complete(messages, [], StreamSink())).text
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl to name the folder")
+def test_a_server_the_ca_folder_vouches_for_needs_no_other_store(tmp_path, monkeypatch):
+    cert, key = self_signed(tmp_path)
+    (tmp_path / "other").mkdir()
+    other, _ = self_signed(tmp_path / "other")
+    folder = hashed_folder(tmp_path / "cas", other, cert)
+    monkeypatch.setattr(
+        transport.ssl,
+        "get_default_verify_paths",
+        lambda: SimpleNamespace(openssl_capath=str(folder)),
+    )
+    monkeypatch.setattr(transport, "trusted_context", lambda: pytest.fail("full store loaded"))
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    with ScriptedServer([Text("over the folder")], tls=(str(cert), str(key))) as server:
+        assert ask(server) == "over the folder"
+    assert (len(server.requests), server.connections) == (1, 1)
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl to name the folder")
+def test_a_server_the_ca_folder_does_not_vouch_for_is_verified_by_the_full_store(
+    tmp_path, monkeypatch
+):
+    """The folder is part of the full store: where it says no, the full store decides,
+    on a second handshake, before anything was sent."""
+    cert, key = self_signed(tmp_path)
+    (tmp_path / "other").mkdir()
+    other, _ = self_signed(tmp_path / "other")
+    folder = hashed_folder(tmp_path / "cas", other)  # a folder without the server's CA
+    monkeypatch.setattr(
+        transport.ssl,
+        "get_default_verify_paths",
+        lambda: SimpleNamespace(openssl_capath=str(folder)),
+    )
+    full = ssl.create_default_context(cafile=str(cert))  # the bundle holds it
+    used: list[ssl.SSLContext] = []
+    monkeypatch.setattr(transport, "trusted_context", lambda: used.append(full) or full)
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    with ScriptedServer([Text("over the full store")], tls=(str(cert), str(key))) as server:
+        assert ask(server) == "over the full store"
+    assert len(server.requests) == 1 and used == [full]

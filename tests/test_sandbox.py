@@ -181,3 +181,83 @@ def test_the_bwrap_check_runs_in_the_background_and_says_why_it_failed(tmp_path,
     finally:
         sandbox.unavailable.cache_clear()
     assert reason == "bwrap cannot create a sandbox here: bwrap: no user namespaces"
+
+
+def fake_bwrap(folder: Path, exit_code: int) -> tuple[Path, Path]:
+    """A `bwrap` that counts its runs in `calls` and exits with `exit_code`."""
+    calls = folder / "calls"
+    fake = folder / "bwrap"
+    fake.write_text(f"#!/bin/sh\necho run >> {calls}\necho 'bwrap: nope' >&2\nexit {exit_code}\n")
+    fake.chmod(0o755)
+    return fake, calls
+
+
+def fresh_process(sandbox, monkeypatch) -> None:
+    """As a new `lh` process starts: nothing probed or answered yet."""
+    monkeypatch.setattr(sandbox, "_started", None)
+    sandbox.unavailable.cache_clear()
+
+
+def runs(calls: Path) -> int:
+    return len(calls.read_text().splitlines()) if calls.exists() else 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap is Linux only")
+def test_a_bwrap_success_is_remembered_until_what_it_depends_on_changes(
+    tmp_path, monkeypatch, isolated_home
+):
+    """The check costs ~4 ms of CPU every `lh` start: a success is kept in the home, keyed
+    by the boot, the binary, the user, the namespaces and the kernel's switches."""
+    from leharness.tools import sandbox
+
+    (isolated_home / "locks").mkdir(parents=True)  # a session ran here before
+    fake, calls = fake_bwrap(tmp_path, 0)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    try:
+        fresh_process(sandbox, monkeypatch)
+        sandbox.start_probe()
+        assert sandbox.unavailable() is None and runs(calls) == 1
+        remembered = (isolated_home / sandbox.WORKS_FILE).read_text()
+        assert remembered == sandbox.probe_key(str(fake))
+
+        fresh_process(sandbox, monkeypatch)
+        sandbox.start_probe()  # remembered: nothing is started
+        assert sandbox._started is None
+        assert sandbox.unavailable() is None and runs(calls) == 1
+
+        fake.write_text(fake.read_text() + "# another build\n")  # the binary changed
+        fresh_process(sandbox, monkeypatch)
+        sandbox.start_probe()
+        assert sandbox.unavailable() is None and runs(calls) == 2
+
+        fresh_process(sandbox, monkeypatch)
+        assert sandbox.unavailable(fresh=True) is None and runs(calls) == 3  # lh doctor
+    finally:
+        sandbox.unavailable.cache_clear()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap is Linux only")
+def test_a_failed_bwrap_check_is_never_remembered_and_forgets_a_success(
+    tmp_path, monkeypatch, isolated_home
+):
+    from leharness.tools import sandbox
+
+    (isolated_home / "locks").mkdir(parents=True)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    works = isolated_home / sandbox.WORKS_FILE
+    try:
+        fake_bwrap(tmp_path, 0)
+        fresh_process(sandbox, monkeypatch)
+        assert sandbox.unavailable() is None and works.exists()
+
+        _, calls = fake_bwrap(tmp_path, 1)  # it stopped working
+        fresh_process(sandbox, monkeypatch)
+        assert sandbox.unavailable(fresh=True) == "bwrap cannot create a sandbox here: bwrap: nope"
+        assert not works.exists()
+        for _ in range(2):  # every later start checks again
+            fresh_process(sandbox, monkeypatch)
+            sandbox.start_probe()
+            assert sandbox.unavailable() is not None
+        assert runs(calls) == 4 and not works.exists()  # the success, then three checks
+    finally:
+        sandbox.unavailable.cache_clear()

@@ -15,7 +15,9 @@ import pytest
 
 from leharness import __version__, projections, store
 from leharness.projections import records
+from leharness.testing import Call, ScriptedServer, Text, ToolCalls
 
+from . import e2e_helpers
 from .util import tool_round
 
 HEAVY = ("pydantic", "asyncio", "openai", "rich", "prompt_toolkit", "datasette")
@@ -257,3 +259,76 @@ def test_without_a_settings_file_no_toml_parser_loads(isolated_home):
     )
     assert "provider" in done.stdout
     assert "tomllib" not in done.stderr.rsplit("\n", 1)[1].split()
+
+
+#: The core tools' modules (tools/__init__.py loads each on its tool's first call).
+TOOL_MODULES = {
+    f"leharness.tools.{name}"
+    for name in ("agents", "bash", "checkpoints", "files", "paths", "search", "task_tools")
+}
+
+
+RUN_PROBE = """
+import os, sys
+from leharness.cli import main, process
+def leave(code):
+    sys.stderr.write("\\n" + " ".join(sorted(sys.modules)))
+    sys.stderr.flush()
+    os._exit(code)
+process.exit_now = leave
+sys.argv = ["lh", *sys.argv[1:]]
+main()
+"""
+
+
+def imported_by_run(home: Path, *replies: Text | ToolCalls) -> set[str]:
+    """The modules `lh "say hi"` had imported when it exited (through `main()`, as the
+    `lh` entry point runs it)."""
+    with ScriptedServer() as server:
+        server.push(*replies)
+        done = subprocess.run(
+            [sys.executable, "-c", RUN_PROBE, "say hi"],
+            env=e2e_helpers.lh_env(home, server.base_url),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stderr
+    return set(done.stderr.rsplit("\n", 1)[1].split())
+
+
+def test_a_run_that_calls_no_tool_loads_no_tool_module(isolated_home):
+    """The tools are offered from their stored specs; nor does pydantic's plugin loader
+    read every installed distribution's entry points (cli/process.py)."""
+    imported = imported_by_run(isolated_home, Text("hi"))
+    assert "leharness.loop.runner" in imported and "leharness.tools.skills" in imported
+    assert not imported & TOOL_MODULES
+    assert "importlib.metadata" not in imported
+
+
+def test_a_tool_module_loads_on_its_first_call(isolated_home):
+    (isolated_home.parent / "notes.txt").write_text("the notes")
+    imported = imported_by_run(
+        isolated_home, ToolCalls(Call("read_file", {"path": "notes.txt"})), Text("read it")
+    )
+    assert "leharness.tools.files" in imported
+    assert not imported & {"leharness.tools.bash", "leharness.tools.agents"}
+    types = event_types_of(isolated_home)
+    assert types.count("tool.completed") == 1 and types[-1] == "agent.finished"
+
+
+def event_types_of(home: Path) -> list[str]:
+    with store.open_existing(home / "sessions.db") as conn:
+        return [row[0] for row in conn.execute("SELECT type FROM events ORDER BY seq")]
+
+
+def test_library_use_keeps_pydantics_plugin_loader():
+    """Only the `lh` process skips pydantic plugins; importing leharness changes nothing."""
+    probe = (
+        "import sys\nfrom leharness.store import events\n"
+        "events.SessionCreated()\n"
+        "sys.stdout.write(sys.modules['pydantic.plugin._loader'].__file__)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.endswith("_loader.py"), done.stderr

@@ -256,3 +256,19 @@ def test_ctrl_c_while_a_one_shot_waits_for_tasks_stops_them_cleanly(isolated_hom
     cancelled = next(e for e in events(session) if e.type == "task.cancelled")
     assert cancelled.data.reason == "cancelled"
     assert projections.open_tasks(session.conn, session.session_id) == []
+
+
+def test_notifications_go_out_in_the_order_the_tasks_ended(isolated_home):
+    """Two tasks that end in the same millisecond are delivered in the order of their
+    ending events, not by task id (the replay of such a session diverged on it)."""
+    conn = store.open_store()
+    session_id = store.create_session(conn)
+    ts = "2026-12-07T01:00:00.000Z"
+    for task_id in ("task_b", "task_a"):
+        store.append(conn, session_id, {"type": "task.started", "task_id": task_id, "kind": "bash"})
+    for task_id in ("task_b", "task_a"):  # same ts: the seq is what orders them
+        payload = {"type": "task.completed", "task_id": task_id, "exit_code": 0, "output": "x"}
+        store.append(conn, session_id, payload, ts=ts)
+    pending = projections.pending_notifications(conn, session_id)
+    assert [task.task_id for task in pending] == ["task_b", "task_a"]
+    assert pending[0].finished_seq < pending[1].finished_seq

@@ -25,8 +25,6 @@ from leharness.tools.approval import (
     parse_answer,
 )
 
-from .diffs import planned_diff
-
 QUESTION = "allow? [y]es / [n]o / [a]lways for this session: "
 TRIES = 3
 MAX_PREVIEW_LINES = 40
@@ -49,6 +47,8 @@ def preview(request: ApprovalRequest, cwd: Path) -> list[str]:
     if request.name == "bash" and "\n" in str(args.get("command", "")):
         lines = [f"  {line}" for line in str(args["command"]).splitlines()]
     else:
+        from .diffs import planned_diff  # difflib, only once a change asks (~1 ms)
+
         lines = planned_diff(request.name, args, cwd)
     if len(lines) > MAX_PREVIEW_LINES:
         more = len(lines) - MAX_PREVIEW_LINES

@@ -43,7 +43,7 @@ def sandbox_status() -> str:
     """One line: can bash commands run in the sandbox here, and in which mode by default."""
     from leharness.tools import sandbox
 
-    reason = sandbox.unavailable()
+    reason = sandbox.unavailable(fresh=True)  # not a success remembered from an earlier run
     if reason:
         return f"! sandbox: off: {reason}; bash commands run unconfined"
     return (

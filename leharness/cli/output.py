@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -25,6 +24,8 @@ def print_rows(
     if as_json:
         click.echo(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], indent=2))
     elif as_csv:
+        import csv  # only here: every `lh "…"` imports this module (~0.6 ms)
+
         writer = csv.writer(sys.stdout, lineterminator="\n")  # not csv's default \r\n
         writer.writerow(columns)
         writer.writerows(rows)

@@ -176,6 +176,7 @@ TABLES: dict[str, dict] = {
             "cancel_reason": "Why the task was cancelled (forked: it goes on in the source).",
             "delivered": "1 once the model was shown the result.",
             "delivered_seq": "session_seq of the task.delivered event that showed it.",
+            "finished_seq": "session_seq of the event that ended it: the order of notifications.",
         },
     },
     "processes": {

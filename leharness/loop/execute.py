@@ -14,18 +14,20 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leharness import projections, store
 from leharness.store import events as ev
 from leharness.tools import artifacts
-from leharness.tools.agents import Spawn
 from leharness.tools.approval import Approval
 from leharness.tools.base import Tool, ToolContext, ToolError
 from leharness.tools.redact import redact
 
 from . import hooks
 from .session import LoopSession, uncancel
+
+if TYPE_CHECKING:
+    from leharness.tools.agents import Spawn
 
 
 async def run_tool_calls(

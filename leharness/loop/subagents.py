@@ -8,14 +8,16 @@ tool receives the spawner through its context, so tools never import the loop.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leharness import store
 from leharness.store import events as ev
-from leharness.tools.agents import READ_ONLY_TOOLS, Spawn
 
 from .execute import remember_approvals
 from .session import LoopSession, Result
+
+if TYPE_CHECKING:
+    from leharness.tools.agents import Spawn
 
 #: Runs one invocation of a session: the runner's run_invocation.
 Run = Callable[[LoopSession, str], Awaitable[Result]]
@@ -41,6 +43,8 @@ def spawner(session: LoopSession, run_child: Run) -> Spawn | None:
         )
         tools = session.tools
         if agent_type in ("explore", "plan"):
+            from leharness.tools.agents import READ_ONLY_TOOLS  # loaded by the tool calling us
+
             tools = tools.only(READ_ONLY_TOOLS)
         if session.depth + 2 > session.max_depth:  # the child may not spawn in turn
             tools = tools.only(name for name in tools.names() if name != "spawn_agent")

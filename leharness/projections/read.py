@@ -208,11 +208,12 @@ def open_tasks(conn: sqlite3.Connection, session_id: str) -> list[TaskRow]:
 
 
 def pending_notifications(conn: sqlite3.Connection, session_id: str) -> list[TaskRow]:
-    """Finished tasks whose result the model has not been shown yet."""
+    """Finished tasks whose result the model has not been shown yet, in the order they
+    ended (by the ending event's session_seq: two endings often share a millisecond `ts`)."""
     rows = conn.execute(
         "SELECT * FROM tasks INDEXED BY tasks_pending "
         "WHERE session_id = ? AND delivered = 0 AND status != 'running' "
-        "ORDER BY finished_at, task_id",
+        "ORDER BY finished_seq",
         (session_id,),
     )
     return [TaskRow(**dict(row)) for row in rows]

@@ -36,7 +36,7 @@ class SpawnAgentArgs(BaseModel):
     search, bash); `general` gets your tools. It runs in the background: you get a
     task_id at once and its answer arrives as a notification (or use wait_task)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     prompt: str = Field(min_length=1, description="What the subagent should do; be specific.")
     type: AgentType = Field("general", description="general, explore or plan")
     inline_ms: int = Field(

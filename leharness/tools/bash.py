@@ -56,7 +56,7 @@ class BashArgs(BaseModel):
     written after the command itself exits is not captured.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     command: str = Field(min_length=1, description="The command line, run with `bash -c`.")
     timeout_s: int = Field(

@@ -46,7 +46,7 @@ class ReadFileArgs(BaseModel):
     2000 characters are cut.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     path: str = Field(description="File path, relative to the working directory or absolute.")
     offset: int = Field(1, ge=1, description="First line to show (1-based).")
@@ -144,7 +144,7 @@ class WriteFileArgs(BaseModel):
     To change part of an existing file, prefer edit_file.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     path: str = Field(description="File path, relative to the working directory or absolute.")
     content: str = Field(description="The complete new content of the file.")
@@ -191,7 +191,7 @@ class EditFileArgs(BaseModel):
     diff of the change. To create a file or rewrite it whole, use write_file.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     path: str = Field(description="File path, relative to the working directory or absolute.")
     old_string: str = Field(description="The exact text to replace; must occur exactly once.")

@@ -7,12 +7,21 @@ workspace is read-only too, and there is no network. `off`: no sandbox. Only
 Linux has bubblewrap; elsewhere (macOS) `available()` says why not, and the
 CLI falls back to `off` with a warning. This module decides nothing about
 settings: it builds the argv prefix for a mode and says whether it can work.
+
+Whether bwrap works is checked by running it once (~4 ms of CPU for its
+namespaces), and a success is remembered in the harness's home (in `locks/`,
+which the first session made) until something it depends on changes: the boot,
+the bwrap binary, the user, the namespaces lh runs in, or the kernel's switches
+for user namespaces. `lh doctor` always checks again (and forgets a success that
+no longer holds).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -33,12 +42,71 @@ def _probe(bwrap: str) -> list[str]:
     return [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--", "true"]
 
 
+#: In the harness's home: the key of the last successful check (see probe_key).
+WORKS_FILE = "locks/bwrap-works"
+#: The kernel's switches for unprivileged user namespaces (Debian, Ubuntu, all Linux).
+USERNS_SWITCHES = (
+    "kernel/unprivileged_userns_clone",
+    "kernel/apparmor_restrict_unprivileged_userns",
+    "user/max_user_namespaces",
+)
+
+
+def probe_key(bwrap: str) -> str | None:
+    """Everything the check's answer depends on, as one line (None: unknown)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+        binary = os.stat(bwrap)
+        namespaces = [os.stat(f"/proc/self/ns/{ns}").st_ino for ns in ("user", "mnt", "pid")]
+    except OSError:
+        return None
+    switches = []
+    for name in USERNS_SWITCHES:
+        try:
+            with open(f"/proc/sys/{name}", encoding="ascii") as f:
+                switches.append(f.read().strip())
+        except OSError:
+            switches.append("")
+    file = [binary.st_dev, binary.st_ino, binary.st_size, binary.st_mtime_ns, binary.st_mode]
+    return json.dumps([boot, bwrap, *file, os.geteuid(), *namespaces, *switches])
+
+
+def _works_file() -> Path:
+    from leharness.store import home_dir
+
+    return home_dir() / WORKS_FILE
+
+
+def _known_to_work(key: str | None) -> bool:
+    try:
+        return key is not None and _works_file().read_text(encoding="utf-8") == key
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _remember(key: str | None, works: bool) -> None:
+    """Keep a success for the next `lh` (only in a home where a session ran: a start that
+    fails leaves a new home untouched); forget a failure."""
+    path = _works_file()
+    with contextlib.suppress(OSError):
+        if not works:
+            path.unlink(missing_ok=True)
+        elif key is not None and path.parent.is_dir():
+            partial = path.with_name(f".{path.name}.{os.getpid()}")
+            partial.write_text(key, encoding="utf-8")
+            os.replace(partial, path)
+
+
 def start_probe() -> None:
     """Begin `unavailable()`'s check in the background: bwrap making its namespaces takes
-    10-25 ms of wall time, which lh spends loading the session's code meanwhile."""
+    10-25 ms of wall time, which lh spends loading the session's code meanwhile. Nothing
+    starts when a success is remembered for this boot, binary and user."""
     global _started
     bwrap = bwrap_path() if sys.platform.startswith("linux") else None
     if _started is not None or bwrap is None or unavailable.cache_info().currsize:
+        return
+    if _known_to_work(probe_key(bwrap)):
         return
     with contextlib.suppress(OSError):  # unavailable() then runs it again and says why
         _started = subprocess.Popen(
@@ -47,13 +115,24 @@ def start_probe() -> None:
 
 
 @functools.cache
-def unavailable() -> str | None:
-    """Why bubblewrap cannot confine commands here (None: it can)."""
+def unavailable(fresh: bool = False) -> str | None:
+    """Why bubblewrap cannot confine commands here (None: it can). `fresh`: run the check
+    even when a success is remembered (`lh doctor`)."""
     if not sys.platform.startswith("linux"):
         return f"not available on this platform ({sys.platform}): bubblewrap is Linux only"
     bwrap = bwrap_path()
     if bwrap is None:
         return "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    key = probe_key(bwrap)
+    if not fresh and _started is None and _known_to_work(key):
+        return None
+    reason = _check(bwrap)
+    _remember(key, works=reason is None)
+    return reason
+
+
+def _check(bwrap: str) -> str | None:
+    """Run bwrap once (or collect the run start_probe began)."""
     try:
         if _started is not None:
             _, stderr = _started.communicate(timeout=10)

@@ -41,7 +41,7 @@ class ListFilesArgs(BaseModel):
 
     Files that .gitignore excludes are left out."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     pattern: str = Field("**/*", description="Glob pattern; ** matches any folders.")
     path: str = Field(".", description="Folder to search from, relative to the working directory.")
 
@@ -53,7 +53,7 @@ class GrepArgs(BaseModel):
     and backreferences. Files that .gitignore excludes and binary files are
     skipped."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     pattern: str = Field(description="Regular expression.")
     path: str = Field(".", description="File or folder to search.")
     glob: str | None = Field(None, description='Only files matching this glob, e.g. "*.py".')

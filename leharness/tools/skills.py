@@ -207,7 +207,7 @@ class LoadSkillArgs(BaseModel):
     """Load a skill: the full instructions of one skill listed under "Skills" in the
     system prompt. Call it before starting a task that matches the skill's description."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = Field(min_length=1, description="The skill's name, as listed.")
 
 

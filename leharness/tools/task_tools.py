@@ -19,7 +19,7 @@ CHILD_EVENTS = 12
 class WaitTaskArgs(BaseModel):
     """Wait for a background task to finish (or the timeout); returns its status and output tail."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     task_id: str
     timeout_s: int = Field(60, ge=0, le=300, description="Seconds to wait, at most 300.")
 
@@ -27,7 +27,7 @@ class WaitTaskArgs(BaseModel):
 class ReadTaskArgs(BaseModel):
     """Read a background task's output so far, from a byte offset."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     task_id: str
     since_byte: int = Field(0, ge=0)
 
@@ -35,14 +35,14 @@ class ReadTaskArgs(BaseModel):
 class CancelTaskArgs(BaseModel):
     """Stop a running background task (its whole process group)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     task_id: str
 
 
 class ListTasksArgs(BaseModel):
     """List this session's background tasks and their status."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 def _runtime(ctx: ToolContext) -> TaskRuntime:

@@ -28,6 +28,7 @@ CREATE TABLE tasks (
     artifact_id TEXT,
     delivered INTEGER NOT NULL DEFAULT 0,
     delivered_seq INTEGER,
+    finished_seq INTEGER,                -- session_seq of the ending event: notifications go out in this order
     PRIMARY KEY (session_id, task_id)
 ) WITHOUT ROWID;
 
@@ -55,6 +56,7 @@ BEGIN
     UPDATE tasks SET
         status = substr(NEW.type, 6),
         finished_at = NEW.ts,
+        finished_seq = NEW.session_seq,
         exit_code = json_extract(NEW.data, '$.exit_code'),
         summary = CASE NEW.type
             WHEN 'task.completed' THEN json_extract(NEW.data, '$.summary')
@@ -78,7 +80,8 @@ END;
 CREATE TRIGGER proj_tasks_forked AFTER INSERT ON events
 WHEN NEW.type = 'session.forked'
 BEGIN
-    UPDATE tasks SET status = 'cancelled', finished_at = NEW.ts, cancel_reason = 'forked',
+    UPDATE tasks SET status = 'cancelled', finished_at = NEW.ts, finished_seq = NEW.session_seq,
+        cancel_reason = 'forked',
         summary = 'cancelled: it goes on in session '
             || json_extract(NEW.data, '$.source_session_id')
             || ', which started it; a fork does not inherit running tasks'

@@ -37,6 +37,7 @@ from typing import Any
 
 from leharness import store
 from leharness.store import health
+from leharness.testing.rules import conversation_problems
 from leharness.testing.server import Call, ScriptedServer, Step, Text, ToolCalls
 
 from . import LH, PROMPT, RESUME, _seq_gaps, lh_env
@@ -235,30 +236,13 @@ def check_database(
 
 
 def check_requests(bodies: list[dict[str, Any]]) -> list[str]:
-    """OpenAI's rules: an assistant message with tool_calls is followed at once by exactly
-    one tool message per call, nothing in between; no tool message without its call."""
-    problems = []
-    for number, body in enumerate(bodies, 1):
-        messages = body.get("messages", [])
-        index = 0
-        while index < len(messages):
-            message = messages[index]
-            index += 1
-            if message["role"] == "tool":
-                problems.append(
-                    f"request {number}: tool result {message.get('tool_call_id')} "
-                    "does not follow its call"
-                )
-            calls = [c["id"] for c in message.get("tool_calls") or []]
-            if message["role"] != "assistant" or not calls:
-                continue
-            answered = []
-            while index < len(messages) and messages[index]["role"] == "tool":
-                answered.append(messages[index].get("tool_call_id"))
-                index += 1
-            if sorted(answered) != sorted(calls):
-                problems.append(f"request {number}: calls {calls} answered by {answered}")
-    return problems
+    """Every request that breaks OpenAI's conversation rules (the scripted server's own
+    rules, `leharness.testing.rules`), numbered from 1."""
+    return [
+        f"request {number}: {problem}"
+        for number, body in enumerate(bodies, 1)
+        for problem in conversation_problems(body.get("messages", []))
+    ]
 
 
 def check_once(effects: Path) -> list[str]:
