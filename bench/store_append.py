@@ -276,7 +276,20 @@ RATIO_NOTE = (
     "and pgsz settings changed nothing measurable); ~1 µs for every AFTER INSERT trigger "
     "whether or not its WHEN matches (SQLite tests WHEN inside the trigger's program: ~30 µs "
     "for an event no projection handles); ~5 µs per WAL page at COMMIT. 100 µs per append "
-    "with the search index kept per event is below that floor"
+    "with the search index kept per event is below that floor. "
+    "2026-12-07, tried on a branch (wp22-fts) and not taken: conversation_fts filled in "
+    "batches by the triggers (at agent.finished and every 64th event) and the pending rows "
+    "searched through a TEMP FTS5 table; interleaved A/B at load 3-5, CPU per append "
+    "223, 207 -> 189, 185 µs, WAL pages 11.4 -> 10.2, the search projection's share "
+    "60 -> 33 µs, still far from 100; and a user's own `sqlite-utils rebuild-fts` would "
+    "then index rows twice and leave FTS5 calling the index malformed, for 0.3 ms a turn. "
+    "The floor measured there: the events table with the Python around it ~47 µs "
+    "(validation 2, JSON 1.3, ULID 3.4, timestamp 1.5, the Event 2.7), the projections "
+    "~100 µs (about 5 more b-tree pages at ~6 µs each, and their trigger programs: SQLite "
+    "sets up each program's registers before it tests WHEN, so merging triggers, which keeps "
+    "the same bodies, saves little). Dropping events_type would save ~20 µs and "
+    "tool_calls_name ~12, but the inspector's facets on a million events read them. 100 µs "
+    "needs projections that write fewer pages per event"
 )
 
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from leharness import store
 from leharness.cli import cli
+from leharness.store import health
 from leharness.store import merge as merge_module
 from leharness.store.log import encode_data
 from leharness.store.merge_copy import FastCopy
@@ -387,6 +388,4 @@ def test_a_file_written_while_read_immutable_is_merged_again(tmp_path, db, monke
     assert result.exit_code == 0, result.output
     assert "1 sessions added" in result.output and "9 events" in result.output
     assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 9
-    from leharness.store.health import rebuild_drift
-
-    assert rebuild_drift(db) == []
+    assert health.rebuild_drift(db) == []

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-import leharness.store.health  # noqa: F401 - store.health below
 from leharness import store
+from leharness.store import health
 from leharness.store import merge as merge_module
 from leharness.store.checkpointer import Checkpointer
 
@@ -67,7 +67,7 @@ def test_staged_files_give_the_rows_attached_files_give(tmp_path, db, monkeypatc
     assert merge(job).exit_code == 0
     assert len(staged) == 4
     fast = snapshot(db)
-    assert store.health.rebuild_drift(db) == []
+    assert health.rebuild_drift(db) == []
     monkeypatch.setattr(merge_module, "STAGE_LIMIT", 0)
     attached_home = tmp_path / "attached"
     monkeypatch.setenv("LEHARNESS_HOME", str(attached_home))
@@ -112,7 +112,7 @@ def test_broken_files_mid_merge_are_refused_in_one_line_and_the_rest_merged(tmp_
     rows = db.execute("SELECT id, event_count FROM sessions ORDER BY id").fetchall()
     assert [tuple(row) for row in rows] == sorted((s, 9) for s in good)
     assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 18
-    assert store.health.rebuild_drift(db) == []
+    assert health.rebuild_drift(db) == []
 
 
 def test_an_interrupted_merge_keeps_its_files_and_stops_its_threads(tmp_path, db):
@@ -159,4 +159,4 @@ def test_a_killed_merge_loses_nothing_and_leaves_no_half_file(tmp_path, db, isol
     assert db.execute("SELECT count(*) FROM trial_sessions").fetchone()[0] == merged
     assert merge(job).exit_code == 0
     assert db.execute("SELECT count(*) FROM sessions").fetchone()[0] == sessions
-    assert store.health.rebuild_drift(db) == []
+    assert health.rebuild_drift(db) == []

@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from leharness import projections, store
+from leharness.store import schema
 from leharness.testing import ScriptedServer, Text, conversation_problems
 
 from .util import tool_round
@@ -118,7 +119,7 @@ def legacy_history(db) -> str:
     store.append(db, session, {"type": "tool.failed", "call_id": "c1", "name": "bash",
                                "error": "interrupted", "kind": "interrupted"})  # fmt: skip
     store.migrate(db)  # no-op: the version is current
-    store.schema.install_projections(db)
+    schema.install_projections(db)
     return session
 
 

@@ -13,7 +13,12 @@ from click.testing import CliRunner
 from leharness import store
 from leharness.cli import cli
 from leharness.cli.search import parse_since
-from leharness.projections.search import SearchFilters, search, search_sessions
+from leharness.projections.search import (
+    SearchFilters,
+    matching_session_ids,
+    search,
+    search_sessions,
+)
 
 from .util import snapshot
 
@@ -98,6 +103,14 @@ def test_search_sessions_gives_each_matching_session_once(db):
     assert [s.id for s in sessions] == [first]
     assert sessions[0].hits == 4  # prompt, the call naming test_parser.py, result, answer
     assert {s.id for s in search_sessions(db, "the")} == {first, second}
+
+
+def test_the_pickers_filter_gives_each_matching_session_once(db):
+    first, second = _two_sessions(db)
+    assert matching_session_ids(db, "parser") == [first]
+    both = matching_session_ids(db, "the")
+    assert sorted(both) == sorted([first, second]) and len(both) == 2
+    assert matching_session_ids(db, "the", limit=1) in ([first], [second])
 
 
 def test_lh_search_prints_ranked_hits_and_json(db):

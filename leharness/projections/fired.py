@@ -9,11 +9,9 @@ in-memory one, so what is read is exactly what SQLite installs.
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
 
-from leharness.store.connection import execute_script
-from leharness.store.schema import install_source_tables, projection_sql
+from leharness.store.schema import fresh_install
 
 _WHEN = re.compile(r"\bON\s+events\b(?:\s+FOR\s+EACH\s+ROW)?\s+WHEN\b(.*?)\bBEGIN\b", re.I | re.S)
 _QUOTED = re.compile(r"'([^']*)'")
@@ -36,26 +34,11 @@ class Trigger:
 
 def projection_triggers() -> list[Trigger]:
     """Every trigger on `events` the projection files create, in file order."""
-    scratch = sqlite3.connect(":memory:", isolation_level=None)
-    try:
-        install_source_tables(scratch)
-        found: list[Trigger] = []
-        for name, sql in projection_sql():
-            before = _names(scratch)
-            execute_script(scratch, sql)
-            rows = scratch.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-                "AND tbl_name = 'events' ORDER BY rowid"
-            ).fetchall()
-            stem = name.removesuffix(".sql")
-            found += [_parse(t, stem, text) for t, text in rows if t not in before]
-    finally:
-        scratch.close()
-    return found
-
-
-def _names(conn: sqlite3.Connection) -> set[str]:
-    return {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    return [
+        _parse(o.name, o.file.removesuffix(".sql"), o.sql or "")
+        for o in fresh_install()
+        if o.kind == "trigger" and o.tbl_name == "events"
+    ]
 
 
 def _parse(name: str, file: str, sql: str) -> Trigger:

@@ -14,15 +14,13 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .connection import StoreError
+from .connection import StoreError, main_file
 
 
 def database_file(conn: sqlite3.Connection) -> Path | None:
     """The file behind `conn`'s main database (None for an in-memory one)."""
-    for _seq, name, file in conn.execute("PRAGMA database_list"):
-        if name == "main":
-            return Path(file) if file else None
-    return None
+    file = main_file(conn)
+    return Path(file) if file else None
 
 
 def backup_path(path: Path, version: int) -> Path:

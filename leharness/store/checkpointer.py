@@ -25,7 +25,7 @@ import sqlite3
 import threading
 from contextlib import closing
 
-from .connection import BUSY_TIMEOUT_MS
+from .connection import BUSY_TIMEOUT_MS, main_file
 
 
 class Checkpointer:
@@ -41,7 +41,7 @@ class Checkpointer:
         self._pending = False  # a checkpoint asked for and not yet started
         self._running = False
         self._stop = False
-        path = next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
+        path = main_file(conn)
         frame = conn.execute("PRAGMA page_size").fetchone()[0] + 24
         self._wal = f"{path}-wal"
         self._hard = 4 * pages * frame  # bytes of WAL

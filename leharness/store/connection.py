@@ -283,11 +283,26 @@ def execute_script(conn: sqlite3.Connection, sql: str) -> None:
 
     `sqlite3.executescript` would COMMIT first, breaking one-transaction migrations.
     """
+    for statement in sql_statements(sql):
+        conn.execute(statement)
+
+
+def main_file(conn: sqlite3.Connection) -> str:
+    """The file behind `conn`'s main database, as SQLite names it ("" for an in-memory one)."""
+    for _seq, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return file or ""
+    return ""
+
+
+def sql_statements(sql: str) -> Iterator[str]:
+    """Each complete statement of `sql` (with the comments before it), in order; raises
+    StoreError for a statement left incomplete at the end."""
     statement = ""
     for line in sql.splitlines(keepends=True):
         statement += line
         if sqlite3.complete_statement(statement):
-            conn.execute(statement)
+            yield statement
             statement = ""
     if statement.strip() and not _only_comments(statement):
         raise StoreError(f"incomplete SQL statement: {statement.strip()[:80]}")

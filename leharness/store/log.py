@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from leharness.errors import LeharnessError
 
-from .connection import StoreError, new_ulid, now_iso, write_transaction
+from .connection import StoreError, main_file, new_ulid, now_iso, write_transaction
 from .events import (
     EVENT_TYPES,
     Event,
@@ -64,8 +64,7 @@ def _file_of(conn: sqlite3.Connection) -> str:
     known = getattr(conn, "db_file", None)
     if known is not None:
         return known
-    rows = conn.execute("PRAGMA database_list").fetchall()
-    return next((row[2] for row in rows if row[1] == "main"), "")
+    return main_file(conn)
 
 
 def validate_payload(payload: Payload | Mapping[str, Any]) -> Payload:

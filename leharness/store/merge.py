@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpointer import Checkpointer
-from .connection import DB_FILENAME, StoreError, check_is_sqlite, write_transaction
+from .connection import (
+    DB_FILENAME,
+    StoreError,
+    check_is_sqlite,
+    main_file,
+    write_transaction,
+)
 from .merge_copy import EVENT_COLUMNS, FastCopy, FileSchema, read_schema
 from .merge_stage import STAGE_LIMIT, Staged, Stager, _at_rest, _Stamp
 from .schema import SCHEMA_VERSION
@@ -87,8 +93,7 @@ class Merger:
         """Say which files merge() will be called with, in order: a thread then reads
         each next file while this one is merged (merge_stage.py)."""
         if self._stager is None and hasattr(self.conn, "deserialize"):
-            target = next(r[2] for r in self.conn.execute("PRAGMA database_list") if r[1] == "main")
-            self._stager = Stager(paths, STAGE_LIMIT, Path(target))
+            self._stager = Stager(paths, STAGE_LIMIT, Path(main_file(self.conn)))
 
     def __enter__(self) -> Merger:
         return self

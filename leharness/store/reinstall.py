@@ -31,11 +31,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .connection import connect, write_transaction
+from .connection import connect, sql_statements, write_transaction
 from .schema import (
     _TRIGGER_HEAD,
+    GUARD_PREFIX,
     _ours_in,
-    install_source_tables,
+    fresh_install,
     installed_hash,
     projection_hash,
     projection_objects,
@@ -124,14 +125,14 @@ def _next_schema() -> tuple[list[str], list[str]]:
     tables = set(_tables())
     creates, triggers = [], []
     for _name, sql in projection_sql():
-        for statement in _statements(sql):
+        for statement in sql_statements(sql):
             head = _without_comments(statement).lstrip()
             if re.match(r"CREATE\s+TABLE\b", head, re.I):
                 creates.append(_retarget(statement, tables))
             elif re.match(r"CREATE\s+(UNIQUE\s+)?INDEX\s+(\w+)", head, re.I):
                 renamed = _INDEX_HEAD.sub(rf"CREATE \1INDEX {NEXT}\2 ON ", head, count=1)
                 creates.append(_retarget(renamed, tables))
-            elif re.match(r"CREATE\s+TRIGGER\s+proj_guard_", head, re.I):
+            elif re.match(rf"CREATE\s+TRIGGER\s+{GUARD_PREFIX}", head, re.I):
                 continue  # guards refuse bad appends; a replay only projects what is stored
             elif re.match(r"CREATE\s+TRIGGER\s+proj_", head, re.I):
                 clone = _TRIGGER_HEAD.sub(
@@ -196,7 +197,7 @@ def _build_beside(conn: sqlite3.Connection, chunk_s: float, progress: Progress) 
         if stalled >= 3:
             return
         behind = now
-        batch = max(100, min(200_000, int(batch * chunk_s / max(elapsed, 1e-3))))
+        batch = next_batch(batch, chunk_s, elapsed)
 
 
 def _replay(conn: sqlite3.Connection, limit: int | None, progress: Progress) -> int:
@@ -233,12 +234,12 @@ def _swap(conn: sqlite3.Connection, progress: Progress) -> dict[str, int]:
             conn.execute("PRAGMA legacy_alter_table = OFF")
         _canonical_names(conn)
         for _name, sql in projection_sql():
-            for statement in _statements(sql):
+            for statement in sql_statements(sql):
                 match = _FTS_CREATE.match(_without_comments(statement).strip())
                 if match and not _present(conn, {("table", match.group(1))}):
                     conn.execute(statement)
         for _name, sql in projection_sql():
-            for statement in _statements(sql):
+            for statement in sql_statements(sql):
                 if _CREATES.match(_without_comments(statement)):
                     conn.execute(statement)
         record_installed(conn)
@@ -281,25 +282,14 @@ def _canonical_names(conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA writable_schema = OFF")
 
 
-@functools.cache
 def _fresh_sql() -> dict[tuple[str, str], str]:
     """(type, name) -> sqlite_master.sql of every projection table and index, as a
     fresh install on an empty database stores it."""
-    scratch = sqlite3.connect(":memory:", isolation_level=None)
-    try:
-        install_source_tables(scratch)
-        for _name, sql in projection_sql():
-            for statement in _statements(sql):
-                scratch.execute(statement)
-        ours = set(projection_objects())
-        rows = scratch.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL")
-        return {
-            (kind, name): sql
-            for kind, name, sql in rows
-            if (kind, name) in ours and kind in ("table", "index")
-        }
-    finally:
-        scratch.close()
+    return {
+        (o.kind, o.name): o.sql
+        for o in fresh_install()
+        if o.kind in ("table", "index") and o.sql is not None
+    }
 
 
 def _drop_old(
@@ -322,7 +312,7 @@ def _drop_old(
             _let_others_in(conn)
             if gone < batch:
                 break
-            batch = max(100, min(200_000, int(batch * chunk_s / max(elapsed, 1e-3))))
+            batch = next_batch(batch, chunk_s, elapsed)
         with _timed(progress, "drop old"), write_transaction(conn):
             conn.execute(f'DROP TABLE "{name}"')
 
@@ -371,7 +361,7 @@ def _fts_indexes() -> tuple[tuple[str, tuple[str, ...], str], ...]:
     creates (external content: the index holds no text of its own)."""
     found = []
     for _name, sql in projection_sql():
-        for statement in _statements(sql):
+        for statement in sql_statements(sql):
             match = _FTS_CREATE.match(_without_comments(statement).strip())
             if match:
                 args = [a.strip() for a in match.group(2).split(",")]
@@ -428,7 +418,12 @@ def _fill_fts(
                 last = rows[-1][0]
             elapsed = time.perf_counter() - started
             _let_others_in(conn)
-            batch = max(100, min(200_000, int(batch * chunk_s / max(elapsed, 1e-3))))
+            batch = next_batch(batch, chunk_s, elapsed)
+
+
+def next_batch(batch: int, chunk_s: float, elapsed: float) -> int:
+    """The next chunk's size, scaled so that it takes about `chunk_s` (100 to 200,000)."""
+    return max(100, min(200_000, int(batch * chunk_s / max(elapsed, 1e-3))))
 
 
 def _objects_named(conn: sqlite3.Connection, prefix: str) -> list[tuple[str, str]]:
@@ -445,15 +440,6 @@ def _objects_named(conn: sqlite3.Connection, prefix: str) -> list[tuple[str, str
 def _present(conn: sqlite3.Connection, objects: set[tuple[str, str]]) -> list[tuple[str, str]]:
     rows = conn.execute("SELECT type, name FROM sqlite_master")
     return sorted((kind, name) for kind, name in rows if (kind, name) in objects)
-
-
-def _statements(sql: str) -> Iterator[str]:
-    statement = ""
-    for line in sql.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            yield statement
-            statement = ""
 
 
 def _without_comments(statement: str) -> str:

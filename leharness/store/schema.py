@@ -207,23 +207,44 @@ def _meta(conn: sqlite3.Connection, key: str) -> str | None:
     return row[0] if row else None
 
 
+@dataclass(frozen=True)
+class FreshObject:
+    """One object a projection file creates, as a fresh install stores it."""
+
+    file: str  # the projection file's name, e.g. `tasks.sql`
+    kind: str  # table | index | trigger | view
+    name: str
+    tbl_name: str
+    sql: str | None  # sqlite_master.sql (None for an index SQLite makes itself)
+
+
 @functools.cache
-def projection_objects() -> tuple[tuple[str, str], ...]:
-    """(type, name) of every table, view, trigger and index the projection files create,
-    found by running them on an empty in-memory database."""
+def fresh_install() -> tuple[FreshObject, ...]:
+    """Every object the projection files create, in file order, found by running them on
+    an empty in-memory database (the one scratch install the schema, the reinstall and the
+    README's trigger table read)."""
     scratch = sqlite3.connect(":memory:", isolation_level=None)
     try:
         install_source_tables(scratch)
-        before = set(scratch.execute("SELECT type, name FROM sqlite_master").fetchall())
-        for _name, sql in projection_sql():
+        seen = {name for (name,) in scratch.execute("SELECT name FROM sqlite_master")}
+        found = []
+        for filename, sql in projection_sql():
             execute_script(scratch, sql)
-        rows = scratch.execute(
-            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
-            "ORDER BY type, name"
-        ).fetchall()
+            rows = scratch.execute(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid"
+            ).fetchall()
+            for kind, name, table, text in rows:
+                if name not in seen and not name.startswith("sqlite_"):
+                    found.append(FreshObject(filename, kind, name, table, text))
+                seen.add(name)
     finally:
         scratch.close()
-    return tuple((kind, name) for kind, name in rows if (kind, name) not in before)
+    return tuple(found)
+
+
+def projection_objects() -> tuple[tuple[str, str], ...]:
+    """(type, name) of every table, view, trigger and index the projection files create."""
+    return tuple(sorted((o.kind, o.name) for o in fresh_install()))
 
 
 def projection_tables(conn: sqlite3.Connection) -> list[str]:
@@ -341,6 +362,15 @@ def _has_meta(conn: sqlite3.Connection) -> bool:
     )
 
 
+# Guard triggers (BEFORE INSERT, named proj_guard_*) refuse a bad append; they project
+# nothing, so a rebuild, a reinstall's replay and a time-travel copy leave them out.
+GUARD_PREFIX = "proj_guard_"
+
+
+def is_guard(trigger_name: str) -> bool:
+    return trigger_name.startswith(GUARD_PREFIX)
+
+
 _TRIGGER_HEAD = re.compile(r"^CREATE TRIGGER (proj_\w+) AFTER INSERT ON events\b", re.I)
 
 
@@ -356,11 +386,12 @@ def rebuild(conn: sqlite3.Connection, *, in_transaction: bool = False) -> int:
     if not in_transaction:
         with write_transaction(conn):
             return rebuild(conn, in_transaction=True)
-    # Guards (proj_guard_*) refuse bad appends; a rebuild only projects what is stored.
-    triggers = conn.execute(
-        "SELECT sql FROM main.sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_%' "
-        "AND name NOT LIKE 'proj!_guard!_%' ESCAPE '!' ORDER BY name"
+    # Guards refuse bad appends; a rebuild only projects what is stored.
+    rows = conn.execute(
+        "SELECT name, sql FROM main.sqlite_master WHERE type = 'trigger' AND name LIKE 'proj_%' "
+        "ORDER BY name"
     ).fetchall()
+    triggers = [(sql,) for name, sql in rows if not is_guard(name)]
     conn.execute("DROP TABLE IF EXISTS temp.replay_events")
     conn.execute("CREATE TEMP TABLE replay_events AS SELECT * FROM main.events WHERE 0")
     for (sql,) in triggers:

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Collection
 
 from .connection import StoreError, write_transaction
-from .schema import install_projections, install_source_tables, migrate
+from .schema import install_projections, install_source_tables, is_guard, migrate
 
 _COLUMNS = "seq, id, session_id, session_seq, ts, type, data"
 
@@ -62,9 +62,8 @@ def empty_database(projections: Collection[str] | None = None) -> sqlite3.Connec
             install_projections(scratch, only=projections)
     # Guards refuse new bad appends; a copy of what is already stored (an older lh may
     # have written a prompt before a crashed call's result) is shown as it stands.
-    for (name,) in scratch.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'proj!_guard!_%' "
-        "ESCAPE '!'"
-    ).fetchall():
-        scratch.execute(f'DROP TRIGGER "{name}"')
+    triggers = scratch.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
+    for (name,) in triggers:
+        if is_guard(name):
+            scratch.execute(f'DROP TRIGGER "{name}"')
     return scratch

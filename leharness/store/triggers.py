@@ -17,6 +17,8 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from .connection import main_file
+
 SQLITE_DBCONFIG_ENABLE_TRIGGER = 1003
 
 Switch = Callable[[bool], None]
@@ -58,8 +60,7 @@ def _ctypes_switch(conn: sqlite3.Connection) -> Switch | None:
     db = ctypes.c_void_p(handle)
     lib.sqlite3_db_filename.restype = ctypes.c_char_p
     lib.sqlite3_db_filename.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-    main_file = next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
-    if (lib.sqlite3_db_filename(db, b"main") or b"").decode() != main_file:
+    if (lib.sqlite3_db_filename(db, b"main") or b"").decode() != main_file(conn):
         return None
     config = lib.sqlite3_db_config
     config.restype = ctypes.c_int
