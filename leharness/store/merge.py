@@ -166,7 +166,6 @@ class Merger:
                 )
                 if stamp is not None and _at_rest(path) != stamp:
                     raise _Written
-            self._checkpoints.committed()
         except sqlite3.IntegrityError as error:  # an event id already here in another session
             raise MergeConflict(
                 f"{path}: its events clash with events already here ({error}); "
@@ -178,6 +177,7 @@ class Merger:
             raise StoreError(
                 f"{path} is damaged ({error}); nothing of this file was merged"
             ) from None
+        self._checkpoints.committed()
         return result
 
     def _merge_attached(
