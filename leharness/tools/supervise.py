@@ -64,7 +64,7 @@ pipe. `_signal` and `_socket`, not `signal` and `socket`: those import enum
 """
 
 import _signal as signal  # type: ignore[import-not-found]  # no stub; signal's own C half
-import _socket  # type: ignore[import-not-found]  # socket.py imports enum; its C half does not
+import _socket  # socket.py imports enum; its C half does not
 import os
 import select
 import sys
@@ -97,7 +97,7 @@ def supervise(
     command: list,
     drain_fd: int | None,
     go_fd: int,
-    env: object,
+    env: "dict[bytes, bytes] | os._Environ[str]",  # a string: evaluating it costs a start
     alive_fd: int | None,
 ) -> int:
     """Wait for `g` on `go_fd`, run `command`, hold its limit, write its status. lh is
