@@ -71,8 +71,8 @@ def run(quick: bool) -> list[Figure]:
             "bash tool round trip of `true` (under its supervisor)",
             "ms",
             bash_round_trip(30),
-            note="python -I -S supervise.py starts per command: it holds the time limit "
-            "and writes the exit status even when lh is killed",
+            note="each command's supervisor (forked by lh's supervisor server) holds the "
+            "time limit and writes the exit status even when lh is killed",
         )
     )
     return figures

@@ -214,9 +214,9 @@ def test_the_merge_connection_turns_its_triggers_back_on(tmp_path, db):
     triggers = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()
     assert merge_module.trigger_switch(db) is not None  # the fast path is the one tested here
     make_trial(tmp_path / "job", "t__1", reward=1.0)
-    merger = merge_module.Merger(db)
-    for path in merge_module.find_databases([tmp_path / "job"]):
-        assert merger.merge(path).events_added == 9
+    with merge_module.Merger(db) as merger:
+        for path in merge_module.find_databases([tmp_path / "job"]):
+            assert merger.merge(path).events_added == 9
     assert db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone() == (
         triggers
     )
@@ -381,6 +381,7 @@ def test_a_file_another_connection_has_open_is_read_with_its_wal(tmp_path, db):
 def test_a_file_written_while_read_immutable_is_merged_again(tmp_path, db, monkeypatch):
     job = tmp_path / "job"
     make_trial(job, "t__1", reward=1.0)
+    monkeypatch.setattr(merge_module, "STAGE_LIMIT", 0)  # attached, not staged
     stamps = iter([(1, 1, 1, 1), (2, 2, 2, 2)])  # at rest before the copy, changed after
     monkeypatch.setattr(merge_module, "_at_rest", lambda path: next(stamps, None))
     result = merge(job)

@@ -30,10 +30,13 @@ def merge_command(paths: tuple[Path, ...]) -> None:
     with closing(store.open_store()) as conn:
         ours = store.db_path().resolve()
         files = [f for f in files if f != ours]
-        merger = merge.Merger(conn)
-        with click.progressbar(
-            files, label="merging", file=sys.stderr, item_show_func=_label, show_pos=True
-        ) as bar:
+        with (
+            merge.Merger(conn) as merger,
+            click.progressbar(
+                files, label="merging", file=sys.stderr, item_show_func=_label, show_pos=True
+            ) as bar,
+        ):
+            merger.prefetch(files)
             for path in bar:
                 try:
                     done = merger.merge(path)

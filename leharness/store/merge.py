@@ -8,25 +8,39 @@ projections, together with the rows its triggers built (merge_copy.py).
 Merging is idempotent: a session already here with the same events adds
 nothing, one that grew since adds only its new tail, and one whose events
 differ from ours (same session id, different event ids) is a conflict and the
-whole file is refused. The source file is ATTACHed and copied with
-INSERT … SELECT, so memory stays flat in the number and size of files.
+whole file is refused, as is a damaged one. The source is copied with
+INSERT … SELECT from `src`: the file ATTACHed, or the in-memory copy a stager thread
+read while the previous file was merged (merge_stage.py); one file at most waits
+ahead, so memory stays flat in the number of files. WAL checkpoints run on a thread
+of their own meanwhile (checkpointer.py).
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .connection import DB_FILENAME, StoreError, check_is_sqlite, write_transaction
+from .checkpointer import Checkpointer
+from .connection import (
+    DB_FILENAME,
+    StoreError,
+    check_is_sqlite,
+    main_file,
+    write_transaction,
+)
 from .merge_copy import EVENT_COLUMNS, FastCopy, FileSchema, read_schema
+from .merge_stage import STAGE_LIMIT, Staged, Stager, _at_rest, _Stamp
 from .schema import SCHEMA_VERSION
 from .trials import TrialRow, find_trial_results, read_trial, record_trial, trial_of
 from .triggers import trigger_switch
 
-CHECKPOINT_PAGES = 10_000  # ~40 MB of WAL
+CHECKPOINT_PAGES = 10_000  # ~40 MB of WAL: then the WAL starts again from its beginning
+# A background checkpoint every 10 files (~2,000 pages): pages that every file rewrites
+# (b-tree edges, the FTS index's structure) go to the database file once per checkpoint
+# (after every file: +1.5 ms of CPU a file, measured).
+CHECKPOINT_EVERY = 10
 
 
 class MergeConflict(StoreError):
@@ -70,17 +84,50 @@ class Merger:
         self._events_sql = read_schema(conn, "main").events_sql
         self._uri = _uri_filenames(conn)
         self.trial_files: set[Path] = set()  # result.json files recorded so far
-        # A WAL checkpoint every ~50 files rather than every ~5: pages that every file
-        # rewrites (b-tree edges, the FTS index's structure) go to the file once per
-        # checkpoint (measured: -0.5 ms of CPU a file). This connection only.
-        conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+        # Checkpoints on the other core while this connection writes (checkpointer.py):
+        # ~1 ms of each file's COMMIT, more on a slow disk's syncs.
+        self._checkpoints = Checkpointer(conn, CHECKPOINT_PAGES, CHECKPOINT_EVERY)
+        self._stager: Stager | None = None
+
+    def prefetch(self, paths: Sequence[Path]) -> None:
+        """Say which files merge() will be called with, in order: a thread then reads
+        each next file while this one is merged (merge_stage.py)."""
+        if self._stager is None and hasattr(self.conn, "deserialize"):
+            self._stager = Stager(paths, STAGE_LIMIT, Path(main_file(self.conn)))
+
+    def __enter__(self) -> Merger:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the threads; the connection stays open."""
+        if self._stager is not None:
+            self._stager.close()
+        self._checkpoints.close()
 
     def merge(self, path: Path) -> Merged:
-        found = trial_of(path)
-        merged = self._merge(path, found[1] if found else None)
+        ready = self._stager.take(path) if self._stager is not None else None
+        found = ready.trial if ready is not None else trial_of(path)
+        trial = found[1] if found else None
+        if ready is not None and ready.staged is not None:
+            merged = self._merge_staged(path, trial, ready.staged)
+        else:
+            merged = self._merge(path, trial)
         if found:
             self.trial_files.add(found[0])
         return merged
+
+    def _merge_staged(self, path: Path, trial: TrialRow | None, staged: Staged) -> Merged:
+        """Merge the file from the stager's copy of it, deserialized as `src`."""
+        _check_schema(path, staged.version, staged.schema)
+        self.conn.execute("ATTACH DATABASE ':memory:' AS src")
+        try:
+            self.conn.deserialize(staged.data, name="src")
+            return self._merge_src(path, trial, staged.schema, None)
+        finally:
+            self.conn.execute("DETACH DATABASE src")
 
     def _merge(self, path: Path, trial: TrialRow | None) -> Merged:
         _check_source(path)
@@ -95,12 +142,28 @@ class Merger:
     def _merge_file(self, path: Path, trial: TrialRow | None, stamp: _Stamp | None) -> Merged:
         """Attach the file (immutable when `stamp` says it is at rest: SQLite then neither
         locks it nor looks for its WAL, ~0.5 ms a file), merge it, detach it."""
-        result = Merged(path)
         name = f"{path.resolve().as_uri()}?mode=ro&immutable=1" if stamp else str(path)
-        self.conn.execute("ATTACH DATABASE ? AS src", (name,))
+        try:
+            self.conn.execute("ATTACH DATABASE ? AS src", (name,))
+        except sqlite3.DatabaseError as error:  # SQLite reads its schema on ATTACH
+            problem = str(error).replace(f": {name}", "")
+            raise StoreError(f"{path} is not a usable SQLite database ({problem})") from None
+        try:
+            return self._merge_src(path, trial, None, stamp)
+        finally:
+            self.conn.execute("DETACH DATABASE src")
+
+    def _merge_src(
+        self, path: Path, trial: TrialRow | None, schema: FileSchema | None, stamp: _Stamp | None
+    ) -> Merged:
+        """Merge the attached `src` in one transaction (`schema`: what the stager read
+        of it; None: read it here)."""
+        result = Merged(path)
         try:
             with write_transaction(self.conn):
-                self._merge_attached(path, result, trial)
+                self._merge_attached(
+                    path, result, trial, schema or _check_attached(self.conn, path)
+                )
                 if stamp is not None and _at_rest(path) != stamp:
                     raise _Written
         except sqlite3.IntegrityError as error:  # an event id already here in another session
@@ -108,13 +171,19 @@ class Merger:
                 f"{path}: its events clash with events already here ({error}); "
                 "nothing of this file was merged"
             ) from None
-        finally:
-            self.conn.execute("DETACH DATABASE src")
+        except sqlite3.DatabaseError as error:
+            if _intact(self.conn):
+                raise  # not the file's fault: this database's (the CLI says so)
+            raise StoreError(
+                f"{path} is damaged ({error}); nothing of this file was merged"
+            ) from None
+        self._checkpoints.committed()
         return result
 
-    def _merge_attached(self, path: Path, result: Merged, trial: TrialRow | None) -> None:
+    def _merge_attached(
+        self, path: Path, result: Merged, trial: TrialRow | None, schema: FileSchema
+    ) -> None:
         conn = self.conn
-        schema = _check_attached(conn, path)
         have, contiguous, sessions = _plan(conn, path, result)
         if have and contiguous and not (result.sessions_extended or result.sessions_unchanged):
             added = None
@@ -142,23 +211,6 @@ class Merger:
 class _Written(StoreError):
     """The file changed while it was read as immutable (caught inside the merge: it is
     read again the ordinary way; a StoreError like every error of the store)."""
-
-
-_Stamp = tuple[int, int, int, int]
-
-
-def _at_rest(path: Path) -> _Stamp | None:
-    """(inode, size, mtime, ctime) of a database file that no connection has open: none
-    has a WAL beside it (a WAL-mode file has one from its first open to its last close)
-    nor a hot journal. None otherwise. Only stat(), never open()."""
-    for suffix in ("-wal", "-journal"):
-        if os.path.exists(f"{path}{suffix}"):
-            return None
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def _uri_filenames(conn: sqlite3.Connection) -> bool:
@@ -268,6 +320,14 @@ def _qualified(alias: str) -> str:
     return ", ".join(f"{alias}.{column.strip()}" for column in EVENT_COLUMNS.split(","))
 
 
+def _intact(conn: sqlite3.Connection) -> bool:
+    """Whether the attached source passes SQLite's quick check (after an error)."""
+    try:
+        return [tuple(row) for row in conn.execute("PRAGMA src.quick_check(1)")] == [("ok",)]
+    except sqlite3.DatabaseError:
+        return False
+
+
 def _check_source(path: Path) -> None:
     """Before attaching: a SQLite file (16 bytes read), not this database itself."""
     try:
@@ -285,6 +345,11 @@ def _check_attached(conn: sqlite3.Connection, path: Path) -> FileSchema:
         schema = read_schema(conn, "src")
     except sqlite3.DatabaseError as error:
         raise StoreError(f"{path} is not a usable SQLite database ({error})") from None
+    _check_schema(path, version, schema)
+    return schema
+
+
+def _check_schema(path: Path, version: int, schema: FileSchema) -> None:
     if schema.events_sql is None:
         raise StoreError(f"{path} is not a leharness database (no events table)")
     if version > SCHEMA_VERSION:
@@ -292,4 +357,3 @@ def _check_attached(conn: sqlite3.Connection, path: Path) -> FileSchema:
             f"{path} has schema version {version}, newer than this leharness "
             f"understands ({SCHEMA_VERSION}); upgrade leharness to merge it"
         )
-    return schema

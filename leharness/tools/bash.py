@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leharness.store import new_ulid
 from leharness.store.events import ProcessStarted, TaskStarted
-from leharness.tools import procs
+from leharness.tools import procs, supervisors
 from leharness.tools.base import Tool, ToolContext, ToolError
 from leharness.tools.paths import harness_home, working_dir
 from leharness.tools.redact import StreamRedactor
@@ -207,11 +207,12 @@ async def run_bash(args: BashArgs, ctx: ToolContext) -> str:
     transport, collector = await _open_reader(read_fd, sink)
     backgrounded = False
     try:
-        argv = supervised(command_argv(args.command, ctx), status, args.timeout_s, read_fd)
-        proc = await _spawn(argv, cwd, write_fd, read_fd)
+        proc = await _start(
+            command_argv(args.command, ctx), status, args.timeout_s, cwd, write_fd, read_fd
+        )
         recorded = False
         try:
-            started = _record_start(ctx, proc.pid, task_id, args.timeout_s)
+            started = await _record_start(ctx, proc.pid, task_id, args.timeout_s)
             recorded = True
         finally:  # recorded: let the supervisor start the command; else it never runs
             await _release(proc, go=recorded)
@@ -236,6 +237,23 @@ async def run_bash(args: BashArgs, ctx: ToolContext) -> str:
             with contextlib.suppress(OSError):
                 status.unlink(missing_ok=True)
     return _format(sink.text(), ended.exit_code, args.timeout_s, ended.timed_out, lingering)
+
+
+Supervisor = asyncio.subprocess.Process | supervisors.Forked
+
+
+async def _start(
+    argv: list[str], status: Path, timeout_s: int, cwd: Path, write_fd: int, read_fd: int
+) -> Supervisor:
+    """The command's supervisor, waiting for `_release`: forked by lh's supervisor server
+    (supervisors.py), or, when that cannot serve, a Python of its own."""
+    forked = supervisors.start(
+        argv, status, timeout_s, KILL_GRACE_S, cwd, write_fd, read_fd, supervisor_script()
+    )
+    if forked is None:
+        return await _spawn(supervised(argv, status, timeout_s, read_fd), cwd, write_fd, read_fd)
+    os.close(write_fd)  # the supervisor has its copy; EOF comes when the last holder exits
+    return forked
 
 
 def supervised(argv: list[str], status: Path, timeout_s: int, drain_fd: int | None) -> list[str]:
@@ -291,9 +309,12 @@ def status_path(runtime: TaskRuntime | None, task_id: str) -> Path:
     return Path(tempfile.gettempdir()) / f"lh-{task_id}.status"
 
 
-def _record_start(ctx: ToolContext, pid: int, task_id: str, timeout_s: int) -> ProcessStarted:
+async def _record_start(ctx: ToolContext, pid: int, task_id: str, timeout_s: int) -> ProcessStarted:
     """process.started: after a crash, the resumed session finds the group and stops it."""
-    boot, start = procs.identity(pid)
+    if procs.READS_PROC:  # a file read of microseconds: no thread hop
+        boot, start = procs.identity(pid)
+    else:  # macOS runs `ps` (milliseconds): not on the event loop
+        boot, start = await asyncio.to_thread(procs.identity, pid)
     started = ProcessStarted(
         call_id=ctx.call_id or None,
         task_id=task_id,
@@ -309,9 +330,12 @@ def _record_start(ctx: ToolContext, pid: int, task_id: str, timeout_s: int) -> P
     return started
 
 
-async def _release(proc: asyncio.subprocess.Process, go: bool) -> None:
+async def _release(proc: Supervisor, go: bool) -> None:
     """Tell the supervisor to start the command (`g`), or, by closing its stdin
     without it, that it must not: a command lh did not record never runs."""
+    if isinstance(proc, supervisors.Forked):
+        proc.release(go)
+        return
     assert proc.stdin is not None
     try:
         if go:
@@ -323,7 +347,7 @@ async def _release(proc: asyncio.subprocess.Process, go: bool) -> None:
         proc.stdin.close()
 
 
-async def _finished_within(proc: asyncio.subprocess.Process, seconds: float) -> bool:
+async def _finished_within(proc: Supervisor, seconds: float) -> bool:
     try:
         await asyncio.wait_for(asyncio.shield(proc.wait()), seconds)
     except TimeoutError:
@@ -360,7 +384,7 @@ def _background(
 async def _follow(
     runtime: TaskRuntime,
     task: RunningTask,
-    proc: asyncio.subprocess.Process,
+    proc: Supervisor,
     transport: asyncio.BaseTransport,
     collector: _Collector,
     args: BashArgs,
@@ -428,7 +452,7 @@ async def _spawn(
         os.close(write_fd)  # the child has its copy; EOF comes when the last holder exits
 
 
-async def _wait(proc: asyncio.subprocess.Process, timeout_s: int, status: Path) -> Ended:
+async def _wait(proc: Supervisor, timeout_s: int, status: Path) -> Ended:
     """Wait for the supervisor to exit and read how the command ended. The supervisor
     holds the time limit; lh steps in only if it has not, well after the limit."""
     try:
@@ -448,7 +472,7 @@ async def _drained(collector: _Collector) -> bool:
     return True
 
 
-async def kill_group(proc: asyncio.subprocess.Process) -> None:
+async def kill_group(proc: Supervisor) -> None:
     """SIGTERM the process group, SIGKILL whatever is left after a grace period."""
     pgid = proc.pid
     _signal_group(pgid, signal.SIGTERM)

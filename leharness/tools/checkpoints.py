@@ -133,14 +133,41 @@ def _git(*args: str, cwd: Path | None = None, stdin: bytes | None = None, **env:
 
 
 def worktree_of(cwd: Path) -> Path | None:
-    """The top of the git work tree holding `cwd`, or None (not one, or no git)."""
+    """The top of the git work tree holding `cwd`, or None (not one, or no git).
+
+    git finds a repository at the first folder from `cwd` up that holds `.git` (lh runs
+    git without GIT_* variables). With no such folder there is no work tree: no git is
+    run (it cost ~4 ms on every bash call). With one, git's answer is kept while that
+    `.git` is the same (inode and mtime: a `git init` over a broken one changes both)."""
     if not git_available():
         return None
+    found = _first_git(Path(os.path.abspath(cwd)))
+    if found is None:
+        return None
+    try:
+        dot_git = os.lstat(found / ".git")
+    except OSError:
+        return None
+    key = (str(cwd), str(found), dot_git.st_ino, dot_git.st_mtime_ns)
+    if key in _tops:
+        return _tops[key]
     try:
         top = _git("rev-parse", "--show-toplevel", cwd=cwd).decode().strip()
     except (subprocess.SubprocessError, OSError):
-        return None
-    return Path(top) if top else None
+        return None  # not kept: a broken `.git` may be mended
+    _tops[key] = Path(top) if top else None
+    return _tops[key]
+
+
+_tops: dict[tuple[str, str, int, int], Path | None] = {}  # (cwd, .git's folder, ino, mtime)
+
+
+def _first_git(folder: Path) -> Path | None:
+    """The first folder from `folder` up that holds a `.git` (a folder or a file)."""
+    for candidate in (folder, *folder.parents):
+        if os.path.lexists(candidate / ".git"):
+            return candidate
+    return None
 
 
 def snapshot_dir(home: Path, worktree: Path) -> Path:
@@ -151,7 +178,14 @@ def snapshot_dir(home: Path, worktree: Path) -> Path:
 def snapshot(git_dir: Path, worktree: Path, home: Path | None = None) -> str:
     """A tree id of the work tree's tracked and untracked-not-ignored files, written into
     `git_dir` (created on first use). The project's own repository is only read; lh's
-    home, when it lies inside the work tree (`.leharness/`), is left out."""
+    home, when it lies inside the work tree (`.leharness/`), is left out.
+
+    Every bash call takes two, so each git run counts (~4 ms). What lh's own index held
+    after the last snapshot in this process, and that index's tree, are kept with the
+    index file's identity (inode, times, size: git replaces the file whenever it writes
+    it). While the file is the same, that list stands in for `git ls-files` and, when
+    `update-index` found nothing to change (it then leaves the file alone), that tree for
+    `git write-tree`: a call that changed nothing runs two git processes, not four."""
     if not (git_dir / "HEAD").exists():
         git_dir.parent.mkdir(parents=True, exist_ok=True)
         _git("init", "-q", "--bare", str(git_dir))
@@ -166,15 +200,50 @@ def snapshot(git_dir: Path, worktree: Path, home: Path | None = None) -> str:
         return _git(*args, cwd=worktree, stdin=stdin,
                     GIT_DIR=str(git_dir), GIT_WORK_TREE=str(worktree))  # fmt: skip
 
-    indexed = ours("ls-files", "-z")
-    gone = {name for name in indexed.split(b"\0") if name} - wanted
+    index = git_dir / "index"
+    kept = _kept.get(str(git_dir))
+    if kept is not None and kept.index == _identity(index):
+        indexed = kept.names  # it holds at most these: --remove dropped any that vanished
+    else:
+        kept = None
+        indexed = {name for name in ours("ls-files", "-z").split(b"\0") if name}
+    gone = indexed - wanted
     if gone:
         ours("update-index", "-z", "--force-remove", "--stdin",
              stdin=b"\0".join(sorted(gone)) + b"\0")  # fmt: skip
     if wanted:
         ours("update-index", "-z", "--add", "--remove", "--stdin",
              stdin=b"\0".join(sorted(wanted)) + b"\0")  # fmt: skip
-    return ours("write-tree").decode().strip()
+    identity = _identity(index)
+    if kept is not None and identity == kept.index and not gone:
+        return kept.tree  # the index file was not rewritten: its tree is the same
+    tree = ours("write-tree").decode().strip()
+    identity = _identity(index)  # write-tree writes the index too (its cached trees)
+    _kept.pop(str(git_dir), None)
+    if identity is not None and len(wanted) <= KEPT_NAMES:
+        _kept[str(git_dir)] = _Kept(identity, wanted, tree)
+    return tree
+
+
+KEPT_NAMES = 50_000  # a larger work tree's list is not kept in memory (ls-files asks again)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    index: tuple[int, ...]  # _identity of the index file right after the snapshot
+    names: set[bytes]  # every path the index can hold
+    tree: str
+
+
+_kept: dict[str, _Kept] = {}  # per git_dir
+
+
+def _identity(path: Path) -> tuple[int, ...] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_dev, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
 
 
 def changed_paths(git_dir: Path, before: str, after: str) -> list[str]:
@@ -198,7 +267,10 @@ def checkpointed(tool: Tool) -> Tool:
 
     async def run(args: Any, ctx: ToolContext) -> str:
         record = ctx.record
-        worktree = await asyncio.to_thread(worktree_of, ctx.cwd) if record else None
+        # no `.git` from the folder up (a stat per folder, on the loop): no work tree, and
+        # no thread hop (~0.7 ms) to ask git
+        maybe = record is not None and _first_git(Path(os.path.abspath(ctx.cwd))) is not None
+        worktree = await asyncio.to_thread(worktree_of, ctx.cwd) if maybe else None
         if record is None or worktree is None:
             return await tool.run(args, ctx)
         home = (ctx.home or home_dir()).resolve()

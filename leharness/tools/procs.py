@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from functools import cache
 from pathlib import Path
 
 _PROC = Path("/proc")
+READS_PROC = (_PROC / "self" / "stat").exists()  # else identity() may run a program
 
 
 @cache
@@ -69,6 +71,17 @@ def kill_recorded_group(pid: int | None, boot: str | None, started: str | None) 
         os.killpg(pid, signal.SIGKILL)
         return True
     return False
+
+
+def which(name: str) -> str | None:
+    """`shutil.which(name)`, looked up once per value of PATH: the bash and search tools
+    ask on every call, and a walk of PATH costs tens of microseconds each time."""
+    return _which(name, os.environ.get("PATH", os.defpath))
+
+
+@cache
+def _which(name: str, path: str) -> str | None:
+    return shutil.which(name, path=path)
 
 
 def _run(*argv: str) -> str | None:

@@ -22,17 +22,18 @@ import contextlib
 import functools
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from .procs import which
 
 MODES = ("read-only", "workspace-write", "off")
 DEFAULT = "workspace-write"  # where bubblewrap works
 
 
 def bwrap_path() -> str | None:
-    return shutil.which("bwrap")
+    return which("bwrap")
 
 
 _started: subprocess.Popen[str] | None = None  # the probe start_probe() began
