@@ -39,23 +39,25 @@ TARGET = 1.2
 NOTE = "notes.txt"  # what each tool turn reads
 
 
-# What still grows, measured per step in one process (2026-12-07, load ~2.5).
+# What still grows, measured per step in one process (2026-12-07, load 0.7-2.5).
 GROWS = {
-    "no compaction": "What still grows with the length is sending the request: ~175 KB of "
-    "JSON at turn 500, sent whole every turn. Sent as bytes already made (no encoding at "
-    "all) through lh's transport to this server, a 175 KB body costs ~0.4 ms more "
-    "main-thread CPU than a 10 KB one (1.33 against 0.93 ms). Building it no longer "
-    "grows: the conversation's bytes are kept and extended in place, so a step copies "
-    "them once, into the body (~0.05 ms at turn 500, where joining and encoding them "
-    "made four copies); a step matches the view by the visible list's generation "
-    "instead of walking ~1,100 messages; the second build of a step (compaction's "
-    "measure, then the model call) is the same list. The same database with its "
-    "history hidden by a T6 (44 messages seen) costs about what the 10-turn session "
-    "does (3.9 against 3.7 ms): the database's size (each append, ~0.04 ms a turn) is "
-    "not what grows. cProfile finds no Python function that grows by more than ~0.06 ms "
-    "a turn; perf puts the rest in the interpreter loop and the kernel's copies. Gone "
-    "before: converting and encoding every message twice a step (~10 ms at turn 500), "
-    "turns() every step, GC passes over the loaded conversation inside turns",
+    "no compaction": "What still grows with the length is the request: ~175 KB of JSON "
+    "at turn 500, sent whole every turn, and the scripted server's time to read it (its "
+    "json.loads and conversation check: ~1.9 ms of CPU against 0.04 at turn 10), which lh "
+    "spends asleep but pays for on waking (cold caches on a shared machine: a 10 KB "
+    "request costs lh 1.30 ms of CPU when answered at once, 2.14 ms when the server "
+    "sleeps 5 ms first). With the server's answer delayed 20 ms at every length, the "
+    "ratio was 1.01-1.12 (main before 2026-12-07: 1.19-1.21). Sent as bytes already made "
+    "(no encoding) through lh's transport, a 175 KB body costs ~0.4 ms more CPU than a "
+    "10 KB one. Building it no longer grows: the conversation's bytes are kept and "
+    "extended in place, so a step copies them once, into the body (~0.05 ms at turn "
+    "500, where joining and encoding them made four copies); a step matches the view by "
+    "the visible list's generation instead of walking ~1,100 messages; the second build "
+    "of a step (compaction's measure, then the model call) is the same list. The same "
+    "database with its history hidden by a T6 (44 messages seen) costs about what the "
+    "10-turn session does (3.9 against 3.7 ms): the database's size is not what grows. "
+    "Gone before: converting and encoding every message twice a step (~10 ms at turn "
+    "500), turns() every step, GC passes over the loaded conversation inside turns",
     "with compaction": "At turn 500 T6 hides old turns whenever the request outgrows "
     "the ceiling (two more events, the visible rows read again, turns grouped to choose "
     "what to hide); since 2026-12-07 it hides down to 80 % of the ceiling, so that "
