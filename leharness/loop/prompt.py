@@ -103,10 +103,10 @@ def build_messages(
         converted, encoded = [head, *kept.converted], [json.dumps(head), *kept.encoded]
         _insert_images(view.messages, kept, converted, encoded)
         return request.Messages(converted, encoded)
-    converted = itertools.chain((head,), kept.converted)  # copied once, into the request
+    chained = itertools.chain((head,), kept.converted)  # copied once, into the request
     encoded = [json.dumps(head), *kept.encoded]
     size = len(encoded[0]) + kept.chars() + 2 * len(kept.encoded) + 2  # the list's JSON
-    built = request.Messages(converted, encoded, tail=kept.joined(), size=size)
+    built = request.Messages(chained, encoded, tail=kept.joined(), size=size)
     kept.built = (content, len(kept.encoded), built)
     return built
 
