@@ -301,8 +301,8 @@ def test_the_fast_path_shifts_the_search_rows_and_indexes_them(tmp_path, db, mon
     copied: list[int | None] = []
     fast = FastCopy.copy
 
-    def spy(self, total, checked):
-        copied.append(fast(self, total, checked))
+    def spy(self, total, checked, counts=None):
+        copied.append(fast(self, total, checked, counts))
         return copied[-1]
 
     monkeypatch.setattr(FastCopy, "copy", spy)

@@ -18,7 +18,7 @@ from leharness.store import health
 from leharness.store import merge as merge_module
 from leharness.store.checkpointer import Checkpointer
 
-from .test_merge import make_trial, merge
+from .test_merge import make_trial, merge, tool_round
 from .util import snapshot
 
 
@@ -80,6 +80,49 @@ def test_staged_files_give_the_rows_attached_files_give(tmp_path, db, monkeypatc
     for word in ("task", "t__3"):
         assert attached.execute(hits, (word,)).fetchall() == db.execute(hits, (word,)).fetchall()
     attached.close()
+
+
+@pytest.mark.parametrize("staged", [True, False])
+def test_the_plan_from_the_stagers_counts_extends_and_refuses_as_the_attached_one(
+    tmp_path, db, monkeypatch, staged
+):
+    """The stager counts the file's sessions and tables on its thread; the merge thread
+    only looks up this database's side. A grown session gets its new events only, one
+    with other events is refused with nothing merged, either way."""
+    if not staged:
+        monkeypatch.setattr(merge_module, "STAGE_LIMIT", 0)
+    used = []
+    original = merge_module._plan
+    monkeypatch.setattr(
+        merge_module,
+        "_plan",
+        lambda conn, path, result, source=None: (
+            used.append(source is not None) or original(conn, path, result, source)
+        ),
+    )
+    job = tmp_path / "job"
+    session_id = make_trial(job, "t__1", reward=1.0, rounds=1)
+    assert merge(job).exit_code == 0
+    source = store.open_store(job / "t__1" / "agent" / "leharness" / "sessions.db")
+    tool_round(source, session_id, "more")
+    source.close()
+    grown = merge(job)
+    assert grown.exit_code == 0, grown.output
+    assert "1 extended" in grown.output and "8 events" in grown.output
+    other = store.open_store(tmp_path / "other" / "sessions.db")
+    other.execute(
+        "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
+        "VALUES ('X1', ?, 1, '2026-01-01T00:00:00.000Z', 'session.created', '{}')",
+        (session_id,),
+    )
+    other.close()
+    events = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    refused = merge(tmp_path / "other" / "sessions.db")
+    assert refused.exit_code == 2
+    assert f"session {session_id} is already here with other events" in refused.output
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == events
+    assert used == [staged] * 3
+    assert health.rebuild_drift(db) == []
 
 
 def test_broken_files_mid_merge_are_refused_in_one_line_and_the_rest_merged(tmp_path, db):

@@ -30,7 +30,7 @@ from .connection import (
     main_file,
     write_transaction,
 )
-from .merge_copy import EVENT_COLUMNS, FastCopy, FileSchema, read_schema
+from .merge_copy import EVENT_COLUMNS, FastCopy, FileSchema, SourceCounts, read_schema
 from .merge_stage import STAGE_LIMIT, Staged, Stager, _at_rest, _Stamp
 from .schema import SCHEMA_VERSION
 from .trials import TrialRow, find_trial_results, read_trial, record_trial, trial_of
@@ -125,7 +125,7 @@ class Merger:
         self.conn.execute("ATTACH DATABASE ':memory:' AS src")
         try:
             self.conn.deserialize(staged.data, name="src")
-            return self._merge_src(path, trial, staged.schema, None)
+            return self._merge_src(path, trial, staged.schema, None, staged.counts)
         finally:
             self.conn.execute("DETACH DATABASE src")
 
@@ -154,15 +154,20 @@ class Merger:
             self.conn.execute("DETACH DATABASE src")
 
     def _merge_src(
-        self, path: Path, trial: TrialRow | None, schema: FileSchema | None, stamp: _Stamp | None
+        self,
+        path: Path,
+        trial: TrialRow | None,
+        schema: FileSchema | None,
+        stamp: _Stamp | None,
+        counts: SourceCounts | None = None,
     ) -> Merged:
-        """Merge the attached `src` in one transaction (`schema`: what the stager read
-        of it; None: read it here)."""
+        """Merge the attached `src` in one transaction (`schema` and `counts`: what the
+        stager read of it; None: read it here)."""
         result = Merged(path)
         try:
             with write_transaction(self.conn):
                 self._merge_attached(
-                    path, result, trial, schema or _check_attached(self.conn, path)
+                    path, result, trial, schema or _check_attached(self.conn, path), counts
                 )
                 if stamp is not None and _at_rest(path) != stamp:
                     raise _Written
@@ -181,14 +186,19 @@ class Merger:
         return result
 
     def _merge_attached(
-        self, path: Path, result: Merged, trial: TrialRow | None, schema: FileSchema
+        self,
+        path: Path,
+        result: Merged,
+        trial: TrialRow | None,
+        schema: FileSchema,
+        counts: SourceCounts | None,
     ) -> None:
         conn = self.conn
-        have, contiguous, sessions = _plan(conn, path, result)
+        have, contiguous, sessions = _plan(conn, path, result, counts)
         if have and contiguous and not (result.sessions_extended or result.sessions_unchanged):
             added = None
             if self._fast.applies(schema):
-                added = self._fast.copy(sum(sessions.values()), self._ours(schema))
+                added = self._fast.copy(sum(sessions.values()), self._ours(schema), counts)
             if added is None:  # not our projections, or seqs with gaps: through the triggers
                 _copy_events(conn, have, result)
             else:
@@ -239,23 +249,30 @@ def merge_trials(
 
 
 def _plan(
-    conn: sqlite3.Connection, path: Path, result: Merged
+    conn: sqlite3.Connection, path: Path, result: Merged, source: SourceCounts | None = None
 ) -> tuple[dict[str, int], bool, dict[str, int]]:
     """({session id: how many of its events are here already} for the sessions that
     have events to add, whether every session of the file numbers its events 1..n
     without gaps, {session id: its events in the file} for every session of the file);
     raises MergeConflict when a session's events differ. One indexed query gives every
-    session's count here and in the file."""
+    session's count here and in the file (or, with the file's side counted by the
+    stager, one index probe a session here)."""
     todo: dict[str, int] = {}
     sessions: dict[str, int] = {}
     contiguous = True
-    counts = conn.execute(
-        "SELECT s.session_id, s.top, s.n = s.top AND s.low = 1, "
-        "(SELECT coalesce(max(m.session_seq), 0) FROM main.events AS m "
-        "WHERE m.session_id = s.session_id) "
-        "FROM (SELECT session_id, max(session_seq) AS top, min(session_seq) AS low, "
-        "count(*) AS n FROM src.events GROUP BY session_id) AS s"
-    ).fetchall()
+    if source is None:
+        counts = conn.execute(
+            "SELECT s.session_id, s.top, s.n = s.top AND s.low = 1, "
+            "(SELECT coalesce(max(m.session_seq), 0) FROM main.events AS m "
+            "WHERE m.session_id = s.session_id) "
+            "FROM (SELECT session_id, max(session_seq) AS top, min(session_seq) AS low, "
+            "count(*) AS n FROM src.events GROUP BY session_id) AS s"
+        ).fetchall()
+    else:
+        counts = [
+            (session_id, top, gapless, _last_here(conn, session_id))
+            for session_id, top, gapless in source.sessions
+        ]
     for session_id, count, gapless, here in counts:
         sessions[session_id] = count
         contiguous = contiguous and bool(gapless)
@@ -280,6 +297,14 @@ def _plan(
         else:
             result.sessions_unchanged += 1
     return todo, contiguous, sessions
+
+
+def _last_here(conn: sqlite3.Connection, session_id: str) -> int:
+    (value,) = conn.execute(
+        "SELECT coalesce(max(session_seq), 0) FROM main.events WHERE session_id = ?",
+        (session_id,),
+    ).fetchone()
+    return value
 
 
 def _ids(conn: sqlite3.Connection, schema: str, session_id: str, upto: int) -> list[str]:

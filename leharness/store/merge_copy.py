@@ -68,6 +68,39 @@ def read_schema(conn: sqlite3.Connection, schema: str) -> FileSchema:
     return FileSchema(events_sql, derived or "")
 
 
+@dataclass(frozen=True)
+class SourceCounts:
+    """What the merge's plan and copy read of the source file alone, counted by the
+    stager on its own thread (`count_source`): the merge thread then only looks up
+    this database's side."""
+
+    sessions: tuple[tuple[str, int, bool], ...]  # (session id, last session_seq, 1..n gapless)
+    low: int | None  # the file's lowest and highest global seq
+    high: int | None
+    filled: frozenset[str]  # the tables with rows
+
+
+def count_source(conn: sqlite3.Connection, schema: str) -> SourceCounts:
+    """The counts of `schema`'s events and which of its tables have rows."""
+    sessions = conn.execute(
+        "SELECT session_id, max(session_seq), count(*) = max(session_seq) "
+        f"AND min(session_seq) = 1 FROM {schema}.events GROUP BY session_id"
+    ).fetchall()
+    low, high = conn.execute(f"SELECT min(seq), max(seq) FROM {schema}.events").fetchone()
+    tables = conn.execute(
+        f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table' AND sql NOT LIKE "
+        "'CREATE VIRTUAL%'"
+    ).fetchall()
+    filled = frozenset(
+        name
+        for (name,) in tables
+        if conn.execute(f'SELECT EXISTS (SELECT 1 FROM {schema}."{name}")').fetchone()[0]
+    )
+    return SourceCounts(
+        tuple((sid, top, bool(gapless)) for sid, top, gapless in sessions), low, high, filled
+    )
+
+
 class FastCopy:
     """Decides, once per distinct source schema, whether its rows can be copied, and
     copies them with statements prepared once for the whole merge."""
@@ -79,22 +112,32 @@ class FastCopy:
         self._verdicts: dict[str, bool] = {}
         # ({table: its INSERT … SELECT}, the query run before them), made on first use
         self._prepared: tuple[dict[str, str], str] | None = None
+        # {FTS index: its content table}: an index is copied when its content has rows
+        self._contents = {name: content for name, _columns, content in _fts_indexes()}
 
     def applies(self, theirs: FileSchema) -> bool:
         if theirs.derived not in self._verdicts:
             self._verdicts[theirs.derived] = self._same_as_ours(theirs.derived)
         return self._verdicts[theirs.derived]
 
-    def copy(self, total: int, checked: bool) -> int | None:
+    def copy(self, total: int, checked: bool, counts: SourceCounts | None = None) -> int | None:
         """Copy the attached file's events and projection rows; the events added, or None
         (nothing done) when the file's global seqs have gaps. `checked`: the file's
-        events table is ours, so its CHECKs held for every row it has."""
+        events table is ours, so its CHECKs held for every row it has. `counts`: the
+        file's side counted already (by the stager)."""
         conn = self.conn
         if self._prepared is None:
             self._prepared = self._statements()
         copies, before = self._prepared
-        # One statement: the file's seq range, the next seq here, which tables have rows.
-        low, high, first, *present = conn.execute(before).fetchone()
+        if counts is None:
+            # One statement: the file's seq range, the next seq here, which tables have rows.
+            low, high, first, *present = conn.execute(before).fetchone()
+        else:
+            low, high = counts.low, counts.high
+            (first,) = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM main.events").fetchone()
+            present = [self._contents.get(table, table) in counts.filled for table in copies]
+        if low is None or high is None:
+            return None
         if total == 0 or high - low + 1 != total:
             return None
         shift = {"offset": first - low, "first": first}

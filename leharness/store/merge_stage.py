@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .connection import StoreError
-from .merge_copy import FileSchema, read_schema
+from .merge_copy import FileSchema, SourceCounts, count_source, read_schema
 from .trials import TrialRow, trial_of
 
 STAGE_LIMIT = 16 * 1024 * 1024  # bytes of one source file; bigger ones are attached
@@ -44,6 +44,7 @@ class Staged:
     data: bytes
     version: int  # PRAGMA user_version
     schema: FileSchema  # read before its triggers were left out
+    counts: SourceCounts  # its sessions, seq range and filled tables, for the plan
 
 
 @dataclass(frozen=True)
@@ -125,10 +126,11 @@ def stage(path: Path, limit: int) -> Staged | None:
             del data
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             schema = read_schema(conn, "main")
+            counts = count_source(conn, "main")
             conn.execute("PRAGMA writable_schema = ON")
             conn.execute(_STRIP)
             conn.execute("PRAGMA writable_schema = OFF")
-            return Staged(conn.serialize(), version, schema)
+            return Staged(conn.serialize(), version, schema, counts)
         finally:
             conn.close()
     except (sqlite3.Error, StoreError, MemoryError):
