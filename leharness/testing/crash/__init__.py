@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from leharness import store
 from leharness.store import health
@@ -166,6 +166,18 @@ def run_point(point: CrashPoint, workdir: Path | None = None, timeout_s: float =
     return Outcome(point.name, problems)
 
 
+def start_first_run(env: dict[str, str], cwd: Path, out: IO[str]) -> subprocess.Popen:
+    """`lh --json PROMPT`, its events printed to `out`, to be killed mid-run."""
+    return subprocess.Popen(
+        [LH, "--json", PROMPT],
+        env=env,
+        cwd=cwd,
+        stdout=out,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def _killed_run(
     point: CrashPoint, env: dict[str, str], cwd: Path, timeout_s: float
 ) -> tuple[list[dict], int | None]:
@@ -173,14 +185,7 @@ def _killed_run(
         env = {**env, "LEHARNESS_TEST_KILL_AT": point.kill_at}
     out_path = cwd / "first-run.jsonl"
     with open(out_path, "w") as out:
-        process = subprocess.Popen(
-            [LH, "--json", PROMPT],
-            env=env,
-            cwd=cwd,
-            stdout=out,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-        )
+        process = start_first_run(env, cwd, out)
         deadline = time.monotonic() + timeout_s
         while process.poll() is None and time.monotonic() < deadline:
             if point.kill_when is not None and point.kill_when(cwd):

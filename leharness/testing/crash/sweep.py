@@ -40,7 +40,7 @@ from leharness.store import health
 from leharness.testing.rules import conversation_problems
 from leharness.testing.server import Call, ScriptedServer, Step, Text, ToolCalls
 
-from . import LH, PROMPT, RESUME, _seq_gaps, lh_env
+from . import LH, RESUME, _seq_gaps, lh_env, start_first_run
 
 INVARIANTS = ("seq", "ids", "committed", "requests", "doctor", "rebuild", "once", "processes")
 EFFECTS = "effects.log"
@@ -169,14 +169,7 @@ def _first_run(
     cwd.mkdir(parents=True, exist_ok=True)
     env = lh_env(cwd / "home", server.base_url, **{MARK: mark})
     with open(cwd / "first.jsonl", "w") as out:
-        process = subprocess.Popen(
-            [LH, "--json", PROMPT],
-            env=env,
-            cwd=cwd,
-            stdout=out,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-        )
+        process = start_first_run(env, cwd, out)
         try:
             process.wait(timeout=delay_s if delay_s is not None else 120)
         except subprocess.TimeoutExpired:
