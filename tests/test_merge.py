@@ -113,20 +113,24 @@ def test_a_session_that_grew_adds_only_its_new_events(tmp_path, db):
     assert db.execute("SELECT event_count FROM sessions").fetchone()[0] == 17
 
 
-def test_same_session_id_with_other_events_is_refused(tmp_path, db):
-    job = tmp_path / "job"
-    session_id = make_trial(job, "t__1", reward=1.0)
-    assert merge(job).exit_code == 0
-    # Another file claims the same session id with different events.
-    other = store.open_store(tmp_path / "other" / "sessions.db")
+def claim_elsewhere(folder: Path, session_id: str) -> Path:
+    """Another file that claims `session_id` with different events."""
+    other = store.open_store(folder / "sessions.db")
     other.execute(
         "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
         "VALUES ('X1', ?, 1, '2026-01-01T00:00:00.000Z', 'session.created', '{}')",
         (session_id,),
     )
     other.close()
+    return folder / "sessions.db"
+
+
+def test_same_session_id_with_other_events_is_refused(tmp_path, db):
+    job = tmp_path / "job"
+    session_id = make_trial(job, "t__1", reward=1.0)
+    assert merge(job).exit_code == 0
     events = db.execute("SELECT count(*) FROM events").fetchone()[0]
-    refused = merge(tmp_path / "other" / "sessions.db")
+    refused = merge(claim_elsewhere(tmp_path / "other", session_id))
     assert refused.exit_code == 2
     assert f"session {session_id} is already here with other events" in refused.output
     assert "Traceback" not in refused.output

@@ -18,7 +18,7 @@ from leharness.store import health
 from leharness.store import merge as merge_module
 from leharness.store.checkpointer import Checkpointer
 
-from .test_merge import make_trial, merge, tool_round
+from .test_merge import claim_elsewhere, make_trial, merge, tool_round
 from .util import snapshot
 
 
@@ -109,15 +109,8 @@ def test_the_plan_from_the_stagers_counts_extends_and_refuses_as_the_attached_on
     grown = merge(job)
     assert grown.exit_code == 0, grown.output
     assert "1 extended" in grown.output and "8 events" in grown.output
-    other = store.open_store(tmp_path / "other" / "sessions.db")
-    other.execute(
-        "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
-        "VALUES ('X1', ?, 1, '2026-01-01T00:00:00.000Z', 'session.created', '{}')",
-        (session_id,),
-    )
-    other.close()
     events = db.execute("SELECT count(*) FROM events").fetchone()[0]
-    refused = merge(tmp_path / "other" / "sessions.db")
+    refused = merge(claim_elsewhere(tmp_path / "other", session_id))
     assert refused.exit_code == 2
     assert f"session {session_id} is already here with other events" in refused.output
     assert db.execute("SELECT count(*) FROM events").fetchone()[0] == events
