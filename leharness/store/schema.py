@@ -242,6 +242,7 @@ def fresh_install() -> tuple[FreshObject, ...]:
     return tuple(found)
 
 
+@functools.cache
 def projection_objects() -> tuple[tuple[str, str], ...]:
     """(type, name) of every table, view, trigger and index the projection files create."""
     return tuple(sorted((o.kind, o.name) for o in fresh_install()))
