@@ -29,6 +29,7 @@ from .connection import (
     home_dir,
     new_ulid,
     now_iso,
+    replace_file,
     storage_problem,
     write_transaction,
 )
@@ -109,6 +110,7 @@ __all__ = [
     "read_events",
     "read_import",
     "rebuild",
+    "replace_file",
     "require_database",
     "row_to_event",
     "session_tree",

@@ -52,6 +52,21 @@ def find_home(start: Path) -> Path | None:
     return None
 
 
+def replace_file(path: Path, data: bytes, *, sync: bool = False) -> None:
+    """Write a file of the home whole or not at all: into a partial file beside it, then
+    renamed over it (`sync`: flushed to disk first). A failure leaves no partial file."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with open(partial, "wb") as handle:
+            handle.write(data)
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def db_path(home: Path | None = None) -> Path:
     return (home or home_dir()) / DB_FILENAME
 

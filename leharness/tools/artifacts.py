@@ -11,11 +11,10 @@ absolute paths that older events recorded.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from leharness.store import new_ulid
+from leharness.store import new_ulid, replace_file
 from leharness.store.events import ArtifactCreated
 
 INLINE_LIMIT = 8 * 1024  # bytes: outputs above this live on disk
@@ -59,17 +58,7 @@ def save(home: Path, session_id: str, data: bytes, *, sync: bool = True) -> Save
     folder = artifacts_dir(home, session_id)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / artifact_id
-    partial = folder / f".{artifact_id}.partial"
-    try:
-        with open(partial, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if sync:
-                os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:  # a full disk, say: leave no half-written file behind
-        partial.unlink(missing_ok=True)
-        raise
+    replace_file(path, data, sync=sync)  # a full disk, say: no half-written file left
     digest = hashlib.sha256(data).hexdigest()
     return SavedArtifact(artifact_id, path, len(data), digest, recorded_path(home, path))
 

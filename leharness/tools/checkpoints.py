@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from leharness.store import home_dir
+from leharness.store import home_dir, replace_file
 from leharness.store.events import FileCheckpoint, TreeCheckpoint
 
 from .base import Tool, ToolContext
@@ -48,12 +48,7 @@ def keep(home: Path, data: bytes) -> str:
     if path.exists():
         return digest
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{digest}.{os.getpid()}.partial")
-    try:
-        partial.write_bytes(data)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    replace_file(path, data)
     return digest
 
 

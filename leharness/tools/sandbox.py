@@ -89,14 +89,14 @@ def _known_to_work(key: str | None) -> bool:
 def _remember(key: str | None, works: bool) -> None:
     """Keep a success for the next `lh` (only in a home where a session ran: a start that
     fails leaves a new home untouched); forget a failure."""
+    from leharness.store import replace_file
+
     path = _works_file()
     with contextlib.suppress(OSError):
         if not works:
             path.unlink(missing_ok=True)
         elif key is not None and path.parent.is_dir():
-            partial = path.with_name(f".{path.name}.{os.getpid()}")
-            partial.write_text(key, encoding="utf-8")
-            os.replace(partial, path)
+            replace_file(path, key.encode())
 
 
 def start_probe() -> None:
