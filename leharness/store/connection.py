@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from leharness.errors import StoreError
 
@@ -50,6 +51,25 @@ def find_home(start: Path) -> Path | None:
         if (folder / HOME_NAME).is_dir():
             return folder / HOME_NAME
     return None
+
+
+class FileStamp(NamedTuple):
+    """What stat() says of a file that changes whenever it is written or replaced."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+def file_stamp(path: Path | str) -> FileStamp | None:
+    """The file's stamp (None: it is not there); equal stamps, the same bytes."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return FileStamp(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def replace_file(path: Path, data: bytes, *, sync: bool = False) -> None:

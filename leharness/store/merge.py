@@ -25,13 +25,14 @@ from pathlib import Path
 from .checkpointer import Checkpointer
 from .connection import (
     DB_FILENAME,
+    FileStamp,
     StoreError,
     check_is_sqlite,
     main_file,
     write_transaction,
 )
 from .merge_copy import EVENT_COLUMNS, FastCopy, FileSchema, SourceCounts, read_schema
-from .merge_stage import STAGE_LIMIT, Staged, Stager, _at_rest, _Stamp
+from .merge_stage import STAGE_LIMIT, Staged, Stager, _at_rest
 from .schema import SCHEMA_VERSION
 from .trials import TrialRow, find_trial_results, read_trial, record_trial, trial_of
 from .triggers import trigger_switch
@@ -139,7 +140,7 @@ class Merger:
                 pass  # written while it was read: read it again the ordinary way
         return self._merge_file(path, trial, None)
 
-    def _merge_file(self, path: Path, trial: TrialRow | None, stamp: _Stamp | None) -> Merged:
+    def _merge_file(self, path: Path, trial: TrialRow | None, stamp: FileStamp | None) -> Merged:
         """Attach the file (immutable when `stamp` says it is at rest: SQLite then neither
         locks it nor looks for its WAL, ~0.5 ms a file), merge it, detach it."""
         name = f"{path.resolve().as_uri()}?mode=ro&immutable=1" if stamp else str(path)
@@ -158,7 +159,7 @@ class Merger:
         path: Path,
         trial: TrialRow | None,
         schema: FileSchema | None,
-        stamp: _Stamp | None,
+        stamp: FileStamp | None,
         counts: SourceCounts | None = None,
     ) -> Merged:
         """Merge the attached `src` in one transaction (`schema` and `counts`: what the

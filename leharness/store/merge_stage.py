@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .connection import StoreError
+from .connection import FileStamp, StoreError, file_stamp
 from .merge_copy import FileSchema, SourceCounts, count_source, read_schema
 from .trials import TrialRow, trial_of
 
@@ -107,9 +107,9 @@ class Stager:
 def stage(path: Path, limit: int) -> Staged | None:
     """The file's pages without its triggers, views and virtual tables, or None."""
     before = _at_rest(path)
-    if before is None or before[1] > limit:
+    if before is None or before.size > limit:
         return None
-    data = bytearray(before[1])
+    data = bytearray(before.size)
     try:
         with path.open("rb") as file:
             if file.readinto(data) != len(data):
@@ -137,28 +137,18 @@ def stage(path: Path, limit: int) -> Staged | None:
         return None
 
 
-_Stamp = tuple[int, int, int, int]
-
-
 def _inode(path: Path) -> tuple[int, int] | None:
     """(device, inode): another name of the database this process writes (a hard link)
     is never read by open(), whose close would drop this process's locks on it."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return (info.st_dev, info.st_ino)
+    stamp = file_stamp(path)
+    return (stamp.dev, stamp.ino) if stamp else None
 
 
-def _at_rest(path: Path) -> _Stamp | None:
-    """(inode, size, mtime, ctime) of a database file that no connection has open: none
-    has a WAL beside it (a WAL-mode file has one from its first open to its last close)
-    nor a hot journal. None otherwise. Only stat(), never open()."""
+def _at_rest(path: Path) -> FileStamp | None:
+    """The stamp of a database file that no connection has open: none has a WAL beside it
+    (a WAL-mode file has one from its first open to its last close) nor a hot journal.
+    None otherwise. Only stat(), never open()."""
     for suffix in ("-wal", "-journal"):
         if os.path.exists(f"{path}{suffix}"):
             return None
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    return file_stamp(path)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from leharness.store import home_dir, replace_file
+from leharness.store.connection import FileStamp, file_stamp
 from leharness.store.events import FileCheckpoint, TreeCheckpoint
 
 from .base import Tool, ToolContext
@@ -197,7 +198,7 @@ def snapshot(git_dir: Path, worktree: Path, home: Path | None = None) -> str:
 
     index = git_dir / "index"
     kept = _kept.get(str(git_dir))
-    if kept is not None and kept.index == _identity(index):
+    if kept is not None and kept.index == file_stamp(index):
         indexed = kept.names  # it holds at most these: --remove dropped any that vanished
     else:
         kept = None
@@ -209,11 +210,11 @@ def snapshot(git_dir: Path, worktree: Path, home: Path | None = None) -> str:
     if wanted:
         ours("update-index", "-z", "--add", "--remove", "--stdin",
              stdin=b"\0".join(sorted(wanted)) + b"\0")  # fmt: skip
-    identity = _identity(index)
+    identity = file_stamp(index)
     if kept is not None and identity == kept.index and not gone:
         return kept.tree  # the index file was not rewritten: its tree is the same
     tree = ours("write-tree").decode().strip()
-    identity = _identity(index)  # write-tree writes the index too (its cached trees)
+    identity = file_stamp(index)  # write-tree writes the index too (its cached trees)
     _kept.pop(str(git_dir), None)
     if identity is not None and len(wanted) <= KEPT_NAMES:
         _kept[str(git_dir)] = _Kept(identity, wanted, tree)
@@ -225,20 +226,12 @@ KEPT_NAMES = 50_000  # a larger work tree's list is not kept in memory (ls-files
 
 @dataclass(frozen=True)
 class _Kept:
-    index: tuple[int, ...]  # _identity of the index file right after the snapshot
+    index: FileStamp | None  # the index file's stamp right after the snapshot
     names: set[bytes]  # every path the index can hold
     tree: str
 
 
 _kept: dict[str, _Kept] = {}  # per git_dir
-
-
-def _identity(path: Path) -> tuple[int, ...] | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return (stat.st_ino, stat.st_dev, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
 
 
 def changed_paths(git_dir: Path, before: str, after: str) -> list[str]:
