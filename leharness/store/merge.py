@@ -31,6 +31,7 @@ from .connection import (
     main_file,
     write_transaction,
 )
+from .log import last_seq
 from .merge_copy import EVENT_COLUMNS, FastCopy, FileSchema, SourceCounts, read_schema
 from .merge_stage import STAGE_LIMIT, Staged, Stager, _at_rest
 from .schema import SCHEMA_VERSION
@@ -271,7 +272,8 @@ def _plan(
         ).fetchall()
     else:
         counts = [
-            (session_id, top, gapless, _last_here(conn, session_id))
+            # last_seq reads `events`, which names main's before an attached file's
+            (session_id, top, gapless, last_seq(conn, session_id))
             for session_id, top, gapless in source.sessions
         ]
     for session_id, count, gapless, here in counts:
@@ -298,14 +300,6 @@ def _plan(
         else:
             result.sessions_unchanged += 1
     return todo, contiguous, sessions
-
-
-def _last_here(conn: sqlite3.Connection, session_id: str) -> int:
-    (value,) = conn.execute(
-        "SELECT coalesce(max(session_seq), 0) FROM main.events WHERE session_id = ?",
-        (session_id,),
-    ).fetchone()
-    return value
 
 
 def _ids(conn: sqlite3.Connection, schema: str, session_id: str, upto: int) -> list[str]:
