@@ -186,12 +186,27 @@ def test_an_event_id_already_here_in_another_session_is_refused(tmp_path, db):
         "VALUES (?, 'S-OTHER', 1, '2026-01-01T00:00:00.000Z', 'session.created', '{}')",
         (event_id,),
     )
+    other.execute(
+        "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
+        "VALUES (?, 'S-OTHER', 2, '2026-01-01T00:00:01.000Z', 'invocation.received', ?)",
+        (store.new_ulid(), '{"text": "searchable clash"}'),
+    )
     other.close()
-    refused = merge(tmp_path / "other" / "sessions.db")
+    later = tmp_path / "zz-later"
+    make_trial(later, "t__1", reward=1.0)
+    events_before = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    # The clashing file first, then a good one: SQLite ends the clashing file's whole
+    # transaction itself (INSERT OR ROLLBACK), and the next file merges as usual.
+    refused = merge(tmp_path / "other" / "sessions.db", later)
     assert refused.exit_code == 2, refused.output
     assert "clash with events already here" in refused.output
     assert "Traceback" not in refused.output
-    assert db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
+    assert "merged 1 of 2 databases" in refused.output
+    assert db.execute("SELECT count(*) FROM sessions WHERE id = 'S-OTHER'").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 2
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == events_before + 9
+    hits = "SELECT count(*) FROM conversation_fts WHERE conversation_fts MATCH 'clash'"
+    assert db.execute(hits).fetchone()[0] == 0
 
 
 def test_a_file_with_one_session_here_and_one_new_adds_the_new_one(tmp_path, db):

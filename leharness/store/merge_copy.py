@@ -25,6 +25,11 @@ from .triggers import Switch, triggers_off
 
 EVENT_COLUMNS = "id, session_id, session_seq, ts, type, data"
 
+# A failed copy ends the file's whole transaction (the merge refuses the file anyway):
+# with OR ROLLBACK, SQLite keeps no statement journal to undo just the statement,
+# which for a 1,000-event file is ~120 pages written to a temporary file and deleted.
+INSERT = "INSERT OR ROLLBACK"
+
 # Projection tables keyed by the event's own global `seq` (search.sql's `conversation`,
 # the rowid of its FTS index). A trigger that writes NEW.seq into any other table makes
 # the fast path stand aside (see _seq_only_in): its rows could not be shifted.
@@ -86,16 +91,20 @@ def count_source(conn: sqlite3.Connection, schema: str) -> SourceCounts:
         "SELECT session_id, max(session_seq), count(*) = max(session_seq) "
         f"AND min(session_seq) = 1 FROM {schema}.events GROUP BY session_id"
     ).fetchall()
-    low, high = conn.execute(f"SELECT min(seq), max(seq) FROM {schema}.events").fetchone()
-    tables = conn.execute(
-        f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table' AND sql NOT LIKE "
-        "'CREATE VIRTUAL%'"
-    ).fetchall()
-    filled = frozenset(
+    names = [
         name
-        for (name,) in tables
-        if conn.execute(f'SELECT EXISTS (SELECT 1 FROM {schema}."{name}")').fetchone()[0]
-    )
+        for (name,) in conn.execute(
+            f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table' AND sql NOT LIKE "
+            "'CREATE VIRTUAL%'"
+        )
+    ]
+    # One statement for the seq range and every table's EXISTS (not one per table).
+    exists = "".join(f', EXISTS (SELECT 1 FROM {schema}."{name}")' for name in names)
+    low, high, *has_rows = conn.execute(
+        f"SELECT (SELECT min(seq) FROM {schema}.events), "
+        f"(SELECT max(seq) FROM {schema}.events){exists}"
+    ).fetchone()
+    filled = frozenset(name for name, has in zip(names, has_rows, strict=True) if has)
     return SourceCounts(
         tuple((sid, top, bool(gapless)) for sid, top, gapless in sessions), low, high, filled
     )
@@ -143,7 +152,7 @@ class FastCopy:
         shift = {"offset": first - low, "first": first}
         with _no_triggers(conn, self._switch), _no_checks(conn, checked):
             added = conn.execute(
-                f"INSERT INTO main.events ({EVENT_COLUMNS}) "
+                f"{INSERT} INTO main.events ({EVENT_COLUMNS}) "
                 f"SELECT {EVENT_COLUMNS} FROM src.events ORDER BY seq"
             ).rowcount
             for has_rows, sql in zip(present, copies.values(), strict=True):
@@ -188,7 +197,7 @@ class FastCopy:
             if table in SEQ_KEYED:
                 picked = ", ".join('"seq" + :offset' if c == "seq" else f'"{c}"' for c in names)
             copies[table] = (
-                f'INSERT INTO main."{table}" ({columns}) SELECT {picked} FROM src."{table}"'
+                f'{INSERT} INTO main."{table}" ({columns}) SELECT {picked} FROM src."{table}"'
             )
             checks.append(f'EXISTS (SELECT 1 FROM src."{table}")')
         for name, (indexed, content) in indexes.items():
@@ -196,7 +205,7 @@ class FastCopy:
                 continue
             listed = ", ".join(f'"{c}"' for c in indexed)
             copies[name] = (
-                f'INSERT INTO main."{name}" (rowid, {listed}) '
+                f'{INSERT} INTO main."{name}" (rowid, {listed}) '
                 f'SELECT rowid, {listed} FROM main."{content}" WHERE rowid >= :first'
             )
             checks.append(f'EXISTS (SELECT 1 FROM src."{content}")')
