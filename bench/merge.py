@@ -17,7 +17,7 @@ from pathlib import Path
 from leharness import store
 from leharness.store.log import encode_data
 
-from . import Figure, measure_process_usage
+from . import Figure, ensure_bytecode, measure_process_usage
 from .store_append import turn
 
 EVENTS_PER_FILE = 1000
@@ -143,6 +143,7 @@ def merge_once(job: Path, files: int) -> tuple[float, float, float]:
 
 
 def run(quick: bool) -> list[Figure]:
+    ensure_bytecode()  # as a wheel install has it: no compiling at each `lh merge` start
     files = 100 if quick else 1000
     rows = template_rows()
     rates, cpu_rates, peaks_small, peaks_big = [], [], [], []
