@@ -209,6 +209,21 @@ def test_an_event_id_already_here_in_another_session_is_refused(tmp_path, db):
     assert db.execute(hits).fetchone()[0] == 0
 
 
+def test_a_source_table_with_quotes_in_its_name_is_read_as_a_name(tmp_path, db):
+    job = tmp_path / "job"
+    session_id = make_trial(job, "t__1", reward=1.0)
+    source = sqlite3.connect(job / "t__1" / "agent" / "leharness" / "sessions.db")
+    source.execute('CREATE TABLE "x"")  , (SELECT 1/0" (a)')
+    source.execute('INSERT INTO "x"")  , (SELECT 1/0" VALUES (1)')
+    source.commit()
+    source.close()
+    result = merge(job)
+    assert result.exit_code == 0, result.output
+    assert "1 sessions added" in result.output
+    here = db.execute("SELECT event_count FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    assert tuple(here) == (9,)
+
+
 def test_a_file_with_one_session_here_and_one_new_adds_the_new_one(tmp_path, db):
     job = tmp_path / "job"
     first = make_trial(job, "t__1", reward=1.0)

@@ -99,7 +99,7 @@ def count_source(conn: sqlite3.Connection, schema: str) -> SourceCounts:
         )
     ]
     # One statement for the seq range and every table's EXISTS (not one per table).
-    exists = "".join(f', EXISTS (SELECT 1 FROM {schema}."{name}")' for name in names)
+    exists = "".join(f", EXISTS (SELECT 1 FROM {schema}.{_quoted(name)})" for name in names)
     low, high, *has_rows = conn.execute(
         f"SELECT (SELECT min(seq) FROM {schema}.events), "
         f"(SELECT max(seq) FROM {schema}.events){exists}"
@@ -213,6 +213,11 @@ class FastCopy:
             "SELECT (SELECT min(seq) FROM src.events), (SELECT max(seq) FROM src.events), "
             "(SELECT coalesce(max(seq), 0) + 1 FROM main.events), " + ", ".join(checks)
         )
+
+
+def _quoted(name: str) -> str:
+    """A source file's table name as an SQL identifier, whatever characters it has."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _seq_only_in(trigger_sql: str, tables: AbstractSet[str]) -> bool:
