@@ -106,6 +106,24 @@ def test_appends_inside_an_open_transaction_commit_together(db):
     assert store.last_seq(db, session_id) == 1
 
 
+def test_a_transaction_sqlite_ended_itself_keeps_its_own_error(db):
+    """INSERT OR ROLLBACK (the merge's copies) ends the transaction inside SQLite: the
+    caller sees the constraint that failed, not a ROLLBACK with nothing to roll back."""
+    session_id = store.create_session(db)
+    (event_id,) = db.execute("SELECT id FROM events").fetchone()
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"), store.write_transaction(db):
+        store.append(db, session_id, {"type": "invocation.received", "text": "kept?"})
+        db.execute(
+            "INSERT OR ROLLBACK INTO events (id, session_id, session_seq, ts, type, data) "
+            "VALUES (?, 'S-OTHER', 1, '2026-01-01T00:00:00.000Z', 'session.created', '{}')",
+            (event_id,),
+        )
+    assert not db.in_transaction
+    assert store.last_seq(db, session_id) == 1  # the append before it went back too
+    store.append(db, session_id, {"type": "invocation.received", "text": "next"})
+    assert store.last_seq(db, session_id) == 2
+
+
 def test_every_designed_event_type_has_a_model():
     designed = {
         "session.created", "session.forked", "invocation.received", "invocation.auto",
