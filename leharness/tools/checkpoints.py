@@ -15,10 +15,8 @@ the tool's own work matters more than the ability to undo it.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +28,7 @@ from leharness.store.events import FileCheckpoint, TreeCheckpoint
 
 from .base import Tool, ToolContext
 from .paths import shown
+from .procs import which
 
 GIT_TIMEOUT_S = 60
 
@@ -108,10 +107,9 @@ def after_change(ctx: ToolContext, before: Before | None, data: bytes, tool: str
 # -- bash in a git work tree ------------------------------------------------------
 
 
-@functools.cache
 def git_available() -> bool:
-    """Whether git is on PATH (looked up once: every bash call asks)."""
-    return shutil.which("git") is not None
+    """Whether git is on PATH (every bash call asks: procs.which looks once per PATH)."""
+    return which("git") is not None
 
 
 def _git(*args: str, cwd: Path | None = None, stdin: bytes | None = None, **env: str) -> bytes:
@@ -135,10 +133,12 @@ def worktree_of(cwd: Path) -> Path | None:
     git without GIT_* variables). With no such folder there is no work tree: no git is
     run (it cost ~4 ms on every bash call). With one, git's answer is kept while that
     `.git` is the same (inode and mtime: a `git init` over a broken one changes both)."""
-    if not git_available():
-        return None
-    found = _first_git(Path(os.path.abspath(cwd)))
-    if found is None:
+    return _worktree_at(cwd, _first_git(Path(os.path.abspath(cwd))))
+
+
+def _worktree_at(cwd: Path, found: Path | None) -> Path | None:
+    """worktree_of(cwd), given the first folder from `cwd` up that holds `.git`."""
+    if found is None or not git_available():
         return None
     try:
         dot_git = os.lstat(found / ".git")
@@ -257,8 +257,8 @@ def checkpointed(tool: Tool) -> Tool:
         record = ctx.record
         # no `.git` from the folder up (a stat per folder, on the loop): no work tree, and
         # no thread hop (~0.7 ms) to ask git
-        maybe = record is not None and _first_git(Path(os.path.abspath(ctx.cwd))) is not None
-        worktree = await asyncio.to_thread(worktree_of, ctx.cwd) if maybe else None
+        found = _first_git(Path(os.path.abspath(ctx.cwd))) if record is not None else None
+        worktree = await asyncio.to_thread(_worktree_at, ctx.cwd, found) if found else None
         if record is None or worktree is None:
             return await tool.run(args, ctx)
         home = (ctx.home or home_dir()).resolve()
