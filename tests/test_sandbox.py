@@ -195,6 +195,7 @@ def fake_bwrap(folder: Path, exit_code: int) -> tuple[Path, Path]:
 def fresh_process(sandbox, monkeypatch) -> None:
     """As a new `lh` process starts: nothing probed or answered yet."""
     monkeypatch.setattr(sandbox, "_started", None)
+    monkeypatch.setattr(sandbox, "_remembered", None)
     sandbox.unavailable.cache_clear()
 
 

@@ -37,6 +37,8 @@ def bwrap_path() -> str | None:
 
 
 _started: subprocess.Popen[str] | None = None  # the probe start_probe() began
+# The bwrap whose success start_probe() found remembered: unavailable() need not look again.
+_remembered: str | None = None
 
 
 def _probe(bwrap: str) -> list[str]:
@@ -103,11 +105,12 @@ def start_probe() -> None:
     """Begin `unavailable()`'s check in the background: bwrap making its namespaces takes
     10-25 ms of wall time, which lh spends loading the session's code meanwhile. Nothing
     starts when a success is remembered for this boot, binary and user."""
-    global _started
+    global _started, _remembered
     bwrap = bwrap_path() if sys.platform.startswith("linux") else None
     if _started is not None or bwrap is None or unavailable.cache_info().currsize:
         return
     if _known_to_work(probe_key(bwrap)):
+        _remembered = bwrap
         return
     with contextlib.suppress(OSError):  # unavailable() then runs it again and says why
         _started = subprocess.Popen(
@@ -119,16 +122,21 @@ def start_probe() -> None:
 def unavailable(fresh: bool = False) -> str | None:
     """Why bubblewrap cannot confine commands here (None: it can). `fresh`: run the check
     even when a success is remembered (`lh doctor`)."""
+    global _remembered
     if not sys.platform.startswith("linux"):
         return f"not available on this platform ({sys.platform}): bubblewrap is Linux only"
     bwrap = bwrap_path()
     if bwrap is None:
         return "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    if not fresh and _remembered == bwrap:
+        return None  # start_probe() read the same key and file a moment ago
     key = probe_key(bwrap)
     if not fresh and _started is None and _known_to_work(key):
         return None
     reason = _check(bwrap)
     _remember(key, works=reason is None)
+    if reason is not None:
+        _remembered = None  # forgotten in the home: not kept in this process either
     return reason
 
 
