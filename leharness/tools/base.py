@@ -82,21 +82,20 @@ class Tool:
     def spec(self) -> dict[str, Any]:
         """The Chat Completions `tools` entry for this tool."""
         if self.args is None:
-            return {
-                "type": "function",
-                "function": {
-                    "name": self.name,
-                    "description": self.description,
-                    "parameters": self.schema if self.schema is not None else {"type": "object"},
-                },
-            }
-        from .schemas import parameters
+            schema = self.schema if self.schema is not None else {"type": "object"}
+        else:
+            from .schemas import parameters
 
-        schema = parameters(self.args)
-        return {
-            "type": "function",
-            "function": {"name": self.name, "description": self.description, "parameters": schema},
-        }
+            schema = parameters(self.args)
+        return function_spec(self.name, self.description, schema)
+
+
+def function_spec(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """A Chat Completions `tools` entry: a function's name, description and JSON schema."""
+    return {
+        "type": "function",
+        "function": {"name": name, "description": description, "parameters": parameters},
+    }
 
 
 class DeferredTool:

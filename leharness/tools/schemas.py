@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .base import function_spec
+
 
 def model_key(args: type[BaseModel]) -> str:
     return f"{args.__module__}.{args.__qualname__}"
@@ -46,14 +48,7 @@ def stored_spec(name: str) -> dict[str, Any]:
     """The Chat Completions `tools` entry of the core tool `name`, as its `Tool.spec()`
     gives it, from the stored files (the tool's module is not imported)."""
     core = _core()[name]
-    return {
-        "type": "function",
-        "function": {
-            "name": name,
-            "description": core["description"],
-            "parameters": _stored()[core["args"]],
-        },
-    }
+    return function_spec(name, core["description"], _stored()[core["args"]])
 
 
 def parameters(args: type[BaseModel]) -> dict[str, Any]:
