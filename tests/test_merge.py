@@ -56,6 +56,17 @@ def trial_result(job: str, name: str, reward: float) -> dict:
     }
 
 
+def merged_then_grown(job: Path) -> str:
+    """A one-trial job merged, then its session given one more tool round in the trial's
+    own database (not merged yet); returns the session id."""
+    session_id = make_trial(job, "t__1", reward=1.0)
+    assert merge(job).exit_code == 0
+    source = store.open_store(job / "t__1" / "agent" / "leharness" / "sessions.db")
+    tool_round(source, session_id, "more")
+    source.close()
+    return session_id
+
+
 def merge(*paths: Path):
     return CliRunner().invoke(cli, ["merge", *map(str, paths)])
 
@@ -102,11 +113,7 @@ def test_merge_keeps_ids_fills_trials_and_is_idempotent(tmp_path, db):
 
 def test_a_session_that_grew_adds_only_its_new_events(tmp_path, db):
     job = tmp_path / "job"
-    session_id = make_trial(job, "t__1", reward=1.0)
-    assert merge(job).exit_code == 0
-    source = store.open_store(job / "t__1" / "agent" / "leharness" / "sessions.db")
-    tool_round(source, session_id, "more")
-    source.close()
+    merged_then_grown(job)
     grown = merge(job)
     assert grown.exit_code == 0, grown.output
     assert "1 extended" in grown.output and "8 events" in grown.output

@@ -18,7 +18,7 @@ from leharness.store import health
 from leharness.store import merge as merge_module
 from leharness.store.checkpointer import Checkpointer
 
-from .test_merge import claim_elsewhere, make_trial, merge, tool_round
+from .test_merge import claim_elsewhere, make_trial, merge, merged_then_grown
 from .util import snapshot
 
 
@@ -101,11 +101,7 @@ def test_the_plan_from_the_stagers_counts_extends_and_refuses_as_the_attached_on
         ),
     )
     job = tmp_path / "job"
-    session_id = make_trial(job, "t__1", reward=1.0, rounds=1)
-    assert merge(job).exit_code == 0
-    source = store.open_store(job / "t__1" / "agent" / "leharness" / "sessions.db")
-    tool_round(source, session_id, "more")
-    source.close()
+    session_id = merged_then_grown(job)
     grown = merge(job)
     assert grown.exit_code == 0, grown.output
     assert "1 extended" in grown.output and "8 events" in grown.output

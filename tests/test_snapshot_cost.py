@@ -33,6 +33,12 @@ def git(*args: str, cwd: Path) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
+def tree_names(git_dir: Path, tree: str) -> list[str]:
+    """The paths a snapshot tree holds."""
+    listed = ["git", "--git-dir", str(git_dir), "ls-tree", "-r", "--name-only", tree]
+    return subprocess.run(listed, capture_output=True, text=True, check=True).stdout.split()
+
+
 @pytest.fixture
 def repo(tmp_path) -> Path:
     work = tmp_path / "work"
@@ -93,13 +99,7 @@ def test_what_lh_kept_is_dropped_when_another_process_wrote_its_index(repo, tmp_
     (repo / "new.txt").write_text("new")
     (repo / "b.txt").unlink()
     assert checkpoints.snapshot(store, repo) == theirs
-    tree = subprocess.run(
-        ["git", "--git-dir", str(store), "ls-tree", "-r", "--name-only", theirs],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert tree == [".gitignore", "a.txt", "new.txt", "sub/c.txt"]
+    assert tree_names(store, theirs) == [".gitignore", "a.txt", "new.txt", "sub/c.txt"]
 
 
 def test_a_file_that_becomes_ignored_leaves_the_snapshot(repo, tmp_path):
@@ -108,10 +108,4 @@ def test_a_file_that_becomes_ignored_leaves_the_snapshot(repo, tmp_path):
     with_notes = checkpoints.snapshot(store, repo)
     (repo / ".gitignore").write_text("*.log\nnotes.txt\n")
     without = checkpoints.snapshot(store, repo)
-    names = subprocess.run(
-        ["git", "--git-dir", str(store), "ls-tree", "-r", "--name-only", without],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert without != with_notes and "notes.txt" not in names
+    assert without != with_notes and "notes.txt" not in tree_names(store, without)
