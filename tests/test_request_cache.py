@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from leharness import projections, store
 from leharness.loop import prompt, request
 from leharness.loop.compaction import request_chars
@@ -314,7 +316,9 @@ def test_the_bytes_sent_are_a_fresh_json_dumps_through_a_whole_session(tmp_path)
 
 def test_a_step_builds_its_request_once_and_extends_the_kept_bytes(tmp_path):
     """The second build of a step (compaction measured it, the model call sends it) is
-    the same request; the next step adds its messages to the same byte buffer."""
+    the same request; the next step adds its messages to the same list and the same
+    byte buffer, leaving what was there as it was; a changed system prompt replaces
+    the first message in place."""
     conn = store.open_store(tmp_path / "sessions.db")
     session_id = store.create_session(conn)
     for n in range(3):
@@ -322,14 +326,52 @@ def test_a_step_builds_its_request_once_and_extends_the_kept_bytes(tmp_path):
     view = projections.session_view(conn, session_id)
     first = prompt.build_messages(view, "system")
     assert prompt.build_messages(view, "system") is first
-    assert prompt.build_messages(view, "another system") is not first
+    before, encodings = list(first), list(first.encoded)
     buffer, length = first.tail
     tool_round(conn, session_id, "question 3")
     second = prompt.build_messages(projections.session_view(conn, session_id), "system")
-    assert second.tail[0] is buffer and second.tail[1] > length  # extended, not rebuilt
-    assert bytes(buffer[:length]) == ", ".join(first.encoded[1:]).encode()
-    assert request.encode_body(body(first)) == json.dumps(body(list(first))).encode()
+    assert second is first and len(second) == len(before) + 4  # extended, not rebuilt
+    assert second[: len(before)] == before and second.encoded[: len(encodings)] == encodings
+    assert all(a is b for a, b in zip(second, before, strict=False))
+    assert second.tail[0] is buffer and second.tail[1] > length
+    assert bytes(buffer[:length]) == ", ".join(encodings[1:]).encode()
     assert request.encode_body(body(second)) == json.dumps(body(list(second))).encode()
+    assert request_chars(second, []) == len(json.dumps(list(second)))
+
+    other = prompt.build_messages(projections.session_view(conn, session_id), "another system")
+    assert other is first and other[0] == {"role": "system", "content": "another system"}
+    assert [json.loads(e) for e in other.encoded] == list(other)
+    assert request.encode_body(body(other)) == json.dumps(body(list(other))).encode()
+    assert request_chars(other, []) == len(json.dumps(list(other)))
+    conn.close()
+
+
+def test_a_read_of_the_visible_messages_stays_as_it_was_read(tmp_path):
+    """visible_messages hands out the kept list without copying it: an earlier read
+    keeps its length and rows while later rows arrive, and reads like a list."""
+    conn = store.open_store(tmp_path / "sessions.db")
+    session_id = store.create_session(conn)
+    for n in range(2):
+        tool_round(conn, session_id, f"question {n}")
+    first = projections.visible_messages(conn, session_id)
+    rows = list(first)
+    tool_round(conn, session_id, "question 2")
+    grown = projections.visible_messages(conn, session_id)
+    assert len(first) == len(rows) == 8 and list(first) == rows and first == rows
+    assert len(grown) == 12 and grown[:8] == rows and grown != first
+    assert first[-1] is rows[-1] and first[-1] is not grown[-1]
+    assert first[::-1] == rows[::-1] and first[2:5] == rows[2:5] and first[5:100] == rows[5:]
+    with pytest.raises(IndexError):
+        first[8]
+    with pytest.raises(IndexError):
+        first[-9]
+    assert [m.session_seq for m in grown[8:]] == [
+        row[0]
+        for row in conn.execute(
+            "SELECT session_seq FROM transcript WHERE session_id = ? ORDER BY session_seq",
+            (session_id,),
+        ).fetchall()[8:]
+    ]
     conn.close()
 
 

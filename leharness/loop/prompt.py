@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import bisect
-import itertools
 import json
 import platform
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,27 +88,18 @@ def build_messages(
     parts of a user message: Chat Completions takes images only in user messages.
 
     Each message is converted and encoded once per session (request.py): a step
-    costs the same at turn 10 and at turn 500. A second build with nothing new (a
-    step's compaction measures the request, then its model call sends it) returns
-    the same list instead of copying ~1,300 entries three times again."""
+    costs the same at turn 10 and at turn 500. Without images the result is the
+    session's one request list, extended in place by the messages new since the last
+    step (request.Kept.request): a model client reads it during its call and keeps
+    nothing of it."""
     content = system or system_prompt(view)
     kept = _conversation(view)
-    with_images = images and kept.marked
-    if not with_images and kept.built is not None:
-        built_content, built_n, built = kept.built
-        if built_n == len(kept.encoded) == len(built) - 1 and built_content == content:
-            return built
-    head = {"role": "system", "content": content}
-    if with_images:
+    if images and kept.marked:
+        head = {"role": "system", "content": content}
         converted, encoded = [head, *kept.converted], [json.dumps(head), *kept.encoded]
         _insert_images(view.messages, kept, converted, encoded)
         return request.Messages(converted, encoded)
-    chained = itertools.chain((head,), kept.converted)  # copied once, into the request
-    encoded = [json.dumps(head), *kept.encoded]
-    size = len(encoded[0]) + kept.chars() + 2 * len(kept.encoded) + 2  # the list's JSON
-    built = request.Messages(chained, encoded, tail=kept.joined(), size=size)
-    kept.built = (content, len(kept.encoded), built)
-    return built
+    return kept.request(content)
 
 
 def sent_chars(view: SessionView) -> list[int]:
@@ -135,7 +126,7 @@ def _image_ids(message: Message) -> list[str]:
 
 
 def _insert_images(
-    history: list[Message], kept: request.Kept, converted: list[Any], encoded: list[str]
+    history: Sequence[Message], kept: request.Kept, converted: list[Any], encoded: list[str]
 ) -> None:
     """Put the image messages into the request (`converted` and `encoded`, which hold
     the system message first): the parts of the latest MAX_IMAGES images, each run of

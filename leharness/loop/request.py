@@ -24,7 +24,7 @@ import bisect
 import json
 import operator
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from leharness.projections import Message
@@ -83,9 +83,9 @@ class Kept:
         self.marked: list[tuple[int, list[str]]] = []  # (index in sources, what `scan` found)
         self._joined, self._joined_n = bytearray(), 0  # ", ".join(encoded[:_joined_n]), UTF-8
         self._chars, self._chars_n = 0, 0  # sum of len(encoded[:_chars_n])
-        self.seen: tuple[list[Message], int] | None = None  # the list last matched, its length
+        self.seen: tuple[Sequence[Message], int] | None = None  # the list last matched, its length
         self.generation: int | None = None  # that of the list last matched (projections)
-        self.built: tuple[str, int, Messages] | None = None  # see prompt.build_messages
+        self._request: Messages | None = None  # see request()
 
     def joined(self) -> tuple[bytearray, int]:
         """ ", ".join(self.encoded) in UTF-8, as (buffer, its length): the buffer is
@@ -98,6 +98,28 @@ class Kept:
             self._joined_n = len(self.encoded)
         return self._joined, len(self._joined)
 
+    def request(self, system: str) -> Messages:
+        """The request's messages: the system message, then every converted one. One
+        list per session, extended in place by the messages added since the last call,
+        its system message replaced when it changed: a step copies nothing of the
+        conversation (at turn 500 copying its ~1,100 dicts and encodings, then freeing
+        the copies, cost every step in proportion to the session's length). A model
+        client reads it during its call and keeps nothing of it."""
+        built = self._request
+        if built is None or built[0]["content"] != system:
+            head = {"role": "system", "content": system}
+            if built is None:
+                built = self._request = Messages([head], [json.dumps(head)])
+            else:
+                built[0], built.encoded[0] = head, json.dumps(head)
+        sent = len(built) - 1
+        if sent < len(self.converted):
+            built.extend(self.converted[sent:])
+            built.encoded.extend(self.encoded[sent:])
+        built.tail = self.joined()
+        built.size = len(built.encoded[0]) + self.chars() + 2 * len(self.encoded) + 2
+        return built
+
     def chars(self) -> int:
         """The total length of the encodings."""
         if self._chars_n < len(self.encoded):
@@ -106,7 +128,7 @@ class Kept:
         return self._chars
 
     def extend(
-        self, messages: list[Message], convert: Converter, scan: Scanner, earlier: Kept | None
+        self, messages: Sequence[Message], convert: Converter, scan: Scanner, earlier: Kept | None
     ) -> None:
         """Add `messages`; those `earlier` holds (the same objects) are not converted again."""
         known = {}
@@ -147,7 +169,7 @@ _KEPT_SESSIONS = 8  # sessions a process steps at once: the loop, subagents, com
 
 
 def conversation(
-    session_id: str, messages: list[Message], convert: Converter, scan: Scanner
+    session_id: str, messages: Sequence[Message], convert: Converter, scan: Scanner
 ) -> Kept:
     """`messages` converted (those that send something), their JSON, each one's index
     in `messages`, and what `scan` found in each. Kept per session: the messages seen
@@ -179,7 +201,7 @@ def conversation(
     return kept
 
 
-def _extends(kept: Kept, messages: list[Message]) -> bool:
+def _extends(kept: Kept, messages: Sequence[Message]) -> bool:
     """Whether `messages` starts with the kept messages (the same objects, in order).
 
     A list from projections.visible_messages says which kept list it was copied from
@@ -195,7 +217,7 @@ def _extends(kept: Kept, messages: list[Message]) -> bool:
     return all(map(operator.is_, messages[:seen], kept.sources))
 
 
-def _same_list(kept: Kept, messages: list[Message]) -> bool:
+def _same_list(kept: Kept, messages: Sequence[Message]) -> bool:
     """Whether `messages` is the very list last matched, as long as it was then (a
     view's list is built once per read and not changed): nothing to compare."""
     return (
@@ -205,7 +227,7 @@ def _same_list(kept: Kept, messages: list[Message]) -> bool:
     )
 
 
-def _dropped_prefix(kept: Kept, messages: list[Message]) -> int | None:
+def _dropped_prefix(kept: Kept, messages: Sequence[Message]) -> int | None:
     """How many of the oldest kept messages `messages` no longer starts with, when the
     rest of them begins `messages` (the same objects in order); None otherwise."""
     if not messages:

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: pydantic would evaluate every annotation
 # from its string when each class is made (a fifth to a quarter of this module's import time).
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -135,6 +136,6 @@ class SessionView(Row):
     rebuilds every step, unlike the running `loop.session.LoopSession` that holds it)."""
 
     session: SessionRow
-    messages: list[Message]
+    messages: Sequence[Message]
     open_tasks: list[TaskRow]
     pending_notifications: list[TaskRow]

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from typing import overload
 
 from leharness.store import StoreError
 
@@ -63,7 +64,7 @@ def latest_session_id(conn: sqlite3.Connection) -> str | None:
 
 def visible_messages(
     conn: sqlite3.Connection, session_id: str, compacted_seq: int | bool | None = False
-) -> list[Message]:
+) -> VisibleMessages:
     """The conversation the model sees, compaction applied.
 
     Kept in memory per connection and session: a call reads only the rows past
@@ -100,14 +101,55 @@ def visible_messages(
     return VisibleMessages(kept.messages, kept.generation)
 
 
-class VisibleMessages(list[Message]):
-    """A list of visible messages that says which kept list it was copied from: two
-    with the same `generation` are one list as it grew (the older one a prefix of the
-    newer, the same objects), so a caller can tell what is new without comparing."""
+class VisibleMessages(Sequence[Message]):
+    """The visible messages as of one read, without copying them: the first `len` of
+    the kept list, which only ever grows at its end (a compaction reads a new list),
+    so what a read returned stays as it was. At turn 500 a copy of ~1,100 messages a
+    step touched every one of them, then freed them, then the collector walked the
+    copy: a step's cost grew with the session although its work did not.
+
+    Two with the same `generation` are one list as it grew (the older one a prefix
+    of the newer, the same objects), so a caller can tell what is new without
+    comparing."""
+
+    __slots__ = ("_length", "_messages", "generation")
 
     def __init__(self, messages: list[Message], generation: int) -> None:
-        super().__init__(messages)
+        self._messages = messages
+        self._length = len(messages)
         self.generation = generation
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> Message: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Message]: ...
+    def __getitem__(self, index: int | slice) -> Message | list[Message]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._length)
+            if step == 1:
+                return self._messages[start:stop]
+            return [self._messages[i] for i in range(start, stop, step)]
+        if index < 0:
+            index += self._length
+        if not 0 <= index < self._length:
+            raise IndexError("visible message index out of range")
+        return self._messages[index]
+
+    def __iter__(self) -> Iterator[Message]:
+        return itertools.islice(self._messages, self._length)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(other) == self._length and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, which have none
+
+    def __repr__(self) -> str:
+        return f"VisibleMessages({list(self)!r})"
 
 
 _GENERATIONS = itertools.count(1)

@@ -17,6 +17,7 @@ on a turn's edge and never separates a tool call from its result.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,7 +141,7 @@ def measure(row: SessionRow, chars: int, budget: Budget) -> Pressure:
 # -- turns and windows --------------------------------------------------------
 
 
-def turns(messages: list[Message]) -> list[list[Message]]:
+def turns(messages: Sequence[Message]) -> list[list[Message]]:
     """Visible messages grouped by model call: its input, the answer, its tool results.
 
     A summary is a turn of its own. No turn starts while a tool call of the
@@ -173,7 +174,7 @@ def turns(messages: list[Message]) -> list[list[Message]]:
     return groups
 
 
-def old_turns(messages: list[Message]) -> list[list[Message]]:
+def old_turns(messages: Sequence[Message]) -> list[list[Message]]:
     """The turns compaction may touch: all but the two most recent."""
     return turns(messages)[:-EXEMPT_TURNS]
 
