@@ -100,8 +100,11 @@ def projection_triggers() -> dict[str, list[str]]:
 
 def phases(folder: Path, payloads: list[dict], drop: tuple[str, ...] = ()) -> list[float]:
     """CPU µs per append of BEGIN IMMEDIATE, the next session_seq, the INSERT (every
-    trigger but `drop` runs inside it) and COMMIT (the WAL write), one commit each."""
-    conn = store.open_store(folder / f"phases-{len(drop)}-{time.monotonic_ns()}.db")
+    trigger but `drop` runs inside it) and COMMIT (the WAL write), one commit each. The
+    file is removed after: the dirty pages of earlier runs' files left for the kernel
+    to write back would slow the runs that follow them."""
+    path = folder / f"phases-{len(drop)}-{time.monotonic_ns()}.db"
+    conn = store.open_store(path)
     for name in drop:
         conn.execute(f'DROP TRIGGER "{name}"')
     session_id = store.create_session(conn)
@@ -129,6 +132,8 @@ def phases(folder: Path, payloads: list[dict], drop: tuple[str, ...] = ()) -> li
         for i, (a, b) in enumerate(((t0, t1), (t1, t2), (t2, t3), (t3, t4))):
             spent[i] += b - a
     conn.close()
+    for leftover in folder.glob(f"{path.name}*"):
+        leftover.unlink()
     return [1e6 * value / len(models) for value in spent]
 
 
@@ -156,7 +161,8 @@ def wal_pages(folder: Path, turns: int, drop: tuple[str, ...] = ()) -> float:
 def unhandled(folder: Path, count: int, keep: tuple[str, ...] | None) -> float:
     """CPU µs per append of an event type no projection handles (only sessions' touch
     counts it), with every trigger on events, or only those named in `keep`."""
-    conn = store.open_store(folder / f"unhandled-{keep is None}-{time.monotonic_ns()}.db")
+    path = folder / f"unhandled-{keep is None}-{time.monotonic_ns()}.db"
+    conn = store.open_store(path)
     if keep is not None:
         names = conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events' "
@@ -177,55 +183,65 @@ def unhandled(folder: Path, count: int, keep: tuple[str, ...] | None) -> float:
         conn.execute("COMMIT")
     spent = time.process_time() - started
     conn.close()
+    for leftover in folder.glob(f"{path.name}*"):
+        leftover.unlink()
     return 1e6 * spent / count
 
 
 def breakdown(quick: bool) -> list[Figure]:
-    """Where one append's CPU time goes, each variant interleaved with the others."""
+    """Where one append's CPU time goes. Each projection's share is the median of
+    paired differences: a run with every trigger next to a run without that
+    projection's, their order swapped from one repeat to the next, so that neither a
+    slow spell of the machine nor the order of the runs lands on one side."""
     payloads = [p for i in range(60 if quick else 150) for p in turn(i)]
     repeat = 3 if quick else 5
     groups = projection_triggers()
-    variants: dict[str, tuple[str, ...]] = {"every projection": ()}
-    variants.update({name: tuple(triggers) for name, triggers in groups.items()})
+    variants: dict[str, tuple[str, ...]] = {name: tuple(t) for name, t in groups.items()}
     variants["no projection"] = tuple(t for triggers in groups.values() for t in triggers)
-    samples: dict[str, list[list[float]]] = {name: [] for name in variants}
+    every: list[list[float]] = []
+    shares: dict[str, list[float]] = {name: [] for name in variants}
+    alone: list[float] = []  # the runs without any projection
     dead: dict[str, list[float]] = {"all": [], "touch": []}
     with tempfile.TemporaryDirectory() as folder:
-        for _ in range(repeat):
+        for r in range(repeat):
             for name, drop in variants.items():
-                samples[name].append(phases(Path(folder), payloads, drop))
+                pair = [(), drop] if r % 2 == 0 else [drop, ()]
+                runs = [sum(phases(Path(folder), payloads, d)) for d in pair]
+                with_all, without = runs if r % 2 == 0 else runs[::-1]
+                shares[name].append(with_all - without)
+                if name == "no projection":
+                    alone.append(without)
+            every.append(phases(Path(folder), payloads))
             dead["all"].append(unhandled(Path(folder), len(payloads), None))
             dead["touch"].append(unhandled(Path(folder), len(payloads), ("proj_sessions_touch",)))
         pages = {name: wal_pages(Path(folder), 40, drop) for name, drop in variants.items()}
-    every = samples["every projection"]
+        pages["every projection"] = wal_pages(Path(folder), 40)
     figures = [
         Figure(f"append phase: {phase}", "µs", [run[i] for run in every], note=note)
         for i, (phase, note) in enumerate(PHASES)
     ]
-    # The least of each variant's runs: the one least disturbed by other processes.
-    least = {name: min(sum(run) for run in runs) for name, runs in samples.items()}
     for name in groups:
         figures.append(
             Figure(
                 f"CPU per append in projection {name}",
                 "µs",
-                [least["every projection"] - least[name]],
+                shares[name],
                 note=f"{pages['every projection'] - pages[name]:.2f} WAL pages per append; "
-                "the least of every trigger's runs against the least of every trigger but "
-                "this file's, interleaved",
+                "a run with every trigger against one without this file's, in pairs "
+                "(a negative sample: the share is below the machine's noise)",
             )
         )
     figures += [
         Figure(
             "CPU per append in every projection",
             "µs",
-            [least["every projection"] - least["no projection"]],
+            shares["no projection"],
             note=f"{pages['every projection'] - pages['no projection']:.1f} WAL pages per append",
         ),
         Figure(
             "append without any projection (BEGIN … COMMIT)",
             "µs",
-            [sum(run) for run in samples["no projection"]],
+            alone,
             note=f"the events table alone, {pages['no projection']:.1f} WAL pages: its rowid "
             "b-tree, the id and (session_id, session_seq) unique indexes, events_type, guards",
         ),
