@@ -71,6 +71,20 @@ def merge(*paths: Path):
     return CliRunner().invoke(cli, ["merge", *map(str, paths)])
 
 
+def test_a_result_json_with_nan_gives_its_trial_a_row_without_that_value(tmp_path, db):
+    """Python reads NaN in a result.json, SQLite's json_valid refuses it: the value is
+    left out (null), the trial and its session merge, the row's JSON is valid."""
+    job = tmp_path / "job"
+    session_id = make_trial(job, "t__nan", reward=1.0)
+    result = job / "t__nan" / "result.json"
+    result.write_text(result.read_text().replace('"reward": 1.0', '"reward": NaN'))
+    done = merge(job)
+    assert done.exit_code == 0, done.output
+    row = db.execute("SELECT reward, rewards, json_valid(result) FROM trials").fetchone()
+    assert tuple(row) == (None, '{"reward": null}', 1)
+    assert db.execute("SELECT session_id FROM trial_sessions").fetchone()[0] == session_id
+
+
 def test_merge_keeps_ids_fills_trials_and_is_idempotent(tmp_path, db):
     job = tmp_path / "jobs" / "job-1"
     ids = [make_trial(job, f"make-file__{n}", reward=n % 2, rounds=n + 1) for n in range(3)]
@@ -342,8 +356,8 @@ def test_the_fast_path_shifts_the_search_rows_and_indexes_them(tmp_path, db, mon
     copied: list[int | None] = []
     fast = FastCopy.copy
 
-    def spy(self, total, checked, counts=None):
-        copied.append(fast(self, total, checked, counts))
+    def spy(self, total, checked, counts=None, hold=False):
+        copied.append(fast(self, total, checked, counts, hold))
         return copied[-1]
 
     monkeypatch.setattr(FastCopy, "copy", spy)

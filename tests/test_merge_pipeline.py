@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,88 @@ def test_staged_files_give_the_rows_attached_files_give(tmp_path, db, monkeypatc
     for word in ("task", "t__3"):
         assert attached.execute(hits, (word,)).fetchall() == db.execute(hits, (word,)).fetchall()
     attached.close()
+
+
+def test_a_staged_file_laid_out_unlike_the_last_is_read_by_its_own_root_pages(
+    tmp_path, db, monkeypatch
+):
+    """`src` stays attached from one staged file to the next, and so do the statements
+    prepared for it. A file with the same schema cookie but its tables and indexes at
+    other root pages (SQLite would run those statements on the wrong pages) gets `src`
+    attached afresh: each file's rows are its own."""
+    job = tmp_path / "job"
+    first = make_trial(job, "t__0", reward=1.0, rounds=2)
+    second = make_trial(job, "t__1", reward=0.0, rounds=3)
+    files = [job / name / "agent" / "leharness" / "sessions.db" for name in ("t__0", "t__1")]
+    layout = "SELECT name, rootpage FROM sqlite_master WHERE rootpage > 0 ORDER BY name"
+    with closing(sqlite3.connect(files[0])) as a, closing(sqlite3.connect(files[1])) as b:
+        (cookie,) = a.execute("PRAGMA schema_version").fetchone()
+        b.execute("VACUUM")  # indexes move after the tables: other root pages
+        b.execute(f"PRAGMA schema_version = {cookie}")
+        assert b.execute("PRAGMA schema_version").fetchone() == (cookie,)
+        assert a.execute(layout).fetchall() != b.execute(layout).fetchall()
+    loaded = []
+    original = merge_module.Merger._load_src
+    monkeypatch.setattr(
+        merge_module.Merger,
+        "_load_src",
+        lambda self, data: loaded.append(1) or original(self, data),
+    )
+    assert merge(job).exit_code == 0
+    assert len(loaded) == 2  # both files staged
+    mine = "SELECT id, session_seq, type, data FROM events WHERE session_id = ? ORDER BY seq"
+    for path, session_id in zip(files, (first, second), strict=True):
+        with closing(sqlite3.connect(path)) as source:
+            expected = source.execute(mine, (session_id,)).fetchall()
+        assert [tuple(row) for row in db.execute(mine, (session_id,))] == expected
+    assert health.rebuild_drift(db) == []
+    fast = snapshot(db)
+    monkeypatch.setattr(merge_module, "STAGE_LIMIT", 0)
+    monkeypatch.setenv("LEHARNESS_HOME", str(tmp_path / "attached"))
+    assert merge(job).exit_code == 0
+    attached = store.open_store(tmp_path / "attached" / "sessions.db")
+    assert snapshot(attached) == fast
+    attached.close()
+
+
+def test_files_merged_between_staged_ones_and_the_connection_after_have_triggers_on(
+    tmp_path, db, monkeypatch
+):
+    """Staged files leave the connection's triggers and CHECKs off for the next one's
+    copy: a file merged the attached way between them, and the connection after the
+    merge, have them on again (projections follow an append; a bad event is refused)."""
+    job = tmp_path / "job"
+    ids = [make_trial(job, f"t__{n}", reward=1.0, rounds=30 if n == 1 else 1) for n in range(3)]
+    sizes = sorted(p.stat().st_size for p in job.rglob("sessions.db"))
+    monkeypatch.setattr(merge_module, "STAGE_LIMIT", sizes[-1] - 1)  # t__1 is attached
+    used = []
+    for name in ("_merge_staged", "_merge_file"):
+        original = getattr(merge_module.Merger, name)
+        monkeypatch.setattr(
+            merge_module.Merger,
+            name,
+            lambda self, path, *rest, _o=original, _n=name: (
+                used.append(_n) or _o(self, path, *rest)
+            ),
+        )
+    files = merge_module.find_databases([job])
+    with merge_module.Merger(db) as merger:
+        merger.prefetch(files)
+        added = [merger.merge(path).events_added for path in files]
+    assert used == ["_merge_staged", "_merge_file", "_merge_staged"]
+    assert added == [1 + 8, 1 + 30 * 8, 1 + 8]
+    assert health.rebuild_drift(db) == []
+    assert db.execute("PRAGMA database_list").fetchall()[-1][1] != "src"  # detached
+    store.append(db, ids[0], {"type": "invocation.received", "text": "after the merge"})
+    last = "SELECT content FROM messages WHERE session_id = ? ORDER BY session_seq DESC"
+    assert db.execute(last, (ids[0],)).fetchone()[0] == "after the merge"
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        db.execute(
+            "INSERT INTO events (id, session_id, session_seq, ts, type, data) SELECT 'x', ?, "
+            "max(session_seq) + 1, ?, 'invocation.received', 'not json' FROM events "
+            "WHERE session_id = ?",
+            (ids[0], store.now_iso(), ids[0]),
+        )
 
 
 @pytest.mark.parametrize("staged", [True, False])

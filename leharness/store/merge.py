@@ -75,6 +75,14 @@ def find_databases(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
+# A schema's objects with their SQL and root pages: statements prepared for one file
+# read another with the same layout as they read the first.
+_LAYOUT = (
+    "SELECT group_concat(type || char(31) || name || char(31) || rootpage || char(31) "
+    "|| coalesce(sql, ''), char(30)) FROM src.sqlite_master"
+)
+
+
 class Merger:
     """Merges files one after the other into `conn`, remembering what they share (the
     copy statements, whether a source schema's projection rows can be copied: a fleet's
@@ -90,6 +98,7 @@ class Merger:
         # ~1 ms of each file's COMMIT, more on a slow disk's syncs.
         self._checkpoints = Checkpointer(conn, CHECKPOINT_PAGES, CHECKPOINT_EVERY)
         self._stager: Stager | None = None
+        self._src_layout: str | None = None  # the kept `src`'s schema (see _load_src)
 
     def prefetch(self, paths: Sequence[Path]) -> None:
         """Say which files merge() will be called with, in order: a thread then reads
@@ -108,6 +117,8 @@ class Merger:
         if self._stager is not None:
             self._stager.close()
         self._checkpoints.close()
+        self._fast.release()
+        self._drop_src()
 
     def merge(self, path: Path) -> Merged:
         ready = self._stager.take(path) if self._stager is not None else None
@@ -124,11 +135,39 @@ class Merger:
     def _merge_staged(self, path: Path, trial: TrialRow | None, staged: Staged) -> Merged:
         """Merge the file from the stager's copy of it, deserialized as `src`."""
         _check_schema(path, staged.version, staged.schema)
+        self._load_src(staged.data)
+        return self._merge_src(path, trial, staged.schema, None, staged.counts, kept=True)
+
+    def _load_src(self, data: bytes) -> None:
+        """`data` as `src`, which stays attached from one staged file to the next.
+
+        ATTACH and DETACH expire every statement the connection has prepared (as turning
+        triggers or CHECKs on and off does: see FastCopy.copy), so each file's copies and
+        queries were compiled again, the copy of the events with `events`' ~50 triggers.
+        A statement prepared for one file reads the next one at the root pages it was
+        compiled with (SQLite prepares it again only when the schema cookie differs): when
+        the new file's schema (its objects, their SQL and root pages) is not the last
+        one's, `src` is attached afresh, which expires them all."""
+        if self._src_layout is not None:
+            try:
+                self.conn.deserialize(data, name="src")
+                if self.conn.execute(_LAYOUT).fetchone()[0] == self._src_layout:
+                    return
+            except sqlite3.Error:
+                pass  # attached afresh below, where an error is the file's
+            self._drop_src()
         self.conn.execute("ATTACH DATABASE ':memory:' AS src")
         try:
-            self.conn.deserialize(staged.data, name="src")
-            return self._merge_src(path, trial, staged.schema, None, staged.counts)
-        finally:
+            self.conn.deserialize(data, name="src")
+            self._src_layout = self.conn.execute(_LAYOUT).fetchone()[0]
+        except BaseException:
+            self.conn.execute("DETACH DATABASE src")
+            raise
+
+    def _drop_src(self) -> None:
+        """Detach the staged files' `src`, if attached."""
+        if self._src_layout is not None:
+            self._src_layout = None
             self.conn.execute("DETACH DATABASE src")
 
     def _merge(self, path: Path, trial: TrialRow | None) -> Merged:
@@ -145,6 +184,8 @@ class Merger:
         """Attach the file (immutable when `stamp` says it is at rest: SQLite then neither
         locks it nor looks for its WAL, ~0.5 ms a file), merge it, detach it."""
         name = f"{path.resolve().as_uri()}?mode=ro&immutable=1" if stamp else str(path)
+        self._fast.release()
+        self._drop_src()
         try:
             self.conn.execute("ATTACH DATABASE ? AS src", (name,))
         except sqlite3.DatabaseError as error:  # SQLite reads its schema on ATTACH
@@ -162,14 +203,16 @@ class Merger:
         schema: FileSchema | None,
         stamp: FileStamp | None,
         counts: SourceCounts | None = None,
+        kept: bool = False,
     ) -> Merged:
         """Merge the attached `src` in one transaction (`schema` and `counts`: what the
-        stager read of it; None: read it here)."""
+        stager read of it; None: read it here; `kept`: `src` stays attached for the
+        next file, and so may the fast copy's settings)."""
         result = Merged(path)
         try:
             with write_transaction(self.conn):
                 self._merge_attached(
-                    path, result, trial, schema or _check_attached(self.conn, path), counts
+                    path, result, trial, schema or _check_attached(self.conn, path), counts, kept
                 )
                 if stamp is not None and _at_rest(path) != stamp:
                     raise _Written
@@ -194,18 +237,22 @@ class Merger:
         trial: TrialRow | None,
         schema: FileSchema,
         counts: SourceCounts | None,
+        kept: bool,
     ) -> None:
         conn = self.conn
         have, contiguous, sessions = _plan(conn, path, result, counts)
         if have and contiguous and not (result.sessions_extended or result.sessions_unchanged):
             added = None
             if self._fast.applies(schema):
-                added = self._fast.copy(sum(sessions.values()), self._ours(schema), counts)
+                total = sum(sessions.values())
+                added = self._fast.copy(total, self._ours(schema), counts, hold=kept)
             if added is None:  # not our projections, or seqs with gaps: through the triggers
+                self._fast.release()
                 _copy_events(conn, have, result)
             else:
                 result.events_added += added
         elif have:
+            self._fast.release()
             _copy_events(conn, have, result)
         if trial is not None:
             record_trial(conn, trial)

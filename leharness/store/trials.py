@@ -59,7 +59,8 @@ def read_trial(path: Path) -> TrialRow | None:
     """The row for a trial's result.json; None when the file is not a trial's result
     (a job's result.json, say) or cannot be read."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        # NaN and Infinity are not JSON (SQLite's json_valid refuses them): no value.
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda _: None)
     except (OSError, ValueError):
         return None
     if not is_trial_result(data):
