@@ -255,6 +255,8 @@ class Merger:
             self._fast.release()
             _copy_events(conn, have, result)
         if trial is not None:
+            # CHECKs may still be off here (a held fast copy): read_trial's two JSON
+            # columns are json.dumps of what json.loads read, NaN and Infinity as null.
             record_trial(conn, trial)
             conn.executemany(
                 "INSERT OR REPLACE INTO trial_sessions (session_id, trial_id) VALUES (?, ?)",

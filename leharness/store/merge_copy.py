@@ -174,9 +174,9 @@ class FastCopy:
 
     def _hold(self, switch: Switch) -> None:
         if not self._held:
+            self._held = True  # before the calls: release() undoes whatever they did
             switch(False)
             self.conn.execute("PRAGMA ignore_check_constraints = ON")
-            self._held = True
 
     def _copy_rows(self, present: list[bool], copies: dict[str, str], shift: dict) -> int:
         added = self.conn.execute(
