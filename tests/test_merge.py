@@ -85,6 +85,29 @@ def test_a_result_json_with_nan_gives_its_trial_a_row_without_that_value(tmp_pat
     assert db.execute("SELECT session_id FROM trial_sessions").fetchone()[0] == session_id
 
 
+def test_a_result_json_with_values_sqlite_cannot_hold_leaves_those_columns_empty(tmp_path, db):
+    """Fields of other types than Harbor writes, and numbers past SQLite's integers or
+    past a float's range, are left out of the trial's row (sqlite3 refused to bind them
+    and the merge stopped with a traceback); the rest of the row and its session merge."""
+    job = tmp_path / "job"
+    session_id = make_trial(job, "t__odd", reward=1.0)
+    result = job / "t__odd" / "result.json"
+    data = json.loads(result.read_text())
+    data["agent_result"] = {"n_input_tokens": 10**30, "n_output_tokens": True, "cost_usd": "free"}
+    data["task_name"] = {"name": "make-file"}
+    data["verifier_result"]["rewards"] = {"reward": 10**400}
+    data["started_at"] = 5
+    result.write_text(json.dumps(data))
+    done = merge(job)
+    assert done.exit_code == 0, done.output
+    row = db.execute(
+        "SELECT trial, task, reward, input_tokens, output_tokens, cost_usd, started_at, "
+        "duration_s, json_extract(result, '$.agent_result.n_input_tokens') FROM trials"
+    ).fetchone()
+    assert tuple(row) == ("t__odd", None, None, None, None, None, None, None, 10**30 * 1.0)
+    assert db.execute("SELECT session_id FROM trial_sessions").fetchone()[0] == session_id
+
+
 def test_merge_keeps_ids_fills_trials_and_is_idempotent(tmp_path, db):
     job = tmp_path / "jobs" / "job-1"
     ids = [make_trial(job, f"make-file__{n}", reward=n % 2, rounds=n + 1) for n in range(3)]

@@ -9,6 +9,7 @@ newer Harbor still gives a row (the whole JSON is kept in `trials.result`).
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
@@ -72,24 +73,24 @@ def read_trial(path: Path) -> TrialRow | None:
         trial_id=str(data.get("id") or f"{folder.parent.name}/{data['trial_name']}"),
         job=folder.parent.name or None,
         trial=data["trial_name"],
-        task=get("task_name"),
-        source=get("source"),
-        agent=get("agent_info", "name"),
+        task=_text(get("task_name")),
+        source=_text(get("source")),
+        agent=_text(get("agent_info", "name")),
         model=_model(get("agent_info", "model_info")),
         reward=_reward(rewards),
         rewards=json.dumps(rewards) if isinstance(rewards, dict) else None,
-        exception_type=get("exception_info", "exception_type"),
-        exception_message=get("exception_info", "exception_message"),
-        started_at=get("started_at"),
-        finished_at=get("finished_at"),
+        exception_type=_text(get("exception_info", "exception_type")),
+        exception_message=_text(get("exception_info", "exception_message")),
+        started_at=_text(get("started_at")),
+        finished_at=_text(get("finished_at")),
         duration_s=_seconds(get("started_at"), get("finished_at")),
         agent_duration_s=_seconds(
             get("agent_execution", "started_at"), get("agent_execution", "finished_at")
         ),
         verifier_duration_s=_seconds(get("verifier", "started_at"), get("verifier", "finished_at")),
-        input_tokens=get("agent_result", "n_input_tokens"),
-        output_tokens=get("agent_result", "n_output_tokens"),
-        cost_usd=get("agent_result", "cost_usd"),
+        input_tokens=_integer(get("agent_result", "n_input_tokens")),
+        output_tokens=_integer(get("agent_result", "n_output_tokens")),
+        cost_usd=_number(get("agent_result", "cost_usd")),
         path=str(folder.resolve()),
         result=json.dumps(data),
     )
@@ -145,7 +146,34 @@ def _reward(rewards: Any) -> float | None:
     if not isinstance(rewards, dict) or not rewards:
         return None
     value = rewards.get("reward", next(iter(rewards.values())) if len(rewards) == 1 else None)
-    return float(value) if isinstance(value, int | float) else None
+    return _number(value)
+
+
+# A result.json is read with defaults: a field of another type than Harbor writes (or a
+# number SQLite cannot hold, which sqlite3 would refuse to bind) leaves its column empty.
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if value in _INT64 else None
+
+
+def _number(value: Any) -> float | None:
+    if not isinstance(value, int | float):  # a bool is a number here, as before: 1.0
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int past a float's range
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _seconds(start: Any, end: Any) -> float | None:
