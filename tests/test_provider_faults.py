@@ -58,6 +58,33 @@ def test_a_finish_reason_without_done_or_done_without_finish_reason_is_an_answer
         assert complete(s, retries=0).text == "ok too"
 
 
+def test_token_counts_no_report_could_hold_are_recorded_as_unknown(isolated_home, tmp_path):
+    """A provider's usage with counts past any integer SQLite holds, negative or not
+    numbers: the answer is kept and those counts recorded as 0 (before, 10**20 was
+    recorded and `lh export --format md` then stopped with a pydantic error)."""
+    answer = {"choices": [{"index": 0, "delta": {"content": "fine"}, "finish_reason": "stop"}]}
+    usages = [
+        {"prompt_tokens": 10**20, "completion_tokens": -5},
+        {"prompt_tokens": "many", "completion_tokens": 7.0},
+    ]
+    steps = [Raw.events(answer, {"choices": [], "usage": usage}) for usage in usages]
+    with ScriptedServer(steps) as server:
+        env = lh_env(isolated_home, server.base_url)
+        assert run_lh("one", env=env, cwd=tmp_path).returncode == 0
+        assert run_lh("-c", "two", env=env, cwd=tmp_path).returncode == 0
+    recorded = query(
+        isolated_home,
+        "SELECT json_extract(data, '$.text'), json_extract(data, '$.usage.prompt_tokens'), "
+        "json_extract(data, '$.usage.completion_tokens') FROM events "
+        "WHERE type = 'model.completed' ORDER BY seq",
+    )
+    assert recorded == [("fine", 0, 0), ("fine", 0, 7)]
+    ((session_id,),) = query(isolated_home, "SELECT id FROM sessions")
+    exported = run_lh("export", "--format", "md", session_id, env=env, cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert "fine" in exported.stdout
+
+
 def test_a_cut_tool_call_reply_never_runs_and_ends_as_model_failed(isolated_home, tmp_path):
     cut = Cut(WRITE, BEFORE_FINISH, clean=True)
     with ScriptedServer([cut, cut, cut, cut]) as server:  # 1 attempt + 3 retries

@@ -138,8 +138,8 @@ class StreamFold:
             raise ProviderError(f"{self.where} stream error: {chunk['error']}", "stream")
         if chunk.get("usage"):
             self.usage = Usage(
-                prompt_tokens=chunk["usage"].get("prompt_tokens") or 0,
-                completion_tokens=chunk["usage"].get("completion_tokens") or 0,
+                prompt_tokens=_tokens(chunk["usage"].get("prompt_tokens")),
+                completion_tokens=_tokens(chunk["usage"].get("completion_tokens")),
             )
         for choice in chunk.get("choices") or ():
             self._delta(choice.get("delta") or {})
@@ -192,3 +192,14 @@ class StreamFold:
             f"{' '.join(body.split())[:120]}",
             "bad_response",
         )
+
+
+def _tokens(value: Any) -> int:
+    """A token count as the provider reported it; 0 (not known) for anything that is not
+    a count: a negative number, or one no reader of the usage could hold (SQLite reads
+    a sum past 2**63 as a float), would be recorded and break every report after it."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
+        return 0
+    return value
