@@ -108,6 +108,19 @@ def test_a_result_json_with_values_sqlite_cannot_hold_leaves_those_columns_empty
     assert db.execute("SELECT session_id FROM trial_sessions").fetchone()[0] == session_id
 
 
+def test_a_result_json_nested_past_the_recursion_limit_is_no_trial(tmp_path, db):
+    """json.loads raises RecursionError on JSON nested ~1,000 deep, which stopped lh
+    merge with a traceback: such a result.json is read as no trial's, and the
+    database beside it merges."""
+    job = tmp_path / "job"
+    session_id = make_trial(job, "t__deep", reward=1.0)
+    (job / "t__deep" / "result.json").write_text("[" * 100_000 + "]" * 100_000)
+    done = merge(job)
+    assert done.exit_code == 0, done.output
+    assert db.execute("SELECT count(*) FROM trials").fetchone()[0] == 0
+    assert db.execute("SELECT id FROM sessions").fetchone()[0] == session_id
+
+
 def test_merge_keeps_ids_fills_trials_and_is_idempotent(tmp_path, db):
     job = tmp_path / "jobs" / "job-1"
     ids = [make_trial(job, f"make-file__{n}", reward=n % 2, rounds=n + 1) for n in range(3)]

@@ -85,6 +85,61 @@ def test_token_counts_no_report_could_hold_are_recorded_as_unknown(isolated_home
     assert "fine" in exported.stdout
 
 
+DEEP = "[" * 100_000 + "]" * 100_000  # past json.loads's recursion limit
+
+
+def _call(name: str, arguments: str, call_id: str = "c1") -> dict:
+    function = {"name": name, "arguments": arguments}
+    part = {"index": 0, "id": call_id, "type": "function", "function": function}
+    return {
+        "choices": [{"index": 0, "delta": {"tool_calls": [part]}, "finish_reason": "tool_calls"}]
+    }
+
+
+def test_json_nested_past_the_recursion_limit_is_a_malformed_chunk_or_bad_arguments(
+    isolated_home, tmp_path
+):
+    """A chunk nested 100,000 deep is a malformed stream (retried), a call whose
+    arguments are is a tool call with bad arguments: json.loads raised RecursionError,
+    which no `except ValueError` caught, and lh ended in a traceback."""
+    steps = [Raw.events(DEEP), Raw.events(_call("bash", DEEP)), Text("done")]
+    with ScriptedServer(steps) as server:
+        done = run_lh("go", env=lh_env(isolated_home, server.base_url), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    ((attempts,),) = query(
+        isolated_home,
+        "SELECT json_extract(data, '$.attempts') FROM events "
+        "WHERE type = 'model.completed' ORDER BY seq LIMIT 1",
+    )
+    assert attempts == 2  # the deep chunk was retried
+    ((error,),) = query(
+        isolated_home, "SELECT json_extract(data, '$.error') FROM events WHERE type = 'tool.failed'"
+    )
+    assert error.startswith("arguments for bash are not valid JSON (nested too deeply")
+    ((session_id,),) = query(isolated_home, "SELECT id FROM sessions")
+    for kind in ("atif", "md", "html"):
+        exported = run_lh("export", "--format", kind, session_id, env=lh_env(isolated_home, ""))
+        assert exported.returncode == 0, exported.stderr
+
+
+def test_a_lone_surrogate_in_a_calls_id_or_name_is_stored_escaped(isolated_home, tmp_path):
+    """JSON may escape a lone surrogate (\\ud800), which no UTF-8 text holds: a call id
+    or tool name with one made the lookup of the id stop lh with UnicodeEncodeError.
+    They are stored escaped, as arguments and results are; the call fails as unknown."""
+    chunk = json.dumps(_call("b\ud800", "{}", call_id="c\ud800"), ensure_ascii=True)
+    with ScriptedServer([Raw.events(chunk), Text("done")]) as server:
+        done = run_lh("go", env=lh_env(isolated_home, server.base_url), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ((call_id, name, error),) = query(
+        isolated_home,
+        "SELECT json_extract(data, '$.call_id'), json_extract(data, '$.name'), "
+        "json_extract(data, '$.error') FROM events WHERE type = 'tool.failed'",
+    )
+    assert (call_id, name) == ("c\\ud800", "b\\ud800")
+    assert error.startswith("unknown tool")
+
+
 def test_a_cut_tool_call_reply_never_runs_and_ends_as_model_failed(isolated_home, tmp_path):
     cut = Cut(WRITE, BEFORE_FINISH, clean=True)
     with ScriptedServer([cut, cut, cut, cut]) as server:  # 1 attempt + 3 retries

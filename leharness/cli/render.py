@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from leharness.loop.channel import NullChannel
+from leharness.store import jsontext
 
 if TYPE_CHECKING:
     from leharness.store import Event
@@ -24,7 +25,7 @@ DISCARDED = "[the partial answer above was cut off: discarded]"
 def call_summary(name: str, arguments: str) -> str:
     """`bash: ls -la` — the most telling argument of a call, on one line."""
     try:
-        args = json.loads(arguments or "{}")
+        args = jsontext.loads(arguments or "{}")
     except json.JSONDecodeError:
         return f"{name} {arguments[:MAX_ARG_CHARS]}"
     if not isinstance(args, dict) or not args:

@@ -18,6 +18,7 @@ from rich.segment import Segment, Segments
 from rich.text import Text
 
 from leharness import store
+from leharness.store import jsontext
 from leharness.store.events import ToolCall
 
 from .diffs import counts_summary, read_before, write_diff
@@ -175,7 +176,7 @@ class RichChannel:
 
     def _path(self, call: ToolCall) -> tuple[str, Path] | None:
         try:
-            path = json.loads(call.arguments).get("path")
+            path = jsontext.loads(call.arguments).get("path")
         except (json.JSONDecodeError, AttributeError):
             return None
         if not isinstance(path, str):
@@ -203,7 +204,7 @@ class RichChannel:
         before = self._before.pop(call_id)
         found = self._path(call)
         try:
-            content = json.loads(call.arguments).get("content")
+            content = jsontext.loads(call.arguments).get("content")
         except json.JSONDecodeError:
             content = None
         if found is None or not isinstance(content, str):

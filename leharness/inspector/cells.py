@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
+from leharness.store import jsontext
+
 MAX_CHARS = 20_000  # a cell longer than this is cut; the JSON API has it all
 
 SESSION_COLUMNS = frozenset({"session_id", "parent_session_id", "child_session_id", "forked_from"})
@@ -63,7 +65,7 @@ def json_html(value) -> Markup | None:
     if not isinstance(value, str) or not value.lstrip().startswith(("{", "[")):
         return None
     try:
-        parsed = json.loads(value)
+        parsed = jsontext.loads(value)
     except json.JSONDecodeError:
         return None
     return pre_html(json.dumps(parsed, indent=2, ensure_ascii=False), "lh-json")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from leharness import projections
 from leharness.projections.models import Message, SessionRow, ToolCallRow
-from leharness.store import StoreError
+from leharness.store import StoreError, jsontext
 from leharness.store.events import ToolCall
 
 MAX_MESSAGES = 500  # the rest stays one click away, in the transcript view
@@ -126,7 +126,7 @@ def _mcp_events(conn: sqlite3.Connection, session_id: str) -> list[dict]:
         "AND type IN ('mcp.connected', 'mcp.failed') ORDER BY session_seq LIMIT 200",
         (session_id,),
     )
-    return [{"seq": row[0], "ts": row[1], "type": row[2], **json.loads(row[3])} for row in rows]
+    return [{"seq": row[0], "ts": row[1], "type": row[2], **jsontext.loads(row[3])} for row in rows]
 
 
 def _trial(conn: sqlite3.Connection, session_id: str) -> dict | None:
@@ -183,7 +183,7 @@ def fold(messages: list[Message], calls: list[ToolCallRow]) -> list[Entry]:
 def summarize_arguments(arguments: str, width: int = 90) -> str:
     """`command: ls -la` — the arguments of a call on one short line."""
     try:
-        value = json.loads(arguments)
+        value = jsontext.loads(arguments)
     except json.JSONDecodeError:
         text = arguments
     else:
@@ -202,6 +202,6 @@ def _flat(value: object) -> str:
 def pretty_json(text: str) -> str:
     """Indented JSON, or the text unchanged when it is not JSON."""
     try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        return json.dumps(jsontext.loads(text), indent=2, ensure_ascii=False)
     except (json.JSONDecodeError, TypeError):
         return text

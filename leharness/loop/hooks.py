@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from leharness import store
 from leharness.store import events as ev
+from leharness.store import jsontext
 from leharness.tools.hooks import Hook, HookRun, run_hook
 from leharness.tools.redact import redact
 
@@ -83,7 +84,7 @@ def _payload(session: LoopSession, point: str, event: dict[str, Any] | None) -> 
 
 def _arguments(call: ev.ToolCall) -> Any:
     try:
-        return json.loads(call.arguments or "{}")
+        return jsontext.loads(call.arguments or "{}")
     except json.JSONDecodeError:
         return call.arguments
 

@@ -9,13 +9,14 @@ ProviderError, never an uncaught exception. Imports no HTTP client.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from leharness.errors import ProviderError
+from leharness.store import jsontext
 from leharness.store.events import ToolCall, Usage
+from leharness.tools.redact import storable
 
 from .think import ThinkSplitter
 
@@ -105,8 +106,12 @@ class StreamFold:
             )
         self.sink.add(*self.splitter.flush())
         try:
+            # A lone surrogate (a JSON escape like \ud800) in a call's id or name could not
+            # be stored or looked up: made storable as the arguments are (redact_json).
             tool_calls = [
-                ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"] or "{}")
+                ToolCall(
+                    id=storable(c["id"]), name=storable(c["name"]), arguments=c["arguments"] or "{}"
+                )
                 for _, c in sorted(self.calls.items())
             ]
         except (TypeError, ValueError) as error:  # pydantic's ValidationError is a ValueError
@@ -124,7 +129,7 @@ class StreamFold:
             self.done = True
             return False
         try:
-            self._chunk(json.loads(data))
+            self._chunk(jsontext.loads(data))
         except (TypeError, AttributeError, ValueError, KeyError):
             raise ProviderError(
                 f"{self.where} sent a malformed stream chunk: {data[:120]!r}", "malformed"
@@ -179,7 +184,7 @@ class StreamFold:
                 "bad_response",
             )
         try:
-            parsed = json.loads(body)
+            parsed = jsontext.loads(body)
         except ValueError:
             parsed = None
         if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict | str):

@@ -20,7 +20,6 @@ full store decides, exactly as before.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import ssl
@@ -31,6 +30,7 @@ from typing import Any
 
 from leharness import __version__
 from leharness.errors import LeharnessError
+from leharness.store import jsontext
 
 from .request import encode_body
 
@@ -245,6 +245,6 @@ def _json_or_text(raw: bytes) -> Any:
     """The body as the SDK kept it: parsed JSON, else the stripped text (maybe "")."""
     text = raw.decode("utf-8", "replace").strip()
     try:
-        return json.loads(text)
+        return jsontext.loads(text)
     except ValueError:
         return text

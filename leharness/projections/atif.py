@@ -10,12 +10,11 @@ Nothing here writes.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
 from leharness import __version__
-from leharness.store import StoreError
+from leharness.store import StoreError, jsontext
 
 from .records import all_messages, session, tasks
 
@@ -112,7 +111,7 @@ def _arguments(raw: Any) -> dict[str, Any]:
     if isinstance(raw, dict):
         return raw
     try:
-        value = json.loads(raw) if isinstance(raw, str) and raw.strip() else {}
+        value = jsontext.loads(raw) if isinstance(raw, str) and raw.strip() else {}
     except ValueError:
         return {"raw": raw}
     return value if isinstance(value, dict) else {"raw": raw}

@@ -13,7 +13,6 @@ process last saw; otherwise `SessionChanged` stops it, and nothing is written.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -24,6 +23,7 @@ from pydantic import ValidationError
 
 from leharness.errors import LeharnessError
 
+from . import jsontext
 from .connection import StoreError, main_file, new_ulid, now_iso, write_transaction
 from .events import (
     EVENT_TYPES,
@@ -167,7 +167,7 @@ def row_to_event(row: sqlite3.Row | tuple) -> Event:
     type leharness does not know or a payload its model refuses."""
     seq, event_id, session_id, session_seq, ts, event_type, data = tuple(row)
     try:
-        fields = json.loads(data)
+        fields = jsontext.loads(data)
     except ValueError:
         fields = None
     if not isinstance(fields, dict):

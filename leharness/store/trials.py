@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import jsontext
+
 RESULT_FILENAME = "result.json"
 #: How far above a sessions.db its trial's folder may be (<trial>/agent/leharness/sessions.db).
 _MAX_DEPTH = 4
@@ -61,7 +63,7 @@ def read_trial(path: Path) -> TrialRow | None:
     (a job's result.json, say) or cannot be read."""
     try:
         # NaN and Infinity are not JSON (SQLite's json_valid refuses them): no value.
-        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda _: None)
+        data = jsontext.loads(path.read_text(encoding="utf-8"), parse_constant=lambda _: None)
     except (OSError, ValueError):
         return None
     if not is_trial_result(data):

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import jsontext
 from .connection import StoreError
 from .log import validate_payload
 
@@ -64,7 +65,7 @@ def parse_lines(lines: Iterable[str], name: str) -> list[Any]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            records.append(jsontext.loads(line))
         except json.JSONDecodeError as error:
             raise StoreError(f"line {number} of {name} is not JSON: {error.msg}") from None
     return records

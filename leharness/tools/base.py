@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from leharness.errors import ToolError
+from leharness.store import jsontext
 
 if TYPE_CHECKING:
     from leharness.store import Event, Payload
@@ -154,7 +155,7 @@ class ToolRegistry:
         if not tool.live:
             raise ToolError(f"tool {name!r} was withdrawn: its server stopped", "withdrawn")
         try:
-            raw = json.loads(arguments or "{}")
+            raw = jsontext.loads(arguments or "{}")
         except json.JSONDecodeError as error:
             raise ToolError(
                 f"arguments for {name} are not valid JSON ({error.msg} at position {error.pos}); "

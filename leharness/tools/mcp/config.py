@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from leharness.errors import UserError
+from leharness.store import jsontext
 
 from ..redact import register
 
@@ -115,7 +116,7 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> McpConfig:
 
 def parse_config(text: str, where: str, environ: Any) -> McpConfig:
     try:
-        document = json.loads(text) if text.strip() else {}
+        document = jsontext.loads(text) if text.strip() else {}
     except json.JSONDecodeError as error:
         raise ConfigFileError(
             f"{where} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
