@@ -262,6 +262,21 @@ def test_retry_after_as_an_http_date_is_honoured():
     assert 0.5 < delay <= 2.0
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_retry_after_that_is_no_finite_number_is_not_taken(value):
+    """float() reads "nan" and "inf": a NaN delay made asyncio.sleep wait forever, so a
+    429 with `retry-after-ms: nan` hung lh. Such a header counts as none: the backoff."""
+    seen: list[float] = []
+    sink = StreamSink(on_retry=lambda _attempt, _message, delay: seen.append(delay))
+    with ScriptedServer([HttpError(429, headers={"retry-after-ms": value}), Text("ok")]) as s:
+        model = OpenAICompatibleModel(
+            "openai", "m", s.base_url, "k", RetryPolicy(retries=1, base_delay_s=0.01)
+        )
+        reply = asyncio.run(asyncio.wait_for(model.complete(HI, [], sink), timeout=10))
+    assert reply.text == "ok"
+    assert len(seen) == 1 and 0 < seen[0] <= 0.01
+
+
 def test_the_backoff_has_jitter_within_a_quarter():
     policy = RetryPolicy(base_delay_s=1.0)
     draws = [policy.delay(3, None) for _ in range(200)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -196,11 +197,13 @@ def _retry_after(error: Exception) -> float | None:
         if value is None:
             continue
         try:
-            return float(value) / scale
+            seconds = float(value) / scale
         except ValueError:
-            pass
-        if name == "retry-after":
-            return _seconds_until(value)
+            if name == "retry-after":
+                return _seconds_until(value)
+            continue
+        # float() reads "nan" and "inf" too: asyncio.sleep(nan) never returns.
+        return seconds if math.isfinite(seconds) else None
     return None
 
 
