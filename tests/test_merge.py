@@ -4,6 +4,7 @@ and the trials table read from Harbor's result.json files."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -118,6 +119,26 @@ def test_a_result_json_nested_past_the_recursion_limit_is_no_trial(tmp_path, db)
     done = merge(job)
     assert done.exit_code == 0, done.output
     assert db.execute("SELECT count(*) FROM trials").fetchone()[0] == 0
+    assert db.execute("SELECT id FROM sessions").fetchone()[0] == session_id
+
+
+def test_a_trial_folder_not_utf8_and_a_lone_surrogate_in_result_json_are_stored_escaped(
+    tmp_path, db
+):
+    """A trial folder whose name is not UTF-8 (its path is a row's column) and a
+    result.json whose trial_name holds the JSON escape \\ud800 stopped lh merge with
+    UnicodeEncodeError: both are stored escaped, as event text is."""
+    job = tmp_path / "job"
+    session_id = make_trial(job, "t__ok", reward=1.0)
+    result = job / "t__ok" / "result.json"
+    data = json.loads(result.read_text())
+    data["trial_name"] = "t__\ud800"
+    result.write_text(json.dumps(data))  # ensure_ascii: the escape as it is in the file
+    os.rename(os.fsencode(job / "t__ok"), os.fsencode(job) + b"/t__\xff")
+    done = merge(job)
+    assert done.exit_code == 0, done.output
+    trial, path = db.execute("SELECT trial, path FROM trials").fetchone()
+    assert trial == "t__\\ud800" and path.endswith("/t__\\xff")
     assert db.execute("SELECT id FROM sessions").fetchone()[0] == session_id
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from leharness.errors import ProviderError
 from leharness.store import jsontext
 from leharness.store.events import ToolCall, Usage
-from leharness.tools.redact import storable
+from leharness.store.text import storable
 
 from .think import ThinkSplitter
 

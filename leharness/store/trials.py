@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import jsontext
+from .text import storable
 
 RESULT_FILENAME = "result.json"
 #: How far above a sessions.db its trial's folder may be (<trial>/agent/leharness/sessions.db).
@@ -72,9 +73,9 @@ def read_trial(path: Path) -> TrialRow | None:
     rewards = get("verifier_result", "rewards")
     folder = path.parent
     return TrialRow(
-        trial_id=str(data.get("id") or f"{folder.parent.name}/{data['trial_name']}"),
-        job=folder.parent.name or None,
-        trial=data["trial_name"],
+        trial_id=storable(str(data.get("id") or f"{folder.parent.name}/{data['trial_name']}")),
+        job=storable(folder.parent.name) or None,
+        trial=storable(data["trial_name"]),
         task=_text(get("task_name")),
         source=_text(get("source")),
         agent=_text(get("agent_info", "name")),
@@ -93,7 +94,7 @@ def read_trial(path: Path) -> TrialRow | None:
         input_tokens=_integer(get("agent_result", "n_input_tokens")),
         output_tokens=_integer(get("agent_result", "n_output_tokens")),
         cost_usd=_number(get("agent_result", "cost_usd")),
-        path=str(folder.resolve()),
+        path=storable(str(folder.resolve())),
         result=json.dumps(data),
     )
 
@@ -140,7 +141,7 @@ def _model(info: Any) -> str | None:
     if not isinstance(info, dict) or not info.get("name"):
         return None
     provider = info.get("provider")
-    return f"{provider}/{info['name']}" if provider else str(info["name"])
+    return storable(f"{provider}/{info['name']}" if provider else str(info["name"]))
 
 
 def _reward(rewards: Any) -> float | None:
@@ -156,7 +157,7 @@ def _reward(rewards: Any) -> float | None:
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    return storable(value) if isinstance(value, str) else None
 
 
 _INT64 = range(-(2**63), 2**63)

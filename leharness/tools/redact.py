@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from leharness.store.text import storable
 
 MIN_SECRET_CHARS = 8
 SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET")
@@ -82,20 +83,6 @@ def redact_bytes(data: bytes, found: list[Secret]) -> bytes:
         if secret.value in data:
             data = data.replace(secret.value, secret.marker)
     return data
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def storable(text: str) -> str:
-    """`text` without lone surrogates, which no event can hold: a byte a file name smuggled
-    in (os.fsdecode's U+DC80..U+DCFF) becomes `\\xNN` as backslashreplace writes it."""
-    return _SURROGATE.sub(_escape_surrogate, text)
-
-
-def _escape_surrogate(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
 def redact(text: str, found: list[Secret] | None = None) -> str:
