@@ -204,3 +204,39 @@ def test_rows_another_program_inserted_are_reported_and_skipped_by_readers(isola
     assert "type 'my.note' is not one leharness knows" in lines[0]
     assert "invalid model.completed payload: text: Input should be a valid string" in lines[1]
     assert all("cannot be deleted" in line for line in lines)
+
+
+def test_text_another_program_wrote_that_is_not_utf8_reads_as_replacement_chars(isolated_home):
+    """SQLite keeps any bytes a program writes as TEXT; sqlite3's decoding stopped every
+    query reaching such a value ("Could not decode to UTF-8"): `lh show`, the exports, a
+    resume and even `lh doctor` ended in a traceback. Its bad bytes now read as U+FFFD
+    (the row stays as written) and the doctor names the event."""
+    with ScriptedServer([Text("one"), Text("two")]) as server:
+        env = lh_env(isolated_home, server.base_url)
+        assert run_lh("hi", env=env).returncode == 0
+        with closing(sqlite3.connect(isolated_home / "sessions.db")) as raw, raw:
+            (session_id, last) = raw.execute(
+                "SELECT session_id, max(session_seq) FROM events"
+            ).fetchone()
+            raw.execute(
+                "INSERT INTO events (id, session_id, session_seq, ts, type, data) VALUES "
+                "('x1', ?, ?, '2026-01-01T00:00:00.000Z', 'invocation.received', CAST(? AS TEXT))",
+                (session_id, last + 1, b'{"text": "caf\xe9 au lait"}'),
+            )
+        again = run_lh("-c", "go on", env=env)
+        shown = run_lh("show", session_id, env=env)
+        exported = run_lh("export", "--format", "md", session_id, env=env)
+        checked = run_lh("doctor", env=env)
+        sent = server.requests[-1].messages
+    for done in (again, shown, exported):
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+    assert "caf\ufffd au lait" in shown.stdout and "caf\ufffd au lait" in exported.stdout
+    assert {"role": "user", "content": "caf\ufffd au lait"} in sent
+    with closing(sqlite3.connect(isolated_home / "sessions.db")) as raw:
+        (stored,) = raw.execute("SELECT CAST(data AS BLOB) FROM events WHERE id = 'x1'").fetchone()
+    assert stored == b'{"text": "caf\xe9 au lait"}'  # as written
+    assert checked.returncode == 1
+    (line,) = [line for line in checked.stdout.splitlines() if line.startswith("✗")]
+    assert f"event {last + 1} of session {session_id}" in line
+    assert "data is not UTF-8 (byte 0xe9 at 13)" in line and "U+FFFD" in line

@@ -14,6 +14,7 @@ projections from the events.
 from __future__ import annotations
 
 import functools
+import itertools
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,11 @@ def _examine(conn: sqlite3.Connection, report: Report, live: Live) -> None:
     report.problems += foreign
     if not foreign:
         report.facts.append("every event matches its type's model")
+    undecodable = [
+        f"{event.describe()}; another program wrote it: lh reads its bad bytes as U+FFFD"
+        for event in itertools.islice(store.non_utf8_events(conn), SHOWN_FOREIGN)
+    ]
+    report.problems += undecodable
     report.drift = health.rebuild_drift(conn)
     report.problems += [
         f"projection {d.table} differs from a rebuild of the events: "

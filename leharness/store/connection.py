@@ -221,6 +221,15 @@ class StoreConnection(sqlite3.Connection):
     db_file: str | None = None  # its real path, for the log's per-file bookkeeping
 
 
+def text_of(value: bytes) -> str:
+    """A TEXT value as str. SQLite keeps whatever bytes a program wrote, and sqlite3's own
+    decoding stops the whole query at the first value that is not UTF-8 (OperationalError
+    "Could not decode to UTF-8"): one such row written by another program made `lh show`,
+    the exports, a resume and `lh doctor` end in a traceback. Its bad bytes read as U+FFFD;
+    the row itself stays as written (~0.16 µs more per value than sqlite3's default)."""
+    return value.decode("utf-8", "replace")
+
+
 def connect(path: Path | str) -> StoreConnection:
     """A connection with WAL, foreign keys and a busy timeout, in autocommit mode."""
     check_sqlite_version()
@@ -251,6 +260,7 @@ def connect(path: Path | str) -> StoreConnection:
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.row_factory = sqlite3.Row
+    conn.text_factory = text_of
     # Used by fork's INSERT … SELECT to give every copied event a fresh id.
     conn.create_function("lh_ulid", 0, new_ulid)
     return conn
@@ -275,6 +285,7 @@ def connect_readonly(path: Path | str) -> sqlite3.Connection:
             raise
         raise StoreError(problem) from None
     conn.row_factory = sqlite3.Row
+    conn.text_factory = text_of
     return conn
 
 

@@ -207,6 +207,18 @@ def foreign_events(conn: sqlite3.Connection) -> Iterator[ForeignEvent]:
             yield ForeignEvent(row[0], row[2], row[3], row[5], str(error))
 
 
+def non_utf8_events(conn: sqlite3.Connection) -> Iterator[ForeignEvent]:
+    """Rows of `events` whose data is not UTF-8 (another program wrote the bytes; readers
+    see U+FFFD in place of the bad ones: connection.text_of)."""
+    rows = conn.execute("SELECT seq, session_id, session_seq, type, CAST(data AS BLOB) FROM events")
+    for seq, session_id, session_seq, event_type, raw in rows:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            problem = f"data is not UTF-8 (byte {raw[error.start]:#04x} at {error.start})"
+            yield ForeignEvent(seq, session_id, session_seq, event_type, problem)
+
+
 def read_events(
     conn: sqlite3.Connection, session_id: str, *, after: int = 0, upto: int | None = None
 ) -> Iterator[Event]:
