@@ -173,6 +173,11 @@ def test_unknown_skill_fails_with_the_names_and_bad_files_are_skipped(
         ("---\nname: two words\ndescription: d\n---\nB", "invalid name 'two words'"),
         ("---\ndescription: d\nB", "the front matter has no closing --- line"),
         ("---\n- a list\n---\nB", "the front matter is not a mapping"),
+        # PyYAML raised RecursionError here, which stopped `lh skills` and every run
+        # started in the folder with a traceback
+        ("---\ndescription: " + "[" * 100_000 + "\n---\nB", "invalid YAML front matter: nested"),
+        # a lone surrogate (YAML's "\\ud800") would stop the output and the events
+        ('---\nname: x\ndescription: "\\ud800 lone"\n---\nB', ("x", "\\ud800 lone")),
     ],
 )
 def test_front_matter_parsing(text, expected):

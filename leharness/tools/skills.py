@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from leharness.store import events as ev
 from leharness.store import home_dir
+from leharness.store.text import storable
 
 from .base import Tool, ToolContext, ToolError
 from .project import repo_root
@@ -165,14 +166,18 @@ def parse_skill(path: Path, data: bytes) -> Skill | SkillProblem:
 
     try:
         meta = yaml.safe_load("".join(lines[1:end])) or {}
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, RecursionError) as error:  # a RecursionError: nested too deep
         meta = _plain_pairs(lines[1:end])
         if meta is None:
-            return SkillProblem(path, f"invalid YAML front matter: {one_line(str(error), 200)}")
+            why = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+            return SkillProblem(path, f"invalid YAML front matter: {one_line(why, 200)}")
     if not isinstance(meta, dict):
         return SkillProblem(path, "the front matter is not a mapping of keys to values")
-    name = str(meta.get("name") or path.parent.name).strip()
+    # YAML may escape a lone surrogate ("\ud800"), which no output nor event can hold.
+    name = storable(str(meta.get("name") or path.parent.name)).strip()
     description = meta.get("description")
+    if isinstance(description, str):
+        description = storable(description)
     if not isinstance(description, str) or not description.strip():
         return SkillProblem(path, "the front matter has no description")
     if not name or any(char.isspace() for char in name):
