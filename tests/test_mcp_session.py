@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import sys
 
 import pytest
@@ -145,6 +146,21 @@ def test_config_parsing_keeps_good_entries_and_names_bad_ones():
     for broken in ("[1]", '{"mcpServers": []}', "{nope"):
         with pytest.raises(ConfigFileError):
             parse_config(broken, "mcp.json", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        # json.loads raised RecursionError, which stopped lh with a traceback
+        ('{"mcpServers": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        # lone surrogates reached the terminal and the events: UnicodeEncodeError
+        ('{"mcpServers": {"x\\ud800": {"command": "srv"}}}', 'holds "x\\ud800"'),
+        ('{"mcpServers": {"x": {"command": "srv", "args": ["\\udfff"]}}}', 'holds "\\udfff"'),
+    ],
+)
+def test_a_config_nested_too_deep_or_with_lone_surrogates_is_a_config_error(text, said):
+    with pytest.raises(ConfigFileError, match=re.escape(said)):
+        parse_config(text, "mcp.json", {})
 
 
 def test_missing_config_is_no_servers(tmp_path):
