@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 
+import pytest
 from click.testing import CliRunner
 
 from leharness import projections, store
@@ -73,6 +74,34 @@ def test_importing_a_broken_file_is_a_clear_error_and_writes_nothing(isolated_ho
     result = CliRunner().invoke(cli, ["import", str(gap)])
     assert result.exit_code == 2 and "not a whole, ordered log" in result.output
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        # sqlite3 could not bind it: OverflowError and a traceback
+        ({"session_seq": 10**30}, "line 2: not an exported event (session_seq 1000000"),
+        ({"ts": {"at": 1}}, "line 2: not an exported event (ts {'at': 1})"),
+        # the payload's JSON could not hold it: PydanticSerializationError, a traceback
+        ({"data": {"text": "x\ud800y"}}, 'line 2: "x\\ud800y" holds a lone surrogate'),
+        ({"session_id": "s\ud800"}, 'line 2: "s\\ud800" holds a lone surrogate'),
+    ],
+)
+def test_an_exported_line_no_event_can_hold_is_refused_by_line(db, tmp_path, change, said):
+    """Values no export of ours holds, edited into one, are refused with the line named,
+    --as-new or not, and nothing is written."""
+    session = store.create_session(db)
+    tool_round(db, session, "first")
+    lines = list(store.export_lines(db, [session]))
+    second = {**json.loads(lines[1]), "id": "01HXXXXXXXXXXXXXXXXXXXXXXX", **change}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([lines[0], json.dumps(second), *lines[2:]]) + "\n")
+    before = event_count(db)
+    for extra in ([], ["--as-new"]):
+        result = lh("import", *extra, str(bad))
+        assert result.exit_code == 2, result.output
+        assert said in result.output
+    assert event_count(db) == before
 
 
 def lh(*args: str):

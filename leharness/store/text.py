@@ -6,6 +6,7 @@ result.json. sqlite3 and pydantic refuse such text with UnicodeEncodeError."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -19,3 +20,20 @@ def storable(text: str) -> str:
 def _escape_surrogate(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """The first string of a parsed JSON document (a key or a value, at any depth) that
+    holds a lone surrogate, or None."""
+    if isinstance(value, str):
+        return value if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        parts: Any = (part for pair in value.items() for part in pair)
+    elif isinstance(value, list):
+        parts = value
+    else:
+        return None
+    for part in parts:
+        if (found := lone_surrogate(part)) is not None:
+            return found
+    return None

@@ -19,6 +19,7 @@ from typing import Any
 
 from .connection import StoreError, new_ulid, write_transaction
 from .log import EventValidationError, encode_data, last_seq, read_events, validate_payload
+from .text import lone_surrogate, storable
 from .ts_sessions import Converted, convert, find_sessions, is_ts_record, parse_lines, read_lines
 
 FORMAT = "leharness.events/1"
@@ -131,7 +132,7 @@ def _row(number: int, record: Any) -> _Row:
     try:
         data = dict(record.get("data") or {})
         event_id = str(record.get("id") or "") or new_ulid()  # no id: it cannot be matched
-        return _Row(
+        row = _Row(
             number,
             event_id,
             str(record["session_id"]),
@@ -142,6 +143,19 @@ def _row(number: int, record: Any) -> _Row:
         )
     except (AttributeError, KeyError, TypeError, ValueError) as error:
         raise StoreError(f"line {number}: not an exported event ({error})") from None
+    # What no export of ours holds, and sqlite3 or the payload's JSON could not take
+    # (they stopped lh import with OverflowError and UnicodeEncodeError).
+    if not 1 <= row.session_seq < 2**62:
+        raise StoreError(f"line {number}: not an exported event (session_seq {row.session_seq})")
+    if not isinstance(record["ts"], str):
+        raise StoreError(f"line {number}: not an exported event (ts {record['ts']!r})")
+    found = lone_surrogate([row.id, row.session_id, row.ts, row.type, row.data])
+    if found is not None:
+        raise StoreError(
+            f'line {number}: "{storable(found)}" holds a lone surrogate, which is no text an '
+            "event can hold"
+        )
+    return row
 
 
 def _not_yet_here(conn: sqlite3.Connection, rows: list[_Row]) -> tuple[list[_Row], Imported]:

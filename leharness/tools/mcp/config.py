@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from leharness.errors import UserError
 from leharness.store import jsontext
-from leharness.store.text import storable
+from leharness.store.text import lone_surrogate, storable
 
 from ..redact import register
 
@@ -124,7 +124,7 @@ def parse_config(text: str, where: str, environ: Any) -> McpConfig:
         ) from None
     if not isinstance(document, dict):
         raise ConfigFileError(f'{where} must hold a JSON object like {{"mcpServers": {{...}}}}')
-    if (found := _lone_surrogate(document)) is not None:
+    if (found := lone_surrogate(document)) is not None:
         raise ConfigFileError(
             f'{where} holds "{storable(found)}": a JSON escape of a lone surrogate '
             "(\\ud800 to \\udfff) is no text that a name, a command or an event can carry"
@@ -187,15 +187,3 @@ def _lookup(match: re.Match[str], environ: Any) -> str:
     if default is not None:
         return default
     raise ValueError(f"environment variable {name} is not set (used as ${{{name}}})")
-
-
-def _lone_surrogate(value: Any) -> str | None:
-    """The first string (key or value) of a parsed document that holds a lone surrogate."""
-    if isinstance(value, str):
-        return value if storable(value) != value else None
-    items = value.items() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    for item in items:
-        for part in item if isinstance(value, dict) else (item,):
-            if (found := _lone_surrogate(part)) is not None:
-                return found
-    return None
