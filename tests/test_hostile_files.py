@@ -318,3 +318,33 @@ def test_names_that_are_not_utf8_survive_the_event_log_and_a_resume(raw_named, t
     raw_file = os.path.join(os.fsencode(raw_named / "sub"), RAW)
     assert Path(os.fsdecode(raw_file)).read_bytes() == b"needle two\n"
     assert storable("\udcfe") == "\\xfe"
+
+
+def test_command_line_text_that_is_not_utf8_runs_or_is_refused_in_one_line(isolated_home, tmp_path):
+    """A prompt or a session id holding a byte that is not UTF-8 (`lh "… $(ls)"` in a
+    folder with such a name) stopped lh with a traceback: the prompt could not be stored,
+    the id could not be looked up. The prompt is stored and sent with the byte as \\xNN;
+    an id with one is no session's."""
+    from leharness.testing import ScriptedServer, Text
+
+    from .e2e_helpers import lh_env, query, run_lh
+
+    prompt = os.fsdecode(b"summarize caf\xe9.txt")  # as Python hands argv over
+    with ScriptedServer([Text("done")]) as server:
+        env = lh_env(isolated_home, server.base_url)
+        done = run_lh(prompt, env=env, cwd=tmp_path)
+        sent = server.requests[-1].messages[-1]
+    assert done.returncode == 0, done.stderr
+    assert sent == {"role": "user", "content": "summarize caf\\xe9.txt"}
+    assert query(
+        isolated_home,
+        "SELECT json_extract(data, '$.text') FROM events WHERE type = 'invocation.received'",
+    ) == [("summarize caf\\xe9.txt",)]
+    bad_id = os.fsdecode(b"01\xff")
+    commands = (["show", bad_id], ["export", bad_id], ["fork", bad_id], ["--session", bad_id, "x"])
+    for args in commands:
+        refused = run_lh(*args, env=env, cwd=tmp_path)
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert refused.stderr.strip() == "Error: no session '01\\xff' (`lh sessions` lists them)"
+    searched = run_lh("search", bad_id, env=env, cwd=tmp_path)
+    assert "Traceback" not in searched.stderr and searched.returncode in (0, 2)

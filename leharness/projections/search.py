@@ -10,6 +10,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from leharness.store import StoreError
+from leharness.store.text import storable
 
 from .records import Record
 
@@ -45,6 +46,7 @@ def search(
     Ranking reads every candidate's length, so a query matching more than RANK_WINDOW
     messages ranks the newest RANK_WINDOW of them.
     """
+    query = storable(query)  # a command-line byte that is not UTF-8 is searched as \xNN
     where, params = _filters(filters or SearchFilters())
     floor = _window_floor(conn, query, where, params)
     sql = (
