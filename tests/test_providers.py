@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from leharness.app.providers import ProviderConfigError, resolve_provider
@@ -118,3 +120,24 @@ def test_the_app_builds_sessions_without_the_cli():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        # a byte of the environment that is not UTF-8 (os.fsdecode's surrogate) stopped the
+        # run with a traceback when session.created was stored or the URL was built
+        ({"LEHARNESS_MODEL": "gpt\udcff"}, "the model 'gpt\\xff' holds a byte that is not UTF-8"),
+        (
+            {"OPENAI_BASE_URL": "http://127.0.0.1:1/\udcff"},
+            "the base url 'http://127.0.0.1:1/\\xff' holds a byte that is not UTF-8",
+        ),
+        # sent in an HTTP header, which httpx encodes as ASCII: a UnicodeEncodeError
+        ({"OPENAI_API_KEY": "sk-\udcff"}, "OPENAI_API_KEY holds characters that are not ASCII"),
+        ({"OPENAI_API_KEY": "sk-clé"}, "OPENAI_API_KEY holds characters that are not ASCII"),
+    ],
+)
+def test_settings_no_request_can_carry_are_refused_in_one_line(tmp_path, env, said):
+    env = {"OPENAI_API_KEY": "sk-test", **env}
+    with pytest.raises(ProviderConfigError, match=re.escape(said)):
+        resolve_provider(provider="openai", env=env, home=tmp_path)

@@ -60,13 +60,27 @@ def provider_config(settings: Settings, env: Mapping[str, str]) -> ProviderConfi
         raise ProviderConfigError(
             f"unknown provider {name!r}: choose one of {', '.join(DEFAULT_MODELS)}"
         )
+    from leharness.store.text import storable
+
     chosen_model = settings["model"] or DEFAULT_MODELS[name]
+    for key_name in ("model", "base_url"):
+        value = settings.values[key_name]
+        if isinstance(value.value, str) and storable(value.value) != value.value:
+            raise ProviderConfigError(  # a byte of an environment variable that is not UTF-8
+                f"the {key_name.replace('_', ' ')} '{storable(value.value)}' holds a byte that "
+                "is not UTF-8 (`lh config` shows where it is set)"
+            )
     if name == "openai":
         key = env.get("OPENAI_API_KEY", "")
         if not key:
             raise ProviderConfigError(
                 "OPENAI_API_KEY is not set: export OPENAI_API_KEY=sk-... "
                 "or use a local model with --provider ollama"
+            )
+        if not key.isascii():  # it goes out in an HTTP header
+            raise ProviderConfigError(
+                "OPENAI_API_KEY holds characters that are not ASCII, which no HTTP "
+                "header can carry: check how it was set"
             )
         return ProviderConfig("openai", chosen_model, settings["base_url"] or None, key)
     url = settings["base_url"] or OLLAMA_DEFAULT_URL
