@@ -240,3 +240,28 @@ def test_text_another_program_wrote_that_is_not_utf8_reads_as_replacement_chars(
     (line,) = [line for line in checked.stdout.splitlines() if line.startswith("✗")]
     assert f"event {last + 1} of session {session_id}" in line
     assert "data is not UTF-8 (byte 0xe9 at 13)" in line and "U+FFFD" in line
+
+
+def test_a_token_count_another_program_recorded_past_sqlites_integers_is_read(isolated_home):
+    """The sessions projection sums each model call's usage: a count of 10**20 recorded
+    by another program comes back from SQLite as a REAL, which SessionRow refused, and
+    `lh export --format md` (and a resume) ended in a pydantic traceback."""
+    with ScriptedServer([Text("one")]) as server:
+        env = lh_env(isolated_home, server.base_url)
+        assert run_lh("hi", env=env).returncode == 0
+    with closing(sqlite3.connect(isolated_home / "sessions.db")) as raw, raw:
+        last_event = "SELECT session_id, max(session_seq) FROM events"
+        (session_id, last) = raw.execute(last_event).fetchone()
+        usage = {"prompt_tokens": 10**20, "completion_tokens": 3}
+        raw.execute(
+            "INSERT INTO events (id, session_id, session_seq, ts, type, data) VALUES "
+            "('x1', ?, ?, '2026-01-01T00:00:00.000Z', 'model.completed', ?)",
+            (session_id, last + 1, json.dumps({"text": "big", "usage": usage})),
+        )
+        (kind,) = raw.execute("SELECT typeof(prompt_tokens) FROM sessions").fetchone()
+    assert kind == "real"
+    for kind in ("md", "html", "atif"):
+        done = run_lh("export", "--format", kind, session_id, env=env)
+        assert done.returncode == 0, done.stderr
+    shown = run_lh("show", session_id, env=env)
+    assert shown.returncode == 0 and "big" in shown.stdout

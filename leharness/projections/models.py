@@ -41,6 +41,15 @@ class SessionRow(Row):
     last_model_seq: int | None = None
     compacted_seq: int | None = None
 
+    @field_validator("prompt_tokens", "completion_tokens", "last_prompt_tokens", mode="before")
+    @classmethod
+    def _whole(cls, value: Any) -> Any:
+        """A sum past 2**63 (an absurd count another program recorded) comes back from
+        SQLite as a REAL, which pydantic refuses for an int: read it as its integer."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
 
 class Message(Row):
     session_seq: int
