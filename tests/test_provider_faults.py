@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import re
 import time
 
 import pytest
@@ -302,3 +303,40 @@ def test_the_repl_channel_drops_what_it_held_back_and_marks_the_rest_discarded()
     assert "a whole first paragraph." in shown
     assert "held-back" not in shown
     assert shown.index(DISCARDED) < shown.index("the retry's answer")
+
+
+def test_escape_sequences_a_model_or_tool_wrote_never_reach_the_terminal_as_such():
+    """ESC and C1 controls in an answer, reasoning, a call's arguments, a command's output
+    or an error would drive the user's terminal (a title, the clipboard through OSC 52, a
+    cleared screen): the REPL's channel shows them as ␛ and \\x9b; its own colours stay."""
+    import io
+
+    from rich.console import Console
+
+    from leharness.cli.rich_channel import RichChannel
+    from leharness.store import Event
+    from leharness.store import events as ev
+
+    evil = "\x1b]52;c;cHduZWQ=\x07 \x1b[2J \x9b31m"
+    out = io.StringIO()
+    console = Console(file=out, width=120, force_terminal=True, color_system="standard")
+    channel = RichChannel(console)
+    call = ev.ToolCall(id="c1", name="bash", arguments=json.dumps({"command": f"echo {evil}"}))
+    payloads = [
+        ev.ModelCompleted(text="", tool_calls=[call]),
+        ev.ToolStarted(call_id="c1", name="bash"),
+        ev.ToolCompleted(call_id="c1", name="bash", result=f"{evil}\n[exit: 0]"),
+        ev.ToolFailed(call_id="c2", name="bash", error=f"failed {evil}"),
+        ev.ModelFailed(error=f"provider said {evil}", kind="status", attempts=1),
+    ]
+    channel.reasoning(f"thinking {evil}\n")
+    channel.text(f"answer {evil}\n\n")
+    channel.retry(1, f"busy {evil}", 0.5)
+    for n, payload in enumerate(payloads, 1):
+        channel.event(Event(seq=n, id=f"e{n}", session_id="s", session_seq=n, ts="t", data=payload))
+    channel._end_stream()
+    printed = out.getvalue()
+    assert "\x1b]" not in printed and "\x1b[2J" not in printed and "\x9b" not in printed
+    text = re.sub("\x1b\\[[0-9;]*m", "", printed)  # rich's own colours, which stay
+    assert text != printed
+    assert text.count("␛]52;c;cHduZWQ=") >= 6 and "\\x9b31m" in text

@@ -9,6 +9,7 @@ running and since when); it never touches the database.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -25,6 +26,21 @@ from .diffs import counts_summary, read_before, write_diff
 from .render import DISCARDED, call_summary, output_preview, result_summary
 
 MAX_DIFF_LINES = 60
+
+
+# ESC and the C1 controls start escape sequences: in what a model or a tool wrote they
+# would drive the terminal (set its title, write the clipboard, clear the screen).
+_CONTROL = re.compile("[\x1b\x80-\x9f]")
+
+
+def shown(text: str) -> str:
+    """`text` as this terminal may print it: ESC as ␛, a C1 control as \\xNN."""
+    return _CONTROL.sub(_visible, text)
+
+
+def _visible(match: re.Match[str]) -> str:
+    char = match.group()
+    return "␛" if char == "\x1b" else f"\\x{ord(char):02x}"
 
 
 def complete_blocks(text: str) -> int:
@@ -88,10 +104,10 @@ class RichChannel:
         self._reasoning += delta
         whole, _, self._reasoning = self._reasoning.rpartition("\n")
         if whole:
-            self.console.print(whole, style="dim", markup=False)
+            self.console.print(shown(whole), style="dim", markup=False)
 
     def retry(self, attempt: int, message: str, delay_s: float) -> None:
-        self.console.print(f"! {message}; retrying in {delay_s:.1f}s", style="yellow")
+        self.console.print(f"! {shown(message)}; retrying in {delay_s:.1f}s", style="yellow")
 
     def discard(self, text: str, reasoning: str) -> None:
         """Drop what was held back of the cut attempt; say that what is shown is void."""
@@ -100,7 +116,7 @@ class RichChannel:
 
     def _flush_reasoning(self) -> None:
         if self._reasoning:
-            self.console.print(self._reasoning, style="dim", markup=False)
+            self.console.print(shown(self._reasoning), style="dim", markup=False)
             self._reasoning = ""
 
     def _end_stream(self) -> None:
@@ -113,7 +129,7 @@ class RichChannel:
     def _print_markdown(self, text: str) -> None:
         """Blocks of one answer one blank line apart, and none before or after the answer:
         rich pads some blocks (lists, tables, code) with blank lines of their own."""
-        lines = self.console.render_lines(Markdown(text), pad=False)
+        lines = self.console.render_lines(Markdown(shown(text)), pad=False)
         while lines and not "".join(seg.text for seg in lines[-1]).strip():
             lines.pop()
         while lines and not "".join(seg.text for seg in lines[0]).strip():
@@ -140,16 +156,17 @@ class RichChannel:
             call = self._calls.get(data.call_id)
             label = call_summary(call.name, call.arguments) if call else data.name
             self._activity = (label, time.monotonic())
-            self.console.print(f"⏺ {label}", style="cyan", markup=False)
+            self.console.print(f"⏺ {shown(label)}", style="cyan", markup=False)
             if call is not None and call.name == "write_file":
                 self._snapshot(call)
         elif data.type == "tool.completed":
             self._activity = None
             diff = self._diff(data.call_id, data.name, data.result)
             summary = counts_summary(diff) if diff is not None else result_summary(data.result)
-            self.console.print(f"  ⎿ {summary}", style="dim", markup=False)
+            self.console.print(f"  ⎿ {shown(summary)}", style="dim", markup=False)
             if data.name == "bash":
                 for line in output_preview(data.result):
+                    line = shown(line)
                     self.console.print(f"    {line}", style="dim", markup=False, highlight=False)
             if diff:
                 print_diff(self.console, diff)
@@ -157,15 +174,15 @@ class RichChannel:
             self._activity = None
             self._before.pop(data.call_id, None)
             first = data.error.splitlines()[0] if data.error else ""
-            self.console.print(f"  ✗ {first}", style="red", markup=False)
+            self.console.print(f"  ✗ {shown(first)}", style="red", markup=False)
         elif data.type == "invocation.received" and data.kind == "steering":
-            self.console.print(f"» {data.text}", style="bold", markup=False)
+            self.console.print(f"» {shown(data.text)}", style="bold", markup=False)
         elif data.type == "model.failed":
-            self.console.print(f"✗ {data.error}", style="red", markup=False)
+            self.console.print(f"✗ {shown(data.error)}", style="red", markup=False)
         elif data.type == "compaction.completed":
             self.console.print(f"· context compacted ({data.tier})", style="dim", markup=False)
         elif data.type == "compaction.summary.failed":
-            note = f"! compaction summary failed, going on without it: {data.error}"
+            note = f"! compaction summary failed, going on without it: {shown(data.error)}"
             self.console.print(note, style="yellow", markup=False)
         elif data.type == "agent.finished":
             self._activity = None
@@ -215,9 +232,9 @@ class RichChannel:
 def print_diff(console: Console, lines: list[str]) -> None:
     """A unified diff, coloured, cut at MAX_DIFF_LINES."""
     styles = {"+": "green", "-": "red", "@": "cyan"}
-    shown = lines[:MAX_DIFF_LINES]
-    for line in shown:
+    kept = lines[:MAX_DIFF_LINES]
+    for line in kept:
         style = "bold" if line.startswith(("+++", "---")) else styles.get(line[:1], "")
-        console.print(Text("    " + line, style=style))
-    if len(lines) > len(shown):
-        console.print(f"    … {len(lines) - len(shown)} more diff lines", style="dim")
+        console.print(Text("    " + shown(line), style=style))
+    if len(lines) > len(kept):
+        console.print(f"    … {len(lines) - len(kept)} more diff lines", style="dim")
