@@ -340,3 +340,24 @@ def test_escape_sequences_a_model_or_tool_wrote_never_reach_the_terminal_as_such
     text = re.sub("\x1b\\[[0-9;]*m", "", printed)  # rich's own colours, which stay
     assert text != printed
     assert text.count("␛]52;c;cHduZWQ=") >= 6 and "\\x9b31m" in text
+
+
+def test_the_one_shot_answer_keeps_its_escapes_only_when_piped():
+    """`lh "…"` on a terminal shows an answer's ESC as ␛ (its tool lines and notes on
+    stderr always); piped to a file, the answer is exactly what the model wrote."""
+    import io
+
+    from leharness.cli.render import TerminalChannel
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    evil = "title \x1b]0;PWNED\x07 clear \x1b[2J"
+    for out, expected in ((Terminal(), "title ␛]0;PWNED\x07 clear ␛[2J"), (io.StringIO(), evil)):
+        err = io.StringIO()
+        channel = TerminalChannel(out, err)
+        channel.text(evil)
+        channel.retry(1, f"busy {evil}", 0.5)
+        assert out.getvalue() == expected
+        assert "\x1b" not in err.getvalue() and "␛]0;PWNED" in err.getvalue()

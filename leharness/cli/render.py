@@ -8,6 +8,7 @@ the answer.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import TYPE_CHECKING, TextIO
 
@@ -76,6 +77,21 @@ def output_preview(result: str, keep: int = PREVIEW_LINES) -> list[str]:
     return [*map(cut, lines[:keep]), f"… {hidden} more lines", *map(cut, lines[-keep:])]
 
 
+# ESC and the C1 controls start escape sequences: in what a model or a tool wrote they
+# would drive the terminal (set its title, write the clipboard, clear the screen).
+_CONTROL = re.compile("[\x1b\x80-\x9f]")
+
+
+def shown(text: str) -> str:
+    """`text` as this terminal may print it: ESC as ␛, a C1 control as \\xNN."""
+    return _CONTROL.sub(_visible, text)
+
+
+def _visible(match: re.Match[str]) -> str:
+    char = match.group()
+    return "␛" if char == "\x1b" else f"\\x{ord(char):02x}"
+
+
 class TerminalChannel:
     """One-shot rendering: streamed answer on stdout, compact tool lines on stderr."""
 
@@ -86,13 +102,17 @@ class TerminalChannel:
         self._mid_line = False
         self._dim = self.err.isatty()
         self._told = False  # said how to let refused calls run
+        # On a terminal the answer's escape sequences are shown, not run (see shown());
+        # piped (`lh … > answer.txt`), the answer stays as the model wrote it.
+        self._answer = shown if self.out.isatty() else str
 
     def text(self, delta: str) -> None:
-        self.out.write(delta)
+        self.out.write(self._answer(delta))
         self.out.flush()
         self._mid_line = not delta.endswith("\n")
 
     def reasoning(self, delta: str) -> None:
+        delta = shown(delta)
         self.err.write(f"\x1b[2m{delta}\x1b[0m" if self._dim else delta)
         self.err.flush()
 
@@ -147,7 +167,7 @@ class TerminalChannel:
             self._note("(the model returned an empty answer)")
 
     def _note(self, line: str) -> None:
-        self.err.write(line + "\n")
+        self.err.write(shown(line) + "\n")
         self.err.flush()
 
 

@@ -9,7 +9,6 @@ running and since when); it never touches the database.
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
@@ -23,24 +22,9 @@ from leharness.store import jsontext
 from leharness.store.events import ToolCall
 
 from .diffs import counts_summary, read_before, write_diff
-from .render import DISCARDED, call_summary, output_preview, result_summary
+from .render import DISCARDED, call_summary, output_preview, result_summary, shown
 
 MAX_DIFF_LINES = 60
-
-
-# ESC and the C1 controls start escape sequences: in what a model or a tool wrote they
-# would drive the terminal (set its title, write the clipboard, clear the screen).
-_CONTROL = re.compile("[\x1b\x80-\x9f]")
-
-
-def shown(text: str) -> str:
-    """`text` as this terminal may print it: ESC as ␛, a C1 control as \\xNN."""
-    return _CONTROL.sub(_visible, text)
-
-
-def _visible(match: re.Match[str]) -> str:
-    char = match.group()
-    return "␛" if char == "\x1b" else f"\\x{ord(char):02x}"
 
 
 def complete_blocks(text: str) -> int:
