@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -135,3 +136,16 @@ def test_every_designed_event_type_has_a_model():
     assert designed <= set(store.EVENT_TYPES)
     for model in store.EVENT_TYPES.values():
         assert model.__doc__, f"{model.__name__} needs a one-line docstring"
+
+
+def test_an_append_with_a_lone_surrogate_stores_it_escaped_and_returns_what_it_stored(db):
+    """A str may hold lone surrogates (a byte of argv or a file name that is not UTF-8),
+    which no event can hold: the append escapes them as \\xNN / \\uXXXX instead of
+    failing in the payload's JSON, and the event it returns is the one stored."""
+    session_id = store.create_session(db)
+    event = store.append(
+        db, session_id, {"type": "invocation.received", "text": "caf\udce9 \ud800 ok"}
+    )
+    assert event.data.text == "caf\\xe9 \\ud800 ok"
+    (stored,) = db.execute("SELECT data FROM events WHERE seq = ?", (event.seq,)).fetchone()
+    assert json.loads(stored)["text"] == "caf\\xe9 \\ud800 ok"

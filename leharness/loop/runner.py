@@ -19,7 +19,6 @@ from pathlib import Path
 
 from leharness import projections, store
 from leharness.store import events as ev
-from leharness.store.text import storable
 from leharness.tools.project import project_instructions
 from leharness.tools.redact import redact, redact_json, secrets
 from leharness.tools.tasks import notification
@@ -71,8 +70,7 @@ async def _invocation(session: LoopSession, text: str | None) -> Result:
     # follow them (a trigger refuses an invocation.received while one is open).
     settle_unanswered_calls(session)
     session.record(
-        # storable: a prompt may hold bytes that are not UTF-8 (`lh "… $(ls)"`)
-        ev.InvocationReceived(text=storable(text), instructions_hash=digest)
+        ev.InvocationReceived(text=text, instructions_hash=digest)
         if text is not None
         else ev.InvocationAuto(instructions_hash=digest)
     )
@@ -142,7 +140,7 @@ def deliver_steering(session: LoopSession) -> bool:
     next model call reads it; True if there was any (a final answer then gets a next step)."""
     texts = session.steering() if session.steering is not None else []
     for text in texts:
-        session.record(ev.InvocationReceived(text=storable(text), kind="steering"))
+        session.record(ev.InvocationReceived(text=text, kind="steering"))
     return bool(texts)
 
 

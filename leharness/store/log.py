@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from leharness.errors import LeharnessError
 
@@ -34,6 +35,7 @@ from .events import (
     SessionForked,
     ToolFailed,
 )
+from .text import storable_tree
 
 
 class EventValidationError(LeharnessError, ValueError):
@@ -126,10 +128,15 @@ def _insert(conn: sqlite3.Connection, session_id: str, model: Payload, ts: str) 
             f"{session_id}` continues from the events as they are)"
         )
     event_id = new_ulid()
+    try:
+        data = encode_data(model)
+    except PydanticSerializationError:  # a lone surrogate in its text: see text.py
+        model = model.model_validate(storable_tree(model.model_dump()))
+        data = encode_data(model)
     (seq,) = conn.execute(
         "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
         "VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
-        (event_id, session_id, next_seq, ts, model.type, encode_data(model)),
+        (event_id, session_id, next_seq, ts, model.type, data),
     ).fetchone()
     if seen is not None:
         _SEEN[key] = next_seq

@@ -37,3 +37,14 @@ def lone_surrogate(value: Any) -> str | None:
         if (found := lone_surrogate(part)) is not None:
             return found
     return None
+
+
+def storable_tree(value: Any) -> Any:
+    """A parsed JSON document with every string (key or value) made storable."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return {storable_tree(key): storable_tree(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [storable_tree(item) for item in value]
+    return value
