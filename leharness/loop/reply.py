@@ -106,8 +106,8 @@ class StreamFold:
             )
         self.sink.add(*self.splitter.flush())
         try:
-            # A lone surrogate (a JSON escape like \ud800) in a call's id or name could not
-            # be stored or looked up: made storable as the arguments are (redact_json).
+            # A lone surrogate (a JSON escape like \ud800) in a call's id or name: the id is
+            # looked up in the store before any event holds it (runner.unique_call_ids).
             tool_calls = [
                 ToolCall(
                     id=storable(c["id"]), name=storable(c["name"]), arguments=c["arguments"] or "{}"

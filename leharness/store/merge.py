@@ -136,7 +136,7 @@ class Merger:
         """Merge the file from the stager's copy of it, deserialized as `src`."""
         _check_schema(path, staged.version, staged.schema)
         self._load_src(staged.data)
-        return self._merge_src(path, trial, staged.schema, None, staged.counts, kept=True)
+        return self._merge_src(path, trial, staged.schema, None, staged.counts)
 
     def _load_src(self, data: bytes) -> None:
         """`data` as `src`, which stays attached from one staged file to the next.
@@ -203,16 +203,14 @@ class Merger:
         schema: FileSchema | None,
         stamp: FileStamp | None,
         counts: SourceCounts | None = None,
-        kept: bool = False,
     ) -> Merged:
         """Merge the attached `src` in one transaction (`schema` and `counts`: what the
-        stager read of it; None: read it here; `kept`: `src` stays attached for the
-        next file, and so may the fast copy's settings)."""
+        stager read of it; None: read it here)."""
         result = Merged(path)
         try:
             with write_transaction(self.conn):
                 self._merge_attached(
-                    path, result, trial, schema or _check_attached(self.conn, path), counts, kept
+                    path, result, trial, schema or _check_attached(self.conn, path), counts
                 )
                 if stamp is not None and _at_rest(path) != stamp:
                     raise _Written
@@ -237,7 +235,6 @@ class Merger:
         trial: TrialRow | None,
         schema: FileSchema,
         counts: SourceCounts | None,
-        kept: bool,
     ) -> None:
         conn = self.conn
         have, contiguous, sessions = _plan(conn, path, result, counts)
@@ -245,6 +242,9 @@ class Merger:
             added = None
             if self._fast.applies(schema):
                 total = sum(sessions.values())
+                # A staged file's `src` stays attached for the next one: so may the
+                # copy's settings (FastCopy.copy's `hold`).
+                kept = self._src_layout is not None
                 added = self._fast.copy(total, self._ours(schema), counts, hold=kept)
             if added is None:  # not our projections, or seqs with gaps: through the triggers
                 self._fast.release()
