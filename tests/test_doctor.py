@@ -174,21 +174,26 @@ def test_doctor_on_an_empty_file_and_on_another_programs_database(isolated_home)
     assert "is a SQLite database but not a leharness one (it has tables recipes)" in result.output
 
 
+def append_as_another_program(home: Path, event_type: str, data: str | bytes) -> tuple[str, int]:
+    """What another program does: one row after the only session's last event, past lh's
+    models (bytes are stored as TEXT as they are); (the session id, the row's session_seq)."""
+    with closing(sqlite3.connect(home / "sessions.db")) as raw, raw:
+        session_id, last = raw.execute("SELECT session_id, max(session_seq) FROM events").fetchone()
+        raw.execute(
+            "INSERT INTO events (id, session_id, session_seq, ts, type, data) VALUES "
+            "(?, ?, ?, '2026-01-01T00:00:00.000Z', ?, CAST(? AS TEXT))",
+            (f"x{last + 1}", session_id, last + 1, event_type, data),
+        )
+    return session_id, last + 1
+
+
 def test_rows_another_program_inserted_are_reported_and_skipped_by_readers(isolated_home):
     with ScriptedServer([Text("one"), Text("two")]) as server:
         env = lh_env(isolated_home, server.base_url)
         assert run_lh("hi", env=env).returncode == 0
-        path = isolated_home / "sessions.db"
-        with closing(sqlite3.connect(path)) as raw, raw:
-            (session_id, last) = raw.execute(
-                "SELECT session_id, max(session_seq) FROM events"
-            ).fetchone()
-            insert = (
-                "INSERT INTO events (id, session_id, session_seq, ts, type, data) "
-                "VALUES (?, ?, ?, '2026-01-01T00:00:00.000Z', ?, ?)"
-            )
-            raw.execute(insert, ("x1", session_id, last + 1, "my.note", '{"note": "mine"}'))
-            raw.execute(insert, ("x2", session_id, last + 2, "model.completed", '{"text": 5}'))
+        session_id, first = append_as_another_program(isolated_home, "my.note", '{"note": "mine"}')
+        append_as_another_program(isolated_home, "model.completed", '{"text": 5}')
+        last = first - 1
         again = run_lh("-c", "go on", env=env)
         assert again.returncode == 0, again.stderr
         exported = run_lh("export", session_id, env=env)
@@ -214,15 +219,10 @@ def test_text_another_program_wrote_that_is_not_utf8_reads_as_replacement_chars(
     with ScriptedServer([Text("one"), Text("two")]) as server:
         env = lh_env(isolated_home, server.base_url)
         assert run_lh("hi", env=env).returncode == 0
-        with closing(sqlite3.connect(isolated_home / "sessions.db")) as raw, raw:
-            (session_id, last) = raw.execute(
-                "SELECT session_id, max(session_seq) FROM events"
-            ).fetchone()
-            raw.execute(
-                "INSERT INTO events (id, session_id, session_seq, ts, type, data) VALUES "
-                "('x1', ?, ?, '2026-01-01T00:00:00.000Z', 'invocation.received', CAST(? AS TEXT))",
-                (session_id, last + 1, b'{"text": "caf\xe9 au lait"}'),
-            )
+        session_id, seq = append_as_another_program(
+            isolated_home, "invocation.received", b'{"text": "caf\xe9 au lait"}'
+        )
+        last = seq - 1
         again = run_lh("-c", "go on", env=env)
         shown = run_lh("show", session_id, env=env)
         exported = run_lh("export", "--format", "md", session_id, env=env)
@@ -234,7 +234,9 @@ def test_text_another_program_wrote_that_is_not_utf8_reads_as_replacement_chars(
     assert "caf\ufffd au lait" in shown.stdout and "caf\ufffd au lait" in exported.stdout
     assert {"role": "user", "content": "caf\ufffd au lait"} in sent
     with closing(sqlite3.connect(isolated_home / "sessions.db")) as raw:
-        (stored,) = raw.execute("SELECT CAST(data AS BLOB) FROM events WHERE id = 'x1'").fetchone()
+        (stored,) = raw.execute(
+            "SELECT CAST(data AS BLOB) FROM events WHERE session_seq = ?", (seq,)
+        ).fetchone()
     assert stored == b'{"text": "caf\xe9 au lait"}'  # as written
     assert checked.returncode == 1
     (line,) = [line for line in checked.stdout.splitlines() if line.startswith("✗")]
@@ -249,15 +251,11 @@ def test_a_token_count_another_program_recorded_past_sqlites_integers_is_read(is
     with ScriptedServer([Text("one")]) as server:
         env = lh_env(isolated_home, server.base_url)
         assert run_lh("hi", env=env).returncode == 0
-    with closing(sqlite3.connect(isolated_home / "sessions.db")) as raw, raw:
-        last_event = "SELECT session_id, max(session_seq) FROM events"
-        (session_id, last) = raw.execute(last_event).fetchone()
-        usage = {"prompt_tokens": 10**20, "completion_tokens": 3}
-        raw.execute(
-            "INSERT INTO events (id, session_id, session_seq, ts, type, data) VALUES "
-            "('x1', ?, ?, '2026-01-01T00:00:00.000Z', 'model.completed', ?)",
-            (session_id, last + 1, json.dumps({"text": "big", "usage": usage})),
-        )
+    usage = {"prompt_tokens": 10**20, "completion_tokens": 3}
+    session_id, _seq = append_as_another_program(
+        isolated_home, "model.completed", json.dumps({"text": "big", "usage": usage})
+    )
+    with closing(sqlite3.connect(isolated_home / "sessions.db")) as raw:
         (kind,) = raw.execute("SELECT typeof(prompt_tokens) FROM sessions").fetchone()
     assert kind == "real"
     for kind in ("md", "html", "atif"):
