@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -226,6 +227,31 @@ def test_a_file_that_is_not_a_database_is_refused_and_the_rest_merged(tmp_path, 
     assert "merged 1 of 2 databases" in result.output
     assert "not a SQLite database" in result.output
     assert db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
+
+
+def test_a_database_in_utf16_is_refused_in_one_line_and_the_rest_merged(tmp_path, db):
+    """SQLite attaches only databases in the main one's text encoding. lh writes UTF-8;
+    an lh database another program made in UTF-16 (after the one in UTF-8 that set the
+    merge's expectations) is refused with SQLite's reason, not a traceback."""
+    job = tmp_path / "job"
+    kept = make_trial(job, "t__1", reward=1.0)
+    utf16 = job / "t__2" / "agent" / "leharness" / "sessions.db"
+    utf16.parent.mkdir(parents=True)
+    with closing(sqlite3.connect(utf16)) as raw:
+        raw.execute("PRAGMA encoding = 'UTF-16le'")
+        raw.execute("CREATE TABLE made_in_utf16 (x)")  # the encoding sticks with a table
+        raw.execute("DROP TABLE made_in_utf16")
+    conn = store.open_store(utf16)
+    tool_round(conn, store.create_session(conn), "stored in UTF-16")
+    assert conn.execute("PRAGMA encoding").fetchone()[0] == "UTF-16le"
+    conn.close()
+    result = merge(job)
+    assert result.exit_code == 2, result.output
+    assert "merged 1 of 2 databases" in result.output
+    assert f"{utf16} is not a usable SQLite database" in result.output
+    assert "same text encoding" in result.output
+    assert "Traceback" not in result.output
+    assert [row[0] for row in db.execute("SELECT id FROM sessions")] == [kept]
 
 
 def test_trials_survive_a_rebuild(tmp_path, db):

@@ -87,9 +87,10 @@ def test_a_staged_file_laid_out_unlike_the_last_is_read_by_its_own_root_pages(
     tmp_path, db, monkeypatch
 ):
     """`src` stays attached from one staged file to the next, and so do the statements
-    prepared for it. A file with the same schema cookie but its tables and indexes at
-    other root pages (SQLite would run those statements on the wrong pages) gets `src`
-    attached afresh: each file's rows are its own."""
+    prepared for it; the stager's connection keeps the schema it parsed. A file with the
+    same schema cookie but its tables and indexes at other root pages (SQLite would run
+    those statements, and read the stager's counts, on the wrong pages) is read on a new
+    stager connection and gets `src` attached afresh: each file's rows are its own."""
     job = tmp_path / "job"
     first = make_trial(job, "t__0", reward=1.0, rounds=2)
     second = make_trial(job, "t__1", reward=0.0, rounds=3)

@@ -33,7 +33,7 @@ from .connection import (
 )
 from .log import last_seq
 from .merge_copy import EVENT_COLUMNS, FastCopy, FileSchema, SourceCounts, read_schema
-from .merge_stage import STAGE_LIMIT, Staged, Stager, _at_rest
+from .merge_stage import STAGE_LIMIT, Staged, Stager, _at_rest, layout
 from .schema import SCHEMA_VERSION
 from .trials import TrialRow, find_trial_results, read_trial, record_trial, trial_of
 from .triggers import trigger_switch
@@ -75,14 +75,6 @@ def find_databases(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-# A schema's objects with their SQL and root pages: statements prepared for one file
-# read another with the same layout as they read the first.
-_LAYOUT = (
-    "SELECT group_concat(type || char(31) || name || char(31) || rootpage || char(31) "
-    "|| coalesce(sql, ''), char(30)) FROM src.sqlite_master"
-)
-
-
 class Merger:
     """Merges files one after the other into `conn`, remembering what they share (the
     copy statements, whether a source schema's projection rows can be copied: a fleet's
@@ -98,7 +90,8 @@ class Merger:
         # ~1 ms of each file's COMMIT, more on a slow disk's syncs.
         self._checkpoints = Checkpointer(conn, CHECKPOINT_PAGES, CHECKPOINT_EVERY)
         self._stager: Stager | None = None
-        self._src_layout: str | None = None  # the kept `src`'s schema (see _load_src)
+        # The kept `src`'s header schema format and layout (see _load_src)
+        self._src_layout: tuple[bytes, str] | None = None
 
     def prefetch(self, paths: Sequence[Path]) -> None:
         """Say which files merge() will be called with, in order: a thread then reads
@@ -138,7 +131,7 @@ class Merger:
         self._load_src(staged.data)
         return self._merge_src(path, trial, staged.schema, None, staged.counts)
 
-    def _load_src(self, data: bytes) -> None:
+    def _load_src(self, data: bytearray) -> None:
         """`data` as `src`, which stays attached from one staged file to the next.
 
         ATTACH and DETACH expire every statement the connection has prepared (as turning
@@ -146,20 +139,21 @@ class Merger:
         queries were compiled again, the copy of the events with `events`' ~50 triggers.
         A statement prepared for one file reads the next one at the root pages it was
         compiled with (SQLite prepares it again only when the schema cookie differs): when
-        the new file's schema (its objects, their SQL and root pages) is not the last
-        one's, `src` is attached afresh, which expires them all."""
-        if self._src_layout is not None:
+        the new file's schema (its objects, their SQL and root pages, and its header's
+        schema format) is not the last one's, `src` is attached afresh, which expires them
+        all."""
+        if self._src_layout is not None and data[44:48] == self._src_layout[0]:
             try:
                 self.conn.deserialize(data, name="src")
-                if self.conn.execute(_LAYOUT).fetchone()[0] == self._src_layout:
+                if layout(self.conn, "src") == self._src_layout[1]:
                     return
             except sqlite3.Error:
                 pass  # attached afresh below, where an error is the file's
-            self._drop_src()
+        self._drop_src()
         self.conn.execute("ATTACH DATABASE ':memory:' AS src")
         try:
             self.conn.deserialize(data, name="src")
-            self._src_layout = self.conn.execute(_LAYOUT).fetchone()[0]
+            self._src_layout = (bytes(data[44:48]), layout(self.conn, "src"))
         except BaseException:
             self.conn.execute("DETACH DATABASE src")
             raise

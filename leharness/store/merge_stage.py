@@ -1,17 +1,24 @@
 """Reading the next file of `lh merge` on another thread while the merge writes this one.
 
-Attaching a source file costs the merge connection ~1.4 ms of its ~10 a file, most of
-it SQLite parsing the file's ~50 triggers. A stager thread reads the next file whole
-(while no connection has it open: no WAL, no hot journal, unchanged from before the
-read to after it, so the bytes are one consistent state of the file) into its own
-in-memory connection, reads its schema there, and serializes it again without its
-triggers, views and virtual tables. The merge then deserializes those bytes as its
-`src` (tables, indexes and rows only: ~0.2 ms) and copies from them as from the file.
+A stager thread reads the next file whole (while no connection has it open: no WAL, no
+hot journal, unchanged from before the read to after it, so the bytes are one
+consistent state of the file) and, on an in-memory connection of its own, what the
+merge needs to know of it: its version, its schema as `read_schema` compares it with
+ours, and its sessions and seq range (`count_source`). The merge then deserializes the
+same bytes as its `src` (~0.2 ms) and copies from them as from the file.
+
+Both connections keep their schema from one file to the next. Deserializing a file
+keeps the schema SQLite parsed for the last one (the ~50 triggers of an lh file: ~1.4 ms
+a file on each side), which is right for the new file only when its schema is laid out
+exactly like the last one's: the same objects, SQL and root pages (`layout`) and the
+same schema format in its header. When it is not, the stager reads the file on a new
+connection and the merge attaches `src` afresh, each parsing the file's own schema.
 
 The rule kept: staging only ever saves time. A file it cannot stage (in use, too big,
-not SQLite, any SQLite error) comes out as None and the merge attaches the file as
-before, which gives the same clear errors. At most one staged file waits ahead of the
-merge (and files over STAGE_LIMIT bytes are not staged), so memory stays flat.
+not SQLite, text not in UTF-8, any SQLite error) comes out as None and the merge
+attaches the file as before, which gives the same clear errors. At most one staged file
+waits ahead of the merge (and files over STAGE_LIMIT bytes are not staged), so memory
+stays flat.
 """
 
 from __future__ import annotations
@@ -31,17 +38,14 @@ from .trials import TrialRow, trial_of
 
 STAGE_LIMIT = 16 * 1024 * 1024  # bytes of one source file; bigger ones are attached
 _HEADER = b"SQLite format 3\x00"
-_STRIP = (
-    "DELETE FROM sqlite_master WHERE type IN ('trigger', 'view') "
-    "OR sql LIKE 'CREATE VIRTUAL TABLE%'"
-)
+_UTF8 = (1).to_bytes(4, "big")  # the header's text encoding (bytes 56-59): 1 is UTF-8
 
 
 @dataclass(frozen=True)
 class Staged:
-    """One file's pages, ready to deserialize, and what its schema told the stager."""
+    """One file's pages, ready to deserialize, and what the stager read of them."""
 
-    data: bytes
+    data: bytearray
     version: int  # PRAGMA user_version
     schema: FileSchema  # read before its triggers were left out
     counts: SourceCounts  # its sessions, seq range and filled tables, for the plan
@@ -88,24 +92,84 @@ class Stager:
         self._thread.join()
 
     def _run(self) -> None:
-        for path in self._paths:
-            try:
-                staged = None if _inode(path) == self._target else stage(path, self._limit)
-                item: Ready | Exception = Ready(path, trial_of(path), staged)
-            except Exception as error:  # a bug: handed to the merge's thread, raised there
-                item = error
-            while not self._stop.is_set():
+        reader = _Reader(self._limit)
+        try:
+            for path in self._paths:
                 try:
-                    self._queue.put(item, timeout=0.05)
-                    break
-                except queue.Full:
-                    continue
-            if self._stop.is_set() or isinstance(item, Exception):
-                return
+                    staged = None if _inode(path) == self._target else reader.stage(path)
+                    item: Ready | Exception = Ready(path, trial_of(path), staged)
+                except Exception as error:  # a bug: handed to the merge's thread, raised there
+                    item = error
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.05)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set() or isinstance(item, Exception):
+                    return
+        finally:
+            reader.close()
 
 
-def stage(path: Path, limit: int) -> Staged | None:
-    """The file's pages without its triggers, views and virtual tables, or None."""
+def layout(conn: sqlite3.Connection, schema: str) -> str:
+    """A schema's objects with their SQL and root pages, as one string. Statements, and
+    the schema SQLite parsed, for one file read another file laid out the same way as
+    they read the first: SQLite parses a schema again only when its cookie differs."""
+    return conn.execute(
+        "SELECT group_concat(type || char(31) || name || char(31) || rootpage || char(31) "
+        f"|| coalesce(sql, ''), char(30)) FROM {schema}.sqlite_master"
+    ).fetchone()[0]
+
+
+class _Reader:
+    """Stages files one after the other on one in-memory connection (see the module)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._conn: sqlite3.Connection | None = None
+        self._layout: tuple[bytes, str] | None = None  # (header's schema format, layout)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn, self._layout = None, None
+
+    def stage(self, path: Path) -> Staged | None:
+        """The file's pages and what the merge needs to know of them, or None."""
+        data = _read_at_rest(path, self._limit)
+        if data is None or data[56:60] != _UTF8:  # ATTACH refuses another text encoding
+            return None
+        data[18] = data[19] = 1  # a WAL-mode file's header: read it as a rollback-mode one
+        try:
+            conn = self._kept_for(data) or self._new_for(data)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            return Staged(data, version, read_schema(conn, "main"), count_source(conn, "main"))
+        except (sqlite3.Error, StoreError, MemoryError):
+            self.close()
+            return None
+
+    def _kept_for(self, data: bytearray) -> sqlite3.Connection | None:
+        """The kept connection with `data` deserialized on it, when the file is laid out
+        like the last one (the schema parsed then holds for it); else None."""
+        conn = self._conn
+        if conn is None or self._layout is None or data[44:48] != self._layout[0]:
+            return None
+        conn.deserialize(data)
+        return conn if layout(conn, "main") == self._layout[1] else None
+
+    def _new_for(self, data: bytearray) -> sqlite3.Connection:
+        """A new connection (kept from now on) with `data` deserialized on it."""
+        self.close()
+        conn = self._conn = sqlite3.connect(":memory:", isolation_level=None)
+        conn.deserialize(data)
+        self._layout = (bytes(data[44:48]), layout(conn, "main"))
+        return conn
+
+
+def _read_at_rest(path: Path, limit: int) -> bytearray | None:
+    """The whole file, when no connection has it open and it is at most `limit` bytes
+    and unchanged while read; else None."""
     before = _at_rest(path)
     if before is None or before.size > limit:
         return None
@@ -118,23 +182,7 @@ def stage(path: Path, limit: int) -> Staged | None:
         return None
     if not data.startswith(_HEADER) or _at_rest(path) != before:
         return None
-    data[18] = data[19] = 1  # a WAL-mode file's header: read it as a rollback-mode one
-    try:
-        conn = sqlite3.connect(":memory:", isolation_level=None)
-        try:
-            conn.deserialize(data)
-            del data
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            schema = read_schema(conn, "main")
-            counts = count_source(conn, "main")
-            conn.execute("PRAGMA writable_schema = ON")
-            conn.execute(_STRIP)
-            conn.execute("PRAGMA writable_schema = OFF")
-            return Staged(conn.serialize(), version, schema, counts)
-        finally:
-            conn.close()
-    except (sqlite3.Error, StoreError, MemoryError):
-        return None
+    return data
 
 
 def _inode(path: Path) -> tuple[int, int] | None:
