@@ -60,12 +60,12 @@ def provider_config(settings: Settings, env: Mapping[str, str]) -> ProviderConfi
         raise ProviderConfigError(
             f"unknown provider {name!r}: choose one of {', '.join(DEFAULT_MODELS)}"
         )
-    from leharness.store.text import storable
+    from leharness.store.text import lone_surrogate, storable
 
     chosen_model = settings["model"] or DEFAULT_MODELS[name]
     for key_name in ("model", "base_url"):
         value = settings.values[key_name]
-        if isinstance(value.value, str) and storable(value.value) != value.value:
+        if isinstance(value.value, str) and lone_surrogate(value.value) is not None:
             raise ProviderConfigError(  # a byte of an environment variable that is not UTF-8
                 f"the {key_name.replace('_', ' ')} '{storable(value.value)}' holds a byte that "
                 "is not UTF-8 (`lh config` shows where it is set)"

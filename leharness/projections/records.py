@@ -13,7 +13,7 @@ import sqlite3
 from typing import Any
 
 from leharness.store import StoreError
-from leharness.store.text import storable
+from leharness.store.text import lone_surrogate, storable
 
 # The projections a transcript reads (their .sql files): what `lh show --at`
 # needs projected in its scratch database.
@@ -39,7 +39,7 @@ class Record(dict):
 
 def resolve_session_id(conn: sqlite3.Connection, prefix: str) -> str:
     """A full session id from an id or a unique prefix of one (as git does)."""
-    if storable(prefix) != prefix:  # a command-line byte that is not UTF-8: no session's
+    if lone_surrogate(prefix) is not None:  # a command-line byte that is not UTF-8: no id's
         raise StoreError(f"no session '{storable(prefix)}' (`lh sessions` lists them)")
     pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rows = conn.execute(

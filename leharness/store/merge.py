@@ -90,8 +90,7 @@ class Merger:
         # ~1 ms of each file's COMMIT, more on a slow disk's syncs.
         self._checkpoints = Checkpointer(conn, CHECKPOINT_PAGES, CHECKPOINT_EVERY)
         self._stager: Stager | None = None
-        # The kept `src`'s header schema format and layout (see _load_src)
-        self._src_layout: tuple[bytes, str] | None = None
+        self._src_layout: tuple[bytes, str] | None = None  # the kept `src`'s (_load_src)
 
     def prefetch(self, paths: Sequence[Path]) -> None:
         """Say which files merge() will be called with, in order: a thread then reads
@@ -142,10 +141,10 @@ class Merger:
         the new file's schema (its objects, their SQL and root pages, and its header's
         schema format) is not the last one's, `src` is attached afresh, which expires them
         all."""
-        if self._src_layout is not None and data[44:48] == self._src_layout[0]:
+        if self._src_layout is not None:
             try:
                 self.conn.deserialize(data, name="src")
-                if layout(self.conn, "src") == self._src_layout[1]:
+                if layout(self.conn, "src", data) == self._src_layout:
                     return
             except sqlite3.Error:
                 pass  # attached afresh below, where an error is the file's
@@ -153,7 +152,7 @@ class Merger:
         self.conn.execute("ATTACH DATABASE ':memory:' AS src")
         try:
             self.conn.deserialize(data, name="src")
-            self._src_layout = (bytes(data[44:48]), layout(self.conn, "src"))
+            self._src_layout = layout(self.conn, "src", data)
         except BaseException:
             self.conn.execute("DETACH DATABASE src")
             raise

@@ -16,7 +16,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from .reinstall import _fts_indexes
@@ -123,7 +123,8 @@ class FastCopy:
         self._prepared: tuple[dict[str, str], str] | None = None
         # {FTS index: its content table}: an index is copied when its content has rows
         self._contents = {name: content for name, _columns, content in _fts_indexes()}
-        self._held = False  # triggers and CHECKs left off after a copy (see copy's `hold`)
+        # The triggers and CHECKs a copy left off for the next one (see copy's `hold`)
+        self._held: ExitStack | None = None
 
     def applies(self, theirs: FileSchema) -> bool:
         if theirs.derived not in self._verdicts:
@@ -159,7 +160,10 @@ class FastCopy:
             return None
         shift = {"offset": first - low, "first": first}
         if hold and checked and self._switch is not None:
-            self._hold(self._switch)
+            if self._held is None:
+                self._held = ExitStack()  # before entering: release() undoes what was done
+                self._held.enter_context(_no_triggers(conn, self._switch))
+                self._held.enter_context(_no_checks(conn, checked))
             return self._copy_rows(present, copies, shift)
         self.release()
         with _no_triggers(conn, self._switch), _no_checks(conn, checked):
@@ -167,16 +171,9 @@ class FastCopy:
 
     def release(self) -> None:
         """This connection's triggers and CHECKs on again, if a copy left them off."""
-        if self._held and self._switch is not None:
-            self._held = False
-            self.conn.execute("PRAGMA ignore_check_constraints = OFF")
-            self._switch(True)
-
-    def _hold(self, switch: Switch) -> None:
-        if not self._held:
-            self._held = True  # before the calls: release() undoes whatever they did
-            switch(False)
-            self.conn.execute("PRAGMA ignore_check_constraints = ON")
+        held, self._held = self._held, None
+        if held is not None:
+            held.close()
 
     def _copy_rows(self, present: list[bool], copies: dict[str, str], shift: dict) -> int:
         added = self.conn.execute(

@@ -32,12 +32,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .connection import FileStamp, StoreError, file_stamp
+from .connection import SQLITE_HEADER, FileStamp, StoreError, file_stamp
 from .merge_copy import FileSchema, SourceCounts, count_source, read_schema
 from .trials import TrialRow, trial_of
 
 STAGE_LIMIT = 16 * 1024 * 1024  # bytes of one source file; bigger ones are attached
-_HEADER = b"SQLite format 3\x00"
 _UTF8 = (1).to_bytes(4, "big")  # the header's text encoding (bytes 56-59): 1 is UTF-8
 
 
@@ -47,7 +46,7 @@ class Staged:
 
     data: bytearray
     version: int  # PRAGMA user_version
-    schema: FileSchema  # read before its triggers were left out
+    schema: FileSchema  # as read_schema found it
     counts: SourceCounts  # its sessions, seq range and filled tables, for the plan
 
 
@@ -112,14 +111,16 @@ class Stager:
             reader.close()
 
 
-def layout(conn: sqlite3.Connection, schema: str) -> str:
-    """A schema's objects with their SQL and root pages, as one string. Statements, and
-    the schema SQLite parsed, for one file read another file laid out the same way as
-    they read the first: SQLite parses a schema again only when its cookie differs."""
-    return conn.execute(
+def layout(conn: sqlite3.Connection, schema: str, data: bytearray) -> tuple[bytes, str]:
+    """The layout of the file `data` deserialized as `schema`: its header's schema format
+    and its objects with their SQL and root pages. Statements, and the schema SQLite
+    parsed, for one file read another file of the same layout as they read the first:
+    SQLite parses a schema again only when its cookie differs."""
+    (objects,) = conn.execute(
         "SELECT group_concat(type || char(31) || name || char(31) || rootpage || char(31) "
         f"|| coalesce(sql, ''), char(30)) FROM {schema}.sqlite_master"
-    ).fetchone()[0]
+    ).fetchone()
+    return bytes(data[44:48]), objects
 
 
 class _Reader:
@@ -128,7 +129,7 @@ class _Reader:
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._conn: sqlite3.Connection | None = None
-        self._layout: tuple[bytes, str] | None = None  # (header's schema format, layout)
+        self._layout: tuple[bytes, str] | None = None  # that of the last file (`layout`)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -153,17 +154,17 @@ class _Reader:
         """The kept connection with `data` deserialized on it, when the file is laid out
         like the last one (the schema parsed then holds for it); else None."""
         conn = self._conn
-        if conn is None or self._layout is None or data[44:48] != self._layout[0]:
+        if conn is None:
             return None
         conn.deserialize(data)
-        return conn if layout(conn, "main") == self._layout[1] else None
+        return conn if layout(conn, "main", data) == self._layout else None
 
     def _new_for(self, data: bytearray) -> sqlite3.Connection:
         """A new connection (kept from now on) with `data` deserialized on it."""
         self.close()
         conn = self._conn = sqlite3.connect(":memory:", isolation_level=None)
         conn.deserialize(data)
-        self._layout = (bytes(data[44:48]), layout(conn, "main"))
+        self._layout = layout(conn, "main", data)
         return conn
 
 
@@ -180,7 +181,7 @@ def _read_at_rest(path: Path, limit: int) -> bytearray | None:
                 return None
     except OSError:
         return None
-    if not data.startswith(_HEADER) or _at_rest(path) != before:
+    if not data.startswith(SQLITE_HEADER) or _at_rest(path) != before:
         return None
     return data
 
